@@ -1,0 +1,71 @@
+/*
+ * atca-ftctl internals: the IPC client and the renderers that turn the
+ * daemon's JSON answers into tables.
+ */
+#ifndef CTL_H
+#define CTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+
+/* Exit codes (documented in atca-ftctl(8)). */
+enum ctl_exit {
+	CTL_OK = 0,
+	CTL_FAILED = 1,      /* the daemon refused or the operation failed */
+	CTL_USAGE = 2,       /* bad command line */
+	CTL_UNREACHABLE = 3, /* no daemon answers on this IPC name */
+	CTL_DENIED = 4,      /* not root and not in the IPC group */
+	CTL_PROTOCOL = 5,    /* version mismatch or malformed answer */
+	CTL_CONFIG_INVALID = 6,
+};
+
+struct ctl_client;
+
+/* Connects; on failure returns NULL and sets *exit_code and msg. */
+struct ctl_client *ctl_connect(const char *ipc_name, int timeout_ms, int *exit_code, char *msg,
+                               size_t msglen);
+void ctl_disconnect(struct ctl_client *cl);
+
+/* Sends op and waits for its answer. On success returns CTL_OK with the
+ * daemon's status in *status and its JSON document in *doc (caller puts it).
+ * Otherwise returns an exit code and msg. */
+int ctl_call(struct ctl_client *cl, unsigned op, int *status, json_object **doc, char *msg,
+             size_t msglen);
+
+/* ---- tables (ctl_table.c) ---- */
+
+#define CTL_TABLE_MAX_COLS 8
+
+struct ctl_table {
+	unsigned n_cols;
+	const char *headers[CTL_TABLE_MAX_COLS];
+	unsigned n_rows, cap_rows;
+	char **cells; /* n_rows * n_cols, owned */
+};
+
+void ctl_table_init(struct ctl_table *t, unsigned n_cols, const char *const *headers);
+/* Appends a row; values are copied. NULL prints as "-". */
+int ctl_table_add(struct ctl_table *t, const char *const *values);
+void ctl_table_print(const struct ctl_table *t, FILE *f);
+void ctl_table_free(struct ctl_table *t);
+
+/* Helpers to read the daemon's documents defensively: a missing or mistyped
+ * field reads as fallback instead of crashing the CLI. */
+const char *ctl_str(json_object *o, const char *key, const char *fallback);
+int64_t ctl_int(json_object *o, const char *key, int64_t fallback);
+double ctl_double(json_object *o, const char *key, double fallback);
+bool ctl_bool(json_object *o, const char *key, bool fallback);
+json_object *ctl_array(json_object *o, const char *key);
+
+/* "3d 4h", "5m 12s", "800ms" */
+void ctl_format_age(double seconds, char *buf, size_t len);
+
+/* Renderers of documents (ctl_render.c). */
+void ctl_render_status(json_object *doc, FILE *f);
+void ctl_render_config_check(json_object *doc, FILE *f);
+void ctl_render_reload(json_object *doc, FILE *f);
+
+#endif

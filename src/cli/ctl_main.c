@@ -1,0 +1,315 @@
+/*
+ * atca-ftctl: the operator's command line to atca-ftd.
+ */
+#include "config.h"
+
+#include "ctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "af_config.h"
+#include "af_ipc.h"
+#include "af_util.h"
+
+#define DEFAULT_IPC "atca-ft"
+#define DEFAULT_TIMEOUT_MS 10000
+
+struct ctl_opts {
+	const char *ipc_name;
+	bool json;
+	int timeout_ms;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: atca-ftctl [OPTIONS] COMMAND [ARGS]\n"
+	           "Control and inspect atca-ftd, the ATCA shelf high-availability daemon.\n\n"
+	           "Commands:\n"
+	           "  status               daemon, shelf, blades, pairs, VMs and modules\n"
+	           "  version              versions of atca-ftctl and of the running daemon\n"
+	           "  config check [FILE]  validate FILE locally, or without FILE ask the daemon\n"
+	           "                       to validate the file it would load on reload\n"
+	           "  reload               make the daemon reload its configuration (applied\n"
+	           "                       only if valid)\n"
+	           "  help                 this text\n\n"
+	           "Options:\n"
+	           "  -j, --json           machine-readable JSON on standard output\n"
+	           "  -s, --ipc NAME       IPC service of the daemon (default $ATCA_FT_IPC or\n"
+	           "                       \"" DEFAULT_IPC "\")\n"
+	           "  -t, --timeout SEC    how long to wait for an answer (default 10)\n"
+	           "  -V, --version        same as the version command\n"
+	           "  -h, --help           this text\n\n"
+	           "Exit codes: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission\n"
+	           "denied, 5 protocol mismatch, 6 configuration invalid.\n");
+}
+
+static void print_json(json_object *doc)
+{
+	puts(json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+	                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* Errors go to stderr; with --json a JSON object also goes to stdout so a
+ * script always has a document to parse. */
+static int fail(const struct ctl_opts *o, int code, const char *msg)
+{
+	fprintf(stderr, "atca-ftctl: %s\n", msg);
+	if (o->json) {
+		json_object *doc = json_object_new_object();
+
+		json_object_object_add(doc, "error", json_object_new_string(msg));
+		json_object_object_add(doc, "exit_code", json_object_new_int(code));
+		print_json(doc);
+		json_object_put(doc);
+	}
+	return code;
+}
+
+/* Connects, runs op and returns the document (or an exit code). */
+static int call(const struct ctl_opts *o, unsigned op, int *status, json_object **doc)
+{
+	struct ctl_client *cl;
+	char msg[320];
+	int code;
+
+	cl = ctl_connect(o->ipc_name, o->timeout_ms, &code, msg, sizeof(msg));
+	if (cl == NULL)
+		return fail(o, code, msg);
+	code = ctl_call(cl, op, status, doc, msg, sizeof(msg));
+	ctl_disconnect(cl);
+	if (code != CTL_OK) {
+		json_object_put(*doc);
+		*doc = NULL;
+		return fail(o, code, msg);
+	}
+	return CTL_OK;
+}
+
+static int cmd_status(const struct ctl_opts *o)
+{
+	json_object *doc = NULL;
+	int status = 0, rc;
+
+	rc = call(o, AF_OP_STATUS, &status, &doc);
+	if (rc != CTL_OK)
+		return rc;
+	if (status < 0) {
+		rc = fail(o, CTL_FAILED, ctl_str(doc, "error", "status failed"));
+	} else if (o->json) {
+		print_json(doc);
+	} else {
+		ctl_render_status(doc, stdout);
+	}
+	json_object_put(doc);
+	return rc;
+}
+
+static int cmd_version(const struct ctl_opts *o)
+{
+	struct ctl_client *cl;
+	json_object *doc = NULL, *out;
+	char msg[320];
+	int status = 0, code;
+
+	out = json_object_new_object();
+	{
+		json_object *c = json_object_new_object();
+
+		json_object_object_add(c, "version", json_object_new_string(PACKAGE_VERSION));
+		json_object_object_add(c, "protocol_min", json_object_new_int(AF_IPC_VERSION_MIN));
+		json_object_object_add(c, "protocol_max", json_object_new_int(AF_IPC_VERSION));
+		json_object_object_add(out, "atca-ftctl", c);
+	}
+	if (!o->json)
+		printf("atca-ftctl %s (IPC protocol %d..%d)\n", PACKAGE_VERSION, AF_IPC_VERSION_MIN,
+		       AF_IPC_VERSION);
+	cl = ctl_connect(o->ipc_name, o->timeout_ms, &code, msg, sizeof(msg));
+	if (cl != NULL) {
+		code = ctl_call(cl, AF_OP_HELLO, &status, &doc, msg, sizeof(msg));
+		ctl_disconnect(cl);
+	}
+	if (code != CTL_OK) {
+		json_object_object_add(out, "atca-ftd", NULL);
+		json_object_object_add(out, "error", json_object_new_string(msg));
+		json_object_object_add(out, "exit_code", json_object_new_int(code));
+		if (o->json)
+			print_json(out);
+		fprintf(stderr, "atca-ftctl: %s\n", msg);
+	} else {
+		json_object *p = NULL;
+
+		json_object_object_get_ex(doc, "protocol", &p);
+		if (o->json) {
+			json_object_object_add(out, "atca-ftd", json_object_get(doc));
+			print_json(out);
+		} else {
+			printf("atca-ftd %s (IPC protocol %lld..%lld), pid %lld, IPC '%s'\n",
+			       ctl_str(doc, "version", "?"), (long long)ctl_int(p, "min", 0),
+			       (long long)ctl_int(p, "max", 0), (long long)ctl_int(doc, "pid", 0),
+			       o->ipc_name);
+		}
+	}
+	json_object_put(doc);
+	json_object_put(out);
+	return code;
+}
+
+static json_object *string_array(const char (*items)[AF_CFG_ERR_MAX], unsigned n)
+{
+	json_object *a = json_object_new_array();
+
+	for (unsigned i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_string(items[i]));
+	return a;
+}
+
+/* Validates a file here, with this user's rights (credentials files
+ * included), producing the same document the daemon would. */
+static int config_check_local(const struct ctl_opts *o, const char *path)
+{
+	struct af_cfg_diag *diag = calloc(1, sizeof(*diag));
+	struct af_config *cfg = NULL;
+	json_object *doc;
+	int rc;
+
+	if (diag == NULL)
+		return fail(o, CTL_FAILED, "out of memory");
+	rc = af_cfg_load(path, 0, &cfg, diag);
+	doc = json_object_new_object();
+	json_object_object_add(doc, "file", json_object_new_string(path));
+	json_object_object_add(doc, "valid", json_object_new_boolean(rc == 0));
+	json_object_object_add(doc, "errors", string_array(diag->errors, diag->n_errors));
+	json_object_object_add(doc, "errors_dropped",
+	                       json_object_new_int((int)diag->n_errors_dropped));
+	json_object_object_add(doc, "warnings", string_array(diag->warnings, diag->n_warnings));
+	if (cfg != NULL) {
+		json_object_object_add(doc, "blades", json_object_new_int((int)cfg->n_blades));
+		json_object_object_add(doc, "pairs", json_object_new_int((int)cfg->n_pairs));
+		json_object_object_add(doc, "vms", json_object_new_int((int)cfg->n_vms));
+	}
+	if (o->json)
+		print_json(doc);
+	else
+		ctl_render_config_check(doc, stdout);
+	json_object_put(doc);
+	af_cfg_free(cfg);
+	free(diag);
+	return rc == 0 ? CTL_OK : CTL_CONFIG_INVALID;
+}
+
+static int cmd_config(const struct ctl_opts *o, int argc, char **argv)
+{
+	json_object *doc = NULL;
+	int status = 0, rc;
+
+	if (argc < 1 || strcmp(argv[0], "check") != 0) {
+		fprintf(stderr, "atca-ftctl: usage: config check [FILE]\n");
+		return CTL_USAGE;
+	}
+	if (argc > 2) {
+		fprintf(stderr, "atca-ftctl: config check takes at most one FILE\n");
+		return CTL_USAGE;
+	}
+	if (argc == 2)
+		return config_check_local(o, argv[1]);
+	rc = call(o, AF_OP_CONFIG_CHECK, &status, &doc);
+	if (rc != CTL_OK)
+		return rc;
+	if (status < 0)
+		rc = fail(o, CTL_FAILED, ctl_str(doc, "error", "config check failed"));
+	else if (o->json)
+		print_json(doc);
+	else
+		ctl_render_config_check(doc, stdout);
+	if (rc == CTL_OK && !ctl_bool(doc, "valid", false))
+		rc = CTL_CONFIG_INVALID;
+	json_object_put(doc);
+	return rc;
+}
+
+static int cmd_reload(const struct ctl_opts *o)
+{
+	json_object *doc = NULL;
+	int status = 0, rc;
+
+	rc = call(o, AF_OP_RELOAD, &status, &doc);
+	if (rc != CTL_OK)
+		return rc;
+	if (o->json)
+		print_json(doc);
+	else
+		ctl_render_reload(doc, status < 0 ? stderr : stdout);
+	json_object_put(doc);
+	if (status == -EINVAL)
+		return CTL_CONFIG_INVALID;
+	return status < 0 ? CTL_FAILED : CTL_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	        {"json", no_argument, NULL, 'j'},          {"ipc", required_argument, NULL, 's'},
+	        {"timeout", required_argument, NULL, 't'}, {"version", no_argument, NULL, 'V'},
+	        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	};
+	struct ctl_opts o = {.ipc_name = DEFAULT_IPC, .timeout_ms = DEFAULT_TIMEOUT_MS};
+	const char *env = getenv("ATCA_FT_IPC");
+	bool want_version = false;
+	uint64_t secs;
+	const char *cmd;
+	int c;
+
+	if (env != NULL && *env != '\0')
+		o.ipc_name = env;
+	while ((c = getopt_long(argc, argv, "js:t:Vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			o.json = true;
+			break;
+		case 's':
+			o.ipc_name = optarg;
+			break;
+		case 't':
+			if (af_parse_u64(optarg, 1, 3600, &secs) < 0) {
+				fprintf(stderr, "atca-ftctl: --timeout wants 1..3600 seconds\n");
+				return CTL_USAGE;
+			}
+			o.timeout_ms = (int)secs * 1000;
+			break;
+		case 'V':
+			want_version = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return CTL_OK;
+		default:
+			usage(stderr);
+			return CTL_USAGE;
+		}
+	}
+	if (want_version)
+		return cmd_version(&o);
+	if (optind >= argc) {
+		usage(stderr);
+		return CTL_USAGE;
+	}
+	cmd = argv[optind++];
+	if (strcmp(cmd, "status") == 0 && optind == argc)
+		return cmd_status(&o);
+	if (strcmp(cmd, "version") == 0 && optind == argc)
+		return cmd_version(&o);
+	if (strcmp(cmd, "reload") == 0 && optind == argc)
+		return cmd_reload(&o);
+	if (strcmp(cmd, "config") == 0)
+		return cmd_config(&o, argc - optind, argv + optind);
+	if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return CTL_OK;
+	}
+	fprintf(stderr, "atca-ftctl: unknown command or arguments: '%s'\n", cmd);
+	usage(stderr);
+	return CTL_USAGE;
+}

@@ -1,0 +1,390 @@
+/*
+ * Checks that need the whole file: cross references between sections,
+ * uniqueness, security policy, values derived from others (IPMC addresses,
+ * pairs by slot order), and loading the credentials files.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "af_cfg_int.h"
+#include "af_config.h"
+#include "af_util.h"
+
+const struct af_cfg_blade *af_cfg_blade_by_slot(const struct af_config *cfg, uint32_t slot)
+{
+	for (unsigned i = 0; i < cfg->n_blades; i++) {
+		if (cfg->blades[i].slot == slot)
+			return &cfg->blades[i];
+	}
+	return NULL;
+}
+
+const struct af_cfg_blade *af_cfg_blade_by_host(const struct af_config *cfg, const char *host)
+{
+	for (unsigned i = 0; i < cfg->n_blades; i++) {
+		if (strcmp(cfg->blades[i].host, host) == 0)
+			return &cfg->blades[i];
+	}
+	return NULL;
+}
+
+uint32_t af_cfg_partner(const struct af_config *cfg, uint32_t slot)
+{
+	for (unsigned i = 0; i < cfg->n_pairs; i++) {
+		if (cfg->pairs[i].blades[0] == slot)
+			return cfg->pairs[i].blades[1];
+		if (cfg->pairs[i].blades[1] == slot)
+			return cfg->pairs[i].blades[0];
+	}
+	return 0;
+}
+
+void af_cfg_log_settings(const struct af_config *cfg, struct af_log_settings *s)
+{
+	const struct af_cfg_logging *l = &cfg->logging;
+
+	af_log_settings_default(s);
+	s->to_stderr = l->to_stderr;
+	s->to_syslog = l->to_syslog;
+	s->syslog_facility = l->syslog_facility;
+	s->to_logfile = l->to_logfile;
+	af_strlcpy(s->logfile, l->logfile, sizeof(s->logfile));
+	s->level = l->level;
+	s->blackbox = l->blackbox;
+	s->blackbox_size = l->blackbox_size;
+	for (unsigned i = 0; i < l->n_subsys; i++) {
+		int ss = af_subsys_parse(l->subsys[i].name);
+		if (ss >= 0)
+			s->subsys_level[ss] = l->subsys[i].level;
+	}
+}
+
+static void check_daemon(struct af_cfg_load *ld)
+{
+	struct af_cfg_daemon *d = &ld->cfg->daemon;
+
+	d->ipc_gid = (gid_t)-1;
+	if (d->ipc_group[0] != '\0' && !(ld->flags & AF_CFG_SKIP_NSS)) {
+		struct group gr, *res = NULL;
+		char buf[4096];
+
+		if (getgrnam_r(d->ipc_group, &gr, buf, sizeof(buf), &res) != 0 || res == NULL)
+			af_cfg_error(ld, af_cfg_line_of("daemon", &d->where, "ipc_group"),
+			             "group '%s' does not exist", d->ipc_group);
+		else
+			d->ipc_gid = gr.gr_gid;
+	}
+	if (d->local_blade != 0 && af_cfg_blade_by_slot(ld->cfg, d->local_blade) == NULL)
+		af_cfg_error(ld, af_cfg_line_of("daemon", &d->where, "local_blade"),
+		             "local_blade %u is not a blade of this file", d->local_blade);
+}
+
+static void check_shelf(struct af_cfg_load *ld)
+{
+	struct af_cfg_shelf *s = &ld->cfg->shelf;
+
+	if (s->where.line == 0) {
+		af_cfg_error(ld, ld->last_line,
+		             "no 'shelf' section: atca-ftd needs the shelf manager to watch and "
+		             "fence blades");
+		return;
+	}
+	if (s->cipher_suite == 0)
+		af_cfg_error(ld, af_cfg_line_of("shelf", &s->where, "cipher_suite"),
+		             "cipher suite 0 has no authentication or encryption and is never "
+		             "allowed (use 3 or 17)");
+	else if (s->cipher_suite != 3 && s->cipher_suite != 17)
+		af_cfg_error(ld, af_cfg_line_of("shelf", &s->where, "cipher_suite"),
+		             "cipher suite %u is not allowed (use 3 or 17)", s->cipher_suite);
+	if (s->n_managers == 0)
+		af_cfg_error(ld, s->where.line,
+		             "section 'shelf' needs at least one 'manager' section");
+	if (s->n_managers == 2 && strcmp(s->managers[0].address, s->managers[1].address) == 0 &&
+	    s->managers[0].port == s->managers[1].port)
+		af_cfg_error(ld, s->managers[1].where.line,
+		             "both shelf managers are %s port %u: the second must differ",
+		             s->managers[1].address, s->managers[1].port);
+	if (!(ld->flags & AF_CFG_SKIP_CREDENTIALS) && s->credentials[0] != '\0') {
+		char err[AF_CFG_ERR_MAX - 64];
+
+		if (af_cred_load_ipmi(s->credentials, &s->cred, err, sizeof(err)) < 0)
+			af_cfg_error(ld, af_cfg_line_of("shelf", &s->where, "credentials"),
+			             "credentials file %s: %s", s->credentials, err);
+		else
+			s->cred_loaded = true;
+	}
+}
+
+static void check_blades(struct af_cfg_load *ld)
+{
+	struct af_config *cfg = ld->cfg;
+
+	if (cfg->n_blades == 0) {
+		af_cfg_error(ld, ld->last_line, "no 'blade' section: describe at least one blade");
+		return;
+	}
+	for (unsigned i = 0; i < cfg->n_blades; i++) {
+		struct af_cfg_blade *b = &cfg->blades[i];
+
+		/* ATCA: hardware address 0x40 + slot, IPMB-0 address twice that. */
+		if (b->ipmc == 0)
+			b->ipmc = 0x80 + 2 * b->slot;
+		if (b->ipmc & 1)
+			af_cfg_error(ld, af_cfg_line_of("blade", &b->where, "ipmc"),
+			             "IPMB address 0x%02x is odd: IPMB addresses are even",
+			             b->ipmc);
+		else if (b->ipmc == 0x20)
+			af_cfg_error(ld, af_cfg_line_of("blade", &b->where, "ipmc"),
+			             "IPMB address 0x20 belongs to the shelf manager");
+		for (unsigned j = 0; j < i; j++) {
+			const struct af_cfg_blade *o = &cfg->blades[j];
+
+			if (o->slot == b->slot)
+				af_cfg_error(ld, af_cfg_line_of("blade", &b->where, "slot"),
+				             "slot %u is already used by the blade at line %u",
+				             b->slot, o->where.line);
+			else if (o->ipmc == b->ipmc)
+				af_cfg_error(ld, af_cfg_line_of("blade", &b->where, "ipmc"),
+				             "IPMC address 0x%02x is already used by slot %u",
+				             b->ipmc, o->slot);
+			if (strcmp(o->host, b->host) == 0)
+				af_cfg_error(ld, af_cfg_line_of("blade", &b->where, "host"),
+				             "host '%s' is already used by slot %u", b->host,
+				             o->slot);
+		}
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void check_pairs(struct af_cfg_load *ld)
+{
+	struct af_config *cfg = ld->cfg;
+
+	for (unsigned i = 0; i < cfg->n_pairs; i++) {
+		struct af_cfg_pair *p = &cfg->pairs[i];
+		uint32_t line = af_cfg_line_of("pair", &p->where, "blades");
+
+		if (p->blades[0] == p->blades[1]) {
+			af_cfg_error(ld, line, "a pair needs two different blades");
+			continue;
+		}
+		for (int k = 0; k < 2; k++) {
+			if (af_cfg_blade_by_slot(cfg, p->blades[k]) == NULL)
+				af_cfg_error(ld, line, "blade %u is not defined", p->blades[k]);
+		}
+		for (unsigned j = 0; j < i; j++) {
+			for (int k = 0; k < 2; k++) {
+				const struct af_cfg_pair *o = &cfg->pairs[j];
+
+				if (o->blades[0] == p->blades[k] || o->blades[1] == p->blades[k])
+					af_cfg_error(ld, line,
+					             "blade %u is already in the pair at line %u",
+					             p->blades[k], o->where.line);
+			}
+		}
+	}
+	if (cfg->n_pairs == 0 && cfg->n_blades >= 2) {
+		/* Symmetric pairs by slot order: 1+2, 3+4, ... of the slots present. */
+		uint32_t slots[AF_MAX_BLADES];
+
+		for (unsigned i = 0; i < cfg->n_blades; i++)
+			slots[i] = cfg->blades[i].slot;
+		qsort(slots, cfg->n_blades, sizeof(slots[0]), cmp_u32);
+		for (unsigned i = 0; i + 1 < cfg->n_blades; i += 2) {
+			struct af_cfg_pair *p = &cfg->pairs[cfg->n_pairs++];
+
+			memset(p, 0, sizeof(*p));
+			p->blades[0] = slots[i];
+			p->blades[1] = slots[i + 1];
+			p->derived = true;
+		}
+		if (cfg->n_blades % 2)
+			af_cfg_warning(ld, cfg->blades[0].where.line,
+			               "blade %u has no partner (odd number of blades): its VMs "
+			               "can only be restarted in place",
+			               slots[cfg->n_blades - 1]);
+	}
+}
+
+static void check_vms(struct af_cfg_load *ld)
+{
+	struct af_config *cfg = ld->cfg;
+
+	for (unsigned i = 0; i < cfg->n_vms; i++) {
+		struct af_cfg_vm *v = &cfg->vms[i];
+
+		if (v->domain[0] == '\0')
+			af_strlcpy(v->domain, v->name, sizeof(v->domain));
+		if (af_cfg_blade_by_slot(cfg, v->blade) == NULL) {
+			af_cfg_error(ld, af_cfg_line_of("vm", &v->where, "blade"),
+			             "vm '%s' is placed on blade %u, which is not defined", v->name,
+			             v->blade);
+		} else if (v->protection == AF_PROT_FT && af_cfg_partner(cfg, v->blade) == 0) {
+			af_cfg_error(
+			        ld, af_cfg_line_of("vm", &v->where, "protection"),
+			        "vm '%s' has protection ft but blade %u has no partner to hold "
+			        "its backup (add a pair)",
+			        v->name, v->blade);
+		}
+		for (unsigned j = 0; j < i; j++) {
+			const struct af_cfg_vm *o = &cfg->vms[j];
+
+			if (strcmp(o->name, v->name) == 0)
+				af_cfg_error(ld, af_cfg_line_of("vm", &v->where, "name"),
+				             "vm '%s' is already defined at line %u", v->name,
+				             o->where.line);
+			else if (strcmp(o->domain, v->domain) == 0)
+				af_cfg_error(ld, af_cfg_line_of("vm", &v->where, "domain"),
+				             "libvirt domain '%s' is already used by vm '%s'",
+				             v->domain, o->name);
+		}
+	}
+}
+
+static void check_snmp(struct af_cfg_load *ld)
+{
+	struct af_cfg_snmp *s = &ld->cfg->snmp;
+
+	for (unsigned i = 0; i < s->n_targets; i++) {
+		struct af_cfg_snmp_target *t = &s->targets[i];
+
+		for (unsigned j = 0; j < i; j++) {
+			if (strcmp(s->targets[j].address, t->address) == 0 &&
+			    s->targets[j].port == t->port)
+				af_cfg_error(ld, t->where.line,
+				             "SNMP target %s port %u is already defined at line %u",
+				             t->address, t->port, s->targets[j].where.line);
+		}
+		if (t->version == AF_SNMP_V2C) {
+			if (t->community[0] == '\0')
+				af_cfg_error(ld, t->where.line,
+				             "SNMP v2c target %s needs a 'community'", t->address);
+			if (t->user[0] != '\0' || t->credentials[0] != '\0')
+				af_cfg_error(ld,
+				             af_cfg_line_of("snmp.target", &t->where,
+				                            t->user[0] ? "user" : "credentials"),
+				             "'user' and 'credentials' are for SNMPv3 targets "
+				             "(add 'version: 3')");
+			continue;
+		}
+		/* SNMPv3 */
+		if (t->community[0] != '\0')
+			af_cfg_error(ld, af_cfg_line_of("snmp.target", &t->where, "community"),
+			             "'community' is for SNMP v2c targets, not v3");
+		if (t->user[0] == '\0') {
+			af_cfg_error(ld, t->where.line, "SNMPv3 target %s needs a 'user'",
+			             t->address);
+			continue;
+		}
+		if (t->security_level == AF_SNMP_NOAUTHNOPRIV) {
+			af_cfg_warning(ld, t->where.line,
+			               "SNMPv3 target %s uses noAuthNoPriv: traps are neither "
+			               "authenticated nor encrypted",
+			               t->address);
+			continue;
+		}
+		if (t->credentials[0] == '\0') {
+			af_cfg_error(ld, t->where.line,
+			             "SNMPv3 target %s with %s needs a 'credentials' file holding "
+			             "its pass phrases",
+			             t->address,
+			             t->security_level == AF_SNMP_AUTHPRIV ? "authPriv"
+			                                                   : "authNoPriv");
+			continue;
+		}
+		if (!(ld->flags & AF_CFG_SKIP_CREDENTIALS)) {
+			char err[AF_CFG_ERR_MAX - 64];
+			uint32_t line = af_cfg_line_of("snmp.target", &t->where, "credentials");
+
+			if (af_cred_load_snmp(t->credentials, &t->cred, err, sizeof(err)) < 0) {
+				af_cfg_error(ld, line, "credentials file %s: %s", t->credentials,
+				             err);
+			} else if (t->cred.auth_password[0] == '\0') {
+				af_cfg_error(ld, line, "credentials file %s has no auth_password",
+				             t->credentials);
+			} else if (t->security_level == AF_SNMP_AUTHPRIV &&
+			           t->cred.priv_password[0] == '\0') {
+				af_cfg_error(ld, line,
+				             "credentials file %s has no priv_password (needed by "
+				             "authPriv)",
+				             t->credentials);
+			} else {
+				t->cred_loaded = true;
+			}
+		}
+	}
+}
+
+static void check_logging(struct af_cfg_load *ld)
+{
+	struct af_cfg_logging *l = &ld->cfg->logging;
+
+	for (unsigned i = 0; i < l->n_subsys; i++) {
+		const struct af_cfg_subsys *s = &l->subsys[i];
+
+		if (af_subsys_parse(s->name) < 0) {
+			char list[200] = "";
+
+			for (int k = 0; k < AF_SS_COUNT; k++) {
+				size_t used = strlen(list);
+				snprintf(list + used, sizeof(list) - used, "%s%s", k ? ", " : "",
+				         af_subsys_names[k]);
+			}
+			af_cfg_error(ld, af_cfg_line_of("logging.subsys", &s->where, "name"),
+			             "unknown subsystem '%s' (one of: %s)", s->name, list);
+		}
+		for (unsigned j = 0; j < i; j++) {
+			if (strcmp(l->subsys[j].name, s->name) == 0)
+				af_cfg_error(ld,
+				             af_cfg_line_of("logging.subsys", &s->where, "name"),
+				             "subsystem '%s' is already configured at line %u",
+				             s->name, l->subsys[j].where.line);
+		}
+	}
+	if (!l->to_stderr && !l->to_syslog && !l->to_logfile)
+		af_cfg_warning(ld, l->where.line ? l->where.line : 1,
+		               "all log targets are off: faults will only be in the blackbox");
+}
+
+static void check_local_blade(struct af_cfg_load *ld)
+{
+	const struct af_config *cfg = ld->cfg;
+	char host[256];
+
+	if (cfg->daemon.local_blade != 0 || (ld->flags & AF_CFG_SKIP_NSS))
+		return;
+	if (gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = '\0';
+		if (af_cfg_blade_by_host(cfg, host) == NULL)
+			af_cfg_warning(ld, cfg->daemon.where.line ? cfg->daemon.where.line : 1,
+			               "this host (%s) is none of the blades: atca-ftd will only "
+			               "observe (set daemon.local_blade to choose a blade)",
+			               host);
+	}
+}
+
+void af_cfg_check(struct af_cfg_load *ld)
+{
+	/* Blades first: every other check refers to them. */
+	check_blades(ld);
+	if (ld->diag->n_errors == 0)
+		check_pairs(ld);
+	check_daemon(ld);
+	check_shelf(ld);
+	if (ld->diag->n_errors == 0)
+		check_vms(ld);
+	check_snmp(ld);
+	check_logging(ld);
+	if (ld->diag->n_errors == 0)
+		check_local_blade(ld);
+}

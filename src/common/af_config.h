@@ -1,0 +1,256 @@
+/*
+ * atca-ftd.conf: what the daemon knows about the shelf, its blades, pairs,
+ * VMs, detection timing, SNMP targets and logging.
+ *
+ * The file uses the brace syntax corosync users know:
+ *
+ *   blade {
+ *       slot: 1
+ *       host: blade1
+ *   }
+ *
+ * Loading is all-or-nothing: af_cfg_load() either returns a complete,
+ * validated configuration or a list of "file:line: what is wrong" errors and
+ * nothing else. A running daemon swaps configurations only after a complete
+ * load succeeded, so a bad file never replaces a good one.
+ */
+#ifndef AF_CONFIG_H
+#define AF_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "af_log.h"
+
+#define AF_MAX_BLADES 16
+#define AF_MAX_PAIRS (AF_MAX_BLADES / 2)
+#define AF_MAX_VMS 128
+#define AF_MAX_SHMC 2
+#define AF_MAX_SNMP_TARGETS 8
+
+#define AF_CFG_NAME_MAX 64
+#define AF_CFG_HOST_MAX 128
+#define AF_CFG_PATH_MAX 256
+#define AF_CFG_KEYS_MAX 24 /* most keys one section may have */
+
+#define AF_CFG_MAX_ERRORS 32
+#define AF_CFG_ERR_MAX 256
+
+/* Source position of a section and of each of its keys (by key index in the
+ * section's schema), so that cross-checks can point at the offending key. */
+struct af_cfg_where {
+	uint32_t line;
+	uint32_t key_line[AF_CFG_KEYS_MAX];
+};
+
+enum af_protection { AF_PROT_NONE = 0, AF_PROT_RESTART, AF_PROT_FT, AF_PROT_COUNT };
+enum af_ipmi_priv { AF_PRIV_USER = 0, AF_PRIV_OPERATOR, AF_PRIV_ADMIN, AF_PRIV_COUNT };
+enum af_snmp_version { AF_SNMP_V2C = 0, AF_SNMP_V3, AF_SNMP_VERSION_COUNT };
+enum af_snmp_notify { AF_SNMP_TRAP = 0, AF_SNMP_INFORM, AF_SNMP_NOTIFY_COUNT };
+enum af_snmp_seclevel {
+	AF_SNMP_NOAUTHNOPRIV = 0,
+	AF_SNMP_AUTHNOPRIV,
+	AF_SNMP_AUTHPRIV,
+	AF_SNMP_SECLEVEL_COUNT
+};
+enum af_snmp_auth {
+	AF_SNMP_AUTH_SHA = 0,
+	AF_SNMP_AUTH_SHA224,
+	AF_SNMP_AUTH_SHA256,
+	AF_SNMP_AUTH_SHA384,
+	AF_SNMP_AUTH_SHA512,
+	AF_SNMP_AUTH_COUNT
+};
+enum af_snmp_priv {
+	AF_SNMP_PRIV_AES = 0,
+	AF_SNMP_PRIV_AES192,
+	AF_SNMP_PRIV_AES256,
+	AF_SNMP_PRIV_COUNT
+};
+
+extern const char *const af_protection_names[AF_PROT_COUNT];
+
+/* Secrets read from a 0600 credentials file; never printed, wiped on free. */
+struct af_ipmi_credentials {
+	char username[17]; /* IPMI 2.0: 16 bytes */
+	char password[21]; /* RMCP+: 20 bytes */
+	uint8_t k_g[20];   /* BMC key; all zero = not set */
+	bool has_k_g;
+};
+
+struct af_snmp_credentials {
+	char auth_password[128];
+	char priv_password[128];
+};
+
+struct af_cfg_daemon {
+	struct af_cfg_where where;
+	char state_dir[AF_CFG_PATH_MAX];
+	char pidfile[AF_CFG_PATH_MAX];
+	char ipc_name[32];
+	char ipc_group[AF_CFG_NAME_MAX]; /* "" = root only */
+	gid_t ipc_gid;                   /* resolved; (gid_t)-1 = none */
+	uint32_t ipc_max_clients;
+	uint32_t local_blade; /* 0 = find by host name */
+};
+
+struct af_cfg_shmc {
+	struct af_cfg_where where;
+	char address[AF_CFG_HOST_MAX];
+	uint32_t port;
+};
+
+struct af_cfg_shelf {
+	struct af_cfg_where where;
+	char name[AF_CFG_NAME_MAX];
+	char credentials[AF_CFG_PATH_MAX];
+	uint32_t cipher_suite;
+	int privilege; /* enum af_ipmi_priv */
+	unsigned n_managers;
+	struct af_cfg_shmc managers[AF_MAX_SHMC];
+	struct af_ipmi_credentials cred; /* loaded from credentials */
+	bool cred_loaded;
+};
+
+struct af_cfg_blade {
+	struct af_cfg_where where;
+	uint32_t slot;
+	uint32_t ipmc; /* IPMB-0 address; default 0x80 + 2 * slot */
+	char host[AF_CFG_HOST_MAX];
+	char libvirt_uri[AF_CFG_PATH_MAX];
+	char inband_device[AF_CFG_PATH_MAX]; /* e.g. /dev/ipmi0, "" = over LAN */
+};
+
+struct af_cfg_pair {
+	struct af_cfg_where where;
+	uint32_t blades[2];
+	bool derived; /* formed by slot order because the file has no pairs */
+};
+
+struct af_cfg_vm {
+	struct af_cfg_where where;
+	char name[AF_CFG_NAME_MAX];
+	char domain[AF_CFG_NAME_MAX]; /* libvirt domain; default = name */
+	uint32_t blade;               /* home blade (slot) */
+	int protection;               /* enum af_protection */
+	uint32_t max_restarts;
+	uint64_t restart_window_ms;
+};
+
+struct af_cfg_detection {
+	struct af_cfg_where where;
+	uint64_t sensor_interval_ms;
+	uint64_t sel_interval_ms;
+	uint64_t ipmc_timeout_ms;
+	uint64_t ipmc_retry_max_ms;
+	uint64_t hypervisor_interval_ms;
+	uint64_t fence_timeout_ms;
+};
+
+struct af_cfg_snmp_target {
+	struct af_cfg_where where;
+	char address[AF_CFG_HOST_MAX];
+	uint32_t port;
+	int version; /* enum af_snmp_version */
+	int notify;  /* enum af_snmp_notify */
+	char community[AF_CFG_NAME_MAX];
+	char user[AF_CFG_NAME_MAX];
+	int security_level; /* enum af_snmp_seclevel */
+	int auth_protocol;  /* enum af_snmp_auth */
+	int priv_protocol;  /* enum af_snmp_priv */
+	char credentials[AF_CFG_PATH_MAX];
+	uint32_t retries;
+	uint64_t timeout_ms;
+	struct af_snmp_credentials cred;
+	bool cred_loaded;
+};
+
+struct af_cfg_snmp {
+	struct af_cfg_where where;
+	uint32_t max_per_minute; /* rate limit per target */
+	unsigned n_targets;
+	struct af_cfg_snmp_target targets[AF_MAX_SNMP_TARGETS];
+};
+
+struct af_cfg_subsys {
+	struct af_cfg_where where;
+	char name[AF_CFG_NAME_MAX];
+	int level;
+};
+
+struct af_cfg_logging {
+	struct af_cfg_where where;
+	bool to_stderr;
+	bool to_syslog;
+	int syslog_facility;
+	bool to_logfile;
+	char logfile[AF_CFG_PATH_MAX];
+	int level;
+	bool blackbox;
+	uint64_t blackbox_size;
+	unsigned n_subsys;
+	struct af_cfg_subsys subsys[AF_SS_COUNT];
+};
+
+struct af_config {
+	char path[AF_CFG_PATH_MAX]; /* the file this was loaded from */
+	struct af_cfg_daemon daemon;
+	struct af_cfg_shelf shelf;
+	unsigned n_blades;
+	struct af_cfg_blade blades[AF_MAX_BLADES];
+	unsigned n_pairs;
+	struct af_cfg_pair pairs[AF_MAX_PAIRS];
+	unsigned n_vms;
+	struct af_cfg_vm vms[AF_MAX_VMS];
+	struct af_cfg_detection detection;
+	struct af_cfg_snmp snmp;
+	struct af_cfg_logging logging;
+};
+
+/* Errors and warnings of one load. Every message is "file:line: text". */
+struct af_cfg_diag {
+	unsigned n_errors;
+	unsigned n_errors_dropped;
+	char errors[AF_CFG_MAX_ERRORS][AF_CFG_ERR_MAX];
+	unsigned error_line[AF_CFG_MAX_ERRORS];
+	unsigned n_warnings;
+	char warnings[AF_CFG_MAX_ERRORS][AF_CFG_ERR_MAX];
+};
+
+enum af_cfg_flags {
+	/* Do not open credentials files (fuzzing, "config check" of a file
+	 * whose credentials live on another machine). */
+	AF_CFG_SKIP_CREDENTIALS = 1u << 0,
+	/* Do not resolve ipc_group through NSS (fuzzing). */
+	AF_CFG_SKIP_NSS = 1u << 1,
+};
+
+#define AF_CFG_MAX_FILE_SIZE (1024 * 1024)
+
+int af_cfg_load(const char *path, unsigned flags, struct af_config **out, struct af_cfg_diag *diag);
+int af_cfg_parse_buffer(const char *name, const char *buf, size_t len, unsigned flags,
+                        struct af_config **out, struct af_cfg_diag *diag);
+void af_cfg_free(struct af_config *cfg);
+
+/* Prints the effective configuration (every key, defaults filled in, derived
+ * pairs marked) in the file syntax; the output loads back to the same
+ * configuration. Secrets are never printed. */
+int af_cfg_print(const struct af_config *cfg, FILE *f);
+
+/* Lookups. */
+const struct af_cfg_blade *af_cfg_blade_by_slot(const struct af_config *cfg, uint32_t slot);
+const struct af_cfg_blade *af_cfg_blade_by_host(const struct af_config *cfg, const char *host);
+/* Partner slot of a blade, or 0 if it is not in a pair. */
+uint32_t af_cfg_partner(const struct af_config *cfg, uint32_t slot);
+
+/* Converts the logging section to logger settings. */
+void af_cfg_log_settings(const struct af_config *cfg, struct af_log_settings *s);
+
+/* Reads an IPMI credentials file: must be a regular file owned by the
+ * effective user (or root) with no group/other permission bits. */
+int af_cred_load_ipmi(const char *path, struct af_ipmi_credentials *cred, char *err, size_t errlen);
+int af_cred_load_snmp(const char *path, struct af_snmp_credentials *cred, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * The atca-ftd IPC protocol, spoken over a libqb IPC service.
+ *
+ * Request:  qb_ipc_request_header | af_ipc_req_hdr | TLV arguments
+ * Response: qb_ipc_response_header | af_ipc_rsp_hdr | JSON document
+ *
+ * Requests are small and binary so the daemon's decoder is simple enough to
+ * fuzz exhaustively; responses are JSON so scripts get the same data the CLI
+ * renders as tables. Every request carries a protocol version; a daemon
+ * answers a version it does not speak with -EPROTONOSUPPORT and the range it
+ * does speak, so a newer CLI can fall back.
+ */
+#ifndef AF_IPC_H
+#define AF_IPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <qb/qbipc_common.h>
+
+#define AF_IPC_VERSION 1     /* what this build speaks by default */
+#define AF_IPC_VERSION_MIN 1 /* oldest version this build still accepts */
+
+#define AF_IPC_REQ_MAGIC 0x51544641u /* "AFTQ" */
+#define AF_IPC_RSP_MAGIC 0x52544641u /* "AFTR" */
+
+#define AF_IPC_REQ_MAX 4096         /* whole request, libqb header included */
+#define AF_IPC_RSP_MAX (256 * 1024) /* whole response */
+#define AF_IPC_ARG_MAX 255          /* longest string argument */
+
+enum af_ipc_op {
+	AF_OP_HELLO = 1,    /* versions, daemon identity */
+	AF_OP_STATUS,       /* overall state */
+	AF_OP_CONFIG_CHECK, /* validate the daemon's config file, do not apply */
+	AF_OP_RELOAD,       /* validate and apply the config file (as SIGHUP) */
+	AF_OP_COUNT
+};
+
+enum af_ipc_arg_type {
+	AF_ARG_CLIENT = 1, /* string: client program and version, for the log */
+	AF_ARG_TYPE_MAX
+};
+
+struct af_ipc_req_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t op;
+	uint32_t seq;
+	uint32_t payload_len;
+};
+
+struct af_ipc_rsp_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t op;
+	uint32_t seq;
+	int32_t status; /* 0 or -errno */
+	uint32_t payload_len;
+};
+
+/* A decoded request: arguments are copied out, nothing points into the
+ * message buffer. */
+struct af_ipc_request {
+	uint16_t version;
+	uint16_t op;
+	uint32_t seq;
+	bool has_client;
+	char client[AF_IPC_ARG_MAX + 1];
+};
+
+struct af_ipc_response {
+	uint16_t version;
+	uint16_t op;
+	uint32_t seq;
+	int32_t status;
+	const char *payload; /* points into the received buffer, not terminated */
+	size_t payload_len;
+};
+
+const char *af_ipc_op_name(unsigned op);
+
+/* Encodes req (with its set arguments) into buf; returns the total size or
+ * -EMSGSIZE / -EINVAL. */
+int af_ipc_req_encode(void *buf, size_t len, const struct af_ipc_request *req);
+
+/* Decodes and validates a request. Returns 0, or -EBADMSG (malformed),
+ * -EMSGSIZE (too large), -EPROTONOSUPPORT (version), -EOPNOTSUPP (operation),
+ * -EINVAL (bad argument); err then says what was wrong. On -EPROTONOSUPPORT
+ * and -EOPNOTSUPP req->seq/op/version are filled so an answer can be sent. */
+int af_ipc_req_decode(const void *buf, size_t len, struct af_ipc_request *req, char *err,
+                      size_t errlen);
+
+/* Fills the headers in front of a payload already placed at
+ * buf + af_ipc_rsp_payload_offset(). Returns the total size. */
+size_t af_ipc_rsp_payload_offset(void);
+size_t af_ipc_rsp_finish(void *buf, uint16_t op, uint32_t seq, int32_t status, size_t payload_len);
+
+/* Validates a response for the request with sequence number seq. */
+int af_ipc_rsp_decode(const void *buf, size_t len, uint32_t seq, struct af_ipc_response *rsp,
+                      char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * atca-ftd internals. The daemon is thin: it owns the qb_loop, the current
+ * configuration and the module instances, and wires them together. All
+ * policy lives in the modules.
+ */
+#ifndef FTD_H
+#define FTD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <qb/qbloop.h>
+
+#include "af_common.h"
+#include "af_ipc.h"
+
+struct ipd;
+struct smc;
+struct fm;
+struct rcv;
+struct vft;
+struct ftd_ipc;
+
+#define FTD_RELOAD_ERRORS_MAX 8
+
+/* Outcome of the last configuration reload, shown by "status". */
+struct ftd_reload_result {
+	bool attempted;
+	bool ok;
+	uint64_t mono_ns;
+	unsigned n_errors;
+	char errors[FTD_RELOAD_ERRORS_MAX][AF_CFG_ERR_MAX];
+	unsigned n_warnings;
+	char warnings[FTD_RELOAD_ERRORS_MAX][AF_CFG_ERR_MAX];
+};
+
+struct ftd_options {
+	const char *config_path;
+	bool foreground;
+	int log_level; /* -1: from the configuration */
+};
+
+struct ftd_ctx {
+	struct ftd_options opt;
+	qb_loop_t *loop;
+	struct af_config *cfg;
+	uint64_t cfg_generation;
+	uint64_t cfg_loaded_ns;
+	struct ftd_reload_result last_reload;
+
+	uint64_t start_ns;
+	time_t start_wall;
+	uint32_t local_blade; /* 0 = observer */
+
+	struct fm *fm;
+	struct rcv *rcv;
+	struct ipd *ipd;
+	struct smc *smc;
+	struct vft *vft;
+	struct ftd_ipc *ipc;
+	unsigned n_started; /* modules of ftd_modules[] started so far */
+
+	uint64_t next_event_id;
+	char blackbox_path[AF_CFG_PATH_MAX + 32];
+	int pidfile_fd;
+	int ready_fd; /* daemon mode: pipe to the waiting parent, or -1 */
+};
+
+/* ftd_core.c ------------------------------------------------------------- */
+
+/* Loads the configuration and starts every module, in dependency order. */
+int ftd_start(struct ftd_ctx *ctx);
+/* Stops every started module in reverse order; safe after a failed start. */
+void ftd_stop(struct ftd_ctx *ctx);
+
+/* Parses the configuration file again and applies it only if it is valid
+ * and every module accepts it. Returns 0 or -errno; *res says why. */
+int ftd_reload(struct ftd_ctx *ctx, struct ftd_reload_result *res);
+
+/* The module table, for status. */
+unsigned ftd_module_count(void);
+void ftd_module_describe(const struct ftd_ctx *ctx, unsigned i, struct af_module_status *st);
+
+/* Gives an observation an id, logs it and feeds it to the failure model. */
+void ftd_event_sink(void *opaque, struct af_event *ev);
+
+void ftd_apply_logging(const struct ftd_ctx *ctx, const struct af_config *cfg);
+
+/* ftd_ipc.c --------------------------------------------------------------- */
+
+int ftd_ipc_init(struct ftd_ipc **out, struct ftd_ctx *ctx);
+void ftd_ipc_describe(const struct ftd_ipc *ipc, struct af_module_status *st);
+void ftd_ipc_fini(struct ftd_ipc *ipc);
+
+/* Access policy: root, the daemon's own user, or members (primary or
+ * supplementary) of the configured group. groups may be NULL. */
+bool ftd_access_decide(uid_t uid, gid_t gid, uid_t self, gid_t allowed_gid, const gid_t *groups,
+                       int n_groups);
+/* Same, looking the user's supplementary groups up through NSS. */
+bool ftd_access_allowed(uid_t uid, gid_t gid, gid_t allowed_gid);
+
+/* ftd_reply.c: the answer to each operation, as JSON ---------------------- */
+
+/* Runs request req and returns its JSON answer in *out (never NULL on 0).
+ * Returns the status to send: 0 or -errno. */
+int ftd_dispatch(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_object **out);
+
+json_object *ftd_error_json(const char *message, int code);
+
+/* ftd_proc.c: process plumbing ------------------------------------------- */
+
+/* Forks into the background; the parent waits until the child calls
+ * ftd_ready() and exits with its status. Returns the fd to report on. */
+int ftd_daemonize(void);
+void ftd_ready(struct ftd_ctx *ctx, int status);
+
+/* Creates and locks the pidfile; fails if another instance holds it. */
+int ftd_pidfile_acquire(const char *path, int *fd, char *err, size_t errlen);
+void ftd_pidfile_release(const char *path, int fd);
+
+/* systemd notification (no-op without NOTIFY_SOCKET). */
+void ftd_sd_notify(const char *state);
+
+#endif

@@ -1,0 +1,380 @@
+/*
+ * Module lifecycle and configuration reload. Modules start in dependency
+ * order (the pure failure model and planner before the sources that feed
+ * them, the IPC server last so clients only see a daemon that is up) and stop
+ * in reverse order.
+ */
+#include "config.h"
+
+#define AF_LOG_SS AF_SS_MAIN
+#include "ftd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fm.h"
+#include "ipd.h"
+#include "rcv.h"
+#include "smc.h"
+#include "vft.h"
+
+static struct af_module_env module_env(struct ftd_ctx *ctx, const struct af_config *cfg)
+{
+	struct af_module_env env = {
+	        .loop = ctx->loop,
+	        .cfg = cfg,
+	        .event_sink = ftd_event_sink,
+	        .sink_opaque = ctx,
+	};
+	return env;
+}
+
+static void fm_fault(void *opaque, const struct af_fault *f)
+{
+	char line[512];
+
+	(void)opaque;
+	af_fault_format(f, line, sizeof(line));
+	af_log(AF_SS_FM, LOG_WARNING, "%s", line);
+}
+
+static const struct fm_ops fm_ops = {.fault = fm_fault};
+
+/* One row per module: how to start it, hand it a new configuration,
+ * describe it and stop it. */
+struct ftd_module {
+	const char *name;
+	int (*init)(struct ftd_ctx *ctx);
+	int (*reconfigure)(struct ftd_ctx *ctx, const struct af_config *cfg);
+	void (*describe)(const struct ftd_ctx *ctx, struct af_module_status *st);
+	void (*fini)(struct ftd_ctx *ctx);
+};
+
+static int m_fm_init(struct ftd_ctx *c)
+{
+	return fm_init(&c->fm, c->cfg, &fm_ops, c);
+}
+static int m_fm_reconf(struct ftd_ctx *c, const struct af_config *cfg)
+{
+	return fm_reconfigure(c->fm, cfg);
+}
+static void m_fm_desc(const struct ftd_ctx *c, struct af_module_status *st)
+{
+	fm_describe(c->fm, st);
+}
+static void m_fm_fini(struct ftd_ctx *c)
+{
+	fm_fini(c->fm);
+	c->fm = NULL;
+}
+
+/* The four I/O modules share one shape; this expands their table glue. */
+#define IO_MODULE(pfx)                                                                             \
+	static int m_##pfx##_init(struct ftd_ctx *c)                                               \
+	{                                                                                          \
+		struct af_module_env env = module_env(c, c->cfg);                                  \
+		return pfx##_init(&c->pfx, &env);                                                  \
+	}                                                                                          \
+	static int m_##pfx##_reconf(struct ftd_ctx *c, const struct af_config *cfg)                \
+	{                                                                                          \
+		return pfx##_reconfigure(c->pfx, cfg);                                             \
+	}                                                                                          \
+	static void m_##pfx##_desc(const struct ftd_ctx *c, struct af_module_status *st)           \
+	{                                                                                          \
+		pfx##_describe(c->pfx, st);                                                        \
+	}                                                                                          \
+	static void m_##pfx##_fini(struct ftd_ctx *c)                                              \
+	{                                                                                          \
+		pfx##_fini(c->pfx);                                                                \
+		c->pfx = NULL;                                                                     \
+	}
+
+IO_MODULE(rcv)
+IO_MODULE(ipd)
+IO_MODULE(smc)
+IO_MODULE(vft)
+
+static int m_ipc_init(struct ftd_ctx *c)
+{
+	return ftd_ipc_init(&c->ipc, c);
+}
+static void m_ipc_desc(const struct ftd_ctx *c, struct af_module_status *st)
+{
+	ftd_ipc_describe(c->ipc, st);
+}
+static void m_ipc_fini(struct ftd_ctx *c)
+{
+	ftd_ipc_fini(c->ipc);
+	c->ipc = NULL;
+}
+
+#define ROW(n, p)                                                                                  \
+	{                                                                                          \
+		n, m_##p##_init, m_##p##_reconf, m_##p##_desc, m_##p##_fini                        \
+	}
+static const struct ftd_module ftd_modules[] = {
+        ROW("failure-model", fm),
+        ROW("recovery", rcv),
+        ROW("ipmi-detect", ipd),
+        ROW("shelfmgr", smc),
+        ROW("vmft-bridge", vft),
+        /* the IPC server reads ctx->cfg on each connection: nothing to swap */
+        {"ipc", m_ipc_init, NULL, m_ipc_desc, m_ipc_fini},
+};
+
+unsigned ftd_module_count(void)
+{
+	return AF_ARRAY_SIZE(ftd_modules);
+}
+
+void ftd_module_describe(const struct ftd_ctx *ctx, unsigned i, struct af_module_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->name = ftd_modules[i].name;
+	st->state = "stopped";
+	if (i < ctx->n_started)
+		ftd_modules[i].describe(ctx, st);
+}
+
+void ftd_apply_logging(const struct ftd_ctx *ctx, const struct af_config *cfg)
+{
+	struct af_log_settings s;
+
+	af_cfg_log_settings(cfg, &s);
+	if (ctx->opt.foreground)
+		s.to_stderr = true;
+	if (ctx->opt.log_level >= 0)
+		s.level = ctx->opt.log_level;
+	af_log_apply(&s);
+}
+
+void ftd_event_sink(void *opaque, struct af_event *ev)
+{
+	struct ftd_ctx *ctx = opaque;
+	char line[AF_EV_TEXT_MAX];
+
+	ev->id = ++ctx->next_event_id;
+	if (af_event_format(ev, line, sizeof(line)) < 0)
+		af_strlcpy(line, "(event too long to print)", sizeof(line));
+	af_info("event %s", line);
+	if (ctx->fm != NULL)
+		fm_event(ctx->fm, ev);
+}
+
+static void resolve_local_blade(struct ftd_ctx *ctx, const struct af_config *cfg)
+{
+	const struct af_cfg_blade *b = NULL;
+	char host[256];
+
+	if (cfg->daemon.local_blade != 0) {
+		b = af_cfg_blade_by_slot(cfg, cfg->daemon.local_blade);
+	} else if (gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = '\0';
+		b = af_cfg_blade_by_host(cfg, host);
+	}
+	ctx->local_blade = b ? b->slot : 0;
+	if (b)
+		af_notice("this daemon runs on blade %u (%s)", b->slot, b->host);
+	else
+		af_notice("this host is none of the configured blades: observer role");
+}
+
+static int log_diag(const struct af_cfg_diag *d)
+{
+	for (unsigned i = 0; i < d->n_warnings; i++)
+		af_log(AF_SS_CONFIG, LOG_WARNING, "%s", d->warnings[i]);
+	for (unsigned i = 0; i < d->n_errors; i++)
+		af_log(AF_SS_CONFIG, LOG_ERR, "%s", d->errors[i]);
+	if (d->n_errors_dropped)
+		af_log(AF_SS_CONFIG, LOG_ERR, "... and %u more errors", d->n_errors_dropped);
+	return 0;
+}
+
+static int make_state_dir(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		return -errno;
+	if (stat(dir, &st) < 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+int ftd_start(struct ftd_ctx *ctx)
+{
+	struct af_cfg_diag *diag;
+	int rc;
+
+	diag = calloc(1, sizeof(*diag));
+	if (diag == NULL)
+		return -ENOMEM;
+	rc = af_cfg_load(ctx->opt.config_path, 0, &ctx->cfg, diag);
+	log_diag(diag);
+	free(diag);
+	if (rc < 0) {
+		af_log(AF_SS_CONFIG, LOG_ERR, "%s: configuration is invalid, not starting",
+		       ctx->opt.config_path);
+		return rc;
+	}
+	ctx->cfg_generation = 1;
+	ctx->cfg_loaded_ns = af_mono_ns();
+	ftd_apply_logging(ctx, ctx->cfg);
+
+	rc = make_state_dir(ctx->cfg->daemon.state_dir);
+	if (rc < 0) {
+		af_err("state directory %s: %s", ctx->cfg->daemon.state_dir, strerror(-rc));
+		return rc;
+	}
+	{
+		char err[AF_CFG_PATH_MAX + 128];
+
+		rc = ftd_pidfile_acquire(ctx->cfg->daemon.pidfile, &ctx->pidfile_fd, err,
+		                         sizeof(err));
+		if (rc < 0) {
+			af_err("%s", err);
+			return rc;
+		}
+	}
+	snprintf(ctx->blackbox_path, sizeof(ctx->blackbox_path), "%s/atca-ftd.blackbox",
+	         ctx->cfg->daemon.state_dir);
+	af_log_fatal_handlers(ctx->blackbox_path);
+	resolve_local_blade(ctx, ctx->cfg);
+
+	for (ctx->n_started = 0; ctx->n_started < AF_ARRAY_SIZE(ftd_modules); ctx->n_started++) {
+		const struct ftd_module *m = &ftd_modules[ctx->n_started];
+
+		rc = m->init(ctx);
+		if (rc < 0) {
+			af_err("module %s failed to start: %s", m->name, strerror(-rc));
+			return rc;
+		}
+	}
+	af_notice("atca-ftd %s started (config %s, %u blades, %u pairs, %u VMs)", af_version(),
+	          ctx->cfg->path, ctx->cfg->n_blades, ctx->cfg->n_pairs, ctx->cfg->n_vms);
+	return 0;
+}
+
+void ftd_stop(struct ftd_ctx *ctx)
+{
+	while (ctx->n_started > 0) {
+		ctx->n_started--;
+		ftd_modules[ctx->n_started].fini(ctx);
+	}
+	if (ctx->cfg != NULL)
+		ftd_pidfile_release(ctx->cfg->daemon.pidfile, ctx->pidfile_fd);
+	ctx->pidfile_fd = -1;
+	af_cfg_free(ctx->cfg);
+	ctx->cfg = NULL;
+}
+
+/* Settings that only take effect at start: a reload keeps the running
+ * values and says so, rather than half-applying them. */
+static void keep_restart_only(struct af_config *next, const struct af_config *cur,
+                              struct ftd_reload_result *res)
+{
+	struct {
+		const char *key;
+		char *dst;
+		const char *src;
+		size_t size;
+	} keep[] = {
+	        {"daemon.ipc_name", next->daemon.ipc_name, cur->daemon.ipc_name,
+	         sizeof(next->daemon.ipc_name)},
+	        {"daemon.pidfile", next->daemon.pidfile, cur->daemon.pidfile,
+	         sizeof(next->daemon.pidfile)},
+	        {"daemon.state_dir", next->daemon.state_dir, cur->daemon.state_dir,
+	         sizeof(next->daemon.state_dir)},
+	};
+
+	for (size_t i = 0; i < AF_ARRAY_SIZE(keep); i++) {
+		if (strcmp(keep[i].dst, keep[i].src) == 0)
+			continue;
+		if (res->n_warnings < FTD_RELOAD_ERRORS_MAX)
+			snprintf(res->warnings[res->n_warnings++], AF_CFG_ERR_MAX,
+			         "%s changed from '%s' to '%s': takes effect after a restart",
+			         keep[i].key, keep[i].src, keep[i].dst);
+		af_log(AF_SS_CONFIG, LOG_WARNING,
+		       "%s changed from '%s' to '%s': keeping '%s' until restart", keep[i].key,
+		       keep[i].src, keep[i].dst, keep[i].src);
+		af_strlcpy(keep[i].dst, keep[i].src, keep[i].size);
+	}
+}
+
+int ftd_reload(struct ftd_ctx *ctx, struct ftd_reload_result *res)
+{
+	struct af_config *next = NULL;
+	struct af_cfg_diag *diag;
+	unsigned done = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->attempted = true;
+	res->mono_ns = af_mono_ns();
+	ftd_sd_notify("RELOADING=1");
+	af_log(AF_SS_CONFIG, LOG_NOTICE, "reloading %s", ctx->opt.config_path);
+
+	diag = calloc(1, sizeof(*diag));
+	if (diag == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = af_cfg_load(ctx->opt.config_path, 0, &next, diag);
+	log_diag(diag);
+	for (unsigned i = 0; i < diag->n_errors && res->n_errors < FTD_RELOAD_ERRORS_MAX; i++)
+		af_strlcpy(res->errors[res->n_errors++], diag->errors[i], AF_CFG_ERR_MAX);
+	for (unsigned i = 0; i < diag->n_warnings && res->n_warnings < FTD_RELOAD_ERRORS_MAX; i++)
+		af_strlcpy(res->warnings[res->n_warnings++], diag->warnings[i], AF_CFG_ERR_MAX);
+	free(diag);
+	if (rc < 0) {
+		af_log(AF_SS_CONFIG, LOG_ERR,
+		       "reload rejected: %s is invalid; still running configuration generation "
+		       "%llu",
+		       ctx->opt.config_path, (unsigned long long)ctx->cfg_generation);
+		goto out;
+	}
+	keep_restart_only(next, ctx->cfg, res);
+
+	for (done = 0; done < ctx->n_started; done++) {
+		const struct ftd_module *m = &ftd_modules[done];
+
+		if (m->reconfigure == NULL)
+			continue;
+		rc = m->reconfigure(ctx, next);
+		if (rc < 0) {
+			if (res->n_errors < FTD_RELOAD_ERRORS_MAX)
+				snprintf(res->errors[res->n_errors++], AF_CFG_ERR_MAX,
+				         "module %s refused the new configuration: %s", m->name,
+				         strerror(-rc));
+			af_err("reload rejected: module %s refused it (%s); rolling back", m->name,
+			       strerror(-rc));
+			goto rollback;
+		}
+	}
+	ftd_apply_logging(ctx, next);
+	resolve_local_blade(ctx, next);
+	af_cfg_free(ctx->cfg);
+	ctx->cfg = next;
+	next = NULL;
+	ctx->cfg_generation++;
+	ctx->cfg_loaded_ns = af_mono_ns();
+	res->ok = true;
+	af_log(AF_SS_CONFIG, LOG_NOTICE, "configuration generation %llu active (%u blades, %u VMs)",
+	       (unsigned long long)ctx->cfg_generation, ctx->cfg->n_blades, ctx->cfg->n_vms);
+	goto out;
+
+rollback:
+	while (done-- > 0) {
+		if (ftd_modules[done].reconfigure != NULL)
+			ftd_modules[done].reconfigure(ctx, ctx->cfg);
+	}
+out:
+	af_cfg_free(next);
+	ctx->last_reload = *res;
+	ftd_sd_notify("READY=1");
+	return rc;
+}

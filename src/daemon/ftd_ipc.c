@@ -1,0 +1,310 @@
+/*
+ * The IPC server: a libqb IPC service driven by the daemon's qb_loop.
+ * Connections are admitted only for root, the daemon's own user and members
+ * of the configured group; every request is decoded and validated before it
+ * reaches a handler, and every request gets exactly one answer (libqb clients
+ * block until they have one).
+ */
+#include "config.h"
+
+#define AF_LOG_SS AF_SS_IPC
+#include "ftd.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <qb/qbipcs.h>
+
+struct ftd_ipc {
+	struct ftd_ctx *ctx;
+	qb_ipcs_service_t *svc;
+	unsigned n_clients;
+	uint64_t requests;
+	uint64_t rejected_requests;
+	uint64_t refused_connections;
+};
+
+/* Per-connection state, attached with qb_ipcs_context_set(). */
+struct ftd_conn {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	char client[64];
+};
+
+bool ftd_access_decide(uid_t uid, gid_t gid, uid_t self, gid_t allowed_gid, const gid_t *groups,
+                       int n_groups)
+{
+	if (uid == 0 || uid == self)
+		return true;
+	if (allowed_gid == (gid_t)-1)
+		return false;
+	if (gid == allowed_gid)
+		return true;
+	for (int i = 0; groups != NULL && i < n_groups; i++) {
+		if (groups[i] == allowed_gid)
+			return true;
+	}
+	return false;
+}
+
+bool ftd_access_allowed(uid_t uid, gid_t gid, gid_t allowed_gid)
+{
+	struct passwd pw, *res = NULL;
+	gid_t groups[256];
+	int n = (int)AF_ARRAY_SIZE(groups);
+	char buf[4096];
+
+	if (ftd_access_decide(uid, gid, geteuid(), allowed_gid, NULL, 0))
+		return true;
+	if (allowed_gid == (gid_t)-1)
+		return false;
+	/* Supplementary groups are not in SO_PEERCRED: ask NSS. */
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+		return false;
+	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
+		n = (int)AF_ARRAY_SIZE(groups); /* truncated list: check what we have */
+	return ftd_access_decide(uid, gid, geteuid(), allowed_gid, groups, n);
+}
+
+static struct ftd_ipc *ipc_of(qb_ipcs_connection_t *c)
+{
+	return qb_ipcs_connection_service_context_get(c);
+}
+
+static int32_t on_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
+{
+	struct ftd_ipc *ipc = ipc_of(c);
+	const struct af_cfg_daemon *d = &ipc->ctx->cfg->daemon;
+
+	if (!ftd_access_allowed(uid, gid, d->ipc_gid)) {
+		ipc->refused_connections++;
+		af_warn("refused IPC connection from uid %u gid %u: only root%s%s may connect",
+		        (unsigned)uid, (unsigned)gid, d->ipc_group[0] ? " and group " : "",
+		        d->ipc_group);
+		return -EACCES;
+	}
+	if (ipc->n_clients >= d->ipc_max_clients) {
+		ipc->refused_connections++;
+		af_warn("refused IPC connection from uid %u: %u clients already connected (max %u)",
+		        (unsigned)uid, ipc->n_clients, d->ipc_max_clients);
+		return -EMFILE;
+	}
+	return 0;
+}
+
+static void on_created(qb_ipcs_connection_t *c)
+{
+	struct ftd_ipc *ipc = ipc_of(c);
+	struct qb_ipcs_connection_stats st;
+	struct ftd_conn *conn = calloc(1, sizeof(*conn));
+
+	ipc->n_clients++;
+	if (conn == NULL)
+		return; /* requests still work; logs just lack the client name */
+	if (qb_ipcs_connection_stats_get(c, &st, QB_FALSE) == 0)
+		conn->pid = st.client_pid;
+	af_strlcpy(conn->client, "unknown", sizeof(conn->client));
+	qb_ipcs_context_set(c, conn);
+	af_debug("IPC client pid %d connected (%u clients)", (int)conn->pid, ipc->n_clients);
+}
+
+static void on_destroyed(qb_ipcs_connection_t *c)
+{
+	struct ftd_ipc *ipc = ipc_of(c);
+	struct ftd_conn *conn = qb_ipcs_context_get(c);
+
+	if (ipc->n_clients > 0)
+		ipc->n_clients--;
+	if (conn != NULL) {
+		af_debug("IPC client pid %d (%s) gone", (int)conn->pid, conn->client);
+		free(conn);
+		qb_ipcs_context_set(c, NULL);
+	}
+}
+
+static int32_t on_closed(qb_ipcs_connection_t *c)
+{
+	(void)c;
+	return 0;
+}
+
+/* Serialises doc behind the response headers and sends it. */
+static void send_json(qb_ipcs_connection_t *c, uint16_t op, uint32_t seq, int32_t status,
+                      json_object *doc)
+{
+	size_t off = af_ipc_rsp_payload_offset(), len, total;
+	const char *text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
+	json_object *too_big = NULL;
+	char *buf;
+	ssize_t sent;
+
+	len = strlen(text);
+	if (off + len > AF_IPC_RSP_MAX) {
+		af_err("answer to %s is %zu bytes, over the %d byte limit", af_ipc_op_name(op), len,
+		       AF_IPC_RSP_MAX);
+		too_big = ftd_error_json("answer too large", -EMSGSIZE);
+		text = json_object_to_json_string_ext(too_big, JSON_C_TO_STRING_PLAIN);
+		len = strlen(text);
+		status = -EMSGSIZE;
+	}
+	buf = malloc(off + len);
+	if (buf == NULL) {
+		af_err("out of memory answering %s", af_ipc_op_name(op));
+		json_object_put(too_big);
+		return;
+	}
+	memcpy(buf + off, text, len);
+	total = af_ipc_rsp_finish(buf, op, seq, status, len);
+	sent = qb_ipcs_response_send(c, buf, total);
+	if (sent < 0)
+		af_warn("could not answer %s: %s", af_ipc_op_name(op), strerror((int)-sent));
+	free(buf);
+	json_object_put(too_big);
+}
+
+static int32_t on_message(qb_ipcs_connection_t *c, void *data, size_t size)
+{
+	struct ftd_ipc *ipc = ipc_of(c);
+	struct ftd_conn *conn = qb_ipcs_context_get(c);
+	struct af_ipc_request req;
+	json_object *doc = NULL;
+	char err[160];
+	int rc;
+
+	ipc->requests++;
+	/* libqb hands us the size the client wrote in its header, not the size
+	 * it received; the decoder's hard AF_IPC_REQ_MAX cap keeps a lying
+	 * client inside libqb's (much larger, double-mapped) ring buffer. */
+	rc = af_ipc_req_decode(data, size, &req, err, sizeof(err));
+	if (rc < 0) {
+		ipc->rejected_requests++;
+		af_warn("rejected IPC request from pid %d: %s", conn ? (int)conn->pid : -1, err);
+		doc = ftd_error_json(err, rc);
+		if (rc == -EPROTONOSUPPORT) {
+			json_object_object_add(doc, "min_version",
+			                       json_object_new_int(AF_IPC_VERSION_MIN));
+			json_object_object_add(doc, "max_version",
+			                       json_object_new_int(AF_IPC_VERSION));
+		}
+		/* op/seq are only meaningful when the header itself was sound */
+		send_json(c, (rc == -EPROTONOSUPPORT || rc == -EOPNOTSUPP) ? req.op : 0, req.seq,
+		          rc, doc);
+		json_object_put(doc);
+		return 0;
+	}
+	if (conn != NULL && req.has_client)
+		af_strlcpy(conn->client, req.client, sizeof(conn->client));
+	af_debug("IPC %s from pid %d (%s)", af_ipc_op_name(req.op), conn ? (int)conn->pid : -1,
+	         conn ? conn->client : "?");
+	rc = ftd_dispatch(ipc->ctx, &req, &doc);
+	send_json(c, req.op, req.seq, rc, doc);
+	json_object_put(doc);
+	return 0;
+}
+
+/* libqb's poll callbacks carry no user pointer, so they use the default
+ * qb_loop (the first one created: the daemon's). */
+static int32_t job_add(enum qb_loop_priority p, void *data, qb_loop_job_dispatch_fn fn)
+{
+	return qb_loop_job_add(NULL, p, data, fn);
+}
+
+static int32_t dispatch_add(enum qb_loop_priority p, int32_t fd, int32_t events, void *data,
+                            qb_ipcs_dispatch_fn_t fn)
+{
+	return qb_loop_poll_add(NULL, p, fd, events, data, fn);
+}
+
+static int32_t dispatch_mod(enum qb_loop_priority p, int32_t fd, int32_t events, void *data,
+                            qb_ipcs_dispatch_fn_t fn)
+{
+	return qb_loop_poll_mod(NULL, p, fd, events, data, fn);
+}
+
+static int32_t dispatch_del(int32_t fd)
+{
+	return qb_loop_poll_del(NULL, fd);
+}
+
+static struct qb_ipcs_poll_handlers poll_handlers = {
+        .job_add = job_add,
+        .dispatch_add = dispatch_add,
+        .dispatch_mod = dispatch_mod,
+        .dispatch_del = dispatch_del,
+};
+
+static struct qb_ipcs_service_handlers service_handlers = {
+        .connection_accept = on_accept,
+        .connection_created = on_created,
+        .msg_process = on_message,
+        .connection_closed = on_closed,
+        .connection_destroyed = on_destroyed,
+};
+
+int ftd_ipc_init(struct ftd_ipc **out, struct ftd_ctx *ctx)
+{
+	struct ftd_ipc *ipc;
+	int rc;
+
+	ipc = calloc(1, sizeof(*ipc));
+	if (ipc == NULL)
+		return -ENOMEM;
+	ipc->ctx = ctx;
+	ipc->svc = qb_ipcs_create(ctx->cfg->daemon.ipc_name, 0, QB_IPC_SHM, &service_handlers);
+	if (ipc->svc == NULL) {
+		rc = errno ? -errno : -ENOMEM;
+		af_err("cannot create IPC service '%s': %s", ctx->cfg->daemon.ipc_name,
+		       strerror(-rc));
+		goto fail;
+	}
+	qb_ipcs_service_context_set(ipc->svc, ipc);
+	qb_ipcs_poll_handlers_set(ipc->svc, &poll_handlers);
+	qb_ipcs_enforce_buffer_size(ipc->svc, AF_IPC_RSP_MAX + 4096);
+	rc = qb_ipcs_run(ipc->svc);
+	if (rc < 0) {
+		af_err("cannot start IPC service '%s': %s (another atca-ftd running?)",
+		       ctx->cfg->daemon.ipc_name, strerror(-rc));
+		goto fail_unref;
+	}
+	af_info("IPC service '%s' listening (root%s%s)", ctx->cfg->daemon.ipc_name,
+	        ctx->cfg->daemon.ipc_group[0] ? " and group " : " only",
+	        ctx->cfg->daemon.ipc_group);
+	*out = ipc;
+	return 0;
+
+fail_unref:
+	qb_ipcs_unref(ipc->svc);
+fail:
+	free(ipc);
+	return rc;
+}
+
+void ftd_ipc_describe(const struct ftd_ipc *ipc, struct af_module_status *st)
+{
+	st->name = "ipc";
+	if (ipc == NULL) {
+		st->state = "stopped";
+		return;
+	}
+	st->state = "running";
+	snprintf(st->detail, sizeof(st->detail),
+	         "%u clients, %llu requests, %llu rejected, %llu connections refused",
+	         ipc->n_clients, (unsigned long long)ipc->requests,
+	         (unsigned long long)ipc->rejected_requests,
+	         (unsigned long long)ipc->refused_connections);
+}
+
+void ftd_ipc_fini(struct ftd_ipc *ipc)
+{
+	if (ipc == NULL)
+		return;
+	/* destroy disconnects every client and removes the socket */
+	qb_ipcs_destroy(ipc->svc);
+	free(ipc);
+}

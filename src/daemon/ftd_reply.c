@@ -1,0 +1,270 @@
+/*
+ * The daemon's answers, as JSON documents. The CLI renders them as tables;
+ * scripts read them with --json. Field names are part of the interface:
+ * add fields freely, never rename or retype one (bump the protocol instead).
+ */
+#include "config.h"
+
+#define AF_LOG_SS AF_SS_IPC
+#include "ftd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+json_object *ftd_error_json(const char *message, int code)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "error", json_object_new_string(message));
+	json_object_object_add(o, "code", json_object_new_int(code));
+	return o;
+}
+
+static double seconds_since(uint64_t mono_ns)
+{
+	uint64_t now = af_mono_ns();
+
+	return now > mono_ns ? (double)(now - mono_ns) / (double)AF_NS_PER_S : 0.0;
+}
+
+static json_object *string_array(const char (*items)[AF_CFG_ERR_MAX], unsigned n)
+{
+	json_object *a = json_object_new_array();
+
+	for (unsigned i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_string(items[i]));
+	return a;
+}
+
+static json_object *hello(const struct ftd_ctx *ctx)
+{
+	json_object *o = json_object_new_object();
+	json_object *p = json_object_new_object();
+
+	(void)ctx;
+	json_object_object_add(o, "daemon", json_object_new_string("atca-ftd"));
+	json_object_object_add(o, "version", json_object_new_string(af_version()));
+	json_object_object_add(o, "pid", json_object_new_int((int)getpid()));
+	json_object_object_add(p, "version", json_object_new_int(AF_IPC_VERSION));
+	json_object_object_add(p, "min", json_object_new_int(AF_IPC_VERSION_MIN));
+	json_object_object_add(p, "max", json_object_new_int(AF_IPC_VERSION));
+	json_object_object_add(o, "protocol", p);
+	return o;
+}
+
+static json_object *reload_json(const struct ftd_reload_result *r, uint64_t generation)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(r->ok));
+	json_object_object_add(o, "generation", json_object_new_int64((int64_t)generation));
+	json_object_object_add(o, "age_s", json_object_new_double(seconds_since(r->mono_ns)));
+	json_object_object_add(o, "errors", string_array(r->errors, r->n_errors));
+	json_object_object_add(o, "warnings", string_array(r->warnings, r->n_warnings));
+	return o;
+}
+
+static json_object *daemon_json(const struct ftd_ctx *ctx)
+{
+	const struct af_config *cfg = ctx->cfg;
+	json_object *o = json_object_new_object();
+	char started[64];
+	struct tm tm;
+
+	gmtime_r(&ctx->start_wall, &tm);
+	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_object_add(o, "version", json_object_new_string(af_version()));
+	json_object_object_add(o, "pid", json_object_new_int((int)getpid()));
+	json_object_object_add(o, "started", json_object_new_string(started));
+	json_object_object_add(o, "uptime_s", json_object_new_double(seconds_since(ctx->start_ns)));
+	json_object_object_add(o, "config", json_object_new_string(ctx->opt.config_path));
+	json_object_object_add(o, "config_generation",
+	                       json_object_new_int64((int64_t)ctx->cfg_generation));
+	json_object_object_add(o, "config_age_s",
+	                       json_object_new_double(seconds_since(ctx->cfg_loaded_ns)));
+	json_object_object_add(o, "last_reload",
+	                       ctx->last_reload.attempted
+	                               ? reload_json(&ctx->last_reload, ctx->cfg_generation)
+	                               : NULL);
+	json_object_object_add(o, "role",
+	                       json_object_new_string(ctx->local_blade ? "blade" : "observer"));
+	json_object_object_add(o, "local_blade",
+	                       ctx->local_blade ? json_object_new_int((int)ctx->local_blade)
+	                                        : NULL);
+	json_object_object_add(o, "ipc_name", json_object_new_string(cfg->daemon.ipc_name));
+	json_object_object_add(o, "state_dir", json_object_new_string(cfg->daemon.state_dir));
+	json_object_object_add(o, "events", json_object_new_int64((int64_t)ctx->next_event_id));
+	return o;
+}
+
+static json_object *shelf_json(const struct af_config *cfg)
+{
+	json_object *o = json_object_new_object();
+	json_object *mgrs = json_object_new_array();
+
+	json_object_object_add(o, "name", json_object_new_string(cfg->shelf.name));
+	json_object_object_add(o, "cipher_suite",
+	                       json_object_new_int((int)cfg->shelf.cipher_suite));
+	for (unsigned i = 0; i < cfg->shelf.n_managers; i++) {
+		json_object *m = json_object_new_object();
+
+		json_object_object_add(m, "address",
+		                       json_object_new_string(cfg->shelf.managers[i].address));
+		json_object_object_add(m, "port",
+		                       json_object_new_int((int)cfg->shelf.managers[i].port));
+		json_object_object_add(m, "state", json_object_new_string("unknown"));
+		json_object_array_add(mgrs, m);
+	}
+	json_object_object_add(o, "managers", mgrs);
+	return o;
+}
+
+static json_object *blades_json(const struct ftd_ctx *ctx)
+{
+	const struct af_config *cfg = ctx->cfg;
+	json_object *a = json_object_new_array();
+
+	for (unsigned i = 0; i < cfg->n_blades; i++) {
+		const struct af_cfg_blade *b = &cfg->blades[i];
+		uint32_t partner = af_cfg_partner(cfg, b->slot);
+		json_object *o = json_object_new_object();
+		char ipmc[8];
+
+		snprintf(ipmc, sizeof(ipmc), "0x%02x", b->ipmc);
+		json_object_object_add(o, "slot", json_object_new_int((int)b->slot));
+		json_object_object_add(o, "ipmc", json_object_new_string(ipmc));
+		json_object_object_add(o, "host", json_object_new_string(b->host));
+		json_object_object_add(o, "partner",
+		                       partner ? json_object_new_int((int)partner) : NULL);
+		json_object_object_add(o, "local",
+		                       json_object_new_boolean(b->slot == ctx->local_blade));
+		/* No hardware monitoring yet: the daemon does not know. */
+		json_object_object_add(o, "state", json_object_new_string("unknown"));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+static json_object *pairs_json(const struct af_config *cfg)
+{
+	json_object *a = json_object_new_array();
+
+	for (unsigned i = 0; i < cfg->n_pairs; i++) {
+		json_object *o = json_object_new_object();
+		json_object *b = json_object_new_array();
+
+		json_object_array_add(b, json_object_new_int((int)cfg->pairs[i].blades[0]));
+		json_object_array_add(b, json_object_new_int((int)cfg->pairs[i].blades[1]));
+		json_object_object_add(o, "blades", b);
+		json_object_object_add(o, "derived",
+		                       json_object_new_boolean(cfg->pairs[i].derived));
+		json_object_object_add(o, "state", json_object_new_string("unknown"));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+static json_object *vms_json(const struct af_config *cfg)
+{
+	json_object *a = json_object_new_array();
+
+	for (unsigned i = 0; i < cfg->n_vms; i++) {
+		const struct af_cfg_vm *v = &cfg->vms[i];
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "name", json_object_new_string(v->name));
+		json_object_object_add(o, "domain", json_object_new_string(v->domain));
+		json_object_object_add(o, "blade", json_object_new_int((int)v->blade));
+		json_object_object_add(o, "protection",
+		                       json_object_new_string(af_protection_names[v->protection]));
+		json_object_object_add(o, "state", json_object_new_string("unknown"));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+static json_object *modules_json(const struct ftd_ctx *ctx)
+{
+	json_object *a = json_object_new_array();
+
+	for (unsigned i = 0; i < ftd_module_count(); i++) {
+		struct af_module_status st;
+		json_object *o = json_object_new_object();
+
+		ftd_module_describe(ctx, i, &st);
+		json_object_object_add(o, "name", json_object_new_string(st.name));
+		json_object_object_add(o, "state", json_object_new_string(st.state));
+		json_object_object_add(o, "detail", json_object_new_string(st.detail));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+static json_object *status(const struct ftd_ctx *ctx)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "daemon", daemon_json(ctx));
+	json_object_object_add(o, "shelf", shelf_json(ctx->cfg));
+	json_object_object_add(o, "blades", blades_json(ctx));
+	json_object_object_add(o, "pairs", pairs_json(ctx->cfg));
+	json_object_object_add(o, "vms", vms_json(ctx->cfg));
+	json_object_object_add(o, "modules", modules_json(ctx));
+	return o;
+}
+
+static json_object *config_check(const struct ftd_ctx *ctx)
+{
+	struct af_config *cfg = NULL;
+	struct af_cfg_diag *diag = calloc(1, sizeof(*diag));
+	json_object *o;
+	int rc;
+
+	if (diag == NULL)
+		return ftd_error_json("out of memory", -ENOMEM);
+	rc = af_cfg_load(ctx->opt.config_path, 0, &cfg, diag);
+	o = json_object_new_object();
+	json_object_object_add(o, "file", json_object_new_string(ctx->opt.config_path));
+	json_object_object_add(o, "valid", json_object_new_boolean(rc == 0));
+	json_object_object_add(o, "errors", string_array(diag->errors, diag->n_errors));
+	json_object_object_add(o, "errors_dropped",
+	                       json_object_new_int((int)diag->n_errors_dropped));
+	json_object_object_add(o, "warnings", string_array(diag->warnings, diag->n_warnings));
+	if (cfg != NULL) {
+		json_object_object_add(o, "blades", json_object_new_int((int)cfg->n_blades));
+		json_object_object_add(o, "pairs", json_object_new_int((int)cfg->n_pairs));
+		json_object_object_add(o, "vms", json_object_new_int((int)cfg->n_vms));
+	}
+	af_cfg_free(cfg);
+	free(diag);
+	return o;
+}
+
+int ftd_dispatch(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_object **out)
+{
+	struct ftd_reload_result res;
+	int rc = 0;
+
+	switch (req->op) {
+	case AF_OP_HELLO:
+		*out = hello(ctx);
+		break;
+	case AF_OP_STATUS:
+		*out = status(ctx);
+		break;
+	case AF_OP_CONFIG_CHECK:
+		*out = config_check(ctx);
+		break;
+	case AF_OP_RELOAD:
+		rc = ftd_reload(ctx, &res);
+		*out = reload_json(&res, ctx->cfg_generation);
+		break;
+	default:
+		rc = -EOPNOTSUPP;
+		*out = ftd_error_json("operation not supported", rc);
+		break;
+	}
+	return rc;
+}

@@ -1,0 +1,107 @@
+/*
+ * Shared helpers of the Check unit tests: one binary per module, each test
+ * case with an explicit timeout, temp dirs removed by the test that made them.
+ */
+#ifndef CHECK_UTIL_H
+#define CHECK_UTIL_H
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Adds test function func to suite in its own tcase with a timeout. */
+#define add_tcase(suite, func, timeout)                                                            \
+	do {                                                                                       \
+		TCase *tc_ = tcase_create(#func);                                                  \
+		tcase_add_test(tc_, func);                                                         \
+		tcase_set_timeout(tc_, timeout);                                                   \
+		suite_add_tcase(suite, tc_);                                                       \
+	} while (0)
+
+/* Runs a suite and returns the process exit status. */
+static inline int run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* Where the test data lives: $top_srcdir/tests/data, or ./tests/data. */
+static inline const char *test_data_dir(char *buf, size_t len)
+{
+	const char *top = getenv("top_srcdir");
+
+	snprintf(buf, len, "%s/tests/data", top && *top ? top : ".");
+	return buf;
+}
+
+static inline char *make_temp_dir(void)
+{
+	char *d = strdup("/tmp/atca-ft-test.XXXXXX");
+
+	ck_assert_ptr_nonnull(d);
+	ck_assert_ptr_nonnull(mkdtemp(d));
+	return d;
+}
+
+/* Removes a flat temp dir and its files (tests never nest directories). */
+static inline void remove_temp_dir(char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[512];
+
+	if (d != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+	free(dir);
+}
+
+static inline void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	ck_assert_int_eq(fchmod(fd, mode), 0); /* umask must not decide */
+	close(fd);
+}
+
+/* Reads a whole file into a malloc'd string (NULL if missing). */
+static inline char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+#endif
