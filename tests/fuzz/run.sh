@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (clang) and runs each one for a bounded time
+# on a scratch copy of its corpus, so the committed corpus is never changed
+# behind your back.
+#
+#   tests/fuzz/run.sh [SECONDS_PER_TARGET] [BUILD_DIR]
+#
+# CI runs 20 s per target. For a long campaign, run e.g. 3600 and then merge
+# what was found into the committed corpus:
+#   build/tests/fuzz/fuzz_config -merge=1 tests/fuzz/corpus/config NEW_DIR
+# A crash leaves its input in BUILD_DIR/fuzz-artifacts/ and fails the run;
+# turn it into a regression test (a bad config file, an ipc_abuse case or a
+# unit test) before fixing it.
+set -u
+secs=${1:-20}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${2:-$top/build}
+targets="config ipc event"
+
+make -C "$build" -s fuzz || { echo "fuzz: cannot build the targets (is clang installed?)"; exit 1; }
+art="$build/fuzz-artifacts"
+mkdir -p "$art"
+fail=0
+for t in $targets; do
+	work=$(mktemp -d "/tmp/atca-ft-fuzz-$t.XXXXXX")
+	cp -r "$top/tests/fuzz/corpus/$t/." "$work/"
+	echo "fuzz_$t: $secs s on $(ls "$work" | wc -l) seed inputs"
+	if ! "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+		-print_final_stats=1 -artifact_prefix="$art/$t-" "$work" >"$work.log" 2>&1; then
+		echo "fuzz_$t: FAILED; last lines of the log:"
+		tail -40 "$work.log"
+		ls -l "$art"
+		fail=1
+	else
+		grep -E "stat::number_of_executed_units|stat::new_units_added" "$work.log" | sed 's/^/    /'
+	fi
+	rm -rf -- "$work" "$work.log"
+done
+exit $fail
