@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct af_config *cfg = NULL;
 
 	if (af_cfg_parse_buffer("fuzz.conf", (const char *)data, size,
-				AF_CFG_SKIP_CREDENTIALS | AF_CFG_SKIP_NSS, &cfg, &diag) == 0) {
+	                        AF_CFG_SKIP_CREDENTIALS | AF_CFG_SKIP_NSS, &cfg, &diag) == 0) {
 		/* whatever loads must print and load back */
 		char *text = NULL;
 		size_t len = 0;
@@ -30,8 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			af_cfg_print(cfg, f);
 			fclose(f);
 			if (af_cfg_parse_buffer("printed", text, len,
-						AF_CFG_SKIP_CREDENTIALS | AF_CFG_SKIP_NSS, &again,
-						&diag) != 0)
+			                        AF_CFG_SKIP_CREDENTIALS | AF_CFG_SKIP_NSS, &again,
+			                        &diag) != 0)
 				__builtin_trap();
 			af_cfg_free(again);
 			free(text);
