@@ -32,7 +32,7 @@ PACKAGES=(
 	libvirt-dev libfreeipmi-dev libipmimonitoring-dev libopenipmi-dev libsnmp-dev
 	libjson-c-dev check
 	clang libclang-rt-14-dev clang-format valgrind
-	jq man-db groff-base util-linux procps
+	jq man-db groff-base util-linux procps libqb-tools
 )
 
 if [ $packages = yes ]; then

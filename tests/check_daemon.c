@@ -7,6 +7,8 @@
 
 #include "check_util.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "ftd.h"
@@ -274,6 +276,34 @@ START_TEST(test_event_sink)
 }
 END_TEST
 
+START_TEST(test_sd_notify)
+{
+	char *dir = make_temp_dir(), path[256], buf[64];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	ssize_t n;
+
+	ck_assert_int_ge(fd, 0);
+	snprintf(path, sizeof(path), "%s/notify", dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+
+	unsetenv("NOTIFY_SOCKET");
+	ftd_sd_notify("READY=1"); /* without systemd: nothing, no error */
+	setenv("NOTIFY_SOCKET", "relative/path", 1);
+	ftd_sd_notify("READY=1"); /* not a socket address: ignored */
+	setenv("NOTIFY_SOCKET", path, 1);
+	ftd_sd_notify("RELOADING=1");
+	n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	ck_assert_int_eq(n, 11);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, "RELOADING=1");
+	unsetenv("NOTIFY_SOCKET");
+	close(fd);
+	remove_temp_dir(dir);
+}
+END_TEST
+
 static Suite *daemon_suite(void)
 {
 	Suite *s = suite_create("daemon");
@@ -281,6 +311,7 @@ static Suite *daemon_suite(void)
 	add_tcase(s, test_start_fails_cleanly, 10);
 	add_tcase(s, test_access_policy, 10);
 	add_tcase(s, test_pidfile, 10);
+	add_tcase(s, test_sd_notify, 10);
 	add_tcase(s, test_start_status_stop, 20);
 	add_tcase(s, test_reload_bad_then_good, 20);
 	add_tcase(s, test_event_sink, 20);

@@ -76,8 +76,8 @@ int main(int argc, char **argv)
 	size_t n, off = sizeof(struct qb_ipc_request_header);
 	unsigned seed = 12345;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: ipc_abuse IPC_NAME\n");
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "usage: ipc_abuse IPC_NAME [MAX_CLIENTS]\n");
 		return 2;
 	}
 	c = connect_or_die(argv[1]);
@@ -157,5 +157,37 @@ int main(int argc, char **argv)
 	n = encode(buf, AF_OP_HELLO, 8);
 	expect("new connection", exchange(c, buf, n, 8), 0);
 	qb_ipcc_disconnect(c);
+
+	/* the daemon admits at most MAX_CLIENTS connections at a time */
+	if (argc == 3) {
+		int max = atoi(argv[2]), refused = 0, err = 0;
+		qb_ipcc_connection_t *held[64];
+		int n_held = 0;
+
+		for (int i = 0; i <= max && i < 64; i++) {
+			qb_ipcc_connection_t *extra =
+			        qb_ipcc_connect(argv[1], AF_IPC_RSP_MAX + 4096);
+
+			if (extra == NULL) {
+				refused++;
+				err = errno;
+			} else {
+				held[n_held++] = extra;
+			}
+		}
+		if (n_held == max && refused == 1 && err == EMFILE)
+			printf("ok   %d connections held, the next one refused (EMFILE)\n", max);
+		else {
+			printf("FAIL max clients %d: %d held, %d refused (errno %d)\n", max, n_held,
+			       refused, err);
+			failures++;
+		}
+		while (n_held > 0)
+			qb_ipcc_disconnect(held[--n_held]);
+		c = connect_or_die(argv[1]);
+		n = encode(buf, AF_OP_HELLO, 9);
+		expect("connection after the others closed", exchange(c, buf, n, 9), 0);
+		qb_ipcc_disconnect(c);
+	}
 	return failures ? 1 : 0;
 }

@@ -42,6 +42,12 @@ struct ctl_client *ctl_connect(const char *ipc_name, int timeout_ms, int *exit_c
 			         "permission denied by atca-ftd on IPC '%s' (run as root or as a "
 			         "member of its ipc_group)",
 			         ipc_name);
+		} else if (err == EMFILE) {
+			*exit_code = CTL_FAILED;
+			snprintf(msg, msglen,
+			         "atca-ftd on IPC '%s' refused the connection: too many clients "
+			         "(daemon.ipc_max_clients)",
+			         ipc_name);
 		} else {
 			*exit_code = CTL_UNREACHABLE;
 			snprintf(msg, msglen,

@@ -178,6 +178,9 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	/* "--check-config FILE" as well as "--check-config=FILE" */
+	if (check && check_path == NULL && optind == argc - 1)
+		check_path = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "atca-ftd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);

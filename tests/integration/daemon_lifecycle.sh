@@ -13,6 +13,7 @@ ctl() { "$ATCA_FTCTL" -s "$TL_IPC" "$@"; }
 
 # --- --check-config ---------------------------------------------------------
 tl_expect_rc 0 "check-config accepts a valid file" "$ATCA_FTD" --check-config="$CONF"
+tl_expect_rc 0 "check-config FILE (without '=') works too" "$ATCA_FTD" --check-config "$CONF"
 tl_check "check-config prints the effective configuration" \
 	grep -q "ipmc: 0x82" "$TL_TMP/last.out"
 tl_check "check-config reports the file is valid" grep -q "configuration is valid" "$TL_TMP/last.err"
@@ -72,7 +73,7 @@ tl_expect_rc 0 "atca-ftctl reload with a good file" ctl reload
 tl_check "generation 3 after atca-ftctl reload" sh -c "'$ATCA_FTCTL' -s '$TL_IPC' --json status | jq -e '.daemon.config_generation == 3'"
 
 # --- malformed IPC does not harm the daemon ------------------------------------
-tl_expect_rc 0 "malformed and oversized IPC requests are rejected" "$top_builddir/tests/ipc_abuse" "$TL_IPC"
+tl_expect_rc 0 "malformed and oversized IPC requests are rejected; client limit" "$top_builddir/tests/ipc_abuse" "$TL_IPC" 32
 cat "$TL_TMP/last.out" | sed 's/^/    /'
 tl_check "daemon alive after the abuse" kill -0 "$DPID"
 tl_check "rejections were logged" grep -q "rejected IPC request" "$TL_TMP/atca-ftd.log"
@@ -80,6 +81,10 @@ tl_check "rejections were logged" grep -q "rejected IPC request" "$TL_TMP/atca-f
 # --- blackbox on SIGUSR1 ------------------------------------------------------
 kill -USR1 "$DPID"
 tl_check "SIGUSR1 writes the blackbox" tl_wait_for 5 test -s "$TL_TMP/state/atca-ftd.manual.blackbox"
+if command -v qb-blackbox >/dev/null; then
+	qb-blackbox "$TL_TMP/state/atca-ftd.manual.blackbox" >"$TL_TMP/bb.txt" 2>&1
+	tl_check "qb-blackbox reads it, debug messages included" grep -q "IPC status from pid" "$TL_TMP/bb.txt"
+fi
 
 # --- SIGTERM: clean stop ------------------------------------------------------
 kill -TERM "$DPID"
