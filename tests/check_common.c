@@ -198,6 +198,34 @@ START_TEST(test_event_roundtrip)
 }
 END_TEST
 
+/* Review finding: the longest text form must fit AF_EV_TEXT_MAX. */
+START_TEST(test_event_worst_case_fits)
+{
+	struct af_event ev, back;
+	char text[AF_EV_TEXT_MAX], val[AF_KV_VAL_MAX], err[128];
+	int n;
+
+	af_event_init(&ev, AF_SRC_HYPERVISOR, AF_EV_HYPERVISOR_DOWN, 16, NULL);
+	ev.id = UINT64_MAX;
+	ev.ts_ns = UINT64_MAX / AF_NS_PER_S * AF_NS_PER_S - 1;
+	memset(ev.entity, '"', sizeof(ev.entity) - 1);
+	memset(val, '"', sizeof(val) - 1);
+	val[sizeof(val) - 1] = '\0';
+	for (int i = 0; i < AF_EV_DETAIL_MAX; i++) {
+		char key[AF_KV_KEY_MAX];
+
+		memset(key, 'k', sizeof(key) - 1);
+		key[sizeof(key) - 1] = '\0';
+		key[sizeof(key) - 2] = (char)('a' + i);
+		ck_assert_int_eq(af_event_set(&ev, key, "%s", val), 0);
+	}
+	n = af_event_format(&ev, text, sizeof(text));
+	ck_assert_msg(n > 0, "worst-case event does not fit AF_EV_TEXT_MAX");
+	ck_assert_int_eq(af_event_parse(text, &back, err, sizeof(err)), 0);
+	ck_assert_str_eq(back.entity, ev.entity);
+}
+END_TEST
+
 START_TEST(test_event_names_complete)
 {
 	for (int i = 0; i < AF_SRC_COUNT; i++)
@@ -316,6 +344,7 @@ static Suite *common_suite(void)
 	add_tcase(s, test_event_parse_rejects, 10);
 	add_tcase(s, test_event_set_rejects, 10);
 	add_tcase(s, test_event_roundtrip, 10);
+	add_tcase(s, test_event_worst_case_fits, 10);
 	add_tcase(s, test_event_names_complete, 10);
 	add_tcase(s, test_fault_format, 10);
 	add_tcase(s, test_log_levels_and_targets, 10);

@@ -541,6 +541,89 @@ START_TEST(test_tree_limits)
 }
 END_TEST
 
+/* Review findings: independent errors are all reported in one pass, the
+ * unpaired-blade warning points at that blade, file size limits are exact,
+ * FIFOs and devices are refused without blocking. */
+START_TEST(test_review_regressions)
+{
+	struct fixtures fx;
+	struct af_cfg_diag diag;
+	struct af_config *cfg = NULL;
+	char text[2048], err[256], path[300];
+	size_t tlen;
+	char *sub;
+	gid_t gid;
+
+	fixtures_make(&fx);
+	snprintf(text, sizeof(text),
+	         "shelf {\n    credentials: @CRED@\n    cipher_suite: 0\n    manager {\n"
+	         "        address: 127.0.0.1\n    }\n}\nblade {\n    slot: 1\n    host: b1\n}\n"
+	         "vm {\n    name: web\n    blade: 7\n}\n");
+	sub = substitute(&fx, text, strlen(text), &tlen);
+	ck_assert_int_eq(af_cfg_parse_buffer("two.conf", sub, tlen, 0, &cfg, &diag), -EINVAL);
+	ck_assert_uint_eq(diag.n_errors, 2);
+	ck_assert_ptr_nonnull(strstr(diag.errors[0], "two.conf:3: cipher suite 0"));
+	ck_assert_ptr_nonnull(strstr(diag.errors[1], "two.conf:14: vm 'web' is placed on blade 7"));
+	free(sub);
+
+	snprintf(text, sizeof(text),
+	         "shelf {\n    credentials: @CRED@\n    manager {\n        address: 127.0.0.1\n"
+	         "    }\n}\nblade {\n    slot: 1\n    host: b1\n}\nblade {\n    slot: 3\n"
+	         "    host: b3\n}\nblade {\n    slot: 2\n    host: b2\n}\n");
+	sub = substitute(&fx, text, strlen(text), &tlen);
+	ck_assert_int_eq(af_cfg_parse_buffer("odd.conf", sub, tlen, 0, &cfg, &diag), 0);
+	ck_assert_uint_ge(diag.n_warnings, 1);
+	ck_assert_msg(strstr(diag.warnings[0], "odd.conf:11: warning: blade 3 has no partner"),
+	              "%s", diag.warnings[0]);
+	ck_assert_uint_eq(cfg->pairs[0].blades[0], 1);
+	ck_assert_uint_eq(cfg->pairs[0].blades[1], 2);
+	af_cfg_free(cfg);
+	free(sub);
+
+	/* a credentials file of exactly 4096 bytes loads; one more byte does not */
+	{
+		char big[4200];
+		struct af_ipmi_credentials c;
+		size_t base;
+
+		snprintf(big, sizeof(big), "username: a\npassword: b\n");
+		base = strlen(big);
+		memset(big + base, '#', 4096 - base);
+		for (size_t i = base + 99; i < 4096; i += 100)
+			big[i] = '\n'; /* comment lines shorter than the line limit */
+		big[4095] = '\n';
+		big[4096] = '\0';
+		snprintf(path, sizeof(path), "%s/exact.cred", fx.dir);
+		write_file(path, big, 0600);
+		ck_assert_int_eq(af_cred_load_ipmi(path, &c, err, sizeof(err)), 0);
+		big[4095] = '#';
+		big[4096] = '\n';
+		big[4097] = '\0';
+		write_file(path, big, 0600);
+		ck_assert_int_eq(af_cred_load_ipmi(path, &c, err, sizeof(err)), -EFBIG);
+		ck_assert_ptr_nonnull(strstr(err, "file too large"));
+	}
+
+	/* a FIFO is refused at once instead of blocking the daemon */
+	snprintf(path, sizeof(path), "%s/fifo", fx.dir);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	{
+		struct af_ipmi_credentials c;
+
+		ck_assert_int_eq(af_cred_load_ipmi(path, &c, err, sizeof(err)), -EINVAL);
+		ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
+		ck_assert_int_eq(af_cfg_load(path, 0, &cfg, &diag), -EINVAL);
+		ck_assert_ptr_nonnull(strstr(diag.errors[0], "not a regular file"));
+		ck_assert_int_eq(af_cred_load_ipmi("/dev/null", &c, err, sizeof(err)), -EINVAL);
+	}
+
+	ck_assert_int_eq(af_group_lookup("root", &gid), 0);
+	ck_assert_uint_eq(gid, 0);
+	ck_assert_int_eq(af_group_lookup("no-such-group-xyz", &gid), -ENOENT);
+	fixtures_free(&fx);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -550,6 +633,7 @@ static Suite *config_suite(void)
 	add_tcase(s, test_error_cap, 10);
 	add_tcase(s, test_credentials, 10);
 	add_tcase(s, test_tree_limits, 10);
+	add_tcase(s, test_review_regressions, 10);
 	add_tcase(s, test_good_files_round_trip, 30);
 	add_tcase(s, test_defaults_and_derived, 10);
 	add_tcase(s, test_example_and_docs_complete, 10);

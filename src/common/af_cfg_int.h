@@ -28,6 +28,7 @@ struct af_cfg_node {
 struct af_cfg_tree {
 	struct af_cfg_node root; /* an unnamed section holding the top level */
 	char *text;              /* private copy of the input; names point in */
+	size_t text_len;
 	struct af_cfg_node *nodes;
 	size_t n_nodes;
 };
@@ -41,6 +42,10 @@ void af_cfg_tree_free(struct af_cfg_tree *tree);
 
 /* Reads a whole file of at most max bytes; *buf is NUL-terminated. */
 int af_read_file(int fd, size_t max, char **buf, size_t *len);
+
+/* Opens path for reading only if it is a regular file, without opening
+ * anything else first. Returns 0 and the descriptor, or -errno and err. */
+int af_open_regular(const char *path, int *fd, char *err, size_t errlen);
 
 #endif
 

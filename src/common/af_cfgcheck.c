@@ -6,7 +6,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -70,14 +69,17 @@ static void check_daemon(struct af_cfg_load *ld)
 
 	d->ipc_gid = (gid_t)-1;
 	if (d->ipc_group[0] != '\0' && !(ld->flags & AF_CFG_SKIP_NSS)) {
-		struct group gr, *res = NULL;
-		char buf[4096];
+		uint32_t line = af_cfg_line_of("daemon", &d->where, "ipc_group");
+		gid_t gid;
+		int rc = af_group_lookup(d->ipc_group, &gid);
 
-		if (getgrnam_r(d->ipc_group, &gr, buf, sizeof(buf), &res) != 0 || res == NULL)
-			af_cfg_error(ld, af_cfg_line_of("daemon", &d->where, "ipc_group"),
-			             "group '%s' does not exist", d->ipc_group);
+		if (rc == -ENOENT)
+			af_cfg_error(ld, line, "group '%s' does not exist", d->ipc_group);
+		else if (rc < 0)
+			af_cfg_error(ld, line, "cannot look up group '%s': %s", d->ipc_group,
+			             strerror(-rc));
 		else
-			d->ipc_gid = gr.gr_gid;
+			d->ipc_gid = gid;
 	}
 	if (d->local_blade != 0 && af_cfg_blade_by_slot(ld->cfg, d->local_blade) == NULL)
 		af_cfg_error(ld, af_cfg_line_of("daemon", &d->where, "local_blade"),
@@ -160,12 +162,6 @@ static void check_blades(struct af_cfg_load *ld)
 	}
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 static void check_pairs(struct af_cfg_load *ld)
 {
 	struct af_config *cfg = ld->cfg;
@@ -194,25 +190,30 @@ static void check_pairs(struct af_cfg_load *ld)
 		}
 	}
 	if (cfg->n_pairs == 0 && cfg->n_blades >= 2) {
-		/* Symmetric pairs by slot order: 1+2, 3+4, ... of the slots present. */
-		uint32_t slots[AF_MAX_BLADES];
+		/* Symmetric pairs by slot order: the two lowest slots present, the
+		 * next two, ... (blade indices sorted by slot; at most 16). */
+		const struct af_cfg_blade *b[AF_MAX_BLADES];
 
-		for (unsigned i = 0; i < cfg->n_blades; i++)
-			slots[i] = cfg->blades[i].slot;
-		qsort(slots, cfg->n_blades, sizeof(slots[0]), cmp_u32);
+		for (unsigned i = 0; i < cfg->n_blades; i++) {
+			unsigned j = i;
+
+			for (; j > 0 && b[j - 1]->slot > cfg->blades[i].slot; j--)
+				b[j] = b[j - 1];
+			b[j] = &cfg->blades[i];
+		}
 		for (unsigned i = 0; i + 1 < cfg->n_blades; i += 2) {
 			struct af_cfg_pair *p = &cfg->pairs[cfg->n_pairs++];
 
 			memset(p, 0, sizeof(*p));
-			p->blades[0] = slots[i];
-			p->blades[1] = slots[i + 1];
+			p->blades[0] = b[i]->slot;
+			p->blades[1] = b[i + 1]->slot;
 			p->derived = true;
 		}
 		if (cfg->n_blades % 2)
-			af_cfg_warning(ld, cfg->blades[0].where.line,
+			af_cfg_warning(ld, b[cfg->n_blades - 1]->where.line,
 			               "blade %u has no partner (odd number of blades): its VMs "
 			               "can only be restarted in place",
-			               slots[cfg->n_blades - 1]);
+			               b[cfg->n_blades - 1]->slot);
 	}
 }
 
@@ -375,13 +376,18 @@ static void check_local_blade(struct af_cfg_load *ld)
 
 void af_cfg_check(struct af_cfg_load *ld)
 {
-	/* Blades first: every other check refers to them. */
+	bool topology_ok;
+
+	/* Blades and pairs first: VMs refer to them, and checking VMs against
+	 * a broken blade list would only repeat its errors. Every other check
+	 * runs regardless, so one pass reports all independent errors. */
 	check_blades(ld);
 	if (ld->diag->n_errors == 0)
 		check_pairs(ld);
+	topology_ok = ld->diag->n_errors == 0;
 	check_daemon(ld);
 	check_shelf(ld);
-	if (ld->diag->n_errors == 0)
+	if (topology_ok)
 		check_vms(ld);
 	check_snmp(ld);
 	check_logging(ld);

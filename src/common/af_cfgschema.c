@@ -95,7 +95,7 @@ static const struct af_kspec daemon_keys[] = {
         K_STR("state_dir", struct af_cfg_daemon, state_dir, AF_KT_PATH, AF_STATE_DIR, 0),
         K_STR("pidfile", struct af_cfg_daemon, pidfile, AF_KT_PATH, AF_RUN_DIR "/atca-ftd.pid", 0),
         K_STR("ipc_name", struct af_cfg_daemon, ipc_name, AF_KT_NAME, "atca-ft", 0),
-        K_STR("ipc_group", struct af_cfg_daemon, ipc_group, AF_KT_NAME, NULL, 0),
+        K_STR("ipc_group", struct af_cfg_daemon, ipc_group, AF_KT_NAME, AF_DEFAULT_IPC_GROUP, 0),
         K_UINT("ipc_max_clients", struct af_cfg_daemon, ipc_max_clients, 1, 1024, "32", 0),
         K_UINT("local_blade", struct af_cfg_daemon, local_blade, 1, AF_MAX_BLADES, "auto",
                AF_K_AUTO0),
@@ -590,9 +590,11 @@ static int set_value(struct af_cfg_load *ld, uint32_t line, const struct af_kspe
 static void apply_defaults(struct af_cfg_load *ld, const struct af_sspec *s, void *obj)
 {
 	for (size_t i = 0; i < s->n_keys; i++) {
-		/* A built-in default that does not parse is our bug. */
-		if (s->keys[i].def != NULL &&
-		    set_value(ld, 0, &s->keys[i], obj, s->keys[i].def) < 0)
+		const char *def = s->keys[i].def;
+
+		/* "" (e.g. --with-ipc-group not given) means no default; a
+		 * built-in default that does not parse is our bug. */
+		if (def != NULL && def[0] != '\0' && set_value(ld, 0, &s->keys[i], obj, def) < 0)
 			abort();
 	}
 }
@@ -771,23 +773,16 @@ int af_cfg_parse_buffer(const char *name, const char *buf, size_t len, unsigned 
 int af_cfg_load(const char *path, unsigned flags, struct af_config **out, struct af_cfg_diag *diag)
 {
 	struct af_cfg_load ld = {.file = path, .diag = diag};
-	struct stat st;
-	char *buf = NULL;
+	char *buf = NULL, err[128];
 	size_t len = 0;
 	int fd, rc;
 
 	memset(diag, 0, sizeof(*diag));
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		af_cfg_error(&ld, 0, "cannot open: %s", strerror(-rc));
+	rc = af_open_regular(path, &fd, err, sizeof(err));
+	if (rc < 0) {
+		af_cfg_error(&ld, 0, "%s", err);
 		return rc;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		af_cfg_error(&ld, 0, "not a regular file");
-		return -EINVAL;
 	}
 	rc = af_read_file(fd, AF_CFG_MAX_FILE_SIZE, &buf, &len);
 	close(fd);
@@ -815,10 +810,8 @@ static bool needs_quotes(const char *v)
 {
 	size_t n = strlen(v);
 
-	if (n == 0 || v[0] == '"' || v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' ||
-	    v[n - 1] == '\t')
-		return true;
-	return strpbrk(v, "\n\t") != NULL;
+	/* values never hold control characters (set_string refuses them) */
+	return n == 0 || v[0] == '"' || v[0] == ' ' || v[n - 1] == ' ';
 }
 
 static void print_string(FILE *f, const char *v)
@@ -830,13 +823,8 @@ static void print_string(FILE *f, const char *v)
 	fputc('"', f);
 	for (; *v; v++) {
 		if (*v == '"' || *v == '\\')
-			fprintf(f, "\\%c", *v);
-		else if (*v == '\n')
-			fputs("\\n", f);
-		else if (*v == '\t')
-			fputs("\\t", f);
-		else
-			fputc(*v, f);
+			fputc('\\', f);
+		fputc(*v, f);
 	}
 	fputc('"', f);
 }

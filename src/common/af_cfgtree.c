@@ -4,7 +4,7 @@
  *   name {          opens a section
  *   }               closes it
  *   key: value      sets a key (value is the rest of the line, trimmed, or a
- *                   "quoted string" with \" \\ \n \t escapes)
+ *                   "quoted string" with \" and \\ escapes)
  *   # comment       a whole-line comment ('#' inside an unquoted value is
  *                   part of the value, so passwords and URIs need no quotes)
  *
@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "af_util.h"
@@ -100,23 +102,14 @@ static int unquote(struct reader *r, uint32_t ln, char *s, const char *key)
 			break;
 		if (*p == '\\') {
 			p++;
-			switch (*p) {
-			case '"':
-			case '\\':
-				*w++ = *p++;
-				continue;
-			case 'n':
-				*w++ = '\n';
-				p++;
-				continue;
-			case 't':
-				*w++ = '\t';
-				p++;
-				continue;
-			default:
-				FAIL(r, ln, "unknown escape '\\%c' in value for '%s'",
+			/* Values hold no control characters, so \n or \t
+			 * would only be refused later with a vaguer message. */
+			if (*p != '"' && *p != '\\')
+				FAIL(r, ln,
+				     "unknown escape '\\%c' in value for '%s' (only \\\" and \\\\)",
 				     *p ? *p : ' ', key);
-			}
+			*w++ = *p++;
+			continue;
 		}
 		*w++ = *p++;
 	}
@@ -264,6 +257,7 @@ int af_cfg_tree_parse(const char *buf, size_t len, struct af_cfg_tree *tree, uin
 		return -ENOMEM;
 	}
 	r.cap = statements;
+	tree->text_len = len + 1;
 	memcpy(tree->text, buf, len);
 	tree->text[len] = '\0';
 	tree->root.type = AF_CFG_SECTION;
@@ -276,6 +270,9 @@ int af_cfg_tree_parse(const char *buf, size_t len, struct af_cfg_tree *tree, uin
 
 void af_cfg_tree_free(struct af_cfg_tree *tree)
 {
+	/* The text may be a credentials file: never free it unwiped. */
+	if (tree->text != NULL)
+		af_wipe(tree->text, tree->text_len);
 	free(tree->text);
 	free(tree->nodes);
 	memset(tree, 0, sizeof(*tree));
@@ -288,17 +285,19 @@ int af_read_file(int fd, size_t max, char **buf, size_t *len)
 
 	if (b == NULL)
 		return -ENOMEM;
+	/* The buffer grows to max + 1 bytes so that a file of exactly max
+	 * bytes is read whole and one byte more is detected as too large. */
 	for (;;) {
 		ssize_t got;
 
 		if (n == cap) {
 			char *nb;
 
-			if (cap >= max) {
+			if (cap > max) {
 				free(b);
 				return -EFBIG;
 			}
-			cap = cap * 2 > max ? max : cap * 2;
+			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
 			nb = realloc(b, cap + 1);
 			if (nb == NULL) {
 				free(b);
@@ -317,8 +316,45 @@ int af_read_file(int fd, size_t max, char **buf, size_t *len)
 			break;
 		n += (size_t)got;
 	}
+	if (n > max) {
+		free(b);
+		return -EFBIG;
+	}
 	b[n] = '\0';
 	*buf = b;
 	*len = n;
+	return 0;
+}
+
+int af_open_regular(const char *path, int *out, char *err, size_t errlen)
+{
+	struct stat before, after;
+	int fd, rc;
+
+	/* stat first so that a FIFO or a device is refused without being
+	 * opened (opening a FIFO blocks; opening a device may act), then
+	 * fstat the descriptor so that the file read is the file checked. */
+	if (stat(path, &before) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open: %s", strerror(-rc));
+		return rc;
+	}
+	if (!S_ISREG(before.st_mode)) {
+		snprintf(err, errlen, "not a regular file");
+		return -EINVAL;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open: %s", strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &after) < 0 || !S_ISREG(after.st_mode) || after.st_dev != before.st_dev ||
+	    after.st_ino != before.st_ino) {
+		close(fd);
+		snprintf(err, errlen, "not a regular file (changed while being opened)");
+		return -EINVAL;
+	}
+	*out = fd;
 	return 0;
 }

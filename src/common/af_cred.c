@@ -36,21 +36,13 @@ static int read_protected(const char *path, char **buf, size_t *len, char *err, 
 	struct stat st;
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot open: %s", strerror(-rc));
+	rc = af_open_regular(path, &fd, err, errlen);
+	if (rc < 0)
 		return rc;
-	}
 	/* fstat on the open descriptor: the file checked is the file read. */
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot stat: %s", strerror(-rc));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		snprintf(err, errlen, "not a regular file");
 		goto out;
 	}
 	if ((st.st_mode & 077) != 0) {

@@ -240,9 +240,9 @@ static int parse_time(const char *s, uint64_t *ns)
 	if (!isdigit((unsigned char)*p))
 		return -EINVAL;
 	for (; isdigit((unsigned char)*p); p++) {
-		if (sec > (UINT64_MAX / AF_NS_PER_S - 9) / 10)
-			return -ERANGE;
 		sec = sec * 10 + (uint64_t)(*p - '0');
+		if (sec > UINT64_MAX / AF_NS_PER_S)
+			return -ERANGE;
 	}
 	if (*p == '.') {
 		p++;
@@ -258,6 +258,8 @@ static int parse_time(const char *s, uint64_t *ns)
 	}
 	if (*p != '\0')
 		return -EINVAL;
+	if (sec * AF_NS_PER_S > UINT64_MAX - frac)
+		return -ERANGE;
 	*ns = sec * AF_NS_PER_S + frac;
 	return 0;
 }

@@ -22,7 +22,9 @@
 #define AF_EV_DETAIL_MAX 12
 #define AF_KV_KEY_MAX 24
 #define AF_KV_VAL_MAX 64
-#define AF_EV_TEXT_MAX 1536 /* longest text form af_event_format() emits */
+/* Longest text form af_event_format() can emit: every value quoted with
+ * every character escaped (see test_event_worst_case_fits). */
+#define AF_EV_TEXT_MAX 2560
 
 enum af_ev_source {
 	AF_SRC_IPMI = 0,   /* sensor/SEL monitoring of IPMCs and the shelf manager */

@@ -45,8 +45,8 @@ static const struct {
 static struct {
 	bool inited;
 	struct af_log_settings s;
-	int32_t file_target; /* -1 when no log file is open */
-	char file_path[256];
+	int32_t file_target;    /* -1 when no log file is open */
+	uint64_t blackbox_size; /* applied; resizing the ring empties it */
 	char fatal_path[512];
 } g_log = {.file_target = -1};
 
@@ -152,11 +152,13 @@ int af_log_init(const char *ident)
 	qb_log_format_set(QB_LOG_SYSLOG, "[%g] %p: %b");
 	g_log.inited = true;
 	g_log.file_target = -1;
+	g_log.blackbox_size = 0;
 	af_log_settings_default(&g_log.s);
 	return af_log_apply(&g_log.s);
 }
 
-static int open_logfile(const char *path)
+/* Opens a file target; it receives nothing until the filter says so. */
+static int32_t open_logfile(const char *path)
 {
 	int32_t t = qb_log_file_open(path);
 
@@ -164,34 +166,35 @@ static int open_logfile(const char *path)
 		return t;
 	qb_log_format_set(t, "%T %N[%P] [%g] %p: %b");
 	qb_log_ctl(t, QB_LOG_CONF_ENABLED, QB_TRUE);
-	g_log.file_target = t;
-	af_strlcpy(g_log.file_path, path, sizeof(g_log.file_path));
-	return 0;
+	return t;
 }
 
 int af_log_apply(const struct af_log_settings *s)
 {
-	int rc = 0;
+	int32_t file_target = -1;
 
 	if (!g_log.inited)
 		return -EINVAL;
+	/* The new log file is opened before anything changes, so a file that
+	 * cannot be opened leaves the previous logging entirely in place. The
+	 * file is opened anew even when its name is unchanged: after logrotate
+	 * moved it, a reload must start a new file. */
+	if (s->to_logfile && s->logfile[0] != '\0') {
+		file_target = open_logfile(s->logfile);
+		if (file_target < 0) {
+			af_err("cannot open log file %s: %s", s->logfile, strerror(-file_target));
+			return file_target;
+		}
+	}
+	if (g_log.file_target >= 0)
+		qb_log_file_close(g_log.file_target);
+	g_log.file_target = file_target;
 	if (s != &g_log.s)
 		g_log.s = *s;
 
 	qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, g_log.s.to_stderr);
 	qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_FACILITY, g_log.s.syslog_facility);
 	qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, g_log.s.to_syslog);
-
-	/* Always reopen the file: a reload after logrotate moved it must
-	 * start a new one rather than keep writing to the rotated file. */
-	if (g_log.file_target >= 0) {
-		qb_log_file_close(g_log.file_target);
-		g_log.file_target = -1;
-		g_log.file_path[0] = '\0';
-	}
-	if (g_log.s.to_logfile && g_log.s.logfile[0] != '\0')
-		rc = open_logfile(g_log.s.logfile);
-
 	if (g_log.s.blackbox) {
 		uint64_t size = g_log.s.blackbox_size;
 
@@ -199,15 +202,16 @@ int af_log_apply(const struct af_log_settings *s)
 			size = 4096;
 		if (size > 64 * 1024 * 1024)
 			size = 64 * 1024 * 1024;
-		qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_SIZE, (int32_t)size);
+		if (size != g_log.blackbox_size) {
+			qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_SIZE, (int32_t)size);
+			g_log.blackbox_size = size;
+		}
 		qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_ENABLED, QB_TRUE);
 	} else {
 		qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_ENABLED, QB_FALSE);
 	}
 	qb_log_filter_fn_set(filter_callsite);
-	if (rc < 0)
-		af_err("cannot open log file %s: %s", g_log.s.logfile, strerror(-rc));
-	return rc;
+	return 0;
 }
 
 /* libqb prints a ring buffer summary on stdout while it dumps; stdout may be

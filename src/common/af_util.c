@@ -7,7 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 size_t af_strlcpy(char *dst, const char *src, size_t size)
 {
@@ -220,4 +224,83 @@ void af_wipe(void *p, size_t len)
 
 	while (len--)
 		*v++ = 0;
+}
+
+/* getgrnam_r/getpwuid_r report ERANGE when an entry (a group with many
+ * members) does not fit: grow the buffer instead of calling it missing. */
+#define NSS_BUF_MAX (1024 * 1024)
+
+int af_group_lookup(const char *name, gid_t *gid)
+{
+	size_t size = 4096;
+
+	for (;;) {
+		struct group gr, *res = NULL;
+		char *buf = malloc(size);
+		int rc;
+
+		if (buf == NULL)
+			return -ENOMEM;
+		rc = getgrnam_r(name, &gr, buf, size, &res);
+		if (rc == 0 && res != NULL)
+			*gid = gr.gr_gid;
+		free(buf);
+		if (rc == ERANGE && size < NSS_BUF_MAX) {
+			size *= 2;
+			continue;
+		}
+		if (rc != 0)
+			return -rc;
+		return res != NULL ? 0 : -ENOENT;
+	}
+}
+
+int af_user_groups(uid_t uid, gid_t **groups, int *n_groups)
+{
+	size_t size = 4096;
+	char *buf = NULL;
+	struct passwd pw, *res = NULL;
+	gid_t *g = NULL;
+	int n = 64, rc;
+
+	for (;;) {
+		buf = malloc(size);
+		if (buf == NULL)
+			return -ENOMEM;
+		rc = getpwuid_r(uid, &pw, buf, size, &res);
+		if (rc == ERANGE && size < NSS_BUF_MAX) {
+			free(buf);
+			size *= 2;
+			continue;
+		}
+		break;
+	}
+	if (rc != 0 || res == NULL) {
+		free(buf);
+		return rc != 0 ? -rc : -ENOENT;
+	}
+	for (;;) {
+		int want = n;
+		gid_t *ng = realloc(g, sizeof(*g) * (size_t)want);
+
+		if (ng == NULL) {
+			free(g);
+			free(buf);
+			return -ENOMEM;
+		}
+		g = ng;
+		if (getgrouplist(pw.pw_name, pw.pw_gid, g, &n) >= 0)
+			break;
+		if (n <= want) /* no growth reported: give up on the list */
+			n = want * 2;
+		if (n > 65536) {
+			free(g);
+			free(buf);
+			return -E2BIG;
+		}
+	}
+	free(buf);
+	*groups = g;
+	*n_groups = n;
+	return 0;
 }

@@ -49,6 +49,13 @@ int af_enum_parse(const char *const *names, size_t n, const char *s);
  * a letter or digit, at most max_len bytes. */
 bool af_valid_name(const char *s, size_t max_len);
 
+/* Group/user database lookups that cope with entries of any size.
+ * Return 0, -ENOENT if there is no such entry, or -errno. */
+#include <sys/types.h>
+int af_group_lookup(const char *name, gid_t *gid);
+/* The user's groups (primary included): *groups is malloc'd. */
+int af_user_groups(uid_t uid, gid_t **groups, int *n_groups);
+
 /* Overwrites a secret so it does not linger in freed memory. */
 void af_wipe(void *p, size_t len);
 

@@ -87,7 +87,9 @@ void ftd_module_describe(const struct ftd_ctx *ctx, unsigned i, struct af_module
 /* Gives an observation an id, logs it and feeds it to the failure model. */
 void ftd_event_sink(void *opaque, struct af_event *ev);
 
-void ftd_apply_logging(const struct ftd_ctx *ctx, const struct af_config *cfg);
+/* Applies the logging section (plus command-line overrides); 0 or -errno,
+ * in which case the previous logging stays in force. */
+int ftd_apply_logging(const struct ftd_ctx *ctx, const struct af_config *cfg);
 
 /* ftd_ipc.c --------------------------------------------------------------- */
 

@@ -140,16 +140,18 @@ void ftd_module_describe(const struct ftd_ctx *ctx, unsigned i, struct af_module
 		ftd_modules[i].describe(ctx, st);
 }
 
-void ftd_apply_logging(const struct ftd_ctx *ctx, const struct af_config *cfg)
+int ftd_apply_logging(const struct ftd_ctx *ctx, const struct af_config *cfg)
 {
 	struct af_log_settings s;
 
 	af_cfg_log_settings(cfg, &s);
-	if (ctx->opt.foreground)
+	/* In the foreground, and in daemon mode until the parent has exited,
+	 * standard error is the operator's terminal: start-up errors go there. */
+	if (ctx->opt.foreground || ctx->ready_fd >= 0)
 		s.to_stderr = true;
 	if (ctx->opt.log_level >= 0)
 		s.level = ctx->opt.log_level;
-	af_log_apply(&s);
+	return af_log_apply(&s);
 }
 
 void ftd_event_sink(void *opaque, struct af_event *ev)
@@ -223,7 +225,11 @@ int ftd_start(struct ftd_ctx *ctx)
 	}
 	ctx->cfg_generation = 1;
 	ctx->cfg_loaded_ns = af_mono_ns();
-	ftd_apply_logging(ctx, ctx->cfg);
+	rc = ftd_apply_logging(ctx, ctx->cfg);
+	if (rc < 0) {
+		af_err("cannot open the log file %s: %s", ctx->cfg->logging.logfile, strerror(-rc));
+		return rc;
+	}
 
 	rc = make_state_dir(ctx->cfg->daemon.state_dir);
 	if (rc < 0) {
@@ -339,6 +345,22 @@ int ftd_reload(struct ftd_ctx *ctx, struct ftd_reload_result *res)
 	}
 	keep_restart_only(next, ctx->cfg, res);
 
+	/* Logging first: it is the one part that can fail on the outside world
+	 * (a log file that cannot be opened) and it applies atomically. */
+	rc = ftd_apply_logging(ctx, next);
+	if (rc < 0) {
+		if (res->n_errors < FTD_RELOAD_ERRORS_MAX)
+			snprintf(res->errors[res->n_errors++], AF_CFG_ERR_MAX,
+			         "%s: cannot open the log file %s: %s", ctx->opt.config_path,
+			         next->logging.logfile, strerror(-rc));
+		af_log(AF_SS_CONFIG, LOG_ERR,
+		       "reload rejected: cannot open the log file %s (%s); still running "
+		       "configuration generation %llu",
+		       next->logging.logfile, strerror(-rc),
+		       (unsigned long long)ctx->cfg_generation);
+		goto out;
+	}
+
 	for (done = 0; done < ctx->n_started; done++) {
 		const struct ftd_module *m = &ftd_modules[done];
 
@@ -355,7 +377,6 @@ int ftd_reload(struct ftd_ctx *ctx, struct ftd_reload_result *res)
 			goto rollback;
 		}
 	}
-	ftd_apply_logging(ctx, next);
 	resolve_local_blade(ctx, next);
 	af_cfg_free(ctx->cfg);
 	ctx->cfg = next;
@@ -372,6 +393,7 @@ rollback:
 		if (ftd_modules[done].reconfigure != NULL)
 			ftd_modules[done].reconfigure(ctx, ctx->cfg);
 	}
+	ftd_apply_logging(ctx, ctx->cfg);
 out:
 	af_cfg_free(next);
 	ctx->last_reload = *res;

@@ -11,8 +11,6 @@
 #include "ftd.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,21 +53,21 @@ bool ftd_access_decide(uid_t uid, gid_t gid, uid_t self, gid_t allowed_gid, cons
 
 bool ftd_access_allowed(uid_t uid, gid_t gid, gid_t allowed_gid)
 {
-	struct passwd pw, *res = NULL;
-	gid_t groups[256];
-	int n = (int)AF_ARRAY_SIZE(groups);
-	char buf[4096];
+	gid_t *groups = NULL;
+	int n = 0;
+	bool ok;
 
 	if (ftd_access_decide(uid, gid, geteuid(), allowed_gid, NULL, 0))
 		return true;
 	if (allowed_gid == (gid_t)-1)
 		return false;
-	/* Supplementary groups are not in SO_PEERCRED: ask NSS. */
-	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+	/* Supplementary groups are not in SO_PEERCRED: ask the user database.
+	 * A user it does not know gets no supplementary groups. */
+	if (af_user_groups(uid, &groups, &n) < 0)
 		return false;
-	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
-		n = (int)AF_ARRAY_SIZE(groups); /* truncated list: check what we have */
-	return ftd_access_decide(uid, gid, geteuid(), allowed_gid, groups, n);
+	ok = ftd_access_decide(uid, gid, geteuid(), allowed_gid, groups, n);
+	free(groups);
+	return ok;
 }
 
 static struct ftd_ipc *ipc_of(qb_ipcs_connection_t *c)
@@ -104,28 +102,34 @@ static void on_created(qb_ipcs_connection_t *c)
 	struct qb_ipcs_connection_stats st;
 	struct ftd_conn *conn = calloc(1, sizeof(*conn));
 
-	ipc->n_clients++;
-	if (conn == NULL)
-		return; /* requests still work; logs just lack the client name */
+	if (conn == NULL) {
+		af_err("out of memory for a new IPC client: disconnecting it");
+		qb_ipcs_disconnect(c);
+		return;
+	}
 	if (qb_ipcs_connection_stats_get(c, &st, QB_FALSE) == 0)
 		conn->pid = st.client_pid;
 	af_strlcpy(conn->client, "unknown", sizeof(conn->client));
 	qb_ipcs_context_set(c, conn);
+	ipc->n_clients++;
 	af_debug("IPC client pid %d connected (%u clients)", (int)conn->pid, ipc->n_clients);
 }
 
+/* libqb also calls this for connections it refused in on_accept(), which
+ * never had a context: only connections counted in on_created() are
+ * uncounted here, or refused clients would open room beyond the limit. */
 static void on_destroyed(qb_ipcs_connection_t *c)
 {
 	struct ftd_ipc *ipc = ipc_of(c);
 	struct ftd_conn *conn = qb_ipcs_context_get(c);
 
+	if (conn == NULL)
+		return;
 	if (ipc->n_clients > 0)
 		ipc->n_clients--;
-	if (conn != NULL) {
-		af_debug("IPC client pid %d (%s) gone", (int)conn->pid, conn->client);
-		free(conn);
-		qb_ipcs_context_set(c, NULL);
-	}
+	af_debug("IPC client pid %d (%s) gone", (int)conn->pid, conn->client);
+	free(conn);
+	qb_ipcs_context_set(c, NULL);
 }
 
 static int32_t on_closed(qb_ipcs_connection_t *c)
@@ -268,9 +272,10 @@ int ftd_ipc_init(struct ftd_ipc **out, struct ftd_ctx *ctx)
 	qb_ipcs_enforce_buffer_size(ipc->svc, AF_IPC_RSP_MAX + 4096);
 	rc = qb_ipcs_run(ipc->svc);
 	if (rc < 0) {
+		/* qb_ipcs_run() has already released the service on failure */
 		af_err("cannot start IPC service '%s': %s (another atca-ftd running?)",
 		       ctx->cfg->daemon.ipc_name, strerror(-rc));
-		goto fail_unref;
+		goto fail;
 	}
 	af_info("IPC service '%s' listening (root%s%s)", ctx->cfg->daemon.ipc_name,
 	        ctx->cfg->daemon.ipc_group[0] ? " and group " : " only",
@@ -278,8 +283,6 @@ int ftd_ipc_init(struct ftd_ipc **out, struct ftd_ctx *ctx)
 	*out = ipc;
 	return 0;
 
-fail_unref:
-	qb_ipcs_unref(ipc->svc);
 fail:
 	free(ipc);
 	return rc;

@@ -64,6 +64,20 @@ static int check_config(const char *path)
 	return rc == 0 ? 0 : 1;
 }
 
+static int absolute_path(const char *path, char *buf, size_t len)
+{
+	char cwd[2048];
+	int n;
+
+	if (path[0] == '/')
+		n = snprintf(buf, len, "%s", path);
+	else if (getcwd(cwd, sizeof(cwd)) != NULL)
+		n = snprintf(buf, len, "%s/%s", cwd, path);
+	else
+		return -errno;
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 static int32_t on_stop_signal(int32_t sig, void *data)
 {
 	struct ftd_ctx *ctx = data;
@@ -141,6 +155,7 @@ int main(int argc, char **argv)
 	        .ready_fd = -1,
 	};
 	const char *check_path = NULL;
+	char config_abs[4096];
 	bool check = false;
 	int c, rc;
 
@@ -189,6 +204,14 @@ int main(int argc, char **argv)
 	if (check)
 		return check_config(check_path ? check_path : ctx.opt.config_path);
 
+	/* The daemon chdir()s to "/": a relative -c must keep naming the file
+	 * the user meant, for the first load and for every reload. */
+	if (absolute_path(ctx.opt.config_path, config_abs, sizeof(config_abs)) < 0) {
+		fprintf(stderr, "atca-ftd: configuration path too long\n");
+		return EXIT_USAGE;
+	}
+	ctx.opt.config_path = config_abs;
+
 	if (af_init("atca-ftd") < 0) {
 		fprintf(stderr, "atca-ftd: cannot initialise logging\n");
 		return 1;
@@ -209,9 +232,11 @@ int main(int argc, char **argv)
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = ftd_start(&ctx);
+	/* Handlers before start-up: a SIGHUP from logrotate or a SIGTERM that
+	 * arrives while modules start is queued for the loop, not fatal. */
+	rc = add_signals(&ctx);
 	if (rc == 0)
-		rc = add_signals(&ctx);
+		rc = ftd_start(&ctx);
 	if (rc < 0) {
 		af_err("start-up failed: %s", strerror(-rc));
 		goto out;

@@ -86,13 +86,19 @@ void ftd_ready(struct ftd_ctx *ctx, int status)
 		if (fd > STDERR_FILENO)
 			close(fd);
 	}
+	/* ... and from now on only the configured targets. */
+	if (ctx->cfg != NULL)
+		ftd_apply_logging(ctx, ctx->cfg);
 }
 
-int ftd_pidfile_acquire(const char *path, int *out, char *err, size_t errlen)
+/* Opens and locks the pidfile at path once. Returns the locked fd, -EAGAIN
+ * if the locked file is no longer the one at path (retry), or -errno. */
+static int lock_once(const char *path, char *err, size_t errlen)
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct stat locked, named;
 	char buf[32];
-	int fd, rc, n;
+	int fd, rc;
 
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
@@ -118,6 +124,30 @@ int ftd_pidfile_acquire(const char *path, int *out, char *err, size_t errlen)
 		close(fd);
 		return rc;
 	}
+	/* A stopping daemon unlinks its pidfile while holding the lock: if we
+	 * opened that file just before, we now hold a lock on a file nobody
+	 * else will ever open. Only a lock on the file at path counts. */
+	if (fstat(fd, &locked) < 0 || stat(path, &named) < 0 || locked.st_dev != named.st_dev ||
+	    locked.st_ino != named.st_ino) {
+		close(fd);
+		return -EAGAIN;
+	}
+	return fd;
+}
+
+int ftd_pidfile_acquire(const char *path, int *out, char *err, size_t errlen)
+{
+	char buf[32];
+	int fd = -EAGAIN, rc, n;
+
+	for (int attempt = 0; attempt < 10 && fd == -EAGAIN; attempt++)
+		fd = lock_once(path, err, errlen);
+	if (fd == -EAGAIN) {
+		snprintf(err, errlen, "pidfile %s keeps being replaced while locking it", path);
+		return -EBUSY;
+	}
+	if (fd < 0)
+		return fd;
 	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
 		rc = -errno;

@@ -48,6 +48,13 @@ tl_check "log file has monotonic stamps and subsystem tags" grep -q "\[main\] no
 # --- a second instance is refused ----------------------------------------------
 tl_expect_rc 1 "second instance with the same pidfile" "$ATCA_FTD" -f -c "$CONF"
 tl_check "... says who is running" grep -q "another atca-ftd is running (pid $DPID" "$TL_TMP/last.err"
+tl_expect_rc 1 "... in daemon mode too, with the reason on the terminal" "$ATCA_FTD" -c "$CONF"
+tl_check "... (daemon mode) says who is running" grep -q "another atca-ftd is running (pid $DPID" "$TL_TMP/last.err"
+sed "s|pidfile: .*|pidfile: $TL_TMP/other.pid|; s|state_dir: .*|state_dir: $TL_TMP/other-state|" "$CONF" >"$TL_TMP/same-ipc.conf"
+tl_expect_rc 1 "second instance with the same IPC name exits 1 (no crash)" "$ATCA_FTD" -f -c "$TL_TMP/same-ipc.conf"
+tl_check "... saying the IPC service cannot start" grep -q "cannot start IPC service" "$TL_TMP/last.err"
+tl_check "... leaving no pidfile" test ! -e "$TL_TMP/other.pid"
+tl_check "the first daemon is unharmed" ctl status
 
 # --- reload: bad file keeps the old configuration -----------------------------
 cp "$CONF" "$TL_TMP/good.conf"
@@ -61,6 +68,13 @@ tl_check "the rejection carries file:line" jq -e '.daemon.last_reload.errors[0] 
 tl_check "the log says why" grep -q "reload rejected" "$TL_TMP/atca-ftd.log"
 tl_expect_rc 6 "atca-ftctl reload with the bad file exits 6" ctl reload
 tl_expect_rc 6 "daemon-side config check of the bad file exits 6" ctl config check
+
+# --- reload: a log file that cannot be opened is rejected too ------------------
+sed "s|^    logfile: .*|    logfile: /nonexistent-dir/atca-ftd.log|" "$TL_TMP/good.conf" >"$CONF"
+kill -HUP "$DPID"
+tl_check "reload with an unopenable log file is rejected" tl_wait_for 5 sh -c "'$ATCA_FTCTL' -s '$TL_IPC' --json status | jq -e '.daemon.last_reload.errors[0] | test(\"cannot open the log file /nonexistent-dir\")'"
+tl_check "... and logging goes on in the old file" grep -q "reload rejected: cannot open the log file" "$TL_TMP/atca-ftd.log"
+tl_expect_rc 1 "start-up with an unopenable log file fails" "$ATCA_FTD" -f -c "$CONF"
 
 # --- reload: good file is applied ----------------------------------------------
 cp "$TL_TMP/good.conf" "$CONF"
@@ -106,6 +120,15 @@ tl_check "it is not a session leader" test "$(ps -o sid= -p "$BGPID" | tr -d ' '
 kill -TERM "$BGPID"
 tl_check "background daemon stops on SIGTERM" tl_wait_gone "$BGPID" 10
 tl_check "no pidfile left (daemon mode)" test ! -e "$TL_TMP/atca-ftd.pid"
+
+# a relative -c keeps working after the daemon's chdir("/"), reloads included
+tl_expect_rc 0 "daemon mode with a relative configuration path" sh -c "cd '$TL_TMP' && '$ATCA_FTD' -c atca-ftd.conf"
+BGPID=$(cat "$TL_TMP/atca-ftd.pid" 2>/dev/null)
+TL_PIDS+=("$BGPID")
+kill -HUP "$BGPID"
+tl_check "... and it reloads from the same file" tl_wait_for 5 sh -c "'$ATCA_FTCTL' -s '$TL_IPC' --json status | jq -e '.daemon.config_generation == 2 and .daemon.last_reload.ok'"
+kill -TERM "$BGPID"
+tl_check "stopped" tl_wait_gone "$BGPID" 10
 
 # --- a crash dumps the blackbox and leaves a startable system -----------------
 tl_spawn "$ATCA_FTD" -f -c "$CONF" 2>>"$TL_TMP/daemon.stderr"
