@@ -109,14 +109,14 @@ static void fixture_start(struct fixture *fx)
 	ck_assert_int_eq(af_init("check_daemon"), 0);
 	fx->ctx.loop = qb_loop_create();
 	ck_assert_ptr_nonnull(fx->ctx.loop);
-	ck_assert_int_eq(ftd_start(&fx->ctx), 0);
+	ck_assert_int_eq(ftd_init(&fx->ctx), 0);
 }
 
 static void fixture_stop(struct fixture *fx)
 {
 	char path[512];
 
-	ftd_stop(&fx->ctx);
+	ftd_fini(&fx->ctx);
 	ck_assert_int_ne(access(fx->pidfile, F_OK), 0); /* removed */
 	qb_loop_destroy(fx->ctx.loop);
 	af_fini();
@@ -250,8 +250,8 @@ START_TEST(test_start_fails_cleanly)
 	                      .ready_fd = -1};
 
 	ck_assert_int_eq(af_init("check_daemon"), 0);
-	ck_assert_int_lt(ftd_start(&ctx), 0);
-	ftd_stop(&ctx); /* nothing was started: must not crash */
+	ck_assert_int_lt(ftd_init(&ctx), 0);
+	ftd_fini(&ctx); /* nothing was started: must not crash */
 	ck_assert_ptr_null(ctx.cfg);
 	af_fini();
 }

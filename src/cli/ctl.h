@@ -25,9 +25,9 @@ enum ctl_exit {
 struct ctl_client;
 
 /* Connects; on failure returns NULL and sets *exit_code and msg. */
-struct ctl_client *ctl_connect(const char *ipc_name, int timeout_ms, int *exit_code, char *msg,
-                               size_t msglen);
-void ctl_disconnect(struct ctl_client *cl);
+struct ctl_client *ctl_init(const char *ipc_name, int timeout_ms, int *exit_code, char *msg,
+                            size_t msglen);
+void ctl_fini(struct ctl_client *cl);
 
 /* Sends op and waits for its answer. On success returns CTL_OK with the
  * daemon's status in *status and its JSON document in *doc (caller puts it).

@@ -21,8 +21,8 @@ struct ctl_client {
 	char name[64];
 };
 
-struct ctl_client *ctl_connect(const char *ipc_name, int timeout_ms, int *exit_code, char *msg,
-                               size_t msglen)
+struct ctl_client *ctl_init(const char *ipc_name, int timeout_ms, int *exit_code, char *msg,
+                            size_t msglen)
 {
 	struct ctl_client *cl = calloc(1, sizeof(*cl));
 	int err;
@@ -61,7 +61,7 @@ struct ctl_client *ctl_connect(const char *ipc_name, int timeout_ms, int *exit_c
 	return cl;
 }
 
-void ctl_disconnect(struct ctl_client *cl)
+void ctl_fini(struct ctl_client *cl)
 {
 	if (cl == NULL)
 		return;

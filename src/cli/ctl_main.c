@@ -75,11 +75,11 @@ static int call(const struct ctl_opts *o, unsigned op, int *status, json_object 
 	char msg[320];
 	int code;
 
-	cl = ctl_connect(o->ipc_name, o->timeout_ms, &code, msg, sizeof(msg));
+	cl = ctl_init(o->ipc_name, o->timeout_ms, &code, msg, sizeof(msg));
 	if (cl == NULL)
 		return fail(o, code, msg);
 	code = ctl_call(cl, op, status, doc, msg, sizeof(msg));
-	ctl_disconnect(cl);
+	ctl_fini(cl);
 	if (code != CTL_OK) {
 		json_object_put(*doc);
 		*doc = NULL;
@@ -126,10 +126,10 @@ static int cmd_version(const struct ctl_opts *o)
 	if (!o->json)
 		printf("atca-ftctl %s (IPC protocol %d..%d)\n", PACKAGE_VERSION, AF_IPC_VERSION_MIN,
 		       AF_IPC_VERSION);
-	cl = ctl_connect(o->ipc_name, o->timeout_ms, &code, msg, sizeof(msg));
+	cl = ctl_init(o->ipc_name, o->timeout_ms, &code, msg, sizeof(msg));
 	if (cl != NULL) {
 		code = ctl_call(cl, AF_OP_HELLO, &status, &doc, msg, sizeof(msg));
-		ctl_disconnect(cl);
+		ctl_fini(cl);
 	}
 	if (code != CTL_OK) {
 		json_object_object_add(out, "atca-ftd", NULL);

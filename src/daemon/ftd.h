@@ -72,9 +72,9 @@ struct ftd_ctx {
 /* ftd_core.c ------------------------------------------------------------- */
 
 /* Loads the configuration and starts every module, in dependency order. */
-int ftd_start(struct ftd_ctx *ctx);
+int ftd_init(struct ftd_ctx *ctx);
 /* Stops every started module in reverse order; safe after a failed start. */
-void ftd_stop(struct ftd_ctx *ctx);
+void ftd_fini(struct ftd_ctx *ctx);
 
 /* Parses the configuration file again and applies it only if it is valid
  * and every module accepts it. Returns 0 or -errno; *res says why. */

@@ -207,7 +207,7 @@ static int make_state_dir(const char *dir)
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-int ftd_start(struct ftd_ctx *ctx)
+int ftd_init(struct ftd_ctx *ctx)
 {
 	struct af_cfg_diag *diag;
 	int rc;
@@ -265,7 +265,7 @@ int ftd_start(struct ftd_ctx *ctx)
 	return 0;
 }
 
-void ftd_stop(struct ftd_ctx *ctx)
+void ftd_fini(struct ftd_ctx *ctx)
 {
 	while (ctx->n_started > 0) {
 		ctx->n_started--;

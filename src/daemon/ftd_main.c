@@ -236,7 +236,7 @@ int main(int argc, char **argv)
 	 * arrives while modules start is queued for the loop, not fatal. */
 	rc = add_signals(&ctx);
 	if (rc == 0)
-		rc = ftd_start(&ctx);
+		rc = ftd_init(&ctx);
 	if (rc < 0) {
 		af_err("start-up failed: %s", strerror(-rc));
 		goto out;
@@ -247,7 +247,7 @@ int main(int argc, char **argv)
 out:
 	if (rc < 0)
 		ftd_ready(&ctx, 1);
-	ftd_stop(&ctx);
+	ftd_fini(&ctx);
 	if (ctx.loop != NULL)
 		qb_loop_destroy(ctx.loop);
 	af_notice("atca-ftd stopped");
