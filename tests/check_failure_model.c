@@ -21,21 +21,6 @@ static void on_fault(void *opaque, const struct af_fault *f)
 
 static const struct fm_ops ops = {.fault = on_fault};
 
-static struct af_config *tiny_config(void)
-{
-	static const char text[] = "shelf {\n    credentials: /x\n    manager {\n"
-	                           "        address: 127.0.0.1\n    }\n}\n"
-	                           "blade {\n    slot: 1\n    host: b1\n}\n";
-	struct af_cfg_diag diag;
-	struct af_config *cfg = NULL;
-
-	ck_assert_int_eq(af_cfg_parse_buffer("tiny", text, sizeof(text) - 1,
-	                                     AF_CFG_SKIP_CREDENTIALS | AF_CFG_SKIP_NSS, &cfg,
-	                                     &diag),
-	                 0);
-	return cfg;
-}
-
 START_TEST(test_invalid_arguments_and_events)
 {
 	struct af_config *cfg = tiny_config();

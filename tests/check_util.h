@@ -104,4 +104,23 @@ static inline char *slurp(const char *path)
 	return buf;
 }
 
+/* The smallest valid configuration, loaded without touching credentials
+ * or NSS: for module tests that need "a configuration". */
+#include "af_config.h"
+
+static inline struct af_config *tiny_config(void)
+{
+	static const char text[] = "shelf {\n    credentials: /x\n    manager {\n"
+	                           "        address: 127.0.0.1\n    }\n}\n"
+	                           "blade {\n    slot: 1\n    host: b1\n}\n";
+	struct af_cfg_diag diag;
+	struct af_config *cfg = NULL;
+
+	ck_assert_int_eq(af_cfg_parse_buffer("tiny", text, sizeof(text) - 1,
+	                                     AF_CFG_SKIP_CREDENTIALS | AF_CFG_SKIP_NSS, &cfg,
+	                                     &diag),
+	                 0);
+	return cfg;
+}
+
 #endif

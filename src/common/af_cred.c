@@ -163,6 +163,23 @@ static int parse_kg(const char *text, struct af_ipmi_credentials *cred, char *er
 	return 0;
 }
 
+/* Reads a protected file into keys; the file's text is wiped after use. */
+static int load_keys(const char *path, struct cred_key *keys, size_t n_keys, char *err,
+                     size_t errlen)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = read_protected(path, &buf, &len, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = parse_keys(buf, len, keys, n_keys, err, errlen);
+	af_wipe(buf, len);
+	free(buf);
+	return rc;
+}
+
 int af_cred_load_ipmi(const char *path, struct af_ipmi_credentials *cred, char *err, size_t errlen)
 {
 	char kg[43] = "";
@@ -171,15 +188,10 @@ int af_cred_load_ipmi(const char *path, struct af_ipmi_credentials *cred, char *
 	        {"password", cred->password, sizeof(cred->password), 1, true, 0},
 	        {"k_g", kg, sizeof(kg), 1, false, 0},
 	};
-	char *buf = NULL;
-	size_t len = 0;
 	int rc;
 
 	memset(cred, 0, sizeof(*cred));
-	rc = read_protected(path, &buf, &len, err, errlen);
-	if (rc < 0)
-		return rc;
-	rc = parse_keys(buf, len, keys, AF_ARRAY_SIZE(keys), err, errlen);
+	rc = load_keys(path, keys, AF_ARRAY_SIZE(keys), err, errlen);
 	if (rc == 0 && keys[2].line != 0) {
 		if (strlen(kg) > sizeof(cred->k_g) &&
 		    !(kg[0] == '0' && (kg[1] == 'x' || kg[1] == 'X'))) {
@@ -191,8 +203,6 @@ int af_cred_load_ipmi(const char *path, struct af_ipmi_credentials *cred, char *
 		}
 	}
 	af_wipe(kg, sizeof(kg));
-	af_wipe(buf, len);
-	free(buf);
 	if (rc < 0)
 		af_wipe(cred, sizeof(*cred));
 	return rc;
@@ -205,17 +215,10 @@ int af_cred_load_snmp(const char *path, struct af_snmp_credentials *cred, char *
 	        {"auth_password", cred->auth_password, sizeof(cred->auth_password), 8, false, 0},
 	        {"priv_password", cred->priv_password, sizeof(cred->priv_password), 8, false, 0},
 	};
-	char *buf = NULL;
-	size_t len = 0;
 	int rc;
 
 	memset(cred, 0, sizeof(*cred));
-	rc = read_protected(path, &buf, &len, err, errlen);
-	if (rc < 0)
-		return rc;
-	rc = parse_keys(buf, len, keys, AF_ARRAY_SIZE(keys), err, errlen);
-	af_wipe(buf, len);
-	free(buf);
+	rc = load_keys(path, keys, AF_ARRAY_SIZE(keys), err, errlen);
 	if (rc < 0)
 		af_wipe(cred, sizeof(*cred));
 	return rc;
