@@ -24,6 +24,12 @@ tl_cleanup() {
 			kill -KILL "$pid" 2>/dev/null
 		fi
 	done
+	# libqb rings of our processes that died without cleaning up (crash
+	# tests, SIGKILL): the blackbox and the IPC connections, by PID
+	for pid in "${TL_PIDS[@]}" ${TL_SHM_PIDS[@]+"${TL_SHM_PIDS[@]}"}; do
+		[ -n "$pid" ] || continue
+		rm -rf /dev/shm/qb-*-"$pid"-blackbox-* /dev/shm/qb-"$pid"-* 2>/dev/null
+	done
 	if [ -n "$TL_TMP" ] && [ -d "$TL_TMP" ]; then
 		rm -rf -- "$TL_TMP"
 	fi

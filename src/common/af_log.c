@@ -260,6 +260,9 @@ static void fatal_signal(int sig)
 		(void)mute_stdout();
 		qb_log_blackbox_write_to_file(g_log.fatal_path);
 	}
+	/* The blackbox ring lives in /dev/shm: without this a crash leaves
+	 * its megabyte there for good (it is saved in fatal_path already). */
+	qb_log_fini();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }

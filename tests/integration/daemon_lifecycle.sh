@@ -107,6 +107,7 @@ rc=$?
 tl_check "SIGTERM stops with exit 0 (got $rc)" test "$rc" -eq 0
 tl_check "no pidfile left" test ! -e "$TL_TMP/atca-ftd.pid"
 tl_check "no IPC socket or shm file left" sh -c "! (grep -q '@qb-$TL_IPC' /proc/net/unix || ls /dev/shm | grep -q -- '$TL_IPC')"
+tl_check "no blackbox or connection ring left in /dev/shm" sh -c "! ls /dev/shm | grep -E -q -- '-$DPID-blackbox|^qb-$DPID-'"
 tl_check "stop is logged" grep -q "atca-ftd stopped" "$TL_TMP/atca-ftd.log"
 
 # --- daemon mode ---------------------------------------------------------------
@@ -137,6 +138,7 @@ tl_check "restarted" tl_wait_for 10 ctl status
 kill -SEGV "$CPID"
 wait "$CPID" 2>/dev/null
 tl_check "fatal signal writes the crash blackbox" test -s "$TL_TMP/state/atca-ftd.blackbox"
+tl_check "... and removes its ring from /dev/shm" sh -c "! ls /dev/shm | grep -q -- '-$CPID-blackbox'"
 tl_spawn "$ATCA_FTD" -f -c "$CONF" 2>>"$TL_TMP/daemon.stderr"
 tl_check "starts again over the stale pidfile" tl_wait_for 10 ctl status
 kill -TERM "$TL_LAST_PID"
