@@ -33,6 +33,10 @@ PACKAGES=(
 	libjson-c-dev check
 	clang libclang-rt-14-dev clang-format valgrind
 	jq man-db groff-base util-linux procps libqb-tools
+	# the shelf lab (tests/lab): simulated shelf, blades, hypervisors, NMS
+	python3 iproute2 binutils openipmi ipmitool freeipmi-tools corosync
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
+	snmptrapd snmp
 )
 
 if [ $packages = yes ]; then

@@ -147,23 +147,16 @@ def write(path, text, mode=0o644):
     os.chmod(path, mode)
 
 
-def children_of(pid):
-    """All descendants of pid (from /proc), deepest first."""
-    kids = {}
+def direct_children(pid):
+    """PIDs whose parent is pid (from /proc)."""
+    out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().split(") ")[-1].split()[1])
+                if int(f.read().split(") ")[-1].split()[1]) == pid:
+                    out.append(int(d))
         except (OSError, ValueError, IndexError):
             continue
-        kids.setdefault(ppid, []).append(int(d))
-    out = []
-
-    def walk(p):
-        for c in kids.get(p, []):
-            walk(c)
-            out.append(c)
-    walk(pid)
-    return out
+    return sorted(out)
