@@ -94,7 +94,11 @@ def skip(reason):
 
 def test_two_blades(name):
     t0 = time.monotonic()
-    lab = labmod.up(name, 2)
+    os.environ["ATCA_LAB_TCG"] = "1"
+    try:
+        lab = labmod.up(name, 2)
+    finally:
+        del os.environ["ATCA_LAB_TCG"]
     TIMES["up 2 blades"] = time.monotonic() - t0
     ok("up --blades 2 in %.1f s" % TIMES["up 2 blades"])
     for s in (1, 2):
@@ -118,6 +122,18 @@ def test_two_blades(name):
               "PICMG address info of slot %d" % s)
     check(re.search(r"^Fan Tray Speed\s*\|\s*6000 RPM", sdr, re.M) is not None,
           "the shelf's fan tray")
+    # the path fencing uses: deactivation walks M4 -> M6 -> M1 with events
+    labmod.ipmitool(lab, "a", "-t", "0x84", "picmg", "deactivate", "0")
+    check(sel_has(lab, r"S2 Hot Swap \| Transition to M6") and
+          sel_has(lab, r"S2 Hot Swap \| Transition to M1"),
+          "picmg deactivate: M4 -> M6 -> M1 in the SEL")
+    # without /dev/kvm the guests run under TCG (forced here)
+    check(not lab.state["kvm"], "ATCA_LAB_TCG=1: the lab uses TCG")
+    guest.start(lab, 2, "tcg", pps=100)
+    lab.save()
+    eventually("a guest under TCG boots and counts", lambda: len(guest.counters(lab, "tcg")) > 20, 30)
+    check("-accel tcg" in open("/proc/%d/cmdline" % guest.qemu_pids(lab, 2, "tcg")[0]).read()
+          .replace("\0", " "), "... with QEMU's TCG accelerator")
     fru = labmod.ipmitool(lab, "a", "-v", "fru", "print", "254").stdout
     check("FRU_PICMG_ADDRESS_TABLE" in fru and "HWAddr: 0x42 (0x84) SiteNum: 2" in fru,
           "FRU 254 holds the PICMG address table with every slot")

@@ -51,7 +51,7 @@ def cmd_up(a):
              lab.nms_addr()))
     print("  %s" % lab.dir)
     if not lab.state.get("kvm"):
-        print("  note: /dev/kvm is missing: guests will run under TCG (slow but working)")
+        print("  note: no KVM (no /dev/kvm, or $ATCA_LAB_TCG set): guests run under TCG")
     print("  atca-lab --name %s status   |   eval \"$(atca-lab --name %s env)\""
           % (lab.name, lab.name))
 

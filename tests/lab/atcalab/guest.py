@@ -118,7 +118,8 @@ def virsh(lab, slot, *args, check=True, timeout=60):
 
 def start(lab, slot, name, memory_mb=128, pps=1000, period_us=10000, disk=False, net=False):
     if not lab.state.get("kvm"):
-        util.log("note: /dev/kvm is missing, guest %s runs under TCG (software emulation)" % name)
+        util.log("note: no KVM (no /dev/kvm, or $ATCA_LAB_TCG set): guest %s runs under TCG "
+                 "(software emulation)" % name)
     make_image(lab, name, pps=pps, period_us=period_us, disk=disk, net=net)
     for suffix in (".serial", ".pcap"):
         try:

@@ -222,7 +222,9 @@ def up(name, n_blades, managers=None, shelf_file=None, with_ftd=False):
         lab.state.update({"blades": n_blades, "shelf_file": desc.path, "created": time.time(),
                           "shmc_names": ["a", "b"][:managers], "hw": {},
                           "hotswap_sensor": desc.hotswap().number,
-                          "kvm": os.path.exists("/dev/kvm"), "faults": {},
+                          # $ATCA_LAB_TCG=1 forces the software fallback
+                          "kvm": os.path.exists("/dev/kvm") and not os.environ.get("ATCA_LAB_TCG"),
+                          "faults": {},
                           "run_netns_existed": os.path.isdir("/run/netns")})
         lab.save()
     try:
