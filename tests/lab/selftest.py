@@ -122,6 +122,12 @@ def test_two_blades(name):
               "PICMG address info of slot %d" % s)
     check(re.search(r"^Fan Tray Speed\s*\|\s*6000 RPM", sdr, re.M) is not None,
           "the shelf's fan tray")
+    # the NMS receives a trap sent from a blade over the management network
+    blade.run_in(lab, 1, ["snmptrap", "-v", "2c", "-c", "public", "%s:162" % lab.nms_addr(),
+                          "", "1.3.6.1.4.1.99999.0.1", "1.3.6.1.4.1.99999.1.1", "s",
+                          "lab-selftest"])
+    eventually("the NMS logs a trap sent from blade 1",
+               lambda: "lab-selftest" in open(lab.state["nms"]["traps"]).read(), 10)
     # the path fencing uses: deactivation walks M4 -> M6 -> M1 with events
     labmod.ipmitool(lab, "a", "-t", "0x84", "picmg", "deactivate", "0")
     check(sel_has(lab, r"S2 Hot Swap \| Transition to M6") and
