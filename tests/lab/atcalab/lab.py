@@ -67,6 +67,16 @@ def shmc_running(lab):
     return [w for w, s in sorted(lab.state.get("shmc", {}).items()) if util.alive(s.get("pid"))]
 
 
+def console_send(lab, which, cmds):
+    """Runs console commands on one shelf manager, in one session."""
+    con = shelf.Console(lab.shmc_addr(which), CONSOLE_PORT)
+    try:
+        for c in cmds:
+            con.command(c)
+    finally:
+        con.close()
+
+
 def console_all(lab, cmds):
     """Sends console commands to every running shelf manager: the instances
     share nothing, so each must be told every change of the hardware."""
@@ -74,12 +84,7 @@ def console_all(lab, cmds):
     if not running:
         raise LabError("no shelf manager is running")
     for which in running:
-        con = shelf.Console(lab.shmc_addr(which), CONSOLE_PORT)
-        try:
-            for c in cmds:
-                con.command(c)
-        finally:
-            con.close()
+        console_send(lab, which, cmds)
 
 
 def replay_hardware(lab, which):
@@ -99,12 +104,7 @@ def replay_hardware(lab, which):
         if st.get("ipmc_disabled"):
             cmds.append("mc_disable 0x%02x" % a)
     if cmds:
-        con = shelf.Console(lab.shmc_addr(which), CONSOLE_PORT)
-        try:
-            for c in cmds:
-                con.command(c)
-        finally:
-            con.close()
+        console_send(lab, which, cmds)
 
 
 # ---------------------------------------------------------------- NMS
