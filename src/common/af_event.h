@@ -19,12 +19,12 @@
 #include "af_util.h"
 
 #define AF_EV_ENTITY_MAX 64
-#define AF_EV_DETAIL_MAX 12
+#define AF_EV_DETAIL_MAX 16
 #define AF_KV_KEY_MAX 24
 #define AF_KV_VAL_MAX 64
 /* Longest text form af_event_format() can emit: every value quoted with
  * every character escaped (see test_event_worst_case_fits). */
-#define AF_EV_TEXT_MAX 2560
+#define AF_EV_TEXT_MAX 3072
 
 enum af_ev_source {
 	AF_SRC_IPMI = 0,   /* sensor/SEL monitoring of IPMCs and the shelf manager */
@@ -42,6 +42,8 @@ enum af_ev_kind {
 	AF_EV_SENSOR_THRESHOLD = 0,
 	AF_EV_SENSOR_DISCRETE,
 	AF_EV_SEL_RECORD,
+	AF_EV_SEL_CLEARED,
+	AF_EV_SEL_OVERFLOW,
 	AF_EV_HOTSWAP,
 	AF_EV_IPMC_UNREACHABLE,
 	AF_EV_IPMC_REACHABLE,

@@ -1,0 +1,155 @@
+/*
+ * System Event Log records (IPMI 2.0 section 32) and what they mean: the
+ * threshold crossings, processor, memory, power unit and watchdog offsets
+ * (table 42-3), and the PICMG hot-swap sensor (type 0xF0) whose offset is
+ * the new M-state. Pure code.
+ */
+#include "config.h"
+
+#include "ipd_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "af_util.h"
+
+int ipd_sel_decode(const uint8_t *raw, size_t len, struct ipd_sel_rec *r)
+{
+	if (raw == NULL || len != 16)
+		return -EINVAL;
+	memset(r, 0, sizeof(*r));
+	memcpy(r->raw, raw, 16);
+	r->id = (uint16_t)(raw[0] | raw[1] << 8);
+	r->type = raw[2];
+	if (r->type < 0xE0) /* system and timestamped OEM records */
+		r->timestamp = (uint32_t)raw[3] | (uint32_t)raw[4] << 8 | (uint32_t)raw[5] << 16 |
+			       (uint32_t)raw[6] << 24;
+	if (r->type == 0x02) {
+		r->generator = (uint16_t)(raw[7] | raw[8] << 8);
+		r->evm_rev = raw[9];
+		r->sensor_type = raw[10];
+		r->sensor_number = raw[11];
+		r->deassertion = (raw[12] & 0x80) != 0;
+		r->event_type = raw[12] & 0x7F;
+		memcpy(r->data, raw + 13, 3);
+	}
+	return 0;
+}
+
+static const char *const threshold_names[12] = {
+	"lower-non-critical-going-low",	   "lower-non-critical-going-high",
+	"lower-critical-going-low",	   "lower-critical-going-high",
+	"lower-non-recoverable-going-low", "lower-non-recoverable-going-high",
+	"upper-non-critical-going-low",	   "upper-non-critical-going-high",
+	"upper-critical-going-low",	   "upper-critical-going-high",
+	"upper-non-recoverable-going-low", "upper-non-recoverable-going-high",
+};
+
+static const char *const processor_names[] = {
+	"ierr",		  "thermal-trip",      "frb1-bist-failure",
+	"frb2-hang",	  "frb3-startup-failure", "configuration-error",
+	"uncorrectable-cpu-error", "presence",	"disabled",
+	"terminator-presence", "throttled",	"uncorrectable-machine-check",
+};
+
+static const char *const memory_names[] = {
+	"correctable-ecc",	  "uncorrectable-ecc",	   "parity",
+	"scrub-failed",		  "device-disabled",	   "correctable-ecc-limit",
+	"presence",		  "configuration-error",   "spare",
+	"throttled",		  "critical-overtemperature",
+};
+
+static const char *const power_unit_names[] = {
+	"power-off",	"power-cycle",	 "240va-power-down", "interlock-power-down",
+	"ac-lost",	"soft-power-control-failure", "power-unit-failure",
+	"predictive-failure",
+};
+
+static const char *const watchdog_names[] = {
+	"timer-expired", "hard-reset", "power-down", "power-cycle", NULL, NULL, NULL, NULL,
+	"timer-interrupt",
+};
+
+static const char *const power_supply_names[] = {
+	"presence", "failure", "predictive-failure", "ac-lost", "ac-lost-or-out-of-range",
+	"ac-out-of-range", "configuration-error",
+};
+
+static const char *const presence_names[] = {"present", "absent", "disabled"};
+
+static const char *const hotswap_names[8] = {"M0", "M1", "M2", "M3", "M4", "M5", "M6", "M7"};
+
+#define PICK(tbl, off) ((size_t)(off) < AF_ARRAY_SIZE(tbl) ? (tbl)[off] : NULL)
+
+const char *ipd_offset_name(uint8_t sensor_type, uint8_t event_type, unsigned off)
+{
+	if (event_type == 0x01)
+		return PICK(threshold_names, off);
+	if (event_type != 0x6F)
+		return NULL;
+	switch (sensor_type) {
+	case 0x07: return PICK(processor_names, off);
+	case 0x0C: return PICK(memory_names, off);
+	case 0x09: return PICK(power_unit_names, off);
+	case 0x23: return PICK(watchdog_names, off);
+	case 0x08: return PICK(power_supply_names, off);
+	case 0x25: return PICK(presence_names, off);
+	case 0xF0: return PICK(hotswap_names, off);
+	default: return NULL;
+	}
+}
+
+const char *ipd_sel_meaning(const struct ipd_sel_rec *r)
+{
+	if (r->type != 0x02)
+		return NULL;
+	return ipd_offset_name(r->sensor_type, r->event_type, r->data[0] & 0x0F);
+}
+
+void ipd_sel_to_event(const struct ipd_sel_rec *r, const char *sensor_name, int blade,
+		      struct af_event *ev)
+{
+	const char *meaning = ipd_sel_meaning(r);
+
+	af_event_init(ev, AF_SRC_IPMI, AF_EV_SEL_RECORD, blade, sensor_name);
+	af_event_set(ev, "record", "0x%04x", r->id);
+	af_event_set(ev, "rtype", "0x%02x", r->type);
+	if (r->type < 0xE0)
+		af_event_set(ev, "sel_time", "%u", r->timestamp);
+	if (r->type != 0x02) {
+		/* OEM records: kept whole, the failure model ignores them */
+		char hex[33];
+
+		for (int i = 0; i < 16; i++)
+			snprintf(hex + 2 * i, 3, "%02x", r->raw[i]);
+		af_event_set(ev, "raw", "%s", hex);
+		af_event_set(ev, "meaning", "oem");
+		return;
+	}
+	af_event_set(ev, "generator", "0x%02x", r->generator & 0xFF);
+	af_event_set(ev, "sensor_type", "%s", ipd_sensor_type_name(r->sensor_type));
+	af_event_set(ev, "sensor", "0x%02x", r->sensor_number);
+	af_event_set(ev, "dir", "%s", r->deassertion ? "deassert" : "assert");
+	af_event_set(ev, "event_type", "0x%02x", r->event_type);
+	af_event_set(ev, "offset", "%u", r->data[0] & 0x0F);
+	af_event_set(ev, "meaning", "%s", meaning ? meaning : "unknown");
+	af_event_set(ev, "data", "0x%02x%02x%02x", r->data[0], r->data[1], r->data[2]);
+	if (r->event_type == 0x01) {
+		/* data1 bits 7:6 = 01: data2 is the reading; 5:4 = 01: data3 the threshold */
+		if ((r->data[0] & 0xC0) == 0x40)
+			af_event_set(ev, "reading_raw", "%u", r->data[1]);
+		if ((r->data[0] & 0x30) == 0x10)
+			af_event_set(ev, "threshold_raw", "%u", r->data[2]);
+	}
+	if (r->event_type == 0x6F && r->sensor_type == 0xF0) {
+		af_event_set(ev, "state", "M%u", r->data[0] & 0x0F);
+		/* data2: previous state (3:0) and cause (7:4); 0xFF = not given */
+		if (r->data[1] != 0xFF && (r->data[1] & 0x0F) <= 7) {
+			af_event_set(ev, "previous", "M%u", r->data[1] & 0x0F);
+			af_event_set(ev, "cause", "%u", r->data[1] >> 4);
+		}
+		if (r->data[2] != 0xFF)
+			af_event_set(ev, "fru", "%u", r->data[2]);
+	}
+}
