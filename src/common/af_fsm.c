@@ -29,15 +29,15 @@ int af_fsm_step(struct af_fsm *m, int event, char *msg, size_t len, int *prio)
 		if (d->rows[i].from != m->state || d->rows[i].event != event)
 			continue;
 		snprintf(msg, len, "fsm %s %s: %s --%s--> %s", d->name, m->instance,
-			 name_of(d->states, d->n_states, m->state),
-			 name_of(d->events, d->n_events, event),
-			 name_of(d->states, d->n_states, d->rows[i].to));
+		         name_of(d->states, d->n_states, m->state),
+		         name_of(d->events, d->n_events, event),
+		         name_of(d->states, d->n_states, d->rows[i].to));
 		*prio = LOG_INFO;
 		m->state = d->rows[i].to;
 		return m->state;
 	}
 	snprintf(msg, len, "fsm %s %s: %s ignores %s", d->name, m->instance,
-		 name_of(d->states, d->n_states, m->state), name_of(d->events, d->n_events, event));
+	         name_of(d->states, d->n_states, m->state), name_of(d->events, d->n_events, event));
 	*prio = LOG_DEBUG;
 	return -1;
 }

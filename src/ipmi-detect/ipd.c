@@ -24,8 +24,8 @@
 #include "ipd_int.h"
 
 static const struct ipd_transport_factory freeipmi_factory = {
-	.open_lan = ipd_freeipmi_open_lan,
-	.open_inband = ipd_freeipmi_open_inband,
+        .open_lan = ipd_freeipmi_open_lan,
+        .open_inband = ipd_freeipmi_open_inband,
 };
 
 /* ---- the queue (any thread) ------------------------------------------------ */
@@ -128,7 +128,7 @@ static int32_t dispatch(int32_t fd, int32_t revents, void *data)
 	free(batch);
 	if (m->dropped) {
 		af_warn("ipmi-detect: %llu observations dropped (queue full)",
-			(unsigned long long)m->dropped);
+		        (unsigned long long)m->dropped);
 		m->dropped = 0;
 	}
 	return 0;
@@ -149,7 +149,7 @@ bool ipd_stopping(struct ipd *m)
 bool ipd_wait(struct ipd *m, uint64_t deadline_ns)
 {
 	struct timespec ts = {.tv_sec = (time_t)(deadline_ns / AF_NS_PER_S),
-			      .tv_nsec = (long)(deadline_ns % AF_NS_PER_S)};
+	                      .tv_nsec = (long)(deadline_ns % AF_NS_PER_S)};
 	bool s;
 
 	pthread_mutex_lock(&m->lock);
@@ -236,7 +236,7 @@ static int start_workers(struct ipd *m)
 	rc = make_dir(cfg->daemon.state_dir);
 	if (rc < 0)
 		af_warn("ipmi-detect: state directory %s: %s (no SDR cache, no SEL position)",
-			cfg->daemon.state_dir, strerror(-rc));
+		        cfg->daemon.state_dir, strerror(-rc));
 	m->n_targets = 1 + cfg->n_blades;
 	m->targets = calloc(m->n_targets, sizeof(*m->targets));
 	if (m->targets == NULL)
@@ -275,9 +275,9 @@ static int start_workers(struct ipd *m)
 		m->targets[i].started = true;
 	}
 	af_info("ipmi-detect: watching the shelf manager and %u IPMCs (sensors every %llu ms, "
-		"SEL every %llu ms)",
-		cfg->n_blades, (unsigned long long)cfg->detection.sensor_interval_ms,
-		(unsigned long long)cfg->detection.sel_interval_ms);
+	        "SEL every %llu ms)",
+	        cfg->n_blades, (unsigned long long)cfg->detection.sensor_interval_ms,
+	        (unsigned long long)cfg->detection.sel_interval_ms);
 	return 0;
 }
 
@@ -303,7 +303,7 @@ static void stop_workers(struct ipd *m)
 }
 
 int ipd_init_with(struct ipd **out, const struct af_module_env *env,
-		  const struct ipd_transport_factory *factory)
+                  const struct ipd_transport_factory *factory)
 {
 	struct ipd *m;
 	int rc;
@@ -392,9 +392,9 @@ void ipd_describe(const struct ipd *cm, struct af_module_status *st)
 	pthread_mutex_unlock(&m->lock);
 	st->state = online == m->n_targets ? "running" : "degraded";
 	snprintf(st->detail, sizeof(st->detail),
-		 "%u of %u controllers online, %llu events, %llu shelf-manager switchovers", online,
-		 m->n_targets, (unsigned long long)m->events_posted,
-		 (unsigned long long)m->switchovers);
+	         "%u of %u controllers online, %llu events, %llu shelf-manager switchovers", online,
+	         m->n_targets, (unsigned long long)m->events_posted,
+	         (unsigned long long)m->switchovers);
 }
 
 void ipd_fini(struct ipd *m)

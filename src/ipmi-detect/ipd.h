@@ -25,9 +25,9 @@ struct ipd_lan_params;
 /* How workers open sessions: FreeIPMI by default, fakes in unit tests. */
 struct ipd_transport_factory {
 	int (*open_lan)(const struct ipd_lan_params *p, struct ipd_transport **out, char *err,
-			size_t errlen);
+	                size_t errlen);
 	int (*open_inband)(const char *device, struct ipd_transport **out, char *err,
-			   size_t errlen);
+	                   size_t errlen);
 };
 
 /* Creates the module. env is copied; env->cfg must stay valid until the next
@@ -35,7 +35,7 @@ struct ipd_transport_factory {
  * credentials the module starts idle (and says why). Returns 0 or -errno. */
 int ipd_init(struct ipd **out, const struct af_module_env *env);
 int ipd_init_with(struct ipd **out, const struct af_module_env *env,
-		  const struct ipd_transport_factory *factory);
+                  const struct ipd_transport_factory *factory);
 
 /* Switches to a new configuration: workers are restarted. 0 or -errno; on
  * error the module keeps running on the previous configuration. */
@@ -52,17 +52,17 @@ struct ipd_sensor_view {
 	uint8_t owner, number;
 	char name[17];
 	char type[24];
-	char value[24];	 /* "45.00", "0x0002", "M4", "-" */
+	char value[24]; /* "45.00", "0x0002", "M4", "-" */
 	char unit[16];
-	char state[40];	 /* "ok", "upper-critical", "uncorrectable-ecc", ... */
+	char state[40]; /* "ok", "upper-critical", "uncorrectable-ecc", ... */
 	uint64_t updated_ns;
 };
 
 struct ipd_target_view {
 	int slot; /* 0: shelf manager */
 	uint8_t addr;
-	char state[24];	 /* the reachability state machine's state */
-	char via[96];	 /* session description */
+	char state[24];  /* the reachability state machine's state */
+	char via[96];    /* session description */
 	char error[128]; /* last error, "" if none */
 	unsigned sensors;
 	uint64_t reads, failures;

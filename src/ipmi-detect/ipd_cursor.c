@@ -43,7 +43,7 @@ static int get_info(struct ipd_transport *t, uint8_t addr, struct sel_info *info
 {
 	uint8_t rsp[32];
 	int n = t->ops->cmd(t, addr, IPD_NETFN_STORAGE, IPD_CMD_GET_SEL_INFO, NULL, 0, rsp,
-			    sizeof(rsp));
+	                    sizeof(rsp));
 
 	if (n < 0)
 		return n;
@@ -61,13 +61,13 @@ static int get_info(struct ipd_transport *t, uint8_t addr, struct sel_info *info
 }
 
 static int get_entry(struct ipd_transport *t, uint8_t addr, uint16_t id, uint16_t *next,
-		     struct ipd_sel_rec *rec)
+                     struct ipd_sel_rec *rec)
 {
 	/* reservation 0: whole-record reads need none */
 	uint8_t req[6] = {0, 0, (uint8_t)(id & 0xFF), (uint8_t)(id >> 8), 0, 0xFF};
 	uint8_t rsp[32];
 	int n = t->ops->cmd(t, addr, IPD_NETFN_STORAGE, IPD_CMD_GET_SEL_ENTRY, req, sizeof(req),
-			    rsp, sizeof(rsp));
+	                    rsp, sizeof(rsp));
 
 	if (n < 0)
 		return n;
@@ -87,7 +87,7 @@ static int as_error(int rc)
 }
 
 int ipd_sel_poll(struct ipd_sel_cursor *c, struct ipd_transport *t, uint8_t addr,
-		 const struct ipd_sel_sink *sink)
+                 const struct ipd_sel_sink *sink)
 {
 	struct sel_info info;
 	struct ipd_sel_rec rec;
@@ -195,10 +195,10 @@ int ipd_cursor_save(const char *path, const struct ipd_sel_cursor *c)
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	len = snprintf(buf, sizeof(buf),
-		       "atca-ft-sel-cursor 1\npositioned %d\nhave_last %d\nlast_id %u\nlast_ts %u\n"
-		       "next_id %u\nadd_ts %u\nerase_ts %u\nentries %u\noverflow %d\n",
-		       c->positioned, c->have_last, c->last_id, c->last_ts, c->next_id, c->add_ts,
-		       c->erase_ts, c->entries, c->overflow);
+	               "atca-ft-sel-cursor 1\npositioned %d\nhave_last %d\nlast_id %u\nlast_ts %u\n"
+	               "next_id %u\nadd_ts %u\nerase_ts %u\nentries %u\noverflow %d\n",
+	               c->positioned, c->have_last, c->last_id, c->last_ts, c->next_id, c->add_ts,
+	               c->erase_ts, c->entries, c->overflow);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
@@ -221,10 +221,11 @@ int ipd_cursor_load(const char *path, struct ipd_sel_cursor *c)
 
 	if (f == NULL)
 		return -errno;
-	n = fscanf(f,
-		   "atca-ft-sel-cursor 1 positioned %d have_last %d last_id %u last_ts %u next_id %u "
-		   "add_ts %u erase_ts %u entries %u overflow %d",
-		   &pos, &have, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &ovf);
+	n = fscanf(
+	        f,
+	        "atca-ft-sel-cursor 1 positioned %d have_last %d last_id %u last_ts %u next_id %u "
+	        "add_ts %u erase_ts %u entries %u overflow %d",
+	        &pos, &have, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &ovf);
 	fclose(f);
 	if (n != 9 || v[0] > 0xFFFF || v[2] > 0xFFFF || v[5] > 0xFFFF)
 		return -EINVAL;

@@ -38,7 +38,7 @@ static int map_error(ipmi_ctx_t ctx)
 }
 
 static int fi_cmd(struct ipd_transport *t, uint8_t addr, uint8_t netfn, uint8_t cmd,
-		  const uint8_t *req, size_t req_len, uint8_t *rsp, size_t rsp_max)
+                  const uint8_t *req, size_t req_len, uint8_t *rsp, size_t rsp_max)
 {
 	struct fi_transport *ft = (struct fi_transport *)t;
 	uint8_t rq[64], rs[300];
@@ -51,7 +51,7 @@ static int fi_cmd(struct ipd_transport *t, uint8_t addr, uint8_t netfn, uint8_t 
 		memcpy(rq + 1, req, req_len);
 	if (ft->bridging && addr != IPD_SHMC_ADDR)
 		n = ipmi_cmd_raw_ipmb(ft->ctx, 0, addr, 0, netfn, rq, (unsigned)req_len + 1, rs,
-				      sizeof(rs));
+		                      sizeof(rs));
 	else
 		n = ipmi_cmd_raw(ft->ctx, 0, netfn, rq, (unsigned)req_len + 1, rs, sizeof(rs));
 	if (n < 0)
@@ -80,7 +80,7 @@ static void fi_close(struct ipd_transport *t)
 static const struct ipd_transport_ops fi_ops = {.cmd = fi_cmd, .close = fi_close};
 
 int ipd_freeipmi_open_lan(const struct ipd_lan_params *p, struct ipd_transport **out, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	struct fi_transport *ft;
 	char host[160];
@@ -107,10 +107,10 @@ int ipd_freeipmi_open_lan(const struct ipd_lan_params *p, struct ipd_transport *
 	/* Retransmit at a quarter of the timeout: a lost UDP datagram costs a
 	 * quarter second, a dead shelf manager is declared after timeout. */
 	if (ipmi_ctx_open_outofband_2_0(ft->ctx, host, p->username, p->password, p->k_g,
-					p->k_g ? 20 : 0, (uint8_t)p->privilege,
-					(uint8_t)p->cipher_suite, timeout, timeout / 4,
-					IPMI_WORKAROUND_FLAGS_OUTOFBAND_2_0_OPEN_SESSION_PRIVILEGE,
-					IPMI_FLAGS_DEFAULT) < 0) {
+	                                p->k_g ? 20 : 0, (uint8_t)p->privilege,
+	                                (uint8_t)p->cipher_suite, timeout, timeout / 4,
+	                                IPMI_WORKAROUND_FLAGS_OUTOFBAND_2_0_OPEN_SESSION_PRIVILEGE,
+	                                IPMI_FLAGS_DEFAULT) < 0) {
 		rc = map_error(ft->ctx);
 		snprintf(err, errlen, "RMCP+ session to %s: %s", host, ipmi_ctx_errormsg(ft->ctx));
 		ipmi_ctx_destroy(ft->ctx);
@@ -119,14 +119,13 @@ int ipd_freeipmi_open_lan(const struct ipd_lan_params *p, struct ipd_transport *
 	}
 	ft->bridging = true;
 	ft->base.ops = &fi_ops;
-	snprintf(ft->base.desc, sizeof(ft->base.desc), "RMCP+ %s cipher %u", host,
-		 p->cipher_suite);
+	snprintf(ft->base.desc, sizeof(ft->base.desc), "RMCP+ %s cipher %u", host, p->cipher_suite);
 	*out = &ft->base;
 	return 0;
 }
 
 int ipd_freeipmi_open_inband(const char *device, struct ipd_transport **out, char *err,
-			     size_t errlen)
+                             size_t errlen)
 {
 	struct fi_transport *ft = calloc(1, sizeof(*ft));
 
@@ -138,7 +137,7 @@ int ipd_freeipmi_open_inband(const char *device, struct ipd_transport **out, cha
 		return -ENOMEM;
 	}
 	if (ipmi_ctx_open_inband(ft->ctx, IPMI_DEVICE_OPENIPMI, 0, 0, 0, device, 0,
-				 IPMI_FLAGS_DEFAULT) < 0) {
+	                         IPMI_FLAGS_DEFAULT) < 0) {
 		snprintf(err, errlen, "in-band %s: %s", device, ipmi_ctx_errormsg(ft->ctx));
 		ipmi_ctx_destroy(ft->ctx);
 		free(ft);

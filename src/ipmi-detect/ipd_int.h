@@ -54,7 +54,7 @@
 struct ipd_transport;
 struct ipd_transport_ops {
 	int (*cmd)(struct ipd_transport *t, uint8_t ipmb_addr, uint8_t netfn, uint8_t cmd,
-		   const uint8_t *req, size_t req_len, uint8_t *rsp, size_t rsp_max);
+	           const uint8_t *req, size_t req_len, uint8_t *rsp, size_t rsp_max);
 	void (*close)(struct ipd_transport *t);
 };
 struct ipd_transport {
@@ -75,9 +75,9 @@ struct ipd_lan_params {
 
 /* FreeIPMI transports (ipd_freeipmi.c). Return 0 or -errno with err set. */
 int ipd_freeipmi_open_lan(const struct ipd_lan_params *p, struct ipd_transport **out, char *err,
-			  size_t errlen);
+                          size_t errlen);
 int ipd_freeipmi_open_inband(const char *device, struct ipd_transport **out, char *err,
-			     size_t errlen);
+                             size_t errlen);
 
 /* ---- SDRs (ipd_sdr.c) ----------------------------------------------------- */
 
@@ -89,7 +89,7 @@ struct ipd_sensor {
 	uint8_t owner; /* IPMB address of the owning controller */
 	uint8_t lun;
 	uint8_t number;
-	uint8_t type;	      /* sensor type, e.g. 0x01 temperature, 0xF0 hot-swap */
+	uint8_t type;         /* sensor type, e.g. 0x01 temperature, 0xF0 hot-swap */
 	uint8_t reading_type; /* event/reading type code: 0x01 threshold, 0x6F specific */
 	uint8_t entity_id, entity_instance;
 	enum ipd_sensor_class cls;
@@ -124,7 +124,7 @@ int ipd_threshold_severity(uint8_t status_bits);
 
 struct ipd_sel_rec {
 	uint16_t id;
-	uint8_t type;	    /* 0x02 system event; 0xC0-0xDF OEM timestamped; 0xE0+ OEM */
+	uint8_t type;       /* 0x02 system event; 0xC0-0xDF OEM timestamped; 0xE0+ OEM */
 	uint32_t timestamp; /* seconds, IPMI epoch (1970) */
 	uint16_t generator; /* slave address (bit 0 clear) or software id */
 	uint8_t evm_rev;
@@ -150,7 +150,7 @@ const char *ipd_sel_meaning(const struct ipd_sel_rec *r);
 /* Fills ev (kind sel.record) from r: blade from the generator, details. The
  * sensor name, if known, becomes the entity. */
 void ipd_sel_to_event(const struct ipd_sel_rec *r, const char *sensor_name, int blade,
-		      struct af_event *ev);
+                      struct af_event *ev);
 
 /* IPMB address of a slot's IPMC and back (0 when not a blade address). */
 static inline uint8_t ipd_blade_addr(int slot)
@@ -165,13 +165,13 @@ static inline int ipd_addr_slot(uint8_t addr)
 /* ---- the SEL cursor (ipd_cursor.c) ----------------------------------------- */
 
 struct ipd_sel_cursor {
-	bool positioned;    /* false: never read this SEL */
-	bool have_last;     /* last_id names a record we processed */
+	bool positioned; /* false: never read this SEL */
+	bool have_last;  /* last_id names a record we processed */
 	uint16_t last_id;
 	uint32_t last_ts;
-	uint16_t next_id;   /* next id given with last_id; IPD_SEL_LAST = was the end */
-	uint32_t add_ts;    /* "most recent addition" of the last Get SEL Info */
-	uint32_t erase_ts;  /* "most recent erase" */
+	uint16_t next_id;  /* next id given with last_id; IPD_SEL_LAST = was the end */
+	uint32_t add_ts;   /* "most recent addition" of the last Get SEL Info */
+	uint32_t erase_ts; /* "most recent erase" */
 	uint16_t entries;
 	bool overflow;
 };
@@ -191,7 +191,7 @@ struct ipd_sel_sink {
 /* One poll of the SEL behind t at addr. Returns the number of records
  * delivered, or -errno (the cursor is unchanged on transport errors). */
 int ipd_sel_poll(struct ipd_sel_cursor *c, struct ipd_transport *t, uint8_t addr,
-		 const struct ipd_sel_sink *sink);
+                 const struct ipd_sel_sink *sink);
 
 /* Cursor persistence: one small text file, replaced atomically. */
 int ipd_cursor_save(const char *path, const struct ipd_sel_cursor *c);
@@ -215,7 +215,7 @@ int ipd_cursor_load(const char *path, struct ipd_sel_cursor *c);
 /* Reachability of a target (table in ipd_target.c). */
 enum ipd_tstate {
 	IPD_T_CONNECTING = 0, /* no session yet */
-	IPD_T_ONLINE,	      /* commands succeed */
+	IPD_T_ONLINE,         /* commands succeed */
 	IPD_T_UNREACHABLE,    /* the IPMC (or shelf manager) does not answer: backoff */
 	IPD_T_WAITING_SHMC,   /* a blade whose way in, the shelf manager, is down */
 	IPD_T_COUNT
@@ -224,7 +224,7 @@ enum ipd_tevent {
 	IPD_E_CONNECTED = 0, /* a session is open */
 	IPD_E_WAIT_SHMC,     /* a blade cannot reach any shelf manager */
 	IPD_E_UNANSWERED,    /* the target does not answer (bridging NAK, timeout) */
-	IPD_E_ANSWERED,	     /* an unreachable target answered again */
+	IPD_E_ANSWERED,      /* an unreachable target answered again */
 	IPD_E_SESSION_LOST,  /* the session itself broke: reconnect */
 	IPD_E_COUNT
 };
@@ -233,7 +233,7 @@ extern const struct af_fsm_def ipd_target_fsm;
 struct ipd_sensor_state {
 	bool have;
 	uint8_t raw;
-	uint8_t status;	  /* threshold status bits */
+	uint8_t status;    /* threshold status bits */
 	uint16_t asserted; /* discrete offsets */
 };
 
@@ -296,7 +296,7 @@ struct ipd {
 
 	/* shelf managers: which one the workers use */
 	atomic_int active_shmc; /* index, -1 none */
-	atomic_uint shmc_gen;	/* bumped at every switchover */
+	atomic_uint shmc_gen;   /* bumped at every switchover */
 	uint64_t switchovers;
 
 	/* sensor names by owner/number, for SEL records */

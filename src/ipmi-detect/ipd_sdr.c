@@ -101,7 +101,7 @@ int ipd_sdr_decode(const uint8_t *rec, size_t len, struct ipd_sensor *s)
 	s->reading_type = rec[SDR_READING_TYPE];
 	s->cls = s->reading_type == 0x01 ? IPD_SENSOR_THRESHOLD : IPD_SENSOR_DISCRETE;
 	s->unit = rec[SDR_BASE_UNIT];
-	s->analog_format = 3;	 /* compact records carry no conversion */
+	s->analog_format = 3; /* compact records carry no conversion */
 	s->linearization = 0xFF;
 	if (rec[SDR_TYPE] == 0x01) {
 		s->analog_format = rec[SDR_UNITS1] >> 6;
@@ -143,10 +143,10 @@ bool ipd_sdr_convert(const struct ipd_sensor *s, uint8_t raw, double *value)
 const char *ipd_unit_name(uint8_t unit)
 {
 	static const char *const names[] = {
-		[0] = "unspecified", [1] = "degrees_C", [2] = "degrees_F", [3] = "degrees_K",
-		[4] = "V",	     [5] = "A",		[6] = "W",	   [7] = "J",
-		[8] = "C",	     [18] = "RPM",	[19] = "Hz",	   [20] = "us",
-		[21] = "ms",	     [22] = "s",	[31] = "%",
+	        [0] = "unspecified", [1] = "degrees_C", [2] = "degrees_F", [3] = "degrees_K",
+	        [4] = "V",           [5] = "A",         [6] = "W",         [7] = "J",
+	        [8] = "C",           [18] = "RPM",      [19] = "Hz",       [20] = "us",
+	        [21] = "ms",         [22] = "s",        [31] = "%",
 	};
 	const char *n = unit < AF_ARRAY_SIZE(names) ? names[unit] : NULL;
 
@@ -156,24 +156,42 @@ const char *ipd_unit_name(uint8_t unit)
 const char *ipd_sensor_type_name(uint8_t type)
 {
 	switch (type) {
-	case 0x01: return "temperature";
-	case 0x02: return "voltage";
-	case 0x03: return "current";
-	case 0x04: return "fan";
-	case 0x05: return "physical-security";
-	case 0x07: return "processor";
-	case 0x08: return "power-supply";
-	case 0x09: return "power-unit";
-	case 0x0C: return "memory";
-	case 0x10: return "event-logging";
-	case 0x12: return "system-event";
-	case 0x20: return "os-critical-stop";
-	case 0x23: return "watchdog";
-	case 0x25: return "entity-presence";
-	case 0xF0: return "hot-swap";
-	case 0xF1: return "ipmb-link";
-	case 0xF2: return "module-hot-swap";
-	default: return type >= 0xC0 ? "oem" : "other";
+	case 0x01:
+		return "temperature";
+	case 0x02:
+		return "voltage";
+	case 0x03:
+		return "current";
+	case 0x04:
+		return "fan";
+	case 0x05:
+		return "physical-security";
+	case 0x07:
+		return "processor";
+	case 0x08:
+		return "power-supply";
+	case 0x09:
+		return "power-unit";
+	case 0x0C:
+		return "memory";
+	case 0x10:
+		return "event-logging";
+	case 0x12:
+		return "system-event";
+	case 0x20:
+		return "os-critical-stop";
+	case 0x23:
+		return "watchdog";
+	case 0x25:
+		return "entity-presence";
+	case 0xF0:
+		return "hot-swap";
+	case 0xF1:
+		return "ipmb-link";
+	case 0xF2:
+		return "module-hot-swap";
+	default:
+		return type >= 0xC0 ? "oem" : "other";
 	}
 }
 

@@ -24,7 +24,7 @@ int ipd_sel_decode(const uint8_t *raw, size_t len, struct ipd_sel_rec *r)
 	r->type = raw[2];
 	if (r->type < 0xE0) /* system and timestamped OEM records */
 		r->timestamp = (uint32_t)raw[3] | (uint32_t)raw[4] << 8 | (uint32_t)raw[5] << 16 |
-			       (uint32_t)raw[6] << 24;
+		               (uint32_t)raw[6] << 24;
 	if (r->type == 0x02) {
 		r->generator = (uint16_t)(raw[7] | raw[8] << 8);
 		r->evm_rev = raw[9];
@@ -38,42 +38,60 @@ int ipd_sel_decode(const uint8_t *raw, size_t len, struct ipd_sel_rec *r)
 }
 
 static const char *const threshold_names[12] = {
-	"lower-non-critical-going-low",	   "lower-non-critical-going-high",
-	"lower-critical-going-low",	   "lower-critical-going-high",
-	"lower-non-recoverable-going-low", "lower-non-recoverable-going-high",
-	"upper-non-critical-going-low",	   "upper-non-critical-going-high",
-	"upper-critical-going-low",	   "upper-critical-going-high",
-	"upper-non-recoverable-going-low", "upper-non-recoverable-going-high",
+        "lower-non-critical-going-low",    "lower-non-critical-going-high",
+        "lower-critical-going-low",        "lower-critical-going-high",
+        "lower-non-recoverable-going-low", "lower-non-recoverable-going-high",
+        "upper-non-critical-going-low",    "upper-non-critical-going-high",
+        "upper-critical-going-low",        "upper-critical-going-high",
+        "upper-non-recoverable-going-low", "upper-non-recoverable-going-high",
 };
 
 static const char *const processor_names[] = {
-	"ierr",		  "thermal-trip",      "frb1-bist-failure",
-	"frb2-hang",	  "frb3-startup-failure", "configuration-error",
-	"uncorrectable-cpu-error", "presence",	"disabled",
-	"terminator-presence", "throttled",	"uncorrectable-machine-check",
+        "ierr",
+        "thermal-trip",
+        "frb1-bist-failure",
+        "frb2-hang",
+        "frb3-startup-failure",
+        "configuration-error",
+        "uncorrectable-cpu-error",
+        "presence",
+        "disabled",
+        "terminator-presence",
+        "throttled",
+        "uncorrectable-machine-check",
 };
 
 static const char *const memory_names[] = {
-	"correctable-ecc",	  "uncorrectable-ecc",	   "parity",
-	"scrub-failed",		  "device-disabled",	   "correctable-ecc-limit",
-	"presence",		  "configuration-error",   "spare",
-	"throttled",		  "critical-overtemperature",
+        "correctable-ecc", "uncorrectable-ecc",        "parity",
+        "scrub-failed",    "device-disabled",          "correctable-ecc-limit",
+        "presence",        "configuration-error",      "spare",
+        "throttled",       "critical-overtemperature",
 };
 
 static const char *const power_unit_names[] = {
-	"power-off",	"power-cycle",	 "240va-power-down", "interlock-power-down",
-	"ac-lost",	"soft-power-control-failure", "power-unit-failure",
-	"predictive-failure",
+        "power-off",
+        "power-cycle",
+        "240va-power-down",
+        "interlock-power-down",
+        "ac-lost",
+        "soft-power-control-failure",
+        "power-unit-failure",
+        "predictive-failure",
 };
 
 static const char *const watchdog_names[] = {
-	"timer-expired", "hard-reset", "power-down", "power-cycle", NULL, NULL, NULL, NULL,
-	"timer-interrupt",
+        "timer-expired",   "hard-reset", "power-down", "power-cycle", NULL, NULL, NULL, NULL,
+        "timer-interrupt",
 };
 
 static const char *const power_supply_names[] = {
-	"presence", "failure", "predictive-failure", "ac-lost", "ac-lost-or-out-of-range",
-	"ac-out-of-range", "configuration-error",
+        "presence",
+        "failure",
+        "predictive-failure",
+        "ac-lost",
+        "ac-lost-or-out-of-range",
+        "ac-out-of-range",
+        "configuration-error",
 };
 
 static const char *const presence_names[] = {"present", "absent", "disabled"};
@@ -89,14 +107,22 @@ const char *ipd_offset_name(uint8_t sensor_type, uint8_t event_type, unsigned of
 	if (event_type != 0x6F)
 		return NULL;
 	switch (sensor_type) {
-	case 0x07: return PICK(processor_names, off);
-	case 0x0C: return PICK(memory_names, off);
-	case 0x09: return PICK(power_unit_names, off);
-	case 0x23: return PICK(watchdog_names, off);
-	case 0x08: return PICK(power_supply_names, off);
-	case 0x25: return PICK(presence_names, off);
-	case 0xF0: return PICK(hotswap_names, off);
-	default: return NULL;
+	case 0x07:
+		return PICK(processor_names, off);
+	case 0x0C:
+		return PICK(memory_names, off);
+	case 0x09:
+		return PICK(power_unit_names, off);
+	case 0x23:
+		return PICK(watchdog_names, off);
+	case 0x08:
+		return PICK(power_supply_names, off);
+	case 0x25:
+		return PICK(presence_names, off);
+	case 0xF0:
+		return PICK(hotswap_names, off);
+	default:
+		return NULL;
 	}
 }
 
@@ -108,7 +134,7 @@ const char *ipd_sel_meaning(const struct ipd_sel_rec *r)
 }
 
 void ipd_sel_to_event(const struct ipd_sel_rec *r, const char *sensor_name, int blade,
-		      struct af_event *ev)
+                      struct af_event *ev)
 {
 	const char *meaning = ipd_sel_meaning(r);
 

@@ -22,40 +22,38 @@
 #include "af_util.h"
 
 static const char *const tstate_names[IPD_T_COUNT] = {
-	[IPD_T_CONNECTING] = "CONNECTING",
-	[IPD_T_ONLINE] = "ONLINE",
-	[IPD_T_UNREACHABLE] = "UNREACHABLE",
-	[IPD_T_WAITING_SHMC] = "WAITING_SHMC",
+        [IPD_T_CONNECTING] = "CONNECTING",
+        [IPD_T_ONLINE] = "ONLINE",
+        [IPD_T_UNREACHABLE] = "UNREACHABLE",
+        [IPD_T_WAITING_SHMC] = "WAITING_SHMC",
 };
 static const char *const tevent_names[IPD_E_COUNT] = {
-	[IPD_E_CONNECTED] = "connected",
-	[IPD_E_WAIT_SHMC] = "no-shelf-manager",
-	[IPD_E_UNANSWERED] = "unanswered",
-	[IPD_E_ANSWERED] = "answered",
-	[IPD_E_SESSION_LOST] = "session-lost",
+        [IPD_E_CONNECTED] = "connected",       [IPD_E_WAIT_SHMC] = "no-shelf-manager",
+        [IPD_E_UNANSWERED] = "unanswered",     [IPD_E_ANSWERED] = "answered",
+        [IPD_E_SESSION_LOST] = "session-lost",
 };
 /* An event missing from a state's rows leaves it unchanged (and is logged at
  * debug level): e.g. a retry that fails again while UNREACHABLE. */
 static const struct af_fsm_row trows[] = {
-	{IPD_T_CONNECTING, IPD_E_CONNECTED, IPD_T_ONLINE},
-	{IPD_T_CONNECTING, IPD_E_WAIT_SHMC, IPD_T_WAITING_SHMC},
-	{IPD_T_CONNECTING, IPD_E_UNANSWERED, IPD_T_UNREACHABLE},
-	{IPD_T_WAITING_SHMC, IPD_E_CONNECTED, IPD_T_ONLINE},
-	{IPD_T_ONLINE, IPD_E_UNANSWERED, IPD_T_UNREACHABLE},
-	{IPD_T_ONLINE, IPD_E_SESSION_LOST, IPD_T_CONNECTING},
-	{IPD_T_UNREACHABLE, IPD_E_ANSWERED, IPD_T_ONLINE},
-	{IPD_T_UNREACHABLE, IPD_E_CONNECTED, IPD_T_ONLINE},
-	{IPD_T_UNREACHABLE, IPD_E_SESSION_LOST, IPD_T_CONNECTING},
+        {IPD_T_CONNECTING, IPD_E_CONNECTED, IPD_T_ONLINE},
+        {IPD_T_CONNECTING, IPD_E_WAIT_SHMC, IPD_T_WAITING_SHMC},
+        {IPD_T_CONNECTING, IPD_E_UNANSWERED, IPD_T_UNREACHABLE},
+        {IPD_T_WAITING_SHMC, IPD_E_CONNECTED, IPD_T_ONLINE},
+        {IPD_T_ONLINE, IPD_E_UNANSWERED, IPD_T_UNREACHABLE},
+        {IPD_T_ONLINE, IPD_E_SESSION_LOST, IPD_T_CONNECTING},
+        {IPD_T_UNREACHABLE, IPD_E_ANSWERED, IPD_T_ONLINE},
+        {IPD_T_UNREACHABLE, IPD_E_CONNECTED, IPD_T_ONLINE},
+        {IPD_T_UNREACHABLE, IPD_E_SESSION_LOST, IPD_T_CONNECTING},
 };
 const struct af_fsm_def ipd_target_fsm = {
-	.name = "ipmc",
-	.ss = AF_SS_IPMI,
-	.states = tstate_names,
-	.n_states = IPD_T_COUNT,
-	.events = tevent_names,
-	.n_events = IPD_E_COUNT,
-	.rows = trows,
-	.n_rows = AF_ARRAY_SIZE(trows),
+        .name = "ipmc",
+        .ss = AF_SS_IPMI,
+        .states = tstate_names,
+        .n_states = IPD_T_COUNT,
+        .events = tevent_names,
+        .n_events = IPD_E_COUNT,
+        .rows = trows,
+        .n_rows = AF_ARRAY_SIZE(trows),
 };
 
 #define BACKOFF_START_MS 250
@@ -107,7 +105,7 @@ static void post_reachability(struct ipd_target *tg, bool reachable, const char 
 
 	target_name(tg, name, sizeof(name));
 	af_event_init(&ev, AF_SRC_IPMI, reachable ? AF_EV_IPMC_REACHABLE : AF_EV_IPMC_UNREACHABLE,
-		      tg->slot, name);
+	              tg->slot, name);
 	af_event_set(&ev, "ipmc", "0x%02x", tg->addr);
 	if (!reachable) {
 		af_event_set(&ev, "error", "%.60s", why);
@@ -141,14 +139,14 @@ static int open_lan(struct ipd_target *tg, int index, char *err, size_t errlen)
 	const struct af_config *cfg = cfg_of(tg);
 	const struct af_cfg_shmc *mgr = &cfg->shelf.managers[index];
 	struct ipd_lan_params p = {
-		.host = mgr->address,
-		.port = mgr->port,
-		.username = cfg->shelf.cred.username,
-		.password = cfg->shelf.cred.password,
-		.k_g = cfg->shelf.cred.has_k_g ? cfg->shelf.cred.k_g : NULL,
-		.cipher_suite = cfg->shelf.cipher_suite,
-		.privilege = (unsigned)cfg->shelf.privilege + 2, /* user 2, operator 3, admin 4 */
-		.timeout_ms = (unsigned)cfg->detection.ipmc_timeout_ms,
+	        .host = mgr->address,
+	        .port = mgr->port,
+	        .username = cfg->shelf.cred.username,
+	        .password = cfg->shelf.cred.password,
+	        .k_g = cfg->shelf.cred.has_k_g ? cfg->shelf.cred.k_g : NULL,
+	        .cipher_suite = cfg->shelf.cipher_suite,
+	        .privilege = (unsigned)cfg->shelf.privilege + 2, /* user 2, operator 3, admin 4 */
+	        .timeout_ms = (unsigned)cfg->detection.ipmc_timeout_ms,
 	};
 
 	return tg->mod->factory.open_lan(&p, &tg->t, err, errlen);
@@ -176,23 +174,24 @@ static void shmc_connect(struct ipd_target *tg)
 				if (prev >= 0) {
 					m->switchovers++;
 					af_event_init(&ev, AF_SRC_IPMI, AF_EV_SHMC_SWITCHOVER, 0,
-						      "shelf manager");
+					              "shelf manager");
 					af_event_set(&ev, "from", "%s:%u",
-						     cfg->shelf.managers[prev].address,
-						     cfg->shelf.managers[prev].port);
-					af_event_set(&ev, "to", "%s:%u", cfg->shelf.managers[idx].address,
-						     cfg->shelf.managers[idx].port);
+					             cfg->shelf.managers[prev].address,
+					             cfg->shelf.managers[prev].port);
+					af_event_set(&ev, "to", "%s:%u",
+					             cfg->shelf.managers[idx].address,
+					             cfg->shelf.managers[idx].port);
 					ipd_post_event(m, &ev);
 				}
 				ipd_post_log(m, LOG_NOTICE, "shelf manager %s:%u is now in use",
-					     cfg->shelf.managers[idx].address,
-					     cfg->shelf.managers[idx].port);
+				             cfg->shelf.managers[idx].address,
+				             cfg->shelf.managers[idx].port);
 			}
 			tg->connected_gen = atomic_load(&m->shmc_gen);
 			return;
 		}
 		ipd_post_log(m, LOG_WARNING, "shelf manager %s:%u: %s",
-			     cfg->shelf.managers[idx].address, cfg->shelf.managers[idx].port, err);
+		             cfg->shelf.managers[idx].address, cfg->shelf.managers[idx].port, err);
 	}
 	atomic_store(&m->active_shmc, -1);
 	atomic_fetch_add(&m->shmc_gen, 1);
@@ -257,21 +256,21 @@ static void command_failed(struct ipd_target *tg, int rc, const char *what)
 	bool unanswered = rc == -EREMOTEIO || rc == -ETIME;
 
 	snprintf(why, sizeof(why), "%s: %s", what,
-		 rc == -EREMOTEIO ? "IPMB bridging refused (CC 0x83: IPMC not answering)"
-		 : rc == -ETIME	  ? "no answer from the IPMC"
-				  : strerror(rc < 0 ? -rc : EPROTO));
+	         rc == -EREMOTEIO ? "IPMB bridging refused (CC 0x83: IPMC not answering)"
+	         : rc == -ETIME   ? "no answer from the IPMC"
+	                          : strerror(rc < 0 ? -rc : EPROTO));
 	pthread_mutex_lock(&tg->mod->lock);
 	tg->view.failures++;
 	pthread_mutex_unlock(&tg->mod->lock);
 	set_view(tg, why);
 	if (session && tg->inband[0] == '\0') {
 		ipd_post_log(tg->mod, LOG_WARNING, "0x%02x: session lost (%s): reconnecting",
-			     tg->addr, why);
+		             tg->addr, why);
 		close_session(tg);
 		fire(tg, IPD_E_SESSION_LOST);
 		tg->next_try_ns = tg->kind == IPD_TARGET_SHMC
-					  ? 0
-					  : af_mono_ns() + BACKOFF_START_MS * AF_NS_PER_MS;
+		                          ? 0
+		                          : af_mono_ns() + BACKOFF_START_MS * AF_NS_PER_MS;
 		return;
 	}
 	if (session || unanswered) {
@@ -283,7 +282,7 @@ static void command_failed(struct ipd_target *tg, int rc, const char *what)
 		return;
 	}
 	ipd_post_log(tg->mod, LOG_WARNING, "0x%02x: %s (ignored: the target answers)", tg->addr,
-		     why);
+	             why);
 }
 
 static void command_ok(struct ipd_target *tg)
@@ -302,9 +301,9 @@ struct sdr_source {
 	uint8_t netfn, info_cmd, reserve_cmd, get_cmd;
 };
 static const struct sdr_source device_sdr = {IPD_NETFN_SE, IPD_CMD_GET_DEVICE_SDR_INFO,
-					     IPD_CMD_RESERVE_DEVICE_SDR, IPD_CMD_GET_DEVICE_SDR};
+                                             IPD_CMD_RESERVE_DEVICE_SDR, IPD_CMD_GET_DEVICE_SDR};
 static const struct sdr_source repo_sdr = {IPD_NETFN_STORAGE, IPD_CMD_GET_SDR_REPO_INFO,
-					   IPD_CMD_RESERVE_SDR_REPO, IPD_CMD_GET_SDR};
+                                           IPD_CMD_RESERVE_SDR_REPO, IPD_CMD_GET_SDR};
 
 static const struct sdr_source *sdr_source_of(const struct ipd_target *tg)
 {
@@ -320,7 +319,7 @@ static int sdr_change(struct ipd_target *tg, uint32_t *change)
 	const struct sdr_source *src = sdr_source_of(tg);
 	uint8_t rsp[32];
 	int n = tg->t->ops->cmd(tg->t, tg->addr, src->netfn, src->info_cmd, NULL, 0, rsp,
-				sizeof(rsp));
+	                        sizeof(rsp));
 
 	if (n < 0)
 		return n;
@@ -328,15 +327,15 @@ static int sdr_change(struct ipd_target *tg, uint32_t *change)
 		return n >= 1 ? rsp[0] : -EPROTO;
 	if (src == &device_sdr) {
 		*change = n >= 7 ? (uint32_t)rsp[3] | (uint32_t)rsp[4] << 8 |
-					   (uint32_t)rsp[5] << 16 | (uint32_t)rsp[6] << 24
-				 : 0;
+		                           (uint32_t)rsp[5] << 16 | (uint32_t)rsp[6] << 24
+		                 : 0;
 	} else {
 		if (n < 14)
 			return -EPROTO;
 		*change = ((uint32_t)rsp[6] | (uint32_t)rsp[7] << 8 | (uint32_t)rsp[8] << 16 |
-			   (uint32_t)rsp[9] << 24) ^
-			  ((uint32_t)rsp[10] | (uint32_t)rsp[11] << 8 | (uint32_t)rsp[12] << 16 |
-			   (uint32_t)rsp[13] << 24);
+		           (uint32_t)rsp[9] << 24) ^
+		          ((uint32_t)rsp[10] | (uint32_t)rsp[11] << 8 | (uint32_t)rsp[12] << 16 |
+		           (uint32_t)rsp[13] << 24);
 	}
 	return 0;
 }
@@ -344,7 +343,7 @@ static int sdr_change(struct ipd_target *tg, uint32_t *change)
 /* Reads one record in chunks (controllers refuse "whole record" reads of
  * long records with CC 0xCA); a cancelled reservation restarts it. */
 static int read_record(struct ipd_target *tg, uint16_t id, uint16_t *next, uint8_t *rec,
-		       size_t *len)
+                       size_t *len)
 {
 	const struct sdr_source *src = sdr_source_of(tg);
 	uint8_t rsp[64], req[6];
@@ -356,7 +355,7 @@ static int read_record(struct ipd_target *tg, uint16_t id, uint16_t *next, uint8
 		bool restart = false;
 
 		n = tg->t->ops->cmd(tg->t, tg->addr, src->netfn, src->reserve_cmd, NULL, 0, rsp,
-				    sizeof(rsp));
+		                    sizeof(rsp));
 		if (n < 0)
 			return n;
 		if (n >= 3 && rsp[0] == IPD_CC_OK)
@@ -371,7 +370,7 @@ static int read_record(struct ipd_target *tg, uint16_t id, uint16_t *next, uint8
 			req[4] = (uint8_t)have;
 			req[5] = chunk;
 			n = tg->t->ops->cmd(tg->t, tg->addr, src->netfn, src->get_cmd, req,
-					    sizeof(req), rsp, sizeof(rsp));
+			                    sizeof(req), rsp, sizeof(rsp));
 			if (n < 0)
 				return n;
 			if (n >= 1 && rsp[0] == IPD_CC_RES_CANCELLED) {
@@ -404,7 +403,7 @@ static void sdr_cache_path(const struct ipd_target *tg, char *buf, size_t len)
 
 /* Cache file: "ATSDR1", change indicator, count, then (len, record) pairs. */
 static void sdr_cache_save(struct ipd_target *tg, uint8_t (*recs)[64], const size_t *lens,
-			   unsigned count)
+                           unsigned count)
 {
 	char path[AF_CFG_PATH_MAX + 32], tmp[AF_CFG_PATH_MAX + 40];
 	FILE *f;
@@ -492,7 +491,7 @@ static int load_sdrs(struct ipd_target *tg)
 		tg->sdr_change = change;
 		tg->sdr_loaded = true;
 		ipd_post_log(tg->mod, LOG_INFO, "0x%02x: %u sensors from the SDR cache", tg->addr,
-			     tg->n_sensors);
+		             tg->n_sensors);
 		goto done;
 	}
 	recs_buf = malloc(256 * sizeof(*recs_buf));
@@ -503,9 +502,10 @@ static int load_sdrs(struct ipd_target *tg)
 		rc = read_record(tg, id, &next, recs_buf[count], &lens[count]);
 		if (rc != 0) {
 			free(recs_buf);
-			ipd_post_log(tg->mod, LOG_WARNING,
-				     "0x%02x: reading SDR 0x%04x failed (%d): sensors not known yet",
-				     tg->addr, id, rc);
+			ipd_post_log(
+			        tg->mod, LOG_WARNING,
+			        "0x%02x: reading SDR 0x%04x failed (%d): sensors not known yet",
+			        tg->addr, id, rc);
 			return rc < 0 ? rc : -EPROTO;
 		}
 		keep_sensor(tg, recs_buf[count], lens[count]);
@@ -519,7 +519,7 @@ static int load_sdrs(struct ipd_target *tg)
 	sdr_cache_save(tg, recs_buf, lens, count);
 	free(recs_buf);
 	ipd_post_log(tg->mod, LOG_INFO, "0x%02x: %u SDRs read, %u sensors (cache rebuilt)",
-		     tg->addr, count, tg->n_sensors);
+	             tg->addr, count, tg->n_sensors);
 done:
 	memset(tg->sstate, 0, sizeof(tg->sstate));
 	ipd_learn_names(tg->mod, tg);
@@ -540,7 +540,7 @@ static void offsets_text(const struct ipd_sensor *s, uint16_t mask, char *buf, s
 			continue;
 		name = ipd_offset_name(s->type, s->reading_type, off);
 		pos += (size_t)snprintf(buf + pos, pos < len ? len - pos : 0, "%s%s%s",
-					pos ? "," : "", name ? name : "offset-", name ? "" : "");
+		                        pos ? "," : "", name ? name : "offset-", name ? "" : "");
 		if (name == NULL)
 			pos += (size_t)snprintf(buf + pos, pos < len ? len - pos : 0, "%u", off);
 		if (pos >= len)
@@ -551,7 +551,7 @@ static void offsets_text(const struct ipd_sensor *s, uint16_t mask, char *buf, s
 }
 
 static void update_view(struct ipd_target *tg, unsigned i, const struct ipd_sensor *s,
-			const char *value, const char *state)
+                        const char *value, const char *state)
 {
 	struct ipd_sensor_view *v = &tg->sview[i];
 
@@ -563,7 +563,7 @@ static void update_view(struct ipd_target *tg, unsigned i, const struct ipd_sens
 	af_strlcpy(v->type, ipd_sensor_type_name(s->type), sizeof(v->type));
 	af_strlcpy(v->value, value, sizeof(v->value));
 	af_strlcpy(v->unit, s->cls == IPD_SENSOR_THRESHOLD ? ipd_unit_name(s->unit) : "",
-		   sizeof(v->unit));
+	           sizeof(v->unit));
 	af_strlcpy(v->state, state, sizeof(v->state));
 	v->updated_ns = af_mono_ns();
 	if (i + 1 > tg->n_sview)
@@ -648,7 +648,7 @@ static int read_sensors(struct ipd_target *tg)
 		const struct ipd_sensor *s = &tg->sensors[i];
 		uint8_t rsp[16], num = s->number;
 		int n = tg->t->ops->cmd(tg->t, s->owner, IPD_NETFN_SE, IPD_CMD_GET_SENSOR_READING,
-					&num, 1, rsp, sizeof(rsp));
+		                        &num, 1, rsp, sizeof(rsp));
 
 		if (n < 0)
 			return n;
@@ -657,8 +657,8 @@ static int read_sensors(struct ipd_target *tg)
 		if (n < 4 || rsp[0] != IPD_CC_OK) {
 			if (n >= 1 && rsp[0] != IPD_CC_OK)
 				ipd_post_log(tg->mod, LOG_DEBUG,
-					     "0x%02x: sensor 0x%02x: completion code 0x%02x",
-					     tg->addr, num, rsp[0]);
+				             "0x%02x: sensor 0x%02x: completion code 0x%02x",
+				             tg->addr, num, rsp[0]);
 			continue;
 		}
 		if (rsp[2] & 0x20) /* reading/state unavailable */
@@ -682,8 +682,8 @@ static void sel_record(void *opaque, const struct ipd_sel_rec *r)
 
 	if (r->type == 0x02)
 		ipd_name_of(tg->mod, gen, r->sensor_number, name, sizeof(name));
-	ipd_sel_to_event(r, name[0] ? name : NULL, r->type == 0x02 ? ipd_slot_of_addr(tg->mod, gen) : 0,
-			 &ev);
+	ipd_sel_to_event(r, name[0] ? name : NULL,
+	                 r->type == 0x02 ? ipd_slot_of_addr(tg->mod, gen) : 0, &ev);
 	ipd_post_event(tg->mod, &ev);
 	tg->cursor_dirty = true;
 }
@@ -714,7 +714,7 @@ static void sel_resync(void *opaque, uint16_t lost)
 	struct ipd_target *tg = opaque;
 
 	ipd_post_log(tg->mod, LOG_WARNING,
-		     "SEL record 0x%04x vanished (wrap or delete): resynchronising by time", lost);
+	             "SEL record 0x%04x vanished (wrap or delete): resynchronising by time", lost);
 }
 
 static int poll_sel(struct ipd_target *tg)
@@ -727,7 +727,7 @@ static int poll_sel(struct ipd_target *tg)
 
 		if (src < 0)
 			ipd_post_log(tg->mod, LOG_WARNING, "cannot save the SEL position to %s: %s",
-				     tg->cursor_path, strerror(-src));
+			             tg->cursor_path, strerror(-src));
 		tg->cursor_dirty = false;
 	}
 	return rc;
@@ -745,7 +745,7 @@ static void cursor_setup(struct ipd_target *tg)
 
 	/* one position per shelf manager: their SELs are separate logs */
 	snprintf(want, sizeof(want), "%s/sel-%s-%u.cursor", cfg->daemon.state_dir, mgr->address,
-		 mgr->port);
+	         mgr->port);
 	if (strcmp(want, tg->cursor_path) == 0)
 		return;
 	af_strlcpy(tg->cursor_path, want, sizeof(tg->cursor_path));
@@ -753,12 +753,12 @@ static void cursor_setup(struct ipd_target *tg)
 	rc = ipd_cursor_load(tg->cursor_path, &tg->cursor);
 	if (rc == 0)
 		ipd_post_log(tg->mod, LOG_INFO,
-			     "SEL of %s:%u: resuming after record 0x%04x (events logged while "
-			     "atca-ftd was down are delivered)",
-			     mgr->address, mgr->port, tg->cursor.last_id);
+		             "SEL of %s:%u: resuming after record 0x%04x (events logged while "
+		             "atca-ftd was down are delivered)",
+		             mgr->address, mgr->port, tg->cursor.last_id);
 	else if (rc != -ENOENT)
 		ipd_post_log(tg->mod, LOG_WARNING, "%s unreadable (%s): starting at the SEL's end",
-			     tg->cursor_path, strerror(-rc));
+		             tg->cursor_path, strerror(-rc));
 }
 
 static uint64_t min3(uint64_t a, uint64_t b, uint64_t c)
@@ -796,7 +796,7 @@ void *ipd_worker(void *arg)
 			uint8_t rsp[32];
 
 			rc = tg->t->ops->cmd(tg->t, tg->addr, IPD_NETFN_APP, IPD_CMD_GET_DEVICE_ID,
-					     NULL, 0, rsp, sizeof(rsp));
+			                     NULL, 0, rsp, sizeof(rsp));
 			if (rc > 0 && rsp[0] == IPD_CC_OK)
 				command_ok(tg);
 			else
@@ -833,7 +833,7 @@ void *ipd_worker(void *arg)
 			wake = min3(tg->next_sel_ns, tg->next_sensors_ns, tg->next_sdr_check_ns);
 		else
 			wake = tg->next_sensors_ns < tg->next_sdr_check_ns ? tg->next_sensors_ns
-									    : tg->next_sdr_check_ns;
+			                                                   : tg->next_sdr_check_ns;
 		if (tg->t == NULL && tg->kind == IPD_TARGET_BLADE && tg->inband[0] == '\0' &&
 		    wake > now + 100 * AF_NS_PER_MS)
 			wake = now + 100 * AF_NS_PER_MS; /* notice a shelf manager coming back */
