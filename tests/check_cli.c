@@ -93,7 +93,7 @@ START_TEST(test_render_status)
 	        "\"shelf\": {\"name\": \"s1\", \"cipher_suite\": 3, \"managers\": "
 	        "[{\"address\": \"127.0.0.1\", \"port\": 623, \"state\": \"unknown\"}]},"
 	        "\"blades\": [{\"slot\": 1, \"ipmc\": \"0x82\", \"host\": \"b1\", \"partner\": 2, "
-	        "\"local\": true, \"state\": \"unknown\"}, {\"slot\": 2, \"ipmc\": \"0x84\", "
+	        "\"local\": true, \"mstate\": \"M4\", \"state\": \"ok\"}, {\"slot\": 2, \"ipmc\": \"0x84\", "
 	        "\"host\": \"b2\", \"partner\": 1, \"local\": false, \"state\": \"unknown\"}],"
 	        "\"pairs\": [{\"blades\": [1, 2], \"derived\": true, \"state\": \"unknown\"}],"
 	        "\"vms\": [{\"name\": \"web\", \"domain\": \"web\", \"blade\": 1, "
@@ -108,7 +108,7 @@ START_TEST(test_render_status)
 	ck_assert_ptr_nonnull(strstr(text, "REJECTED (old configuration kept)"));
 	ck_assert_ptr_nonnull(strstr(text, "/etc/x.conf:4: bad"));
 	ck_assert_ptr_nonnull(strstr(text, "manager 127.0.0.1:623 (unknown)"));
-	ck_assert_ptr_nonnull(strstr(text, "1     0x82  b1 (this host)  2        unknown"));
+	ck_assert_ptr_nonnull(strstr(text, "1     0x82  b1 (this host)  2        M4       ok"));
 	ck_assert_ptr_nonnull(strstr(text, "1+2     slot order"));
 	ck_assert_ptr_nonnull(strstr(text, "web  web     1     ft"));
 	ck_assert_ptr_nonnull(strstr(text, "ipc     running  1 client"));

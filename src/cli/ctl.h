@@ -29,11 +29,17 @@ struct ctl_client *ctl_init(const char *ipc_name, int timeout_ms, int *exit_code
                             size_t msglen);
 void ctl_fini(struct ctl_client *cl);
 
-/* Sends op and waits for its answer. On success returns CTL_OK with the
+struct af_ipc_request;
+
+/* Sends req (its op and arguments; sequence number and client name are
+ * filled in) and waits for the answer. On success returns CTL_OK with the
  * daemon's status in *status and its JSON document in *doc (caller puts it).
  * Otherwise returns an exit code and msg. */
-int ctl_call(struct ctl_client *cl, unsigned op, int *status, json_object **doc, char *msg,
-             size_t msglen);
+int ctl_call(struct ctl_client *cl, const struct af_ipc_request *req, int *status,
+             json_object **doc, char *msg, size_t msglen);
+
+/* Changes how long ctl_call() waits (fencing waits for the hardware). */
+void ctl_set_timeout(struct ctl_client *cl, int timeout_ms);
 
 /* ---- tables (ctl_table.c) ---- */
 
@@ -67,5 +73,12 @@ void ctl_format_age(double seconds, char *buf, size_t len);
 void ctl_render_status(json_object *doc, FILE *f);
 void ctl_render_config_check(json_object *doc, FILE *f);
 void ctl_render_reload(json_object *doc, FILE *f);
+
+/* Hardware documents (ctl_render_hw.c). */
+void ctl_render_blades(json_object *doc, FILE *f);
+void ctl_render_sensors(json_object *doc, FILE *f);
+void ctl_render_sel(json_object *doc, FILE *f);
+void ctl_render_events(json_object *doc, FILE *f);
+void ctl_render_fence(json_object *doc, FILE *f);
 
 #endif

@@ -87,10 +87,16 @@ static json_object *parse_doc(const char *text, size_t len)
 	return doc;
 }
 
-int ctl_call(struct ctl_client *cl, unsigned op, int *status, json_object **doc, char *msg,
-             size_t msglen)
+void ctl_set_timeout(struct ctl_client *cl, int timeout_ms)
 {
-	struct af_ipc_request req = {.version = AF_IPC_VERSION, .op = (uint16_t)op};
+	cl->timeout_ms = timeout_ms;
+}
+
+int ctl_call(struct ctl_client *cl, const struct af_ipc_request *args, int *status,
+             json_object **doc, char *msg, size_t msglen)
+{
+	struct af_ipc_request req = *args;
+	unsigned op = req.op;
 	struct af_ipc_response rsp;
 	uint8_t reqbuf[AF_IPC_REQ_MAX];
 	struct iovec iov;
@@ -100,6 +106,7 @@ int ctl_call(struct ctl_client *cl, unsigned op, int *status, json_object **doc,
 	int n, rc = CTL_OK;
 
 	*doc = NULL;
+	req.version = AF_IPC_VERSION;
 	req.seq = ++cl->seq;
 	req.has_client = true;
 	snprintf(req.client, sizeof(req.client), "atca-ftctl %s", PACKAGE_VERSION);

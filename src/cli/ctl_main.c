@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "af_config.h"
 #include "af_ipc.h"
@@ -17,10 +18,15 @@
 #define DEFAULT_IPC "atca-ft"
 #define DEFAULT_TIMEOUT_MS 10000
 
+#define FENCE_TIMEOUT_MS (11 * 60 * 1000) /* above the longest fence_timeout */
+
 struct ctl_opts {
 	const char *ipc_name;
 	bool json;
+	bool yes;
+	bool timeout_given;
 	int timeout_ms;
+	uint32_t count;
 };
 
 static void usage(FILE *f)
@@ -34,12 +40,22 @@ static void usage(FILE *f)
 	           "                       to validate the file it would load on reload\n"
 	           "  reload               make the daemon reload its configuration (applied\n"
 	           "                       only if valid)\n"
+	           "  blades               every blade: IPMC, hot-swap state, health\n"
+	           "  sensors [BLADE]      sensor readings (BLADE: slot, host name or shelf)\n"
+	           "  sel [BLADE]          SEL records seen since the daemon started\n"
+	           "  events [BLADE]       the daemon's recent events\n"
+	           "  fence BLADE          power the blade's payload off through the shelf\n"
+	           "                       manager; returns once M1 (or power off) is confirmed\n"
+	           "  unfence BLADE        activate it again (M4 confirmed)\n"
 	           "  help                 this text\n\n"
 	           "Options:\n"
 	           "  -j, --json           machine-readable JSON on standard output\n"
 	           "  -s, --ipc NAME       IPC service of the daemon (default $ATCA_FT_IPC or\n"
 	           "                       \"" DEFAULT_IPC "\")\n"
-	           "  -t, --timeout SEC    how long to wait for an answer (default 10)\n"
+	           "  -t, --timeout SEC    how long to wait for an answer (default 10; fence and\n"
+	           "                       unfence wait for the daemon's fence_timeout)\n"
+	           "  -n, --count N        at most N records (sel, events)\n"
+	           "  -y, --yes            fence/unfence without asking for confirmation\n"
 	           "  -V, --version        same as the version command\n"
 	           "  -h, --help           this text\n\n"
 	           "Exit codes: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission\n"
@@ -68,17 +84,18 @@ static int fail(const struct ctl_opts *o, int code, const char *msg)
 	return code;
 }
 
-/* Connects, runs op and returns the document (or an exit code). */
-static int call(const struct ctl_opts *o, unsigned op, int *status, json_object **doc)
+/* Connects, runs req and returns the document (or an exit code). */
+static int call_req(const struct ctl_opts *o, const struct af_ipc_request *req, int timeout_ms,
+                    int *status, json_object **doc)
 {
 	struct ctl_client *cl;
 	char msg[320];
 	int code;
 
-	cl = ctl_init(o->ipc_name, o->timeout_ms, &code, msg, sizeof(msg));
+	cl = ctl_init(o->ipc_name, timeout_ms, &code, msg, sizeof(msg));
 	if (cl == NULL)
 		return fail(o, code, msg);
-	code = ctl_call(cl, op, status, doc, msg, sizeof(msg));
+	code = ctl_call(cl, req, status, doc, msg, sizeof(msg));
 	ctl_fini(cl);
 	if (code != CTL_OK) {
 		json_object_put(*doc);
@@ -86,6 +103,13 @@ static int call(const struct ctl_opts *o, unsigned op, int *status, json_object 
 		return fail(o, code, msg);
 	}
 	return CTL_OK;
+}
+
+static int call(const struct ctl_opts *o, unsigned op, int *status, json_object **doc)
+{
+	struct af_ipc_request req = {.op = (uint16_t)op};
+
+	return call_req(o, &req, o->timeout_ms, status, doc);
 }
 
 static int cmd_status(const struct ctl_opts *o)
@@ -128,7 +152,9 @@ static int cmd_version(const struct ctl_opts *o)
 		       AF_IPC_VERSION);
 	cl = ctl_init(o->ipc_name, o->timeout_ms, &code, msg, sizeof(msg));
 	if (cl != NULL) {
-		code = ctl_call(cl, AF_OP_HELLO, &status, &doc, msg, sizeof(msg));
+		struct af_ipc_request req = {.op = AF_OP_HELLO};
+
+		code = ctl_call(cl, &req, &status, &doc, msg, sizeof(msg));
 		ctl_fini(cl);
 	}
 	if (code != CTL_OK) {
@@ -248,12 +274,112 @@ static int cmd_reload(const struct ctl_opts *o)
 	return status < 0 ? CTL_FAILED : CTL_OK;
 }
 
+static int set_blade(struct af_ipc_request *req, const char *blade)
+{
+	if (strlen(blade) >= sizeof(req->blade) || blade[0] == '\0') {
+		fprintf(stderr, "atca-ftctl: '%s' is not a blade (slot number or host name)\n",
+		        blade);
+		return CTL_USAGE;
+	}
+	af_strlcpy(req->blade, blade, sizeof(req->blade));
+	req->has_blade = true;
+	return CTL_OK;
+}
+
+/* blades, sensors, sel, events: a listing, optionally of one blade. */
+static int cmd_list(const struct ctl_opts *o, unsigned op, int argc, char **argv,
+                    void (*render)(json_object *, FILE *))
+{
+	struct af_ipc_request req = {.op = (uint16_t)op};
+	json_object *doc = NULL;
+	int status = 0, rc;
+
+	if (argc > (op == AF_OP_BLADES ? 0 : 1)) {
+		fprintf(stderr, "atca-ftctl: %s takes %s\n", af_ipc_op_name(op),
+		        op == AF_OP_BLADES ? "no arguments" : "at most one BLADE");
+		return CTL_USAGE;
+	}
+	if (argc == 1 && set_blade(&req, argv[0]) != CTL_OK)
+		return CTL_USAGE;
+	if (o->count > 0 && (op == AF_OP_SEL || op == AF_OP_EVENTS)) {
+		req.has_count = true;
+		req.count = o->count;
+	}
+	rc = call_req(o, &req, o->timeout_ms, &status, &doc);
+	if (rc != CTL_OK)
+		return rc;
+	if (status < 0)
+		rc = fail(o, status == -ENOENT ? CTL_USAGE : CTL_FAILED,
+		          ctl_str(doc, "error", "failed"));
+	else if (o->json)
+		print_json(doc);
+	else
+		render(doc, stdout);
+	json_object_put(doc);
+	return rc;
+}
+
+/* Fencing turns a blade off: ask first, unless told not to. Without a
+ * terminal to ask on, only --yes will do. */
+static bool confirmed(const struct ctl_opts *o, bool unfence, const char *blade)
+{
+	char line[16];
+
+	if (o->yes)
+		return true;
+	if (!isatty(STDIN_FILENO)) {
+		fprintf(stderr,
+		        "atca-ftctl: refusing to %s blade %s without --yes (standard input is "
+		        "not a terminal to ask on)\n",
+		        unfence ? "unfence" : "fence", blade);
+		return false;
+	}
+	fprintf(stderr,
+	        unfence ? "Unfence blade %s: activate its payload again through the shelf manager? "
+	                  "[y/N] "
+	                : "Fence blade %s: power its payload off through the shelf manager? Every "
+	                  "VM on it stops. [y/N] ",
+	        blade);
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		return false;
+	return line[0] == 'y' || line[0] == 'Y';
+}
+
+static int cmd_fence(const struct ctl_opts *o, unsigned op, int argc, char **argv)
+{
+	struct af_ipc_request req = {.op = (uint16_t)op};
+	bool unfence = op == AF_OP_UNFENCE;
+	json_object *doc = NULL;
+	int status = 0, rc;
+
+	if (argc != 1) {
+		fprintf(stderr, "atca-ftctl: usage: %s BLADE [--yes]\n", af_ipc_op_name(op));
+		return CTL_USAGE;
+	}
+	if (set_blade(&req, argv[0]) != CTL_OK)
+		return CTL_USAGE;
+	if (!confirmed(o, unfence, argv[0]))
+		return fail(o, CTL_USAGE, "not confirmed: nothing done");
+	rc = call_req(o, &req, o->timeout_given ? o->timeout_ms : FENCE_TIMEOUT_MS, &status, &doc);
+	if (rc != CTL_OK)
+		return rc;
+	if (o->json)
+		print_json(doc);
+	else
+		ctl_render_fence(doc, status < 0 ? stderr : stdout);
+	json_object_put(doc);
+	if (status == -ENOENT)
+		return CTL_USAGE;
+	return status < 0 ? CTL_FAILED : CTL_OK;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	        {"json", no_argument, NULL, 'j'},          {"ipc", required_argument, NULL, 's'},
 	        {"timeout", required_argument, NULL, 't'}, {"version", no_argument, NULL, 'V'},
-	        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	        {"help", no_argument, NULL, 'h'},          {"yes", no_argument, NULL, 'y'},
+	        {"count", required_argument, NULL, 'n'},   {NULL, 0, NULL, 0},
 	};
 	struct ctl_opts o = {.ipc_name = DEFAULT_IPC, .timeout_ms = DEFAULT_TIMEOUT_MS};
 	const char *env = getenv("ATCA_FT_IPC");
@@ -264,7 +390,7 @@ int main(int argc, char **argv)
 
 	if (env != NULL && *env != '\0')
 		o.ipc_name = env;
-	while ((c = getopt_long(argc, argv, "js:t:Vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "js:t:Vhyn:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			o.json = true;
@@ -278,6 +404,17 @@ int main(int argc, char **argv)
 				return CTL_USAGE;
 			}
 			o.timeout_ms = (int)secs * 1000;
+			o.timeout_given = true;
+			break;
+		case 'y':
+			o.yes = true;
+			break;
+		case 'n':
+			if (af_parse_u64(optarg, 1, 100000, &secs) < 0) {
+				fprintf(stderr, "atca-ftctl: --count wants 1..100000\n");
+				return CTL_USAGE;
+			}
+			o.count = (uint32_t)secs;
 			break;
 		case 'V':
 			want_version = true;
@@ -305,6 +442,19 @@ int main(int argc, char **argv)
 		return cmd_reload(&o);
 	if (strcmp(cmd, "config") == 0)
 		return cmd_config(&o, argc - optind, argv + optind);
+	if (strcmp(cmd, "blades") == 0)
+		return cmd_list(&o, AF_OP_BLADES, argc - optind, argv + optind, ctl_render_blades);
+	if (strcmp(cmd, "sensors") == 0)
+		return cmd_list(&o, AF_OP_SENSORS, argc - optind, argv + optind,
+		                ctl_render_sensors);
+	if (strcmp(cmd, "sel") == 0)
+		return cmd_list(&o, AF_OP_SEL, argc - optind, argv + optind, ctl_render_sel);
+	if (strcmp(cmd, "events") == 0)
+		return cmd_list(&o, AF_OP_EVENTS, argc - optind, argv + optind, ctl_render_events);
+	if (strcmp(cmd, "fence") == 0)
+		return cmd_fence(&o, AF_OP_FENCE, argc - optind, argv + optind);
+	if (strcmp(cmd, "unfence") == 0)
+		return cmd_fence(&o, AF_OP_UNFENCE, argc - optind, argv + optind);
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return CTL_OK;

@@ -76,15 +76,15 @@ static void render_shelf(json_object *s, FILE *f)
 
 static void render_blades(json_object *arr, FILE *f)
 {
-	static const char *const h[] = {"SLOT", "IPMC", "HOST", "PARTNER", "STATE"};
+	static const char *const h[] = {"SLOT", "IPMC", "HOST", "PARTNER", "M-STATE", "HEALTH"};
 	struct ctl_table t;
 	size_t n = arr ? json_object_array_length(arr) : 0;
 
-	ctl_table_init(&t, 5, h);
+	ctl_table_init(&t, 6, h);
 	for (size_t i = 0; i < n; i++) {
 		json_object *b = json_object_array_get_idx(arr, i);
 		char slot[16], partner[16], host[160];
-		const char *row[5];
+		const char *row[6];
 
 		int_str(b, "slot", slot, sizeof(slot));
 		int_str(b, "partner", partner, sizeof(partner));
@@ -94,7 +94,8 @@ static void render_blades(json_object *arr, FILE *f)
 		row[1] = ctl_str(b, "ipmc", "-");
 		row[2] = host;
 		row[3] = partner;
-		row[4] = ctl_str(b, "state", "-");
+		row[4] = ctl_str(b, "mstate", "-");
+		row[5] = ctl_str(b, "state", "-");
 		ctl_table_add(&t, row);
 	}
 	ctl_table_print(&t, f);
@@ -147,7 +148,7 @@ static void render_vms(json_object *arr, FILE *f)
 	for (size_t i = 0; i < n; i++) {
 		json_object *v = json_object_array_get_idx(arr, i);
 		char blade[16];
-		const char *row[5];
+		const char *row[6];
 
 		int_str(v, "blade", blade, sizeof(blade));
 		row[0] = ctl_str(v, "name", "-");

@@ -34,6 +34,7 @@ const char *const af_ev_kind_names[AF_EV_KIND_COUNT] = {
         [AF_EV_VM_LIFECYCLE] = "vm.lifecycle",
         [AF_EV_ENGINE_HEALTH] = "engine.health",
         [AF_EV_ADMIN] = "admin",
+        [AF_EV_FENCE] = "fence",
 };
 
 static const char *const reserved_keys[] = {"t", "id", "src", "kind", "blade", "entity"};

@@ -56,6 +56,7 @@ enum af_ev_kind {
 	AF_EV_VM_LIFECYCLE,
 	AF_EV_ENGINE_HEALTH,
 	AF_EV_ADMIN,
+	AF_EV_FENCE, /* a fence or unfence operation ended */
 	AF_EV_KIND_COUNT
 };
 

@@ -51,6 +51,15 @@ int af_fsm_fire(struct af_fsm *m, int event)
 	return rc;
 }
 
+bool af_fsm_has(const struct af_fsm *m, int event)
+{
+	for (size_t i = 0; i < m->def->n_rows; i++) {
+		if (m->def->rows[i].from == m->state && m->def->rows[i].event == event)
+			return true;
+	}
+	return false;
+}
+
 const char *af_fsm_state_name(const struct af_fsm *m)
 {
 	return name_of(m->def->states, m->def->n_states, m->state);

@@ -8,6 +8,7 @@
 #ifndef AF_FSM_H
 #define AF_FSM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "af_log.h"
@@ -44,6 +45,10 @@ int af_fsm_fire(struct af_fsm *m, int event);
 /* The same without logging, for threads that must not call qb_log: the
  * transition line (or "" when ignored) goes to msg, prio to *prio. */
 int af_fsm_step(struct af_fsm *m, int event, char *msg, size_t len, int *prio);
+
+/* Whether event has a row in the current state: pollers use it to skip
+ * the debug line of every "nothing changed" reading. */
+bool af_fsm_has(const struct af_fsm *m, int event);
 
 const char *af_fsm_state_name(const struct af_fsm *m);
 

@@ -13,6 +13,12 @@ static const char *const op_names[AF_OP_COUNT] = {
         [AF_OP_STATUS] = "status",
         [AF_OP_CONFIG_CHECK] = "config-check",
         [AF_OP_RELOAD] = "reload",
+        [AF_OP_BLADES] = "blades",
+        [AF_OP_SENSORS] = "sensors",
+        [AF_OP_SEL] = "sel",
+        [AF_OP_EVENTS] = "events",
+        [AF_OP_FENCE] = "fence",
+        [AF_OP_UNFENCE] = "unfence",
 };
 
 /* Which arguments each operation accepts (bit = arg type); anything else in a
@@ -23,6 +29,18 @@ static const unsigned op_args[AF_OP_COUNT] = {
         [AF_OP_STATUS] = ARG_BIT(AF_ARG_CLIENT),
         [AF_OP_CONFIG_CHECK] = ARG_BIT(AF_ARG_CLIENT),
         [AF_OP_RELOAD] = ARG_BIT(AF_ARG_CLIENT),
+        [AF_OP_BLADES] = ARG_BIT(AF_ARG_CLIENT),
+        [AF_OP_SENSORS] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE),
+        [AF_OP_SEL] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE) | ARG_BIT(AF_ARG_COUNT),
+        [AF_OP_EVENTS] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE) | ARG_BIT(AF_ARG_COUNT),
+        [AF_OP_FENCE] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE),
+        [AF_OP_UNFENCE] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE),
+};
+
+/* Arguments an operation cannot do without. */
+static const unsigned op_required[AF_OP_COUNT] = {
+        [AF_OP_FENCE] = ARG_BIT(AF_ARG_BLADE),
+        [AF_OP_UNFENCE] = ARG_BIT(AF_ARG_BLADE),
 };
 
 const char *af_ipc_op_name(unsigned op)
@@ -71,6 +89,10 @@ int af_ipc_req_encode(void *buf, size_t len, const struct af_ipc_request *req)
 	hdr_end = w.pos;
 	if (req->has_client)
 		rc = put_tlv(&w, AF_ARG_CLIENT, req->client, strlen(req->client));
+	if (rc == 0 && req->has_blade)
+		rc = put_tlv(&w, AF_ARG_BLADE, req->blade, strlen(req->blade));
+	if (rc == 0 && req->has_count)
+		rc = put_tlv(&w, AF_ARG_COUNT, &req->count, sizeof(req->count));
 	if (rc < 0)
 		return rc;
 
@@ -173,10 +195,27 @@ int af_ipc_req_decode(const void *buf, size_t len, struct af_ipc_request *req, c
 				return rc;
 			req->has_client = true;
 			break;
+		case AF_ARG_BLADE:
+			if (n >= sizeof(req->blade))
+				DFAIL(-EINVAL, "blade argument too long (%u bytes)", n);
+			rc = decode_string(v, n, req->blade, "blade", err, errlen);
+			if (rc < 0)
+				return rc;
+			req->has_blade = true;
+			break;
+		case AF_ARG_COUNT:
+			if (n != sizeof(req->count))
+				DFAIL(-EINVAL, "count argument of %u bytes (expected %zu)", n,
+				      sizeof(req->count));
+			memcpy(&req->count, v, sizeof(req->count));
+			req->has_count = true;
+			break;
 		default:
 			DFAIL(-EINVAL, "unknown argument type %u", type);
 		}
 	}
+	if ((seen & op_required[h.op]) != op_required[h.op])
+		DFAIL(-EINVAL, "%s needs a blade argument", op_names[h.op]);
 	return 0;
 }
 

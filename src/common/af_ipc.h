@@ -34,11 +34,19 @@ enum af_ipc_op {
 	AF_OP_STATUS,       /* overall state */
 	AF_OP_CONFIG_CHECK, /* validate the daemon's config file, do not apply */
 	AF_OP_RELOAD,       /* validate and apply the config file (as SIGHUP) */
+	AF_OP_BLADES,       /* slots, IPMCs, hot-swap states, health */
+	AF_OP_SENSORS,      /* sensor readings [BLADE] */
+	AF_OP_SEL,          /* recent SEL records [BLADE] [COUNT] */
+	AF_OP_EVENTS,       /* recent events [BLADE] [COUNT] */
+	AF_OP_FENCE,        /* fence BLADE: answered when confirmed or failed */
+	AF_OP_UNFENCE,      /* unfence BLADE: likewise */
 	AF_OP_COUNT
 };
 
 enum af_ipc_arg_type {
 	AF_ARG_CLIENT = 1, /* string: client program and version, for the log */
+	AF_ARG_BLADE,      /* string: slot number or host name */
+	AF_ARG_COUNT,      /* uint32: how many records */
 	AF_ARG_TYPE_MAX
 };
 
@@ -67,6 +75,10 @@ struct af_ipc_request {
 	uint32_t seq;
 	bool has_client;
 	char client[AF_IPC_ARG_MAX + 1];
+	bool has_blade;
+	char blade[64];
+	bool has_count;
+	uint32_t count;
 };
 
 struct af_ipc_response {

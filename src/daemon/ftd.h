@@ -23,8 +23,16 @@ struct fm;
 struct rcv;
 struct vft;
 struct ftd_ipc;
+struct ftd_fence_req;
 
 #define FTD_RELOAD_ERRORS_MAX 8
+#define FTD_EVENT_RING 512
+
+/* An event as the daemon received it. */
+struct ftd_event_rec {
+	struct af_event ev;
+	uint64_t rx_ns; /* CLOCK_MONOTONIC of its arrival */
+};
 
 /* Outcome of the last configuration reload, shown by "status". */
 struct ftd_reload_result {
@@ -64,6 +72,9 @@ struct ftd_ctx {
 	unsigned n_started; /* modules of ftd_modules[] started so far */
 
 	uint64_t next_event_id;
+	struct ftd_event_rec *ev_ring;    /* the last FTD_EVENT_RING events */
+	struct ftd_fence_req *fence_reqs; /* waiting for the shelf manager */
+	unsigned ev_head, ev_len;
 	char blackbox_path[AF_CFG_PATH_MAX + 32];
 	int pidfile_fd;
 	int ready_fd; /* daemon mode: pipe to the waiting parent, or -1 */
@@ -111,6 +122,35 @@ bool ftd_access_allowed(uid_t uid, gid_t gid, gid_t allowed_gid);
 int ftd_dispatch(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_object **out);
 
 json_object *ftd_error_json(const char *message, int code);
+
+/* ftd_hw.c: hardware views and the event ring ---------------------------- */
+
+int ftd_events_init(struct ftd_ctx *ctx);
+void ftd_events_fini(struct ftd_ctx *ctx);
+void ftd_events_add(struct ftd_ctx *ctx, const struct af_event *ev);
+
+/* Resolves a BLADE argument (slot number or host name). 0 or -ENOENT. */
+int ftd_blade_arg(const struct ftd_ctx *ctx, const char *arg, uint32_t *slot, char *err,
+                  size_t errlen);
+/* 0 ok, 1 warning, 2 critical, from a sensor's state text */
+int ftd_sensor_severity(const char *state);
+json_object *ftd_blades_json(struct ftd_ctx *ctx);
+json_object *ftd_blade_json(struct ftd_ctx *ctx, const struct af_cfg_blade *b);
+/* "active", "standby" or "unknown" for shelf.managers[index] */
+const char *ftd_manager_state(struct ftd_ctx *ctx, unsigned index);
+json_object *ftd_sensors_json(struct ftd_ctx *ctx, int slot);
+json_object *ftd_sel_json(struct ftd_ctx *ctx, int slot, unsigned count);
+json_object *ftd_events_json(struct ftd_ctx *ctx, int slot, unsigned count);
+
+/* ftd_fence.c: fence / unfence for IPC clients ------------------------------ */
+
+/* Starts the operation; reply(opaque, status, doc) is called once, later or
+ * (on an immediate refusal) from inside this call. */
+typedef void (*ftd_reply_fn)(void *opaque, int status, json_object *doc);
+void ftd_fence_request(struct ftd_ctx *ctx, const struct af_ipc_request *req, ftd_reply_fn reply,
+                       void *opaque);
+/* The requester is gone: its reply will not be sent. */
+void ftd_fence_forget(struct ftd_ctx *ctx, void *opaque);
 
 /* ftd_proc.c: process plumbing ------------------------------------------- */
 

@@ -163,6 +163,7 @@ void ftd_event_sink(void *opaque, struct af_event *ev)
 	if (af_event_format(ev, line, sizeof(line)) < 0)
 		af_strlcpy(line, "(event too long to print)", sizeof(line));
 	af_info("event %s", line);
+	ftd_events_add(ctx, ev);
 	if (ctx->fm != NULL)
 		fm_event(ctx->fm, ev);
 }
@@ -250,6 +251,9 @@ int ftd_init(struct ftd_ctx *ctx)
 	         ctx->cfg->daemon.state_dir);
 	af_log_fatal_handlers(ctx->blackbox_path);
 	resolve_local_blade(ctx, ctx->cfg);
+	rc = ftd_events_init(ctx);
+	if (rc < 0)
+		return rc;
 
 	for (ctx->n_started = 0; ctx->n_started < AF_ARRAY_SIZE(ftd_modules); ctx->n_started++) {
 		const struct ftd_module *m = &ftd_modules[ctx->n_started];
@@ -274,6 +278,7 @@ void ftd_fini(struct ftd_ctx *ctx)
 	if (ctx->cfg != NULL)
 		ftd_pidfile_release(ctx->cfg->daemon.pidfile, ctx->pidfile_fd);
 	ctx->pidfile_fd = -1;
+	ftd_events_fini(ctx);
 	af_cfg_free(ctx->cfg);
 	ctx->cfg = NULL;
 }

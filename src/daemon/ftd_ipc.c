@@ -18,8 +18,19 @@
 
 #include <qb/qbipcs.h>
 
+/* A request answered later (fence, unfence): it holds a reference on its
+ * connection until the answer is sent or the client goes away. */
+struct ftd_pending {
+	struct ftd_ipc *ipc;
+	qb_ipcs_connection_t *c;
+	uint16_t op;
+	uint32_t seq;
+	struct ftd_pending *next;
+};
+
 struct ftd_ipc {
 	struct ftd_ctx *ctx;
+	struct ftd_pending *pending;
 	qb_ipcs_service_t *svc;
 	unsigned n_clients;
 	uint64_t requests;
@@ -132,9 +143,29 @@ static void on_destroyed(qb_ipcs_connection_t *c)
 	qb_ipcs_context_set(c, NULL);
 }
 
+static void drop_pending(struct ftd_ipc *ipc, qb_ipcs_connection_t *c)
+{
+	struct ftd_pending **p = &ipc->pending;
+
+	while (*p != NULL) {
+		struct ftd_pending *pd = *p;
+
+		if (c != NULL && pd->c != c) {
+			p = &pd->next;
+			continue;
+		}
+		*p = pd->next;
+		ftd_fence_forget(ipc->ctx, pd);
+		qb_ipcs_connection_unref(pd->c);
+		free(pd);
+	}
+}
+
+/* A client that leaves while its fence runs: the fence goes on (it was
+ * asked for), only the answer is dropped. */
 static int32_t on_closed(qb_ipcs_connection_t *c)
 {
-	(void)c;
+	drop_pending(ipc_of(c), c);
 	return 0;
 }
 
@@ -172,6 +203,43 @@ static void send_json(qb_ipcs_connection_t *c, uint16_t op, uint32_t seq, int32_
 	json_object_put(too_big);
 }
 
+static void pending_reply(void *opaque, int status, json_object *doc)
+{
+	struct ftd_pending *pd = opaque;
+	struct ftd_ipc *ipc = pd->ipc;
+
+	for (struct ftd_pending **p = &ipc->pending; *p != NULL; p = &(*p)->next) {
+		if (*p == pd) {
+			*p = pd->next;
+			break;
+		}
+	}
+	send_json(pd->c, pd->op, pd->seq, status, doc);
+	qb_ipcs_connection_unref(pd->c);
+	free(pd);
+}
+
+static void defer(struct ftd_ipc *ipc, qb_ipcs_connection_t *c, const struct af_ipc_request *req)
+{
+	struct ftd_pending *pd = calloc(1, sizeof(*pd));
+	json_object *doc;
+
+	if (pd == NULL) {
+		doc = ftd_error_json("out of memory", -ENOMEM);
+		send_json(c, req->op, req->seq, -ENOMEM, doc);
+		json_object_put(doc);
+		return;
+	}
+	pd->ipc = ipc;
+	pd->c = c;
+	pd->op = req->op;
+	pd->seq = req->seq;
+	qb_ipcs_connection_ref(c);
+	pd->next = ipc->pending;
+	ipc->pending = pd;
+	ftd_fence_request(ipc->ctx, req, pending_reply, pd);
+}
+
 static int32_t on_message(qb_ipcs_connection_t *c, void *data, size_t size)
 {
 	struct ftd_ipc *ipc = ipc_of(c);
@@ -206,6 +274,10 @@ static int32_t on_message(qb_ipcs_connection_t *c, void *data, size_t size)
 		af_strlcpy(conn->client, req.client, sizeof(conn->client));
 	af_debug("IPC %s from pid %d (%s)", af_ipc_op_name(req.op), conn ? (int)conn->pid : -1,
 	         conn ? conn->client : "?");
+	if (req.op == AF_OP_FENCE || req.op == AF_OP_UNFENCE) {
+		defer(ipc, c, &req);
+		return 0;
+	}
 	rc = ftd_dispatch(ipc->ctx, &req, &doc);
 	send_json(c, req.op, req.seq, rc, doc);
 	json_object_put(doc);
@@ -307,6 +379,7 @@ void ftd_ipc_fini(struct ftd_ipc *ipc)
 {
 	if (ipc == NULL)
 		return;
+	drop_pending(ipc, NULL);
 	/* destroy disconnects every client and removes the socket */
 	qb_ipcs_destroy(ipc->svc);
 	free(ipc);

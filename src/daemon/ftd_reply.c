@@ -99,8 +99,9 @@ static json_object *daemon_json(const struct ftd_ctx *ctx)
 	return o;
 }
 
-static json_object *shelf_json(const struct af_config *cfg)
+static json_object *shelf_json(struct ftd_ctx *ctx)
 {
+	const struct af_config *cfg = ctx->cfg;
 	json_object *o = json_object_new_object();
 	json_object *mgrs = json_object_new_array();
 
@@ -114,7 +115,8 @@ static json_object *shelf_json(const struct af_config *cfg)
 		                       json_object_new_string(cfg->shelf.managers[i].address));
 		json_object_object_add(m, "port",
 		                       json_object_new_int((int)cfg->shelf.managers[i].port));
-		json_object_object_add(m, "state", json_object_new_string("unknown"));
+		json_object_object_add(m, "state",
+		                       json_object_new_string(ftd_manager_state(ctx, i)));
 		json_object_array_add(mgrs, m);
 	}
 	json_object_object_add(o, "managers", mgrs);
@@ -140,8 +142,16 @@ static json_object *blades_json(const struct ftd_ctx *ctx)
 		                       partner ? json_object_new_int((int)partner) : NULL);
 		json_object_object_add(o, "local",
 		                       json_object_new_boolean(b->slot == ctx->local_blade));
-		/* No hardware monitoring yet: the daemon does not know. */
-		json_object_object_add(o, "state", json_object_new_string("unknown"));
+		{
+			json_object *hw = ftd_blade_json((struct ftd_ctx *)ctx, b), *v = NULL;
+
+			json_object_object_get_ex(hw, "health", &v);
+			json_object_object_add(o, "state", json_object_get(v));
+			v = NULL;
+			json_object_object_get_ex(hw, "mstate", &v);
+			json_object_object_add(o, "mstate", json_object_get(v));
+			json_object_put(hw);
+		}
 		json_object_array_add(a, o);
 	}
 	return a;
@@ -207,7 +217,7 @@ static json_object *status(const struct ftd_ctx *ctx)
 	json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "daemon", daemon_json(ctx));
-	json_object_object_add(o, "shelf", shelf_json(ctx->cfg));
+	json_object_object_add(o, "shelf", shelf_json((struct ftd_ctx *)ctx));
 	json_object_object_add(o, "blades", blades_json(ctx));
 	json_object_object_add(o, "pairs", pairs_json(ctx->cfg));
 	json_object_object_add(o, "vms", vms_json(ctx->cfg));
@@ -242,10 +252,36 @@ static json_object *config_check(const struct ftd_ctx *ctx)
 	return o;
 }
 
+/* The optional BLADE argument of the listing operations: all blades (-1),
+ * the shelf itself ("0" or "shelf") or one blade. */
+static int slot_filter(const struct ftd_ctx *ctx, const struct af_ipc_request *req, int *slot,
+                       json_object **out)
+{
+	uint32_t s;
+	char err[200];
+	int rc;
+
+	*slot = -1;
+	if (!req->has_blade)
+		return 0;
+	if (strcmp(req->blade, "0") == 0 || strcmp(req->blade, "shelf") == 0) {
+		*slot = 0;
+		return 0;
+	}
+	rc = ftd_blade_arg(ctx, req->blade, &s, err, sizeof(err));
+	if (rc < 0) {
+		*out = ftd_error_json(err, rc);
+		return rc;
+	}
+	*slot = (int)s;
+	return 0;
+}
+
 int ftd_dispatch(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_object **out)
 {
 	struct ftd_reload_result res;
-	int rc = 0;
+	int rc = 0, slot = -1;
+	unsigned count = req->has_count ? req->count : 0;
 
 	switch (req->op) {
 	case AF_OP_HELLO:
@@ -260,6 +296,19 @@ int ftd_dispatch(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_obj
 	case AF_OP_RELOAD:
 		rc = ftd_reload(ctx, &res);
 		*out = reload_json(&res, ctx->cfg_generation);
+		break;
+	case AF_OP_BLADES:
+		*out = ftd_blades_json(ctx);
+		break;
+	case AF_OP_SENSORS:
+	case AF_OP_SEL:
+	case AF_OP_EVENTS:
+		rc = slot_filter(ctx, req, &slot, out);
+		if (rc < 0)
+			break;
+		*out = req->op == AF_OP_SENSORS ? ftd_sensors_json(ctx, slot)
+		       : req->op == AF_OP_SEL   ? ftd_sel_json(ctx, slot, count)
+		                                : ftd_events_json(ctx, slot, count);
 		break;
 	default:
 		rc = -EOPNOTSUPP;

@@ -1,0 +1,100 @@
+/*
+ * shelfmgr: the module's state, shared by smc.c (session, fencing, views)
+ * and smc_shelf.c (discovery and hot-swap tracking).
+ */
+#ifndef SMC_STATE_H
+#define SMC_STATE_H
+
+#include <OpenIPMI/ipmiif.h>
+
+#include "af_config.h"
+#include "smc.h"
+#include "smc_int.h"
+
+#define SMC_MAX_WAITERS 8
+#define SMC_SITES 16
+
+struct smc_req;
+
+struct smc_waiter {
+	smc_fence_done_fn done;
+	void *opaque;
+};
+
+struct smc_blade {
+	struct smc *mod;
+	int slot;
+	uint8_t ipmc;
+	bool in_table;
+	uint8_t hw_addr;
+	struct smc_picmg_props props;
+	bool have_props;
+
+	/* the payload FRU 0 and the other FRUs of the IPMC */
+	bool have_entity;
+	ipmi_entity_id_t entity;
+	int mstate, previous;
+	uint64_t mstate_ns;
+	char product[33], serial[33];
+	unsigned n_frus;
+	struct smc_fru_view frus[SMC_MAX_FRUS];
+	bool fru_watched[SMC_MAX_FRUS]; /* hot-swap handler registered */
+
+	/* fence / unfence in progress */
+	bool op_active;
+	struct smc_fop op;
+	uint64_t op_gen; /* matches replies and timers to this operation */
+	bool timer_running;
+	qb_loop_timer_handle timer;
+	unsigned n_waiters;
+	struct smc_waiter waiters[SMC_MAX_WAITERS];
+	char last_fence[200];
+};
+
+struct smc {
+	struct af_module_env env;
+	char idle_reason[128];
+
+	struct smc_os *os;
+	bool ipmi_held;
+	ipmi_con_t *con;
+	bool domain_open;
+	bool entity_handler;
+	uint64_t open_ns;
+	bool closing;
+	ipmi_domain_id_t domain_id;
+
+	bool connected, discovered;
+	int active; /* index in shelf.managers, -1 none */
+	unsigned switchovers;
+	uint64_t up_ns;
+
+	struct smc_picmg_props shmc_props;
+	bool have_shmc_props;
+	unsigned n_table;
+
+	unsigned n_blades;
+	struct smc_blade blades[AF_MAX_BLADES];
+	uint64_t gen;     /* bumped per request, see smc_blade.op_gen */
+	unsigned pending; /* requests sent and not answered */
+	struct smc_req *reqs;
+	uint64_t events;
+};
+
+/* smc_shelf.c */
+void smc_shelf_connected(struct smc *m, ipmi_domain_t *domain);
+void smc_shelf_discover(struct smc *m, ipmi_domain_t *domain);
+struct smc_blade *smc_blade_by_slot(struct smc *m, int slot);
+struct smc_blade *smc_blade_by_ipmc(struct smc *m, uint8_t ipmc);
+/* The hot-swap sensor number of a blade's payload FRU, -1 unknown. */
+int smc_hotswap_sensor(struct smc *m, struct smc_blade *b);
+void smc_post(struct smc *m, struct af_event *ev);
+
+/* smc.c: one request to the shelf manager (addr 0x20) or, bridged, to an
+ * IPMC. cb gets the response (completion code first) or err < 0. */
+typedef void (*smc_rsp_fn)(struct smc *m, void *arg, uint64_t gen, int err, const uint8_t *rsp,
+                           size_t len);
+int smc_send(struct smc *m, uint8_t addr, uint8_t netfn, uint8_t cmd, const uint8_t *data,
+             size_t len, smc_rsp_fn cb, void *arg, uint64_t gen);
+
+#endif
