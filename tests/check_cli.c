@@ -36,6 +36,75 @@ START_TEST(test_accessors_tolerate_bad_documents)
 	free(render(ctl_render_status, doc));
 	free(render(ctl_render_reload, doc));
 	free(render(ctl_render_config_check, doc));
+	free(render(ctl_render_blades, doc));
+	free(render(ctl_render_sensors, doc));
+	free(render(ctl_render_sel, doc));
+	free(render(ctl_render_events, doc));
+	free(render(ctl_render_fence, doc));
+	json_object_put(doc);
+	doc = json_tokener_parse("{\"blades\": [7, {\"slot\": \"x\"}], \"sensors\": [null], "
+	                         "\"records\": [{\"detail\": 3}], \"events\": [{\"detail\": "
+	                         "[1]}], \"shelf_manager\": 4}");
+	free(render(ctl_render_blades, doc));
+	free(render(ctl_render_sensors, doc));
+	free(render(ctl_render_sel, doc));
+	free(render(ctl_render_events, doc));
+	json_object_put(doc);
+}
+END_TEST
+
+START_TEST(test_render_hardware)
+{
+	json_object *doc = json_tokener_parse(
+	        "{\"shelf_manager\": {\"enabled\": true, \"connected\": true, \"address\": "
+	        "\"10.0.0.2\", \"port\": 623, \"picmg\": \"2.2\", \"address_table_entries\": 2, "
+	        "\"switchovers\": 1},"
+	        "\"blades\": [{\"slot\": 1, \"ipmc\": \"0x82\", \"host\": \"b1\", \"local\": true, "
+	        "\"mstate\": \"M4\", \"health\": \"critical\", \"ipmc_state\": \"ONLINE\", "
+	        "\"sensors\": 7, \"health_detail\": \"CPU Temp upper-critical\", \"fencing\": "
+	        "\"none\"}, {\"slot\": 2, \"ipmc\": \"0x84\", \"host\": \"b2\", \"mstate\": "
+	        "\"M6\", \"health\": \"changing\", \"ipmc_state\": \"ONLINE\", \"sensors\": 7, "
+	        "\"fencing\": \"fence\", \"last_fence\": \"fence ok after 310 ms: M1 confirmed\"}]}");
+	char *text = render(ctl_render_blades, doc);
+
+	ck_assert_ptr_nonnull(strstr(text,
+	                             "shelf manager  10.0.0.2:623, PICMG 2.2, 2 address-table "
+	                             "entries, 1 switchovers"));
+	ck_assert_ptr_nonnull(strstr(text, "1     0x82  b1 (this host)  M4            critical  "
+	                                   "ONLINE     7        CPU Temp upper-critical"));
+	ck_assert_ptr_nonnull(strstr(text, "M6 (fencing)"));
+	ck_assert_ptr_nonnull(strstr(text, "blade 2: last fence ok after 310 ms"));
+	free(text);
+	json_object_put(doc);
+
+	doc = json_tokener_parse("{\"blade\": 2, \"action\": \"fence\", \"ok\": true, "
+	                         "\"method\": \"hot-swap\", \"state_before\": \"M4\", "
+	                         "\"state_after\": \"M1\", \"elapsed_ms\": 312.4, \"commands\": 9, "
+	                         "\"message\": \"M1 confirmed by the hot-swap sensor\"}");
+	text = render(ctl_render_fence, doc);
+	ck_assert_str_eq(text, "blade 2 fenced in 312 ms (hot-swap, M4 -> M1, 9 IPMI requests)\n"
+	                       "  M1 confirmed by the hot-swap sensor\n");
+	free(text);
+	json_object_put(doc);
+
+	doc = json_tokener_parse(
+	        "{\"records\": [{\"blade\": 1, \"entity\": \"Memory ECC\", "
+	        "\"age_s\": 2, \"detail\": {\"record\": \"0x0007\", \"sensor_type\": "
+	        "\"memory\", \"meaning\": \"uncorrectable-ecc\", \"dir\": "
+	        "\"assert\"}}]}");
+	text = render(ctl_render_sel, doc);
+	ck_assert_ptr_nonnull(strstr(text, "2s   1      0x0007  Memory ECC  memory  "
+	                                   "uncorrectable-ecc  assert"));
+	free(text);
+	json_object_put(doc);
+
+	doc = json_tokener_parse("{\"events\": [{\"id\": 4, \"age_s\": 0.5, \"source\": \"shelf\", "
+	                         "\"kind\": \"hotswap\", \"blade\": 0, \"entity\": \"payload\", "
+	                         "\"detail\": {\"from\": \"M4\", \"to\": \"M6\"}}]}");
+	text = render(ctl_render_events, doc);
+	ck_assert_ptr_nonnull(
+	        strstr(text, "4   500ms  shelf   hotswap  shelf  payload  from=M4 to=M6"));
+	free(text);
 	json_object_put(doc);
 }
 END_TEST
@@ -125,6 +194,7 @@ static Suite *cli_suite(void)
 	add_tcase(s, test_table, 10);
 	add_tcase(s, test_age, 10);
 	add_tcase(s, test_render_status, 10);
+	add_tcase(s, test_render_hardware, 10);
 	return s;
 }
 

@@ -304,6 +304,144 @@ START_TEST(test_sd_notify)
 }
 END_TEST
 
+static json_object *dispatch_req(struct fixture *fx, struct af_ipc_request *req, int expect_status)
+{
+	json_object *doc = NULL;
+
+	req->version = AF_IPC_VERSION;
+	ck_assert_int_eq(ftd_dispatch(&fx->ctx, req, &doc), expect_status);
+	ck_assert_ptr_nonnull(doc);
+	return doc;
+}
+
+START_TEST(test_hardware_answers_bad_blades)
+{
+	struct fixture fx;
+	struct af_ipc_request req = {.op = AF_OP_SENSORS, .has_blade = true};
+	json_object *doc;
+
+	fixture_start(&fx);
+	snprintf(req.blade, sizeof(req.blade), "9");
+	doc = dispatch_req(&fx, &req, -ENOENT);
+	ck_assert_ptr_nonnull(strstr(json_object_get_string(get(doc, "error")), "no blade '9'"));
+	json_object_put(doc);
+	req.op = AF_OP_SEL;
+	snprintf(req.blade, sizeof(req.blade), "nosuchhost");
+	json_object_put(dispatch_req(&fx, &req, -ENOENT));
+	req.op = AF_OP_EVENTS;
+	snprintf(req.blade, sizeof(req.blade), "-1");
+	json_object_put(dispatch_req(&fx, &req, -ENOENT));
+	fixture_stop(&fx);
+}
+END_TEST
+
+static int replies;
+static int last_status;
+static void fence_reply(void *opaque, int status, json_object *doc)
+{
+	(void)opaque;
+	ck_assert_ptr_nonnull(doc);
+	replies++;
+	last_status = status;
+}
+
+START_TEST(test_fence_refusals)
+{
+	struct fixture fx;
+	struct af_ipc_request req = {.op = AF_OP_FENCE, .has_blade = true};
+
+	fixture_start(&fx);
+	/* unknown blade, then no shelf-manager session: refused at once */
+	snprintf(req.blade, sizeof(req.blade), "7");
+	ftd_fence_request(&fx.ctx, &req, fence_reply, NULL);
+	ck_assert_int_eq(replies, 1);
+	ck_assert_int_eq(last_status, -ENOENT);
+	snprintf(req.blade, sizeof(req.blade), "blade1");
+	req.op = AF_OP_UNFENCE;
+	ftd_fence_request(&fx.ctx, &req, fence_reply, NULL);
+	ck_assert_int_eq(replies, 2);
+	ck_assert_int_eq(last_status, -ENOTCONN);
+	ck_assert_ptr_null(fx.ctx.fence_reqs);
+	fixture_stop(&fx);
+}
+END_TEST
+
+START_TEST(test_hardware_answers)
+{
+	struct fixture fx;
+	struct af_ipc_request req = {.op = AF_OP_EVENTS};
+	json_object *doc, *arr, *b;
+	struct af_event ev;
+
+	fixture_start(&fx);
+	doc = dispatch(&fx, AF_OP_BLADES, 0);
+	get(get(doc, "shelf_manager"), "connected");
+	arr = get(doc, "blades");
+	ck_assert_uint_eq(json_object_array_length(arr), 1);
+	b = json_object_array_get_idx(arr, 0);
+	ck_assert_int_eq(json_object_get_int(get(b, "slot")), 1);
+	ck_assert_str_eq(json_object_get_string(get(b, "ipmc")), "0x82");
+	ck_assert_str_eq(json_object_get_string(get(b, "health")), "unknown");
+	ck_assert_str_eq(json_object_get_string(get(b, "fencing")), "none");
+	json_object_put(doc);
+
+	doc = dispatch(&fx, AF_OP_SENSORS, 0);
+	ck_assert_uint_eq(json_object_array_length(get(doc, "sensors")), 0);
+	json_object_put(doc);
+	doc = dispatch(&fx, AF_OP_SEL, 0);
+	ck_assert_uint_eq(json_object_array_length(get(doc, "records")), 0);
+	json_object_put(doc);
+
+	/* events: the newest N, oldest first, filtered by blade */
+	for (int i = 0; i < 5; i++) {
+		af_event_init(&ev, AF_SRC_SHELF, AF_EV_HOTSWAP, i % 2 ? 1 : 0, "payload");
+		af_event_set(&ev, "n", "%d", i);
+		ftd_event_sink(&fx.ctx, &ev);
+	}
+	req.has_count = true;
+	req.count = 2;
+	doc = dispatch_req(&fx, &req, 0);
+	arr = get(doc, "events");
+	ck_assert_uint_eq(json_object_array_length(arr), 2);
+	ck_assert_str_eq(
+	        json_object_get_string(get(get(json_object_array_get_idx(arr, 0), "detail"), "n")),
+	        "3");
+	ck_assert_str_eq(
+	        json_object_get_string(get(get(json_object_array_get_idx(arr, 1), "detail"), "n")),
+	        "4");
+	get(json_object_array_get_idx(arr, 1), "rx_mono_ns");
+	json_object_put(doc);
+	req.has_blade = true;
+	snprintf(req.blade, sizeof(req.blade), "1");
+	req.count = 10;
+	doc = dispatch_req(&fx, &req, 0);
+	ck_assert_uint_eq(json_object_array_length(get(doc, "events")), 2); /* n=1, n=3 */
+	json_object_put(doc);
+	snprintf(req.blade, sizeof(req.blade), "shelf");
+	doc = dispatch_req(&fx, &req, 0);
+	ck_assert_uint_eq(json_object_array_length(get(doc, "events")), 3);
+	json_object_put(doc);
+	fixture_stop(&fx);
+}
+END_TEST
+
+START_TEST(test_sensor_severity)
+{
+	ck_assert_int_eq(ftd_sensor_severity("ok"), 0);
+	ck_assert_int_eq(ftd_sensor_severity("none"), 0);
+	ck_assert_int_eq(ftd_sensor_severity("M4"), 0);
+	ck_assert_int_eq(ftd_sensor_severity("presence"), 0);
+	ck_assert_int_eq(ftd_sensor_severity("upper-non-critical"), 1);
+	ck_assert_int_eq(ftd_sensor_severity("lower-critical"), 2);
+	ck_assert_int_eq(ftd_sensor_severity("upper-non-recoverable"), 2);
+	ck_assert_int_eq(ftd_sensor_severity("correctable-ecc"), 1);
+	ck_assert_int_eq(ftd_sensor_severity("presence,ierr"), 2);
+	ck_assert_int_eq(ftd_sensor_severity("uncorrectable-ecc,correctable-ecc"), 2);
+	/* words inside other words do not count */
+	ck_assert_int_eq(ftd_sensor_severity("xierr"), 0);
+}
+END_TEST
+
 static Suite *daemon_suite(void)
 {
 	Suite *s = suite_create("daemon");
@@ -315,6 +453,10 @@ static Suite *daemon_suite(void)
 	add_tcase(s, test_start_status_stop, 20);
 	add_tcase(s, test_reload_bad_then_good, 20);
 	add_tcase(s, test_event_sink, 20);
+	add_tcase(s, test_hardware_answers_bad_blades, 20);
+	add_tcase(s, test_hardware_answers, 20);
+	add_tcase(s, test_fence_refusals, 20);
+	add_tcase(s, test_sensor_severity, 10);
 	return s;
 }
 

@@ -202,6 +202,74 @@ START_TEST(test_response)
 }
 END_TEST
 
+/* The blade and count arguments: who may carry them, what they must look
+ * like, and that fence cannot go without a blade. */
+START_TEST(test_hardware_arguments)
+{
+	uint8_t buf[AF_IPC_REQ_MAX];
+	struct af_ipc_request req = {.op = AF_OP_FENCE, .seq = 3}, back;
+	char err[160];
+	int n;
+
+	/* fence without a blade */
+	n = af_ipc_req_encode(buf, sizeof(buf), &req);
+	ck_assert_int_eq(af_ipc_req_decode(buf, (size_t)n, &back, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "needs a blade"));
+	/* a blade where none is accepted */
+	req.op = AF_OP_BLADES;
+	req.has_blade = true;
+	snprintf(req.blade, sizeof(req.blade), "2");
+	n = af_ipc_req_encode(buf, sizeof(buf), &req);
+	ck_assert_int_eq(af_ipc_req_decode(buf, (size_t)n, &back, err, sizeof(err)), -EINVAL);
+	/* a count on fence */
+	req.op = AF_OP_FENCE;
+	req.has_count = true;
+	req.count = 5;
+	n = af_ipc_req_encode(buf, sizeof(buf), &req);
+	ck_assert_int_eq(af_ipc_req_decode(buf, (size_t)n, &back, err, sizeof(err)), -EINVAL);
+	/* a count of the wrong size: rewrite the TLV length of the last argument */
+	req.op = AF_OP_EVENTS;
+	req.has_blade = false;
+	n = af_ipc_req_encode(buf, sizeof(buf), &req);
+	{
+		uint16_t two = 2;
+		struct qb_ipc_request_header qb;
+
+		memcpy(buf + n - 4 - 4 + 2, &two, 2); /* count TLV: type, len, 4 bytes */
+		memcpy(&qb, buf, sizeof(qb));
+		qb.size -= 2;
+		memcpy(buf, &qb, sizeof(qb));
+		set32(buf, OFF_PLEN, (uint32_t)(n - 2 - OFF_TLV));
+		ck_assert_int_eq(af_ipc_req_decode(buf, (size_t)n - 2, &back, err, sizeof(err)),
+		                 -EINVAL);
+		ck_assert_ptr_nonnull(strstr(err, "count argument of 2 bytes"));
+	}
+	/* a blade with control characters */
+	req.op = AF_OP_SENSORS;
+	req.has_count = false;
+	req.has_blade = true;
+	snprintf(req.blade, sizeof(req.blade), "b\x01");
+	n = af_ipc_req_encode(buf, sizeof(buf), &req);
+	ck_assert_int_eq(af_ipc_req_decode(buf, (size_t)n, &back, err, sizeof(err)), -EINVAL);
+
+	/* and the good ones */
+	req.op = AF_OP_SEL;
+	snprintf(req.blade, sizeof(req.blade), "blade2");
+	req.has_count = true;
+	req.count = 40;
+	n = af_ipc_req_encode(buf, sizeof(buf), &req);
+	ck_assert_int_eq(af_ipc_req_decode(buf, (size_t)n, &back, err, sizeof(err)), 0);
+	ck_assert(back.has_blade && back.has_count);
+	ck_assert_str_eq(back.blade, "blade2");
+	ck_assert_uint_eq(back.count, 40);
+	req.op = AF_OP_UNFENCE;
+	req.has_count = false;
+	n = af_ipc_req_encode(buf, sizeof(buf), &req);
+	ck_assert_int_eq(af_ipc_req_decode(buf, (size_t)n, &back, err, sizeof(err)), 0);
+	ck_assert_str_eq(af_ipc_op_name(AF_OP_UNFENCE), "unfence");
+}
+END_TEST
+
 static Suite *ipc_suite(void)
 {
 	Suite *s = suite_create("ipc");
@@ -209,6 +277,7 @@ static Suite *ipc_suite(void)
 	add_tcase(s, test_request_rejects, 10);
 	add_tcase(s, test_request_roundtrip, 10);
 	add_tcase(s, test_response, 10);
+	add_tcase(s, test_hardware_arguments, 10);
 	return s;
 }
 

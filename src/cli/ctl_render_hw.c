@@ -90,7 +90,8 @@ void ctl_render_blades(json_object *doc, FILE *f)
 		         ctl_bool(b, "local", false) ? " (this host)" : "");
 		snprintf(ms, sizeof(ms), "%s", ctl_str(b, "mstate", "-"));
 		if (strcmp(fencing, "none") != 0)
-			snprintf(ms, sizeof(ms), "%s (%sing)", ctl_str(b, "mstate", "-"), fencing);
+			snprintf(ms, sizeof(ms), "%s (%s)", ctl_str(b, "mstate", "-"),
+			         strcmp(fencing, "unfence") == 0 ? "unfencing" : "fencing");
 		snprintf(detail, sizeof(detail), "%s", ctl_str(b, "health_detail", ""));
 		if (detail[0] == '\0')
 			snprintf(detail, sizeof(detail), "%s", ctl_str(b, "product", "-"));

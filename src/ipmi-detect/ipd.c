@@ -46,8 +46,11 @@ static void queue_push(struct ipd *m, const struct ipd_queued *q)
 	if (wake && m->pipe[1] >= 0) {
 		char b = 1;
 		/* non-blocking: a full pipe already means "wake up" */
-		if (write(m->pipe[1], &b, 1) < 0 && errno != EAGAIN)
+		if (write(m->pipe[1], &b, 1) < 0 && errno != EAGAIN) {
+			pthread_mutex_lock(&m->lock);
 			m->dropped++;
+			pthread_mutex_unlock(&m->lock);
+		}
 	}
 }
 
@@ -95,6 +98,7 @@ static int32_t dispatch(int32_t fd, int32_t revents, void *data)
 	struct ipd_queued *batch;
 	char buf[64];
 	unsigned n = 0;
+	uint64_t dropped;
 
 	(void)revents;
 	while (read(fd, buf, sizeof(buf)) > 0)
@@ -126,11 +130,13 @@ static int32_t dispatch(int32_t fd, int32_t revents, void *data)
 		}
 	}
 	free(batch);
-	if (m->dropped) {
+	pthread_mutex_lock(&m->lock); /* workers count under the lock */
+	dropped = m->dropped;
+	m->dropped = 0;
+	pthread_mutex_unlock(&m->lock);
+	if (dropped)
 		af_warn("ipmi-detect: %llu observations dropped (queue full)",
-		        (unsigned long long)m->dropped);
-		m->dropped = 0;
-	}
+		        (unsigned long long)dropped);
 	return 0;
 }
 
@@ -359,21 +365,35 @@ int ipd_init(struct ipd **out, const struct af_module_env *env)
 
 int ipd_reconfigure(struct ipd *m, const struct af_config *cfg)
 {
+	const struct af_config *old;
+	int rc;
+
 	if (m == NULL || cfg == NULL)
 		return -EINVAL;
+	old = m->env.cfg;
 	stop_workers(m);
 	m->env.cfg = cfg;
 	pthread_mutex_lock(&m->lock);
 	m->n_names = 0;
 	pthread_mutex_unlock(&m->lock);
 	atomic_store(&m->active_shmc, -1);
-	return start_workers(m);
+	rc = start_workers(m);
+	if (rc < 0) {
+		/* as promised: the previous configuration goes on */
+		stop_workers(m);
+		m->env.cfg = old;
+		atomic_store(&m->active_shmc, -1);
+		if (start_workers(m) < 0)
+			stop_workers(m);
+	}
+	return rc;
 }
 
 void ipd_describe(const struct ipd *cm, struct af_module_status *st)
 {
 	struct ipd *m = (struct ipd *)cm; /* the lock is not part of the value */
 	unsigned online = 0;
+	uint64_t switchovers;
 
 	st->name = "ipmi-detect";
 	if (m == NULL) {
@@ -389,12 +409,13 @@ void ipd_describe(const struct ipd *cm, struct af_module_status *st)
 	pthread_mutex_lock(&m->lock);
 	for (unsigned i = 0; i < m->n_targets; i++)
 		online += strcmp(m->targets[i].view.state, "ONLINE") == 0;
+	switchovers = m->switchovers;
 	pthread_mutex_unlock(&m->lock);
 	st->state = online == m->n_targets ? "running" : "degraded";
 	snprintf(st->detail, sizeof(st->detail),
 	         "%u of %u controllers online, %llu events, %llu shelf-manager switchovers", online,
 	         m->n_targets, (unsigned long long)m->events_posted,
-	         (unsigned long long)m->switchovers);
+	         (unsigned long long)switchovers);
 }
 
 void ipd_fini(struct ipd *m)
@@ -472,7 +493,9 @@ void ipd_shmc(struct ipd *m, struct ipd_shmc_view *out)
 
 	memset(out, 0, sizeof(*out));
 	out->active = idx;
+	pthread_mutex_lock(&m->lock);
 	out->switchovers = m->switchovers;
+	pthread_mutex_unlock(&m->lock);
 	if (idx >= 0 && (unsigned)idx < cfg->shelf.n_managers) {
 		af_strlcpy(out->address, cfg->shelf.managers[idx].address, sizeof(out->address));
 		out->port = cfg->shelf.managers[idx].port;

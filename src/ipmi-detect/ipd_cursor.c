@@ -7,12 +7,16 @@
  * (a walk from an ID that does not exist visits every ID up to 0xFFFE).
  *
  * - first poll ever: position at the last record; history is not news;
- * - the erase timestamp changed: the SEL was cleared, read from the start;
- * - the last record processed vanished (a circular SEL overwrote it, or it
- *   was deleted): resynchronise from the first record, skipping what is
- *   older than the last record processed;
+ * - the erase timestamp changed (any deletion moves it) or there are fewer
+ *   records (controllers that do not keep the timestamp): if the last record
+ *   processed went too, the SEL was cleared: read from the start;
+ * - the last record processed vanished otherwise (a circular SEL overwrote
+ *   it), or its id now names another record: resynchronise from the first
+ *   record, skipping what is older than the last record processed;
  * - the overflow flag appears: report it (new events are being dropped);
- * - at most IPD_SEL_BATCH records per poll: a burst never starves sensors.
+ * - at most IPD_SEL_BATCH records per poll: a burst never starves sensors;
+ * - a transport error before anything was delivered leaves the cursor as it
+ *   was (the news of a clear or an overflow comes with the next poll).
  *
  * The cursor survives restarts (ipd_cursor_save/load), so events logged
  * while atca-ftd was down are still delivered.
@@ -86,12 +90,33 @@ static int as_error(int rc)
 	return rc < 0 ? rc : -EPROTO; /* an unexpected completion code */
 }
 
-int ipd_sel_poll(struct ipd_sel_cursor *c, struct ipd_transport *t, uint8_t addr,
+/* Is the record we processed last still in the SEL? 1 yes, 0 gone (or its
+ * id now names another record: a cleared SEL numbers from 1 again), <0
+ * transport error. *next: its successor. */
+static int last_still_there(const struct ipd_sel_cursor *c, struct ipd_transport *t, uint8_t addr,
+                            uint16_t *next)
+{
+	struct ipd_sel_rec rec;
+	int rc = get_entry(t, addr, c->last_id, next, &rec);
+
+	if (rc == IPD_CC_NOT_PRESENT || (rc == 0 && rec.timestamp != c->last_ts))
+		return 0;
+	if (rc != 0)
+		return as_error(rc);
+	return 1;
+}
+
+int ipd_sel_poll(struct ipd_sel_cursor *cur, struct ipd_transport *t, uint8_t addr,
                  const struct ipd_sel_sink *sink)
 {
+	/* Work on a copy: it replaces *cur only once something was delivered
+	 * or the poll completed, so a transport error leaves the cursor (and
+	 * the clear / overflow news, reported again next time) as it was. */
+	struct ipd_sel_cursor cc = *cur, *c = &cc;
 	struct sel_info info;
 	struct ipd_sel_rec rec;
-	bool skip_old = false, resynced = false, cleared = false;
+	bool skip_old = false, resynced = false, cleared = false, overflow, told = false;
+	unsigned entries_before = c->entries;
 	uint16_t id, next;
 	int n = 0, rc;
 
@@ -115,43 +140,52 @@ int ipd_sel_poll(struct ipd_sel_cursor *c, struct ipd_transport *t, uint8_t addr
 		c->erase_ts = info.erase_ts;
 		c->entries = info.entries;
 		c->overflow = info.overflow;
+		*cur = cc;
 		return 0;
 	}
 
-	if (info.erase_ts != c->erase_ts) {
-		if (sink->cleared)
-			sink->cleared(sink->opaque, c->entries);
-		c->have_last = false;
+	/* A clear moves the erase timestamp (so does deleting any record) or,
+	 * on controllers that do not keep it, leaves fewer records. It was a
+	 * clear if the last record we processed went with it. */
+	if (info.erase_ts != c->erase_ts || info.entries < c->entries) {
+		if (!c->have_last || info.entries == 0) {
+			cleared = true;
+		} else {
+			rc = last_still_there(c, t, addr, &next);
+			if (rc < 0)
+				return rc;
+			cleared = rc == 0;
+		}
+		if (cleared)
+			c->have_last = false;
 		c->erase_ts = info.erase_ts;
-		cleared = true;
 	}
-	if (info.overflow && !c->overflow && sink->overflow)
-		sink->overflow(sink->opaque, info.entries);
+	overflow = info.overflow && !c->overflow;
 	c->overflow = info.overflow;
 	c->entries = info.entries;
 	if (info.add_ts == c->add_ts && !cleared)
-		return 0;
+		goto done;
 
 	if (!c->have_last) {
 		id = IPD_SEL_FIRST;
 		if (info.entries == 0) {
 			c->add_ts = info.add_ts;
-			return 0;
+			goto done;
 		}
 	} else if (c->next_id != IPD_SEL_LAST) {
 		id = c->next_id;
 	} else {
 		/* we were at the end: the last record now names its successor */
-		rc = get_entry(t, addr, c->last_id, &next, &rec);
-		if (rc == IPD_CC_NOT_PRESENT) {
+		rc = last_still_there(c, t, addr, &next);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
 			if (sink->resync)
 				sink->resync(sink->opaque, c->last_id);
 			id = IPD_SEL_FIRST;
 			skip_old = resynced = true;
-		} else if (rc != 0) {
-			return as_error(rc);
 		} else {
-			id = next;
+			id = next == c->last_id ? IPD_SEL_LAST : next;
 		}
 	}
 
@@ -165,14 +199,26 @@ int ipd_sel_poll(struct ipd_sel_cursor *c, struct ipd_transport *t, uint8_t addr
 			skip_old = resynced = true;
 			continue;
 		}
-		if (rc != 0)
-			return n > 0 ? n : as_error(rc);
+		if (rc != 0) {
+			if (n == 0)
+				return as_error(rc);
+			break; /* what was delivered stays delivered */
+		}
+		if (next == rec.id)
+			next = IPD_SEL_LAST; /* a record naming itself: read it once */
 		if (skip_old && c->have_last &&
 		    (rec.timestamp < c->last_ts || rec.id == c->last_id)) {
 			id = next;
 			continue;
 		}
 		skip_old = false;
+		if (!told) {
+			told = true;
+			if (cleared && sink->cleared)
+				sink->cleared(sink->opaque, entries_before);
+			if (overflow && sink->overflow)
+				sink->overflow(sink->opaque, info.entries);
+		}
 		if (sink->record)
 			sink->record(sink->opaque, &rec);
 		c->have_last = true;
@@ -184,6 +230,14 @@ int ipd_sel_poll(struct ipd_sel_cursor *c, struct ipd_transport *t, uint8_t addr
 	}
 	if (id == IPD_SEL_LAST)
 		c->add_ts = info.add_ts; /* caught up; else the next poll goes on */
+done:
+	if (!told) {
+		if (cleared && sink->cleared)
+			sink->cleared(sink->opaque, entries_before);
+		if (overflow && sink->overflow)
+			sink->overflow(sink->opaque, info.entries);
+	}
+	*cur = cc;
 	return n;
 }
 
@@ -202,8 +256,9 @@ int ipd_cursor_save(const char *path, const struct ipd_sel_cursor *c)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
+	errno = 0;
 	if (write(fd, buf, (size_t)len) != len || fsync(fd) < 0)
-		rc = errno ? -errno : -EIO;
+		rc = errno ? -errno : -EIO; /* a short write sets no errno */
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	if (rc == 0 && rename(tmp, path) < 0)

@@ -252,6 +252,8 @@ struct ipd_target {
 	struct ipd_transport *t;
 	unsigned connected_gen; /* shelf-manager generation the session is for */
 	struct af_fsm fsm;
+	bool answered;      /* a command was answered since the session opened */
+	bool down_reported; /* ipmc.unreachable posted, ipmc.reachable not yet */
 	uint64_t backoff_ms, next_try_ns;
 	uint64_t next_sensors_ns, next_sel_ns, next_sdr_check_ns;
 	struct ipd_sensor sensors[IPD_MAX_SENSORS];

@@ -114,6 +114,24 @@ static void post_reachability(struct ipd_target *tg, bool reachable, const char 
 	ipd_post_event(tg->mod, &ev);
 }
 
+/* ipmc.unreachable once per outage, ipmc.reachable once when it ends, even
+ * when the session is reopened in between (a shelf-manager switchover). */
+static void report_down(struct ipd_target *tg, const char *why)
+{
+	if (!tg->down_reported) {
+		tg->down_reported = true;
+		post_reachability(tg, false, why);
+	}
+}
+
+static void report_up(struct ipd_target *tg)
+{
+	if (tg->down_reported) {
+		tg->down_reported = false;
+		post_reachability(tg, true, NULL);
+	}
+}
+
 static void close_session(struct ipd_target *tg)
 {
 	if (tg->t != NULL)
@@ -172,7 +190,9 @@ static void shmc_connect(struct ipd_target *tg)
 				atomic_store(&m->active_shmc, idx);
 				atomic_fetch_add(&m->shmc_gen, 1);
 				if (prev >= 0) {
+					pthread_mutex_lock(&m->lock);
 					m->switchovers++;
+					pthread_mutex_unlock(&m->lock);
 					af_event_init(&ev, AF_SRC_IPMI, AF_EV_SHMC_SWITCHOVER, 0,
 					              "shelf manager");
 					af_event_set(&ev, "from", "%s:%u",
@@ -211,9 +231,11 @@ static void connect_target(struct ipd_target *tg)
 		if (rc < 0)
 			set_view(tg, err);
 	} else {
+		/* the generation first: a switchover between the two loads
+		 * only costs one more reconnection */
+		tg->connected_gen = atomic_load(&m->shmc_gen);
 		idx = atomic_load(&m->active_shmc);
 		if (idx >= 0) {
-			tg->connected_gen = atomic_load(&m->shmc_gen);
 			rc = open_lan(tg, idx, err, sizeof(err));
 			if (rc < 0)
 				set_view(tg, err);
@@ -223,25 +245,27 @@ static void connect_target(struct ipd_target *tg)
 		}
 	}
 	if (tg->t != NULL) {
-		/* from UNREACHABLE: it is back */
-		bool back = tg->fsm.state == IPD_T_UNREACHABLE;
-
+		tg->answered = false;
 		fire(tg, IPD_E_CONNECTED);
 		set_view(tg, "");
 		tg->backoff_ms = 0;
-		if (back)
-			post_reachability(tg, true, NULL);
+		/* a session with the shelf manager, or the in-band device, is
+		 * the target answering; an IPMC behind the shelf manager answers
+		 * with its first command (command_ok) */
+		if (tg->kind == IPD_TARGET_SHMC || tg->inband[0] != '\0')
+			report_up(tg);
 		return;
 	}
 	/* No shelf manager answered: that is the shelf manager worker's event
-	 * (once, on entering UNREACHABLE); a blade only waits for it. */
+	 * (once per outage); a blade only waits for it. */
 	if (tg->kind == IPD_TARGET_SHMC || tg->inband[0] != '\0') {
-		if (fire(tg, IPD_E_UNANSWERED) == IPD_T_UNREACHABLE)
-			post_reachability(tg, false, err);
+		fire(tg, IPD_E_UNANSWERED);
+		schedule_retry(tg);
+		report_down(tg, err);
 	} else {
 		fire(tg, IPD_E_WAIT_SHMC);
+		schedule_retry(tg);
 	}
-	schedule_retry(tg);
 }
 
 /* Handles a failed command: a broken session is reopened (for the shelf
@@ -263,36 +287,58 @@ static void command_failed(struct ipd_target *tg, int rc, const char *what)
 	tg->view.failures++;
 	pthread_mutex_unlock(&tg->mod->lock);
 	set_view(tg, why);
-	if (session && tg->inband[0] == '\0') {
+	/* A session that failed before anything was answered on it: behind
+	 * a shelf manager that just let us in, it is the IPMC that does not
+	 * answer, not the session; the shelf manager's worker reconnects,
+	 * paced (the other manager may be tried). */
+	if (session && tg->inband[0] == '\0' && (tg->answered || tg->kind == IPD_TARGET_SHMC)) {
 		ipd_post_log(tg->mod, LOG_WARNING, "0x%02x: session lost (%s): reconnecting",
 		             tg->addr, why);
 		close_session(tg);
 		fire(tg, IPD_E_SESSION_LOST);
-		tg->next_try_ns = tg->kind == IPD_TARGET_SHMC
-		                          ? 0
-		                          : af_mono_ns() + BACKOFF_START_MS * AF_NS_PER_MS;
+		if (tg->kind == IPD_TARGET_BLADE)
+			tg->next_try_ns = af_mono_ns() + BACKOFF_START_MS * AF_NS_PER_MS;
+		else if (tg->answered)
+			tg->next_try_ns = 0;
+		else
+			schedule_retry(tg);
 		return;
 	}
 	if (session || unanswered) {
-		if (fire(tg, IPD_E_UNANSWERED) == IPD_T_UNREACHABLE) {
-			tg->backoff_ms = 0;
-			post_reachability(tg, false, why);
-		}
+		if (fire(tg, IPD_E_UNANSWERED) == IPD_T_UNREACHABLE)
+			tg->backoff_ms = 0; /* a new outage: the first retry soon */
 		schedule_retry(tg);
+		report_down(tg, why);
 		return;
 	}
 	ipd_post_log(tg->mod, LOG_WARNING, "0x%02x: %s (ignored: the target answers)", tg->addr,
 	             why);
+	if (tg->fsm.state == IPD_T_UNREACHABLE)
+		schedule_retry(tg); /* a probe answered with nonsense: paced too */
 }
 
 static void command_ok(struct ipd_target *tg)
 {
+	tg->answered = true;
 	if (tg->fsm.state == IPD_T_UNREACHABLE) {
 		fire(tg, IPD_E_ANSWERED);
 		set_view(tg, "");
-		post_reachability(tg, true, NULL);
 		tg->backoff_ms = 0;
 	}
+	report_up(tg);
+}
+
+/* One command. Where the transport hands on the shelf manager's own
+ * completion code for a bridged request, CC 0x83 (IPMB NAK on write) is the
+ * IPMC not answering, not an answer from it. */
+static int tcmd(struct ipd_target *tg, uint8_t addr, uint8_t netfn, uint8_t cmd, const uint8_t *req,
+                size_t req_len, uint8_t *rsp, size_t rsp_max)
+{
+	int n = tg->t->ops->cmd(tg->t, addr, netfn, cmd, req, req_len, rsp, rsp_max);
+
+	if (n >= 1 && rsp[0] == IPD_CC_BRIDGE_NAK && addr != IPD_SHMC_ADDR && tg->inband[0] == '\0')
+		return -EREMOTEIO;
+	return n;
 }
 
 /* ---- SDRs -------------------------------------------------------------- */
@@ -318,8 +364,7 @@ static int sdr_change(struct ipd_target *tg, uint32_t *change)
 {
 	const struct sdr_source *src = sdr_source_of(tg);
 	uint8_t rsp[32];
-	int n = tg->t->ops->cmd(tg->t, tg->addr, src->netfn, src->info_cmd, NULL, 0, rsp,
-	                        sizeof(rsp));
+	int n = tcmd(tg, tg->addr, src->netfn, src->info_cmd, NULL, 0, rsp, sizeof(rsp));
 
 	if (n < 0)
 		return n;
@@ -341,8 +386,10 @@ static int sdr_change(struct ipd_target *tg, uint32_t *change)
 }
 
 /* Reads one record in chunks (controllers refuse "whole record" reads of
- * long records with CC 0xCA); a cancelled reservation restarts it. */
-static int read_record(struct ipd_target *tg, uint16_t id, uint16_t *next, uint8_t *rec,
+ * long records with CC 0xCA); a cancelled reservation restarts it. A record
+ * longer than rec (cap bytes: more than any sensor record) is kept as its
+ * header only, which the decoder skips. */
+static int read_record(struct ipd_target *tg, uint16_t id, uint16_t *next, uint8_t *rec, size_t cap,
                        size_t *len)
 {
 	const struct sdr_source *src = sdr_source_of(tg);
@@ -354,8 +401,7 @@ static int read_record(struct ipd_target *tg, uint16_t id, uint16_t *next, uint8
 		size_t have = 0, total = 5;
 		bool restart = false;
 
-		n = tg->t->ops->cmd(tg->t, tg->addr, src->netfn, src->reserve_cmd, NULL, 0, rsp,
-		                    sizeof(rsp));
+		n = tcmd(tg, tg->addr, src->netfn, src->reserve_cmd, NULL, 0, rsp, sizeof(rsp));
 		if (n < 0)
 			return n;
 		if (n >= 3 && rsp[0] == IPD_CC_OK)
@@ -369,22 +415,24 @@ static int read_record(struct ipd_target *tg, uint16_t id, uint16_t *next, uint8
 			req[3] = (uint8_t)(id >> 8);
 			req[4] = (uint8_t)have;
 			req[5] = chunk;
-			n = tg->t->ops->cmd(tg->t, tg->addr, src->netfn, src->get_cmd, req,
-			                    sizeof(req), rsp, sizeof(rsp));
+			n = tcmd(tg, tg->addr, src->netfn, src->get_cmd, req, sizeof(req), rsp,
+			         sizeof(rsp));
 			if (n < 0)
 				return n;
 			if (n >= 1 && rsp[0] == IPD_CC_RES_CANCELLED) {
 				restart = true;
 				break;
 			}
-			if (n < 3 || rsp[0] != IPD_CC_OK)
-				return n >= 1 ? rsp[0] : -EPROTO;
+			if (n < 3 || rsp[0] != IPD_CC_OK) /* CC 0 and too short: -EPROTO */
+				return n >= 1 && rsp[0] != IPD_CC_OK ? rsp[0] : -EPROTO;
 			if ((size_t)(n - 3) < chunk)
 				return -EPROTO;
 			memcpy(rec + have, rsp + 3, chunk);
 			if (have == 0) {
 				*next = (uint16_t)(rsp[1] | rsp[2] << 8);
 				total = 5 + (size_t)rec[4];
+				if (total > cap)
+					total = 5;
 			}
 			have += chunk;
 		}
@@ -454,7 +502,7 @@ static bool sdr_cache_load(struct ipd_target *tg, uint32_t change)
 		return false;
 	if (fread(magic, 1, 6, f) != 6 || memcmp(magic, "ATSDR1", 6) != 0 ||
 	    fread(&stored, 4, 1, f) != 1 || stored != change || fread(&count, 4, 1, f) != 1 ||
-	    count > 255) {
+	    count > 256) {
 		fclose(f);
 		return false;
 	}
@@ -499,9 +547,13 @@ static int load_sdrs(struct ipd_target *tg)
 		return -ENOMEM;
 	tg->n_sensors = 0;
 	while (id != IPD_SEL_LAST && count < 256) {
-		rc = read_record(tg, id, &next, recs_buf[count], &lens[count]);
+		rc = read_record(tg, id, &next, recs_buf[count], sizeof(recs_buf[count]),
+		                 &lens[count]);
 		if (rc != 0) {
 			free(recs_buf);
+			/* no half list: read again at the next attempt */
+			tg->n_sensors = 0;
+			tg->sdr_loaded = false;
 			ipd_post_log(
 			        tg->mod, LOG_WARNING,
 			        "0x%02x: reading SDR 0x%04x failed (%d): sensors not known yet",
@@ -522,6 +574,9 @@ static int load_sdrs(struct ipd_target *tg)
 	             tg->addr, count, tg->n_sensors);
 done:
 	memset(tg->sstate, 0, sizeof(tg->sstate));
+	pthread_mutex_lock(&tg->mod->lock);
+	tg->n_sview = 0; /* the views follow the new list */
+	pthread_mutex_unlock(&tg->mod->lock);
 	ipd_learn_names(tg->mod, tg);
 	return 0;
 }
@@ -647,8 +702,8 @@ static int read_sensors(struct ipd_target *tg)
 	for (unsigned i = 0; i < tg->n_sensors && !ipd_stopping(tg->mod); i++) {
 		const struct ipd_sensor *s = &tg->sensors[i];
 		uint8_t rsp[16], num = s->number;
-		int n = tg->t->ops->cmd(tg->t, s->owner, IPD_NETFN_SE, IPD_CMD_GET_SENSOR_READING,
-		                        &num, 1, rsp, sizeof(rsp));
+		int n = tcmd(tg, s->owner, IPD_NETFN_SE, IPD_CMD_GET_SENSOR_READING, &num, 1, rsp,
+		             sizeof(rsp));
 
 		if (n < 0)
 			return n;
@@ -679,11 +734,13 @@ static void sel_record(void *opaque, const struct ipd_sel_rec *r)
 	struct af_event ev;
 	char name[17] = "";
 	uint8_t gen = (uint8_t)(r->generator & 0xFE);
+	/* generator bit 0 set: a system software id, not an IPMB address
+	 * (remote console software 0x40-0x46 reads 0x81-0x8D, like blades) */
+	bool ipmb = r->type == 0x02 && !(r->generator & 1);
 
-	if (r->type == 0x02)
+	if (ipmb)
 		ipd_name_of(tg->mod, gen, r->sensor_number, name, sizeof(name));
-	ipd_sel_to_event(r, name[0] ? name : NULL,
-	                 r->type == 0x02 ? ipd_slot_of_addr(tg->mod, gen) : 0, &ev);
+	ipd_sel_to_event(r, name[0] ? name : NULL, ipmb ? ipd_slot_of_addr(tg->mod, gen) : 0, &ev);
 	ipd_post_event(tg->mod, &ev);
 	tg->cursor_dirty = true;
 }
@@ -707,6 +764,7 @@ static void sel_overflow(void *opaque, unsigned entries)
 	af_event_init(&ev, AF_SRC_IPMI, AF_EV_SEL_OVERFLOW, 0, "SEL");
 	af_event_set(&ev, "entries", "%u", entries);
 	ipd_post_event(tg->mod, &ev);
+	tg->cursor_dirty = true; /* reported once, also across restarts */
 }
 
 static void sel_resync(void *opaque, uint16_t lost)
@@ -761,12 +819,6 @@ static void cursor_setup(struct ipd_target *tg)
 		             tg->cursor_path, strerror(-rc));
 }
 
-static uint64_t min3(uint64_t a, uint64_t b, uint64_t c)
-{
-	uint64_t m = a < b ? a : b;
-	return m < c ? m : c;
-}
-
 void *ipd_worker(void *arg)
 {
 	struct ipd_target *tg = arg;
@@ -778,15 +830,17 @@ void *ipd_worker(void *arg)
 
 	while (!ipd_stopping(m)) {
 		uint64_t now = af_mono_ns(), wake;
+		bool shmc_changed = tg->kind == IPD_TARGET_BLADE && tg->inband[0] == '\0' &&
+		                    tg->connected_gen != atomic_load(&m->shmc_gen);
 
 		/* blades follow the shelf manager's worker to the other manager */
-		if (tg->t != NULL && tg->kind == IPD_TARGET_BLADE && tg->inband[0] == '\0' &&
-		    tg->connected_gen != atomic_load(&m->shmc_gen)) {
+		if (tg->t != NULL && shmc_changed) {
 			close_session(tg);
 			fire(tg, IPD_E_SESSION_LOST);
 			tg->next_try_ns = 0;
 		}
-		if (tg->t == NULL && now >= tg->next_try_ns) {
+		/* ... and come back as soon as it has one again */
+		if (tg->t == NULL && (now >= tg->next_try_ns || shmc_changed)) {
 			connect_target(tg);
 			if (tg->t != NULL && tg->kind == IPD_TARGET_SHMC)
 				cursor_setup(tg);
@@ -795,12 +849,12 @@ void *ipd_worker(void *arg)
 			/* probe an unreachable IPMC at the backoff pace */
 			uint8_t rsp[32];
 
-			rc = tg->t->ops->cmd(tg->t, tg->addr, IPD_NETFN_APP, IPD_CMD_GET_DEVICE_ID,
-			                     NULL, 0, rsp, sizeof(rsp));
+			rc = tcmd(tg, tg->addr, IPD_NETFN_APP, IPD_CMD_GET_DEVICE_ID, NULL, 0, rsp,
+			          sizeof(rsp));
 			if (rc > 0 && rsp[0] == IPD_CC_OK)
 				command_ok(tg);
 			else
-				command_failed(tg, rc > 0 ? -EREMOTEIO : rc, "probe");
+				command_failed(tg, rc >= 0 ? -EREMOTEIO : rc, "probe");
 		}
 		if (tg->t != NULL && tg->fsm.state == IPD_T_ONLINE) {
 			if (tg->kind == IPD_TARGET_SHMC && now >= tg->next_sel_ns) {
@@ -812,11 +866,16 @@ void *ipd_worker(void *arg)
 					command_ok(tg);
 			}
 			if (tg->t != NULL && tg->fsm.state == IPD_T_ONLINE &&
-			    (!tg->sdr_loaded || now >= tg->next_sdr_check_ns)) {
+			    now >= tg->next_sdr_check_ns) {
 				rc = load_sdrs(tg);
-				tg->next_sdr_check_ns = now + IPD_SDR_RECHECK_NS;
+				/* rechecked every minute; a failed load is tried
+				 * again at the sensor pace, not in a tight loop */
+				tg->next_sdr_check_ns =
+				        now + (rc == 0 ? IPD_SDR_RECHECK_NS : sensor_ns);
 				if (rc < 0)
 					command_failed(tg, rc, "SDR");
+				else
+					command_ok(tg);
 			}
 			if (tg->t != NULL && tg->fsm.state == IPD_T_ONLINE && tg->sdr_loaded &&
 			    now >= tg->next_sensors_ns) {
@@ -827,13 +886,16 @@ void *ipd_worker(void *arg)
 			}
 		}
 		now = af_mono_ns();
-		if (tg->t == NULL || tg->fsm.state == IPD_T_UNREACHABLE)
+		if (tg->t == NULL || tg->fsm.state == IPD_T_UNREACHABLE) {
 			wake = tg->next_try_ns;
-		else if (tg->kind == IPD_TARGET_SHMC)
-			wake = min3(tg->next_sel_ns, tg->next_sensors_ns, tg->next_sdr_check_ns);
-		else
-			wake = tg->next_sensors_ns < tg->next_sdr_check_ns ? tg->next_sensors_ns
-			                                                   : tg->next_sdr_check_ns;
+		} else {
+			/* sensors are read only once their SDRs are known */
+			wake = tg->next_sdr_check_ns;
+			if (tg->sdr_loaded && tg->next_sensors_ns < wake)
+				wake = tg->next_sensors_ns;
+			if (tg->kind == IPD_TARGET_SHMC && tg->next_sel_ns < wake)
+				wake = tg->next_sel_ns;
+		}
 		if (tg->t == NULL && tg->kind == IPD_TARGET_BLADE && tg->inband[0] == '\0' &&
 		    wake > now + 100 * AF_NS_PER_MS)
 			wake = now + 100 * AF_NS_PER_MS; /* notice a shelf manager coming back */

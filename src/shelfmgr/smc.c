@@ -210,7 +210,7 @@ static int open_domain(struct smc *m)
 	const struct af_config *cfg = m->env.cfg;
 	char *addrs[AF_MAX_SHMC], *ports[AF_MAX_SHMC];
 	char portbuf[AF_MAX_SHMC][8];
-	ipmi_lanp_parm_t p[16];
+	ipmi_lanp_parm_t p[16] = {{0}};
 	unsigned n = 0, n_mgr = cfg->shelf.n_managers;
 	ipmi_open_option_t opts[] = {
 	        {.option = IPMI_OPEN_OPTION_ALL, .ival = 0},
