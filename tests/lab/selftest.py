@@ -12,6 +12,14 @@
   records, sensor states, hot-swap states, bridged IPMI failing, CPG
   membership, libvirt lifecycle events;
 - a second lab running beside it without interference;
+- FRU activation through the shelf manager's plugin (plugin/atca_picmg.c),
+  checked with ipmitool: deactivation walks M4 -> M5 -> M6 -> M1 (hot-swap
+  sensor and SEL, with the previous state in the events) and the blade's
+  processes really die; policy and activation bring it back to M4 and into
+  the corosync membership; chassis power off/status/on on an IPMC; an IPMC
+  without FRU activation (CC 0xC1); two shelf managers agreeing after a
+  fence, also across a restart of one of them;
+- a 16-blade --shelf-only lab: up, fence one blade, down;
 - after "down", no process, namespace, link, mount or directory left.
 """
 
@@ -71,6 +79,37 @@ def sel_has(lab, pattern, which="a"):
     return re.search(pattern, sel(lab, which)) is not None
 
 
+def ipmi(lab, *args, which="a"):
+    """ipmitool through a shelf manager: (returncode, stdout + stderr)."""
+    p = labmod.ipmitool(lab, which, *args, check=False)
+    return p.returncode, p.stdout + p.stderr
+
+
+def hotswap(lab, addr, which="a"):
+    """The M-state in the IPMC's hot-swap sensor (Get Sensor Reading), or None."""
+    rc, out = ipmi(lab, "-t", "0x%02x" % addr, "raw", "0x04", "0x2d",
+                   str(lab.state["hotswap_sensor"]), which=which)
+    b = [int(x, 16) for x in out.split()] if rc == 0 else []
+    bits = (b[2] | (b[3] << 8 if len(b) > 3 else 0)) if len(b) > 2 else 0
+    return bits.bit_length() - 1 if bits else None
+
+
+def plugin_state(lab, slot, which="a"):
+    return labmod.picmg_states(lab, which).get(slot, {})
+
+
+def hs_events(lab, sname, which="a"):
+    """[(record id, M-state)] of a blade's hot-swap transitions in the SEL."""
+    return [(int(m.group(1), 16), int(m.group(2))) for m in re.finditer(
+        r"^\s*([0-9a-f]+) \|.*%s Hot Swap \| Transition to M(\d)" % sname, sel(lab, which), re.M)]
+
+
+def event_data(lab, rec, which="a"):
+    out = labmod.ipmitool(lab, which, "-v", "sel", "get", str(rec), check=False).stdout
+    m = re.search(r"Event Data \(RAW\)\s*:\s*([0-9a-f]{6})", out)
+    return bytes.fromhex(m.group(1)) if m else None
+
+
 def members(lab, slot):
     q = blade.quorum(lab, slot)
     return q[1] if q else None
@@ -128,11 +167,6 @@ def test_two_blades(name):
                           "lab-selftest"])
     eventually("the NMS logs a trap sent from blade 1",
                lambda: "lab-selftest" in open(lab.state["nms"]["traps"]).read(), 10)
-    # the path fencing uses: deactivation walks M4 -> M6 -> M1 with events
-    labmod.ipmitool(lab, "a", "-t", "0x84", "picmg", "deactivate", "0")
-    check(sel_has(lab, r"S2 Hot Swap \| Transition to M6") and
-          sel_has(lab, r"S2 Hot Swap \| Transition to M1"),
-          "picmg deactivate: M4 -> M6 -> M1 in the SEL")
     # without /dev/kvm the guests run under TCG (forced here)
     check(not lab.state["kvm"], "ATCA_LAB_TCG=1: the lab uses TCG")
     guest.start(lab, 2, "tcg", pps=100)
@@ -140,6 +174,8 @@ def test_two_blades(name):
     eventually("a guest under TCG boots and counts", lambda: len(guest.counters(lab, "tcg")) > 20, 30)
     check("-accel tcg" in open("/proc/%d/cmdline" % guest.qemu_pids(lab, 2, "tcg")[0]).read()
           .replace("\0", " "), "... with QEMU's TCG accelerator")
+    # the path fencing uses, for real (kills the guest above)
+    test_fru_activation(lab)
     fru = labmod.ipmitool(lab, "a", "-v", "fru", "print", "254").stdout
     check("FRU_PICMG_ADDRESS_TABLE" in fru and "HWAddr: 0x42 (0x84) SiteNum: 2" in fru,
           "FRU 254 holds the PICMG address table with every slot")
@@ -157,6 +193,154 @@ def test_two_blades(name):
         shutil.rmtree(cache)
     labmod.down(name)
     check(labmod.leftovers(name) == [], "down of the 2-blade lab leaves nothing")
+
+
+# ---------------------------------------------------------------- FRU activation
+
+def test_fru_activation(lab):
+    """Fencing and unfencing blade 2 through the shelf manager, for real."""
+    lab.sync()
+    holder, qemu = lab.blade(2)["holder"], guest.qemu_pids(lab, 2, "tcg")
+    rc, out = ipmi(lab, "-t", "0x84", "picmg", "policy", "get", "0")
+    check(rc == 0 and "activation not locked" in out, "policy get: not locked")
+    before = len(hs_events(lab, "S2"))
+    t0 = time.monotonic()
+    rc, out = ipmi(lab, "-t", "0x84", "picmg", "deactivate", "0")
+    check(rc == 0, "picmg deactivate accepted")
+    if eventually("deactivate: the hot-swap sensor reaches M1",
+                  lambda: hotswap(lab, 0x84) == 1, 5) is not None:
+        TIMES["deactivate -> M1"] = time.monotonic() - t0
+    if eventually("deactivate: blade 2's processes die (holder, corosync, libvirtd, QEMU)",
+                  lambda: not util.alive(holder) and not any(util.alive(p) for p in qemu),
+                  5) is not None:
+        TIMES["deactivate -> blade dead"] = time.monotonic() - t0
+
+    def hook_latency():
+        m = re.findall(r"payload off in [0-9.]+ s, (\d+) ms after",
+                       open(lab.path("shmc-a", "hook.log")).read())
+        return int(m[-1]) / 1000.0 if m else None
+    if eventually("the hook logs what it did", hook_latency, 5) is not None:
+        TIMES["hook off latency"] = hook_latency()
+    ev = hs_events(lab, "S2")[before:]
+    check([m for _, m in ev] == [5, 6, 1], "SEL: M4 -> M5 -> M6 -> M1 (%s)"
+          % " ".join("M%d" % m for _, m in ev))
+    ed = event_data(lab, ev[-1][0]) if ev else None
+    check(ed is not None and ed[0] == 0xA1 and ed[1] & 0x0F == 6,
+          "the M1 event carries M6 as the previous state (event data %s)"
+          % (ed.hex() if ed else None))
+    eventually("the hook records blade 2 powered off, M1, locked",
+               lambda: lab.sync() or (lab.blade(2)["power"] == "off" and
+                                      lab.state["hw"]["2"].get("mstate") == 1 and
+                                      lab.state["hw"]["2"].get("locked")), 5)
+    st = plugin_state(lab, 2)
+    check(st.get("power") == "off" and st.get("locked") == 1, "plugin: payload off, locked")
+    rc, out = ipmi(lab, "-t", "0x84", "picmg", "deactivate", "0")
+    check(rc == 0 and hotswap(lab, 0x84) == 1, "deactivating a blade in M1: success, stays M1")
+    rc, out = ipmi(lab, "-t", "0x84", "raw", "0x2c", "0x0c", "0", "0", "1")
+    check(rc != 0 and "rsp=0xd5" in out, "activate while locked in M1: CC 0xD5")
+    rc, out = ipmi(lab, "-t", "0x84", "raw", "0x2c", "0x0c", "0", "1", "0")
+    check(rc != 0 and "rsp=0xcc" in out, "FRU 1 (no such FRU): CC 0xCC")
+    rc, out = ipmi(lab, "-t", "0x84", "picmg", "policy", "set", "0", "1", "0")
+    check(rc == 0 and hotswap(lab, 0x84) == 2, "policy: clearing Locked moves M1 -> M2")
+    t0 = time.monotonic()
+    rc, out = ipmi(lab, "-t", "0x84", "picmg", "activate", "0")
+    check(rc == 0, "picmg activate accepted")
+    if eventually("activate: M2 -> M3 -> M4", lambda: hotswap(lab, 0x84) == 4, 5) is not None:
+        TIMES["activate -> M4"] = time.monotonic() - t0
+    check([m for _, m in hs_events(lab, "S2")[before:]][-3:] == [2, 3, 4], "SEL: M2, M3, M4")
+    # blade 2's new corosync has joined blade 1 (blade 1 may not even have
+    # noticed that the old one died)
+    if eventually("activate: blade 2's corosync back in the membership",
+                  lambda: lab.sync() or (util.alive(lab.blade(2).get("holder"))
+                                         and members(lab, 2) == all_members(2)),
+                  20) is not None:
+        TIMES["activate -> corosync member"] = time.monotonic() - t0
+    # chassis control on an IPMC: the fallback when FRU activation is missing
+    rc, out = ipmi(lab, "-t", "0x82", "chassis", "power", "status")
+    check(rc == 0 and "is on" in out, "chassis power status on the IPMC: on")
+    lab.sync()
+    holder = lab.blade(1)["holder"]
+    rc, out = ipmi(lab, "-t", "0x82", "chassis", "power", "off")
+    check(rc == 0, "chassis power off accepted")
+    eventually("chassis power off: status off, M1, blade 1's processes gone",
+               lambda: "is off" in ipmi(lab, "-t", "0x82", "chassis", "power", "status")[1]
+               and hotswap(lab, 0x82) == 1 and not util.alive(holder), 5)
+    rc, out = ipmi(lab, "-t", "0x82", "chassis", "power", "on")
+    check(rc == 0, "chassis power on accepted")
+    eventually("chassis power on: status on, M4",
+               lambda: "is on" in ipmi(lab, "-t", "0x82", "chassis", "power", "status")[1]
+               and hotswap(lab, 0x82) == 4, 5)
+    # an IPMC without FRU activation
+    inject(lab, "picmg", "1")
+    rc, out = ipmi(lab, "-t", "0x82", "picmg", "policy", "get", "0")
+    check(rc != 0 and "0xc1" in out.lower(), "picmg fault: policy get answers CC 0xC1")
+    rc, out = ipmi(lab, "-t", "0x82", "raw", "0x2c", "0x0c", "0", "0", "0")
+    check(rc != 0 and "rsp=0xc1" in out, "picmg fault: Set FRU Activation answers CC 0xC1")
+    rc, out = ipmi(lab, "-t", "0x82", "chassis", "power", "status")
+    check(rc == 0 and "is on" in out, "picmg fault: chassis power status still works")
+    repair(lab, "picmg", "1")
+    rc, out = ipmi(lab, "-t", "0x82", "picmg", "policy", "get", "0")
+    check(rc == 0, "picmg repaired: policy get works again")
+    eventually("chassis power on: blade 1's corosync back",
+               lambda: lab.sync() or (util.alive(lab.blade(1).get("holder"))
+                                      and members(lab, 1) == all_members(2)), 20)
+
+
+def test_fence_two_managers(lab):
+    """A fence through shelf manager A: B agrees (the hook tells it)."""
+    lab.sync()
+    holder = lab.blade(3)["holder"]
+    rc, out = ipmi(lab, "-t", "0x86", "picmg", "policy", "set", "0", "1", "1")
+    check(rc == 0, "fence via A: lock blade 3")
+    rc, out = ipmi(lab, "-t", "0x86", "picmg", "deactivate", "0")
+    eventually("fence via A: A and B both show blade 3 in M1, locked, payload off",
+               lambda: all(plugin_state(lab, 3, w).get("mstate") == 1 and
+                           plugin_state(lab, 3, w).get("locked") == 1 and
+                           plugin_state(lab, 3, w).get("power") == "off" for w in "ab"), 5)
+    check(hotswap(lab, 0x86, "b") == 1, "B's hot-swap sensor of blade 3: M1")
+    eventually("fence: blade 3's processes are gone", lambda: not util.alive(holder), 5)
+
+
+def test_unfence_two_managers(lab):
+    """After A's restart: still fenced; the unfence brings both to M4."""
+    st = plugin_state(lab, 3, "a")
+    check(st.get("mstate") == 1 and st.get("locked") == 1 and hotswap(lab, 0x86) == 1,
+          "A restarted: blade 3 still M1 and locked (replayed through the plugin)")
+    rc, out = ipmi(lab, "-t", "0x86", "picmg", "policy", "set", "0", "1", "0")
+    rc2, out = ipmi(lab, "-t", "0x86", "picmg", "activate", "0")
+    check(rc == 0 and rc2 == 0, "unfence via A: unlock, activate")
+    eventually("unfence: A and B both show blade 3 in M4",
+               lambda: all(plugin_state(lab, 3, w).get("mstate") == 4 for w in "ab"), 5)
+    eventually("unfence: blade 3 back in the membership",
+               lambda: lab.sync() or (members(lab, 3) == all_members(3) and
+                                      members(lab, 1) == all_members(3)), 20)
+
+
+# ---------------------------------------------------------------- shelf only
+
+def test_shelf_only(name):
+    t0 = time.monotonic()
+    lab = labmod.up(name, 16, only_shelf=True)
+    TIMES["up --shelf-only 16"] = time.monotonic() - t0
+    ok("up --blades 16 --shelf-only in %.1f s" % TIMES["up --shelf-only 16"])
+    check(not any(ns.startswith(name + "-b") for ns in
+                  util.run(["ip", "netns", "list"]).stdout.split()),
+          "shelf only: no blade namespaces")
+    st = labmod.picmg_states(lab)
+    check(sorted(st) == list(range(1, 17)) and all(v["mstate"] == 4 for v in st.values()),
+          "the plugin sees 16 blade IPMCs in M4 (0x82..0xa0)")
+    check(hotswap(lab, 0xA0) == 4, "ipmitool reads slot 16's hot-swap sensor (0xa0)")
+    rc, out = ipmi(lab, "-t", "0xa0", "picmg", "deactivate", "0")
+    eventually("shelf only: slot 16 deactivates to M1, the hook records it",
+               lambda: hotswap(lab, 0xA0) == 1 and (lab.sync() or
+                                                    lab.blade(16)["power"] == "off"), 5)
+    try:
+        inject(lab, "corosync", "3")
+        check(False, "shelf only: payload faults refused")
+    except LabError:
+        ok("shelf only: payload faults refused")
+    labmod.down(name)
+    check(labmod.leftovers(name) == [], "down of the shelf-only lab leaves nothing")
 
 
 # ---------------------------------------------------------------- 3 blades + faults
@@ -302,10 +486,17 @@ def test_faults(lab):
     repair(lab, "extraction", "3")
     eventually("extraction repaired: blade3 back", lambda: members(lab, 1) == all_members(n), 15)
 
+    # --- fencing through shelf manager A, B kept in agreement
+    test_fence_two_managers(lab)
+
     # --- shelf manager crash: the standby answers; state replayed on restart
+    #     (blade 3 fenced meanwhile)
     inject(lab, "temp-cr", "1")
     inject(lab, "shmc", "a")
-    check(labmod.ipmitool(lab, "a", "mc", "info", check=False, timeout=15).returncode != 0,
+    # one try with a 1 s timeout (the lab's usual retries take 6 s to fail)
+    check(util.run(["ipmitool", "-I", "lanplus", "-C", "3", "-N", "1", "-R", "1", "-H",
+                    lab.shmc_addr("a"), "-U", "admin", "-P", "secret", "mc", "info"],
+                   check=False, timeout=15).returncode != 0,
           "shmc: shelf manager A no longer answers")
     check(labmod.ipmitool(lab, "b", "sdr", "list", check=False).returncode == 0,
           "shmc: shelf manager B still answers")
@@ -313,6 +504,7 @@ def test_faults(lab):
     st = labmod.ipmitool(lab, "a", "-t", "0x82", "sensor", "get", "CPU Temp").stdout
     check(re.search(r"Status\s*:\s*Upper Critical", st) is not None,
           "shmc repaired: the restarted shelf manager shows the injected temperature")
+    test_unfence_two_managers(lab)
     repair(lab, "temp-cr", "1")
     check(lab.state.get("faults") == {}, "no fault left recorded")
 
@@ -344,7 +536,7 @@ def main():
     except LabError as e:
         skip(str(e))
     tag = "%04x" % (os.getpid() & 0xFFFF)
-    lab2, LAB3, labc = "lt2" + tag, "lt3" + tag, "ltc" + tag
+    lab2, LAB3, labc, labs = "lt2" + tag, "lt3" + tag, "ltc" + tag, "lts" + tag
     netns_before = os.path.isdir("/run/netns")
     try:
         test_two_blades(lab2)
@@ -363,10 +555,11 @@ def main():
         TIMES["down 3 blades"] = time.monotonic() - t0
         check(labmod.leftovers(LAB3) == [], "down of the 3-blade lab leaves nothing (%.1f s)"
               % TIMES["down 3 blades"])
+        test_shelf_only(labs)
     except LabError as e:
         check(False, "lab error: %s" % e)
     finally:
-        for name in (lab2, LAB3, labc):
+        for name in (lab2, LAB3, labc, labs):
             if os.path.exists("/tmp/atca-lab-" + name):
                 try:
                     labmod.down(name)

@@ -2,10 +2,11 @@
 
 usage: atca-lab [--name NAME] [-v] COMMAND ...
 
-  up [--blades N] [--shelf-managers 1|2] [--shelf FILE] [--ftd]
+  up [--blades N] [--shelf-managers 1|2] [--shelf FILE] [--ftd] [--shelf-only]
                           build the lab and start everything; returns when
                           every blade is in the corosync membership and every
-                          libvirtd answers
+                          libvirtd answers. --shelf-only: shelf managers and
+                          NMS only, no blade payloads (benchmarks)
   down                    stop and remove everything the lab started
   status [--json]         what runs, addresses, injected faults
   list                    the labs on this machine
@@ -21,6 +22,14 @@ usage: atca-lab [--name NAME] [-v] COMMAND ...
   guest stop NAME | guest list | guest serial NAME [-n LINES]
   ftd start|stop [BLADE...]
                           atca-ftd in blades (the lab writes DIR/atca-ftd.conf)
+  console [--shmc a|b|all] CMD...
+                          an ipmi_sim console command (e.g. picmg_state,
+                          picmg_delay 1000); prints its output
+  hook [--shmc a|b] [--seq NS] BLADE off|on|reset
+                          what a shelf manager runs when it switches a blade's
+                          payload power (BLADE may be 0x84): the blade's
+                          processes die or start, the other shelf manager is
+                          told the new M-state
 
 BLADE is "blade2" or "2". The lab name (default $ATCA_LAB_NAME or "lab")
 prefixes every namespace, interface and directory, so labs can run side by
@@ -45,10 +54,11 @@ def _slot(lab, s):
 
 
 def cmd_up(a):
-    lab = labmod.up(a.name, a.blades, a.shelf_managers, a.shelf, a.ftd)
-    print("lab '%s' up in %.1f s: %d blades, %d shelf manager(s), NMS at %s"
-          % (lab.name, lab.state["up_seconds"], lab.blades, len(lab.state["shmc_names"]),
-             lab.nms_addr()))
+    lab = labmod.up(a.name, a.blades, a.shelf_managers, a.shelf, a.ftd, a.shelf_only)
+    print("lab '%s' up in %.1f s: %d blades%s, %d shelf manager(s), NMS at %s"
+          % (lab.name, lab.state["up_seconds"], lab.blades,
+             " (shelf only: no payloads)" if a.shelf_only else "",
+             len(lab.state["shmc_names"]), lab.nms_addr()))
     print("  %s" % lab.dir)
     if not lab.state.get("kvm"):
         print("  note: no KVM (no /dev/kvm, or $ATCA_LAB_TCG set): guests run under TCG")
@@ -65,7 +75,12 @@ def cmd_down(a):
 
 
 def describe(lab):
+    try:
+        live = labmod.picmg_states(lab)
+    except (LabError, OSError):
+        live = {}
     out = {"name": lab.name, "dir": lab.dir, "index": lab.index, "kvm": lab.state.get("kvm"),
+           "shelf_only": labmod.shelf_only(lab),
            "up_seconds": lab.state.get("up_seconds"), "host_address": lab.host_addr(),
            "shelf_managers": {}, "blades": {}, "guests": {}, "faults": sorted(lab.state.get("faults", {})),
            "nms": dict(lab.state.get("nms", {}), running=util.alive(lab.state.get("nms", {}).get("pid")))}
@@ -76,9 +91,15 @@ def describe(lab):
     for slot in range(1, lab.blades + 1):
         b = lab.blade(slot)
         hw = lab.state.get("hw", {}).get(str(slot), {})
+        st = live.get(slot)
+        # the plugin's live view if a shelf manager answers, else the record
         info = {"ipmc": "0x%02x" % shelf.blade_addr(slot), "mgmt": lab.blade_mgmt(slot),
                 "repl": lab.blade_repl(slot), "power": b.get("power"),
-                "hotswap": "M%d" % hw.get("mstate", 4), "ipmc_reachable": not hw.get("ipmc_disabled"),
+                "hotswap": "M%d" % (st["mstate"] if st else hw.get("mstate", 4)),
+                "locked": bool(st["locked"] if st else hw.get("locked")),
+                "picmg_unsupported": bool(st["unsupported"] if st
+                                          else hw.get("picmg_unsupported")),
+                "ipmc_reachable": not hw.get("ipmc_disabled"),
                 "holder": b.get("holder"), "libvirt_uri": blade.libvirt_uri(lab, slot),
                 "daemons": {}}
         for name in ("corosync", "libvirtd", "atca-ftd"):
@@ -104,9 +125,10 @@ def cmd_status(a):
     if a.json:
         print(json.dumps(d, indent=2, sort_keys=True))
         return
-    print("lab %s (%s), management %s/24 (host %s), up in %ss%s" % (
+    print("lab %s (%s), management %s/24 (host %s), up in %ss%s%s" % (
         d["name"], d["dir"], lab.mgmt(0), d["host_address"], d["up_seconds"],
-        "" if d["kvm"] else ", no /dev/kvm: guests use TCG"))
+        "" if d["kvm"] else ", no /dev/kvm: guests use TCG",
+        ", SHELF ONLY (no blade payloads)" if d["shelf_only"] else ""))
     for w, s in d["shelf_managers"].items():
         print("shelf manager %s  %s:%d  console %s:%d  %s" % (w.upper(), s["address"], s["port"],
               s["address"], s["console"], "running" if s["running"] else "DOWN"))
@@ -118,9 +140,11 @@ def cmd_status(a):
         q = b.get("quorum")
         qs = ("quorate %d" % len(q["members"]) if q["quorate"] else "NOT quorate %d" % len(q["members"])) \
             if q else "-"
+        hs = b["hotswap"] + ("L" if b["locked"] else "") + ("!" if b["picmg_unsupported"] else "")
         print("%-5s  %s  %-12s  %-5s  %-7s  %-9s  %-18s  %s" % (
-            slot, b["ipmc"], b["mgmt"], b["power"], b["hotswap"],
+            slot, b["ipmc"], b["mgmt"], b["power"], hs,
             "ok" if b["ipmc_reachable"] else "LOST", qs, " ".join(sorted(b["daemons"]))))
+    print("(HOTSWAP: L = activation locked, ! = FRU activation commands unsupported)")
     if d["guests"]:
         print("\nGUEST  BLADE  STATE  LAST COUNTER")
         for name, g in d["guests"].items():
@@ -220,6 +244,20 @@ def cmd_ftd(a):
                                         "s" if len(slots) > 1 else "", " ".join(map(str, slots))))
 
 
+def cmd_console(a):
+    lab = Lab.load(a.name)
+    if not a.args:
+        raise LabError("console needs a command (e.g. picmg_state)")
+    which = labmod.shmc_running(lab) if a.shmc == "all" else [a.shmc]
+    for w in which:
+        for ln in labmod.console_query(lab, w, " ".join(a.args)):
+            print(("%s: " % w.upper() if len(which) > 1 else "") + ln)
+
+
+def cmd_hook(a):
+    print(labmod.hook(a.name, a.blade, a.action, a.shmc, a.seq), flush=True)
+
+
 def parser():
     ap = argparse.ArgumentParser(prog="atca-lab", description="A simulated ATCA shelf.",
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -232,6 +270,8 @@ def parser():
     p.add_argument("--shelf-managers", type=int, choices=(1, 2))
     p.add_argument("--shelf", help="shelf description (default tests/lab/shelf.ini)")
     p.add_argument("--ftd", action="store_true", help="also start atca-ftd in every blade")
+    p.add_argument("--shelf-only", action="store_true",
+                   help="shelf managers and NMS only: no blade namespaces or daemons")
     sub.add_parser("down")
     p = sub.add_parser("status")
     p.add_argument("--json", action="store_true")
@@ -269,6 +309,14 @@ def parser():
     p = sub.add_parser("ftd")
     p.add_argument("action", choices=("start", "stop"))
     p.add_argument("blades", nargs="*")
+    p = sub.add_parser("console")
+    p.add_argument("--shmc", default="a", choices=("a", "b", "all"))
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("hook")
+    p.add_argument("--shmc", choices=("a", "b"))
+    p.add_argument("--seq", type=int)
+    p.add_argument("blade")
+    p.add_argument("action", choices=("off", "on", "reset"))
     return ap
 
 
@@ -303,7 +351,7 @@ def main(argv=None):
         "env": cmd_env, "exec": cmd_exec, "ipmitool": cmd_ipmitool, "kinds": cmd_kinds,
         "inject": lambda x: cmd_fault(x, faults.inject),
         "repair": lambda x: cmd_fault(x, faults.repair),
-        "guest": cmd_guest, "ftd": cmd_ftd,
+        "guest": cmd_guest, "ftd": cmd_ftd, "console": cmd_console, "hook": cmd_hook,
     }
     try:
         if a.command not in ("list", "kinds"):

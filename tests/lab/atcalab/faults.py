@@ -20,18 +20,31 @@ that a restarted shelf manager comes back agreeing with it.
   vm            GUEST    one QEMU killed (the guest crashes)
   partition     BLADE    the blade's management link down (--link repl|all)
   corosync      BLADE    corosync killed
+  picmg         BLADE    the IPMC answers every FRU activation command
+                         (policy, Set FRU Activation, FRU Control) with
+                         CC 0xC1, like an IPMC without them: managers must
+                         fall back to Chassis Control
   shmc          [a|b]    a shelf manager (default: a, the active one) killed
+
+Hot-swap states are set through the shelf managers' FRU activation plugin
+(console "picmg_set"), so that its state and the sensor always agree. In a
+--shelf-only lab the blades have no payload processes: power and extraction
+only change the hot-swap states, and the kinds that need a running blade
+(hypervisor, vm, partition, corosync) are refused.
 """
 
-import os
 import signal
 import time
 
-from . import blade, guest, lab as labmod, net, shelf, util
+from . import blade, guest, lab as labmod, shelf, util
 from .util import LabError
 
 KINDS = ["temp-nc", "temp-cr", "temp-nr", "volt-nc", "volt-cr", "volt-nr", "ecc", "ierr",
-         "m7", "extraction", "power", "hypervisor", "vm", "partition", "corosync", "shmc"]
+         "m7", "extraction", "power", "hypervisor", "vm", "partition", "corosync", "picmg",
+         "shmc"]
+NEED_PAYLOAD = ("hypervisor", "vm", "partition", "corosync")
+# hot-swap causes (PICMG 3.0 event data 2, high nibble)
+CAUSE_NORMAL, CAUSE_LOST, CAUSE_EXTRACTION, CAUSE_UNEXPECTED = 0, 4, 6, 9
 
 
 def _desc(lab):
@@ -45,10 +58,7 @@ def _hw(lab, slot):
 def _slot(lab, target):
     if target is None:
         raise LabError("this fault needs a blade (e.g. blade2 or 2)")
-    t = target[5:] if target.startswith("blade") else target
-    if not t.isdigit() or not 1 <= int(t) <= lab.blades:
-        raise LabError("no blade '%s' in lab '%s' (1..%d)" % (target, lab.name, lab.blades))
-    return int(t)
+    return labmod.addr_slot(lab, target)
 
 
 def _addr(slot):
@@ -76,11 +86,16 @@ def _set_bit(lab, slot, sensor, bit, on):
         bits.pop(str(sensor.number), None)
 
 
-def _hotswap(lab, slot, states):
-    hs = lab.state["hotswap_sensor"]
-    labmod.console_all(lab, ["sensor_set_bit_clr_rest %s 0 %d %d 1" % (_addr(slot), hs, m)
+def _hotswap(lab, slot, states, cause):
+    """Walks the blade's FRU through states, with SEL events, on every shelf
+    manager; reaching M4 also clears the activation lock."""
+    labmod.console_all(lab, [labmod.hotswap_cmd(lab, slot, m, cause=cause,
+                                                lock=False if m == 4 else None)
                              for m in states])
-    _hw(lab, slot)["mstate"] = states[-1]
+    hw = _hw(lab, slot)
+    hw["mstate"] = states[-1]
+    if states[-1] == 4:
+        hw.pop("locked", None)
 
 
 def _ipmc(lab, slot, enabled):
@@ -89,8 +104,8 @@ def _ipmc(lab, slot, enabled):
 
 
 def _links(lab, slot, up, which=("m", "r")):
-    for w in which:
-        net.set_port(lab, lab.bridge_port("b%d%s" % (slot, w)), up)
+    if not labmod.shelf_only(lab):
+        labmod.set_links(lab, slot, up, which)
 
 
 def _threshold(kind):
@@ -104,6 +119,9 @@ def inject(lab, kind, target=None, what="libvirtd", link="mgmt"):
     """Injects a fault; returns a one-line description of what was done."""
     if kind not in KINDS:
         raise LabError("unknown fault '%s' (one of: %s)" % (kind, ", ".join(KINDS)))
+    if kind in NEED_PAYLOAD and labmod.shelf_only(lab):
+        raise LabError("'%s' needs blade payloads: lab '%s' is --shelf-only" % (kind, lab.name))
+    lab.sync()  # hooks may have changed the blades meanwhile
     key = "%s:%s" % (kind, target or "")
     t0 = time.time()
     if kind.startswith(("temp-", "volt-")):
@@ -120,24 +138,27 @@ def inject(lab, kind, target=None, what="libvirtd", link="mgmt"):
         done = "%s asserted on blade %d" % ("uncorrectable ECC" if kind == "ecc" else "IERR", slot)
     elif kind == "m7":
         slot = _slot(lab, target)
-        _hotswap(lab, slot, [7])
+        _hotswap(lab, slot, [7], CAUSE_LOST)
         _ipmc(lab, slot, False)
         done = "blade %d: hot-swap M7, IPMC unreachable" % slot
     elif kind == "extraction":
         slot = _slot(lab, target)
-        blade.power_off(lab, slot)
-        _links(lab, slot, False)
-        _hotswap(lab, slot, [7, 0])
+        labmod.payload_off(lab, slot)
+        _hotswap(lab, slot, [7, 0], CAUSE_EXTRACTION)
         _ipmc(lab, slot, False)
         done = "blade %d pulled out: power and links gone, hot-swap M7 then M0" % slot
     elif kind == "power":
         slot = _slot(lab, target)
-        had_ftd = bool(blade.daemon_pid(lab, slot, "atca-ftd"))
-        blade.power_off(lab, slot)
-        _links(lab, slot, False)
-        _hotswap(lab, slot, [6, 1])
-        lab.blade(slot)["ftd_before"] = had_ftd
-        done = "blade %d lost power: all its processes killed, hot-swap M4->M6->M1" % slot
+        labmod.payload_off(lab, slot)
+        _hotswap(lab, slot, [6, 1], CAUSE_UNEXPECTED)
+        done = "blade %d lost power: %s, hot-swap M4->M6->M1" % (
+            slot, "no payload (shelf only)" if labmod.shelf_only(lab)
+            else "all its processes killed")
+    elif kind == "picmg":
+        slot = _slot(lab, target)
+        labmod.console_all(lab, ["picmg_unsupported %s on" % _addr(slot)])
+        _hw(lab, slot)["picmg_unsupported"] = True
+        done = "blade %d: the IPMC answers FRU activation commands with CC 0xC1" % slot
     elif kind == "hypervisor":
         slot = _slot(lab, target)
         if what not in ("libvirtd", "qemu", "all"):
@@ -186,6 +207,9 @@ def inject(lab, kind, target=None, what="libvirtd", link="mgmt"):
 def repair(lab, kind, target=None, what="libvirtd", link="mgmt"):
     if kind not in KINDS:
         raise LabError("unknown fault '%s' (one of: %s)" % (kind, ", ".join(KINDS)))
+    if kind in NEED_PAYLOAD and labmod.shelf_only(lab):
+        raise LabError("'%s' needs blade payloads: lab '%s' is --shelf-only" % (kind, lab.name))
+    lab.sync()
     key = "%s:%s" % (kind, target or "")
     if kind == "partition":
         key += ":" + link
@@ -205,18 +229,24 @@ def repair(lab, kind, target=None, what="libvirtd", link="mgmt"):
     elif kind == "m7":
         slot = _slot(lab, target)
         _ipmc(lab, slot, True)
-        _hotswap(lab, slot, [4])
+        _hotswap(lab, slot, [4], CAUSE_LOST)
         done = "blade %d: IPMC back, hot-swap M4" % slot
     elif kind in ("extraction", "power"):
         slot = _slot(lab, target)
         if kind == "extraction":
             _ipmc(lab, slot, True)
-            _hotswap(lab, slot, [1, 2, 3, 4])   # inserted, activation requested and done
+            # inserted, activation requested and done
+            _hotswap(lab, slot, [1, 2, 3, 4], CAUSE_NORMAL)
         else:
-            _hotswap(lab, slot, [2, 3, 4])
-        _links(lab, slot, True)
-        labmod.bring_up_blade(lab, slot, lab.blade(slot).pop("ftd_before", False))
-        done = "blade %d back: hot-swap M4, holder, corosync and libvirtd restarted" % slot
+            _hotswap(lab, slot, [2, 3, 4], CAUSE_NORMAL)
+        labmod.payload_on(lab, slot)
+        done = "blade %d back: hot-swap M4%s" % (
+            slot, "" if labmod.shelf_only(lab) else ", holder, corosync and libvirtd restarted")
+    elif kind == "picmg":
+        slot = _slot(lab, target)
+        labmod.console_all(lab, ["picmg_unsupported %s off" % _addr(slot)])
+        _hw(lab, slot).pop("picmg_unsupported", None)
+        done = "blade %d: the IPMC implements FRU activation again" % slot
     elif kind == "hypervisor":
         slot = _slot(lab, target)
         if what in ("libvirtd", "all") and not blade.daemon_pid(lab, slot, "libvirtd"):

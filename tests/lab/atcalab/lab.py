@@ -1,20 +1,26 @@
-"""Bringing a lab up and down, and describing it."""
+"""Bringing a lab up and down, and describing it; the hook the shelf
+managers run when they switch a blade's payload power."""
 
+import glob
 import os
 import shutil
 import signal
+import sys
 import time
 
 from . import blade, net, shelf, util
-from .state import GlobalLock, Lab, free_index, lab_dir
+from .state import FileLock, GlobalLock, Lab, free_index, lab_dir
 from .util import LabError
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SHELF = os.path.join(HERE, "shelf.ini")
+ATCA_LAB = os.path.join(HERE, "atca-lab")
 CONSOLE_PORT = 9000
 RMCP_PORT = 623
 REQUIRED = ["ip", "unshare", "nsenter", "ipmi_sim", "sdrcomp", "ipmitool", "corosync",
-            "corosync-quorumtool", "libvirtd", "virsh", "snmptrapd"]
+            "corosync-quorumtool", "libvirtd", "virsh", "snmptrapd", "gcc"]
+PLUGIN = "atca_picmg.so"
+GOING_DOWN = "going-down"  # in the lab directory while "down" runs: hooks do nothing
 
 
 def check_host():
@@ -33,13 +39,24 @@ def ipmitool(lab, which="a", *args, check=True, timeout=20):
                      "-P", shelf.PASSWORD] + list(args), check=check, timeout=timeout)
 
 
+def plugin_config(lab, which):
+    """(path, options) of the FRU activation plugin for shelf manager which."""
+    hook = [sys.executable, ATCA_LAB, "--name", lab.name, "hook", "--shmc", which]
+    return (lab.path(PLUGIN), shelf.plugin_options({
+        "hs": lab.state["hotswap_sensor"], "hook": hook,
+        "hooklog": lab.path("shmc-" + which, "hook.log")}))
+
+
 def start_shmc(lab, which):
-    """One ipmi_sim instance with a fresh state directory."""
+    """One ipmi_sim instance with a fresh state directory. It enters only the
+    shelf's network namespace (not "ip netns exec", which also makes a mount
+    namespace): the hooks it runs see the host's mounts, like any command."""
     d = lab.path("shmc-" + which)
     st = os.path.join(d, "state")
     shutil.rmtree(st, ignore_errors=True)  # SEL and SDRs would persist otherwise
     os.makedirs(st)
-    pid = util.spawn(["ip", "netns", "exec", lab.ns("shelf"), "ipmi_sim", "-c",
+    shelf.build_plugin(lab.path(PLUGIN))  # again if the source changed since
+    pid = util.spawn(["nsenter", "--net=/run/netns/" + lab.ns("shelf"), "ipmi_sim", "-c",
                       os.path.join(d, "lan.conf"), "-f", os.path.join(d, "shelf.emu"),
                       "-s", st, "-n"], os.path.join(d, "ipmi_sim.log"))
     lab.state.setdefault("shmc", {})[which] = {"pid": pid, "addr": lab.shmc_addr(which)}
@@ -89,7 +106,10 @@ def console_all(lab, cmds):
 
 def replay_hardware(lab, which):
     """A (re)started simulator begins with every blade in M4 and nominal
-    readings; bring it to the hardware state the lab has recorded."""
+    readings; bring it to the hardware state the lab has recorded. Hot-swap
+    states go through the plugin (picmg_set), so that its FRU state and the
+    sensor agree. Transient states (M2, M3, M5, M6) are not recorded: a
+    blade left in M2 comes back in M1."""
     hw = lab.state.get("hw", {})
     cmds = []
     for slot, st in sorted(hw.items()):
@@ -98,13 +118,56 @@ def replay_hardware(lab, which):
             cmds.append("sensor_set_value 0x%02x 0 %s %d 0" % (a, sensor, raw))
         for sensor, bits in sorted(st.get("bits", {}).items()):
             cmds += ["sensor_set_bit 0x%02x 0 %s %d 1 0" % (a, sensor, b) for b in bits]
-        if st.get("mstate", 4) != 4:
-            cmds.append("sensor_set_bit_clr_rest 0x%02x 0 %d %d 0"
-                        % (a, lab.state["hotswap_sensor"], st["mstate"]))
+        if st.get("mstate", 4) != 4 or st.get("locked"):
+            cmds.append(hotswap_cmd(lab, int(slot), st.get("mstate", 4), quiet=True,
+                                    lock=st.get("locked")))
+        if st.get("picmg_unsupported"):
+            cmds.append("picmg_unsupported 0x%02x on" % a)
         if st.get("ipmc_disabled"):
             cmds.append("mc_disable 0x%02x" % a)
     if cmds:
         console_send(lab, which, cmds)
+
+
+def hotswap_cmd(lab, slot, m, quiet=False, cause=None, lock=None):
+    """The console command that puts a blade's FRU in M-state m: the plugin's
+    picmg_set (lock: True/False sets/clears the Locked bit), or for labs made
+    before the plugin existed, the bare sensor."""
+    a = shelf.blade_addr(slot)
+    if not lab.state.get("plugin"):
+        return "sensor_set_bit_clr_rest 0x%02x 0 %d %d %d" % (
+            a, lab.state["hotswap_sensor"], m, 0 if quiet else 1)
+    return "picmg_set 0x%02x %d%s%s%s" % (
+        a, m, " quiet" if quiet else "", "" if cause is None else " cause=%d" % cause,
+        "" if lock is None else " locked" if lock else " unlocked")
+
+
+def console_query(lab, which, cmd):
+    """One console command on one shelf manager; its output lines."""
+    con = shelf.Console(lab.shmc_addr(which), CONSOLE_PORT)
+    try:
+        return con.command(cmd)
+    finally:
+        con.close()
+
+
+def picmg_states(lab, which=None):
+    """The plugin's view of every blade: {slot: {"mstate": 4, "power": "on",
+    "locked": 0, ...}} from one shelf manager (default: the first running)."""
+    which = which or (shmc_running(lab) or [None])[0]
+    if which is None:
+        raise LabError("no shelf manager is running")
+    out = {}
+    for ln in console_query(lab, which, "picmg_state"):
+        parts = ln.split()
+        if len(parts) < 2 or not parts[0].startswith("0x") or not parts[1].startswith("M"):
+            continue
+        info = {"mstate": int(parts[1][1:])}
+        for kv in parts[2:]:
+            k, _, v = kv.partition("=")
+            info[k] = int(v) if v.isdigit() else v
+        out[(int(parts[0], 16) - 0x80) // 2] = info
+    return out
 
 
 # ---------------------------------------------------------------- NMS
@@ -185,6 +248,142 @@ def start_ftd(lab, slot):
 
 # ---------------------------------------------------------------- up / down
 
+def addr_slot(lab, target):
+    """A blade given as 0x84, blade2 or 2: its slot."""
+    t = str(target)
+    if t.lower().startswith("0x"):
+        try:
+            a = int(t, 16)
+        except ValueError:
+            a = -1
+        if a < 0x82 or a % 2 or (a - 0x80) // 2 > lab.blades:
+            raise LabError("no blade IPMC %s in lab '%s' (0x82..0x%02x)"
+                           % (t, lab.name, shelf.blade_addr(lab.blades)))
+        return (a - 0x80) // 2
+    t = t[5:] if t.startswith("blade") else t
+    if not t.isdigit() or not 1 <= int(t) <= lab.blades:
+        raise LabError("no blade '%s' in lab '%s' (1..%d)" % (target, lab.name, lab.blades))
+    return int(t)
+
+
+def shelf_only(lab):
+    return bool(lab.state.get("shelf_only"))
+
+
+def set_links(lab, slot, up, which=("m", "r")):
+    for w in which:
+        net.set_port(lab, lab.bridge_port("b%d%s" % (slot, w)), up)
+
+
+def payload_off(lab, slot):
+    """Everything running in the blade dies at once and its links go down;
+    remembers whether atca-ftd ran, for payload_on."""
+    b = lab.blade(slot)
+    if not shelf_only(lab) and util.alive(b.get("holder")):
+        had_ftd = bool(blade.daemon_pid(lab, slot, "atca-ftd"))
+        blade.power_off(lab, slot)
+        set_links(lab, slot, False)
+        b["ftd_before"] = had_ftd
+    b["power"] = "off"
+    b["daemons"] = {}
+
+
+def payload_on(lab, slot):
+    """Links up, the blade's holder, corosync, libvirtd (and atca-ftd if it
+    ran before the power went)."""
+    b = lab.blade(slot)
+    if not shelf_only(lab) and not util.alive(b.get("holder")):
+        set_links(lab, slot, True)
+        bring_up_blade(lab, slot, b.pop("ftd_before", False))
+    b["power"] = "on"
+
+
+def hook(name, target, action, shmc=None, seq=None):
+    """Run by a shelf manager's plugin (double-forked) when it switches a
+    blade's payload power: makes the blade as dead or alive as its payload
+    power, records it, and tells the other shelf manager(s) the new M-state
+    (quietly: no SEL records) so that both agree. Hooks of one blade run one
+    at a time, and one that was overtaken by a later one (seq: the plugin's
+    CLOCK_REALTIME in ns) does nothing. Returns a line for the hook log."""
+    if action not in ("off", "on", "reset"):
+        raise LabError("hook: the action is off, on or reset")
+    t0 = time.monotonic()
+    lab = Lab.load(name)
+    slot = addr_slot(lab, target)
+    seq = seq if seq is not None else time.time_ns()
+    # register first, then look for "down": down waits for registered hooks
+    reg = lab.path("hook.%d" % os.getpid())
+    util.write(reg, "blade %d %s\n" % (slot, action))
+    try:
+        if os.path.exists(lab.path(GOING_DOWN)):
+            return "blade %d: %s ignored, the lab is going down" % (slot, action)
+        with FileLock(lab.path("hook-b%d.lock" % slot)):
+            lab.sync()
+            hw = lab.state.setdefault("hw", {}).setdefault(str(slot), {})
+            if seq <= hw.get("hook_seq", 0):
+                return "blade %d: %s ignored (seq %d overtaken by %d)" % (
+                    slot, action, seq, hw["hook_seq"])
+            hw["hook_seq"] = seq
+            b = lab.blade(slot)
+            if action == "off":
+                payload_off(lab, slot)
+                hw.update({"mstate": 1, "locked": True})
+                lab.save()
+                tell = hotswap_cmd(lab, slot, 1, quiet=True, lock=True)
+            elif action == "on":
+                hw["mstate"] = 4
+                hw.pop("locked", None)
+                lab.save()
+                tell = hotswap_cmd(lab, slot, 4, quiet=True, lock=False)
+            else:
+                tell = None
+            if tell:
+                for w in shmc_running(lab):
+                    if w != shmc:
+                        try:
+                            console_send(lab, w, [tell])
+                        except (LabError, OSError) as e:
+                            util.log("telling shelf manager %s: %s" % (w.upper(), e))
+            if action == "on":
+                payload_on(lab, slot)
+            elif action == "reset" and b.get("power") == "on":
+                payload_off(lab, slot)
+                payload_on(lab, slot)
+            lab.save()
+        return "blade %d: payload %s in %.2f s, %.0f ms after %s" % (
+            slot, action, time.monotonic() - t0, (time.time_ns() - seq) / 1e6,
+            "shelf manager %s decided" % shmc.upper() if shmc else "the request")
+    finally:
+        try:
+            os.unlink(reg)
+        except OSError:
+            pass
+
+
+def wait_hooks(lab, timeout=15):
+    """Waits for running hooks (registered as DIR/hook.PID) to finish;
+    kills what is left after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = []
+        for f in glob.glob(lab.path("hook.[0-9]*")):
+            pid = int(f.rsplit(".", 1)[1])
+            if util.alive(pid):
+                pids.append(pid)
+            else:
+                try:
+                    os.unlink(f)
+                except OSError:
+                    pass
+        if not pids:
+            return
+        if time.monotonic() > deadline:
+            for pid in pids:
+                util.kill(pid, signal.SIGKILL, wait=1)
+            return
+        time.sleep(0.05)
+
+
 def bring_up_blade(lab, slot, with_ftd):
     blade.start_holder(lab, slot)
     blade.start_corosync(lab, slot)
@@ -194,6 +393,8 @@ def bring_up_blade(lab, slot, with_ftd):
 
 
 def wait_blades_ready(lab, slots, timeout=30):
+    if shelf_only(lab):
+        return
     want = sorted("blade%d" % s for s in range(1, lab.blades + 1)
                   if lab.blade(s).get("power") == "on")
     for s in slots:
@@ -204,8 +405,14 @@ def wait_blades_ready(lab, slots, timeout=30):
                         timeout=timeout, interval=0.1)
 
 
-def up(name, n_blades, managers=None, shelf_file=None, with_ftd=False):
+def up(name, n_blades, managers=None, shelf_file=None, with_ftd=False, only_shelf=False):
+    """Builds a lab. only_shelf: the shelf managers and the NMS, no blade
+    payloads (no namespaces, corosync, libvirtd): for benchmarks of what
+    talks to the shelf; the blades' hot-swap states and payload power are
+    still simulated."""
     check_host()
+    if only_shelf and with_ftd:
+        raise LabError("--shelf-only has no blades to run atca-ftd in")
     if not 1 <= n_blades <= 16:
         raise LabError("--blades must be 1 to 16")
     desc = shelf.ShelfDescription(shelf_file or DEFAULT_SHELF)
@@ -224,10 +431,11 @@ def up(name, n_blades, managers=None, shelf_file=None, with_ftd=False):
                           "hotswap_sensor": desc.hotswap().number,
                           # $ATCA_LAB_TCG=1 forces the software fallback
                           "kvm": os.path.exists("/dev/kvm") and not os.environ.get("ATCA_LAB_TCG"),
-                          "faults": {},
+                          "faults": {}, "shelf_only": only_shelf, "plugin": True,
                           "run_netns_existed": os.path.isdir("/run/netns")})
         lab.save()
     try:
+        shelf.build_plugin(lab.path(PLUGIN))
         net.create_fabric(lab)
         for ns in ("shelf", "nms"):
             net.add_ns(lab.ns(ns))
@@ -237,17 +445,21 @@ def up(name, n_blades, managers=None, shelf_file=None, with_ftd=False):
                    [lab.nms_addr()])
         for w in lab.state["shmc_names"]:
             shelf.generate(desc, n_blades, lab.path("shmc-" + w), lab.shmc_addr(w), RMCP_PORT,
-                           CONSOLE_PORT, "%s-%s" % (name, w))
-        for s in range(1, n_blades + 1):
-            blade.prepare(lab, s)
-            blade.create_ns(lab, s)
+                           CONSOLE_PORT, "%s-%s" % (name, w), plugin=plugin_config(lab, w))
+        if only_shelf:
+            lab.state["blade"] = {str(s): {"power": "on"} for s in range(1, n_blades + 1)}
+        else:
+            for s in range(1, n_blades + 1):
+                blade.prepare(lab, s)
+                blade.create_ns(lab, s)
         write_ftd_config(lab)
         for w in lab.state["shmc_names"]:
             start_shmc(lab, w)
         start_nms(lab)
-        for s in range(1, n_blades + 1):
-            bring_up_blade(lab, s, with_ftd)
-            lab.save()
+        if not only_shelf:
+            for s in range(1, n_blades + 1):
+                bring_up_blade(lab, s, with_ftd)
+                lab.save()
         wait_blades_ready(lab, range(1, n_blades + 1))
     except BaseException:
         lab.save()
@@ -260,7 +472,9 @@ def up(name, n_blades, managers=None, shelf_file=None, with_ftd=False):
 
 
 def down(name):
-    """Removes everything a lab started, by its records; safe to repeat."""
+    """Removes everything a lab started, by its records; safe to repeat.
+    The shelf managers go first (no new hooks), then running hooks are
+    waited for, then everything recorded is killed."""
     try:
         lab = Lab.load(name)
     except LabError:
@@ -268,6 +482,11 @@ def down(name):
             raise
         lab = None
     if lab is not None:
+        util.write(lab.path(GOING_DOWN), "")
+        for s in lab.state.get("shmc", {}).values():
+            util.kill(s.get("pid"), signal.SIGTERM, wait=2)
+        wait_hooks(lab)
+        lab = Lab.load(name)  # what the hooks recorded meanwhile
         for slot in range(1, lab.blades + 1):
             b = lab.state.get("blade", {}).get(str(slot))
             if b:

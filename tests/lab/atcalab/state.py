@@ -13,9 +13,14 @@ network namespace.
 
 The state (what runs, with which PIDs, which faults are injected) lives in
 DIR/state.json and is written atomically; one global lock serialises labs
-being created or removed.
+being created or removed. Several processes change one lab's state at once
+(a command, and the hook the shelf manager runs when it powers a blade off
+or on): every save is a load-modify-save under DIR/state.lock that merges
+this process's changes (against the state it last read) into what is on
+disk, so that nobody's changes are lost.
 """
 
+import copy
 import fcntl
 import json
 import os
@@ -42,15 +47,63 @@ def check_name(name):
                        "digits (it prefixes interface names, which are short)" % name)
 
 
-class GlobalLock:
+class FileLock:
+    """An exclusive lock (fcntl.flock) on a file, held for a with block. Not
+    re-entrant: never take the same lock twice in one process."""
+
+    def __init__(self, path):
+        self.path = path
+
     def __enter__(self):
-        self.fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *a):
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
+
+
+class GlobalLock(FileLock):
+    def __init__(self):
+        super().__init__(LOCK)
+
+
+_MISSING = object()
+
+
+def merge3(base, mine, theirs):
+    """Three-way merge of JSON-like values: what this process changed since
+    base (mine) wins, everything else comes from disk (theirs)."""
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        b = base if isinstance(base, dict) else {}
+        out = {}
+        for k in set(mine) | set(theirs):
+            bk = b.get(k, _MISSING)
+            if k in mine and k in theirs:
+                out[k] = merge3(bk, mine[k], theirs[k])
+            elif k in mine:
+                if bk is _MISSING or bk != mine[k]:
+                    out[k] = mine[k]      # added or changed here
+                # else: removed there
+            elif bk is _MISSING or bk != theirs[k]:
+                out[k] = theirs[k]        # added or changed there
+            # else: removed here
+        return out
+    return theirs if mine == base else mine
+
+
+def _assign(dst, src):
+    """Makes dict dst equal to src in place (callers hold references into
+    the state, e.g. to a blade's record)."""
+    for k in list(dst):
+        if k not in src:
+            del dst[k]
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _assign(dst[k], v)
+        else:
+            dst[k] = copy.deepcopy(v)
 
 
 def existing_labs():
@@ -88,6 +141,7 @@ class Lab:
         self.index = index
         self.dir = lab_dir(name)
         self.state = state if state is not None else {"name": name, "index": index}
+        self._base = copy.deepcopy(state) if state is not None else {}
 
     # ---- persistence
     @classmethod
@@ -103,14 +157,35 @@ class Lab:
             raise LabError("%s: %s" % (path, e))
         return cls(name, st["index"], st)
 
+    def lock(self):
+        """The lab's state lock (load-modify-save of state.json)."""
+        return FileLock(os.path.join(self.dir, "state.lock"))
+
     def save(self):
+        """Writes this process's changes, merged with what other processes
+        wrote meanwhile; afterwards self.state holds the merged state."""
         path = os.path.join(self.dir, "state.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.state, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
+        tmp = "%s.%d.tmp" % (path, os.getpid())
+        with self.lock():
+            try:
+                with open(path) as f:
+                    disk = json.load(f)
+            except FileNotFoundError:
+                disk = {}
+            except (OSError, ValueError) as e:
+                raise LabError("%s: %s" % (path, e))
+            merged = merge3(self._base, self.state, disk)
+            with open(tmp, "w") as f:
+                json.dump(merged, f, indent=2, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, path)
+        _assign(self.state, merged)
+        self._base = copy.deepcopy(merged)
+
+    def sync(self):
+        """Saves our changes and picks up everybody else's (e.g. a hook's)."""
+        self.save()
 
     # ---- names (interface names are at most 15 characters)
     def ns(self, what):
