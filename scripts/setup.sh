@@ -37,6 +37,8 @@ PACKAGES=(
 	python3 iproute2 binutils openipmi ipmitool freeipmi-tools corosync
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 	snmptrapd snmp
+	# fence_atca's tests: metadata schema check, Pacemaker accepting the agent
+	libxml2-utils pacemaker-cli-utils
 )
 
 if [ $packages = yes ]; then

@@ -1719,9 +1719,40 @@ START_TEST(test_sel_poll_incremental)
 	ck_assert_uint_eq(fx.log.types[6], 0x55);
 	ck_assert_uint_eq(fx.log.ts[5], 0); /* non-timestamped */
 	ck_assert_uint_eq(fx.log.cleared + fx.log.overflow + fx.log.resync, 0);
-	/* caught up */
+	/* caught up: within two seconds of the last addition one look at the
+	 * last record's successor (see test_sel_poll_same_second), then only
+	 * Get SEL Info */
+	ck_assert_int_eq(poll_once(&fx, &calls), 0);
+	ck_assert_uint_le(calls, 1);
+	fx.c.caught_up_ns = 1;
 	ck_assert_int_eq(poll_once(&fx, &calls), 0);
 	ck_assert_uint_eq(calls, 0);
+	sel_fx_stop(&fx);
+}
+END_TEST
+
+/* SEL timestamps count seconds: a record added in the same second as the
+ * last one we caught up with, in a full circular SEL (same number of
+ * entries, same addition timestamp), must still be read. */
+START_TEST(test_sel_poll_same_second)
+{
+	struct sel_fx fx;
+	unsigned calls;
+
+	sel_fx_start(&fx);
+	fk.sel_cap = 5;
+	fk.sel_circular = true;
+	fk_sel_fill(5);
+	ck_assert_int_eq(poll_once(&fx, NULL), 0); /* positioned at the end */
+	fk_sel_fill(1);
+	ck_assert_int_eq(poll_once(&fx, NULL), 1);
+	fk.clock--; /* the next record gets the same second */
+	fk_sel_fill(1);
+	ck_assert_uint_eq(fk.n_sel, 5);
+	ck_assert_int_eq(poll_once(&fx, &calls), 1);
+	ck_assert_uint_eq(fx.log.n, 2);
+	ck_assert_uint_eq(fx.log.ids[1], sel_id(4));
+	ck_assert_uint_eq(fx.log.resync + fx.log.cleared, 0);
 	sel_fx_stop(&fx);
 }
 END_TEST
@@ -1918,6 +1949,7 @@ START_TEST(test_sel_poll_wrap)
 	assert_delivered(&fx, 4, 0, 10);
 	for (unsigned i = 1; i < fx.log.n; i++)
 		ck_assert_uint_gt(fx.log.ts[i], fx.log.ts[i - 1]);
+	fx.c.caught_up_ns = 1; /* past the same-second window */
 	ck_assert_int_eq(poll_once(&fx, &calls), 0);
 	ck_assert_uint_eq(calls, 0);
 
@@ -2879,6 +2911,7 @@ int main(void)
 	/* reading the SEL */
 	add_tcase(s, test_sel_poll_errors, 10);
 	add_tcase(s, test_sel_poll_incremental, 10);
+	add_tcase(s, test_sel_poll_same_second, 10);
 	add_tcase(s, test_sel_poll_empty_start, 10);
 	add_tcase(s, test_sel_poll_batch_limit, 10);
 	add_tcase(s, test_sel_poll_cleared, 10);

@@ -245,17 +245,25 @@ void ctl_render_events(json_object *doc, FILE *f)
 void ctl_render_fence(json_object *doc, FILE *f)
 {
 	const char *action = ctl_str(doc, "action", "fence");
+	const char *method = ctl_str(doc, "method", "?");
 	bool ok = ctl_bool(doc, "ok", false);
+	char states[64];
 
 	if (json_object_object_get_ex(doc, "error", NULL)) {
 		fprintf(f, "%s\n", ctl_str(doc, "error", "?"));
 		return;
 	}
-	fprintf(f, "blade %lld %s%s in %.0f ms (%s, %s -> %s, %lld IPMI requests)\n",
+	if (strcmp(method, "chassis") == 0)
+		snprintf(states, sizeof(states), "power %s",
+		         strcmp(action, "fence") == 0 ? "off" : "on");
+	else
+		snprintf(states, sizeof(states), "%s -> %s", ctl_str(doc, "state_before", "?"),
+		         ctl_str(doc, "state_after", "?"));
+	fprintf(f, "blade %lld %s%s in %.0f ms (%s, %s, %lld IPMI requests)\n",
 	        (long long)ctl_int(doc, "blade", 0),
 	        ok ? (strcmp(action, "fence") == 0 ? "fenced" : "unfenced") : action,
-	        ok ? "" : " FAILED", ctl_double(doc, "elapsed_ms", 0), ctl_str(doc, "method", "?"),
-	        ctl_str(doc, "state_before", "?"), ctl_str(doc, "state_after", "?"),
+	        ok ? "" : " FAILED", ctl_double(doc, "elapsed_ms", 0), method,
+	        ok || strcmp(method, "chassis") != 0 ? states : "not confirmed",
 	        (long long)ctl_int(doc, "commands", 0));
 	fprintf(f, "  %s\n", ctl_str(doc, "message", ""));
 }

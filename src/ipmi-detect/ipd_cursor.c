@@ -31,6 +31,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "af_util.h"
+
 struct sel_info {
 	uint16_t entries;
 	uint32_t add_ts, erase_ts;
@@ -163,7 +165,13 @@ int ipd_sel_poll(struct ipd_sel_cursor *cur, struct ipd_transport *t, uint8_t ad
 	overflow = info.overflow && !c->overflow;
 	c->overflow = info.overflow;
 	c->entries = info.entries;
-	if (info.add_ts == c->add_ts && !cleared)
+	/* SEL timestamps have a resolution of one second: a record added in
+	 * the second of the last addition we caught up with leaves the
+	 * addition timestamp unchanged. More records give it away; otherwise,
+	 * for two seconds after catching up, look at the last record's
+	 * successor anyway (one Get SEL Entry per poll). */
+	if (info.add_ts == c->add_ts && info.entries <= entries_before && !cleared &&
+	    !(c->caught_up_ns != 0 && af_mono_ns() - c->caught_up_ns < 2 * AF_NS_PER_S))
 		goto done;
 
 	if (!c->have_last) {
@@ -228,8 +236,12 @@ int ipd_sel_poll(struct ipd_sel_cursor *cur, struct ipd_transport *t, uint8_t ad
 		n++;
 		id = next;
 	}
-	if (id == IPD_SEL_LAST)
-		c->add_ts = info.add_ts; /* caught up; else the next poll goes on */
+	if (id == IPD_SEL_LAST) {
+		/* caught up; else the next poll goes on */
+		if (n > 0 || info.add_ts != c->add_ts)
+			c->caught_up_ns = af_mono_ns();
+		c->add_ts = info.add_ts;
+	}
 done:
 	if (!told) {
 		if (cleared && sink->cleared)

@@ -174,6 +174,7 @@ struct ipd_sel_cursor {
 	uint32_t erase_ts; /* "most recent erase" */
 	uint16_t entries;
 	bool overflow;
+	uint64_t caught_up_ns; /* CLOCK_MONOTONIC of the last catch-up; not saved */
 };
 
 struct ipd_sel_sink {

@@ -244,6 +244,15 @@ static void connect_target(struct ipd_target *tg)
 			set_view(tg, err);
 		}
 	}
+	if (tg->t != NULL && tg->kind == IPD_TARGET_BLADE && tg->inband[0] == '\0' &&
+	    tg->fsm.state == IPD_T_UNREACHABLE) {
+		/* a fresh session to an IPMC that does not answer: it stays
+		 * UNREACHABLE until it answers the probe, sent at once */
+		tg->answered = false;
+		tg->next_try_ns = 0;
+		set_view(tg, NULL);
+		return;
+	}
 	if (tg->t != NULL) {
 		tg->answered = false;
 		fire(tg, IPD_E_CONNECTED);
@@ -287,6 +296,15 @@ static void command_failed(struct ipd_target *tg, int rc, const char *what)
 	tg->view.failures++;
 	pthread_mutex_unlock(&tg->mod->lock);
 	set_view(tg, why);
+	/* An unreachable IPMC whose probe times out: the bridged session may be
+	 * what is stuck (a session whose first requests were NAKed keeps timing
+	 * out after the IPMC is back), so every retry gets a fresh one. */
+	if (session && tg->kind == IPD_TARGET_BLADE && tg->inband[0] == '\0' &&
+	    tg->fsm.state == IPD_T_UNREACHABLE) {
+		close_session(tg);
+		schedule_retry(tg);
+		return;
+	}
 	/* A session that failed before anything was answered on it: behind
 	 * a shelf manager that just let us in, it is the IPMC that does not
 	 * answer, not the session; the shelf manager's worker reconnects,

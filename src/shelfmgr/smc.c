@@ -1,7 +1,7 @@
 /*
- * shelfmgr: the session to the shelf manager (OpenIPMI LAN, RMCP+, both
- * addresses of a redundant pair in one connection so OpenIPMI moves to the
- * other when one is lost), fencing, and the views for atca-ftctl.
+ * shelfmgr: requests to the shelf manager and the IPMCs behind it, fencing,
+ * the module's life cycle and the views for atca-ftctl. The session itself
+ * (which shelf manager, heartbeat, switchover) is smc_session.c.
  */
 #include "config.h"
 
@@ -14,8 +14,6 @@
 #include <string.h>
 
 #include <OpenIPMI/ipmi_addr.h>
-#include <OpenIPMI/ipmi_auth.h>
-#include <OpenIPMI/ipmi_lan.h>
 #include <OpenIPMI/ipmi_msgbits.h>
 
 #include "af_log.h"
@@ -59,7 +57,7 @@ static void req_unlink(struct smc_req *r)
 	m->pending--;
 }
 
-static void drop_requests(struct smc *m)
+void smc_drop_requests(struct smc *m)
 {
 	unsigned n = 0;
 
@@ -151,150 +149,6 @@ int smc_send(struct smc *m, uint8_t addr, uint8_t netfn, uint8_t cmd, const uint
 	return 0;
 }
 
-/* ---- the session ------------------------------------------------------------- */
-
-static void con_change(ipmi_domain_t *domain, int err, unsigned int conn, unsigned int port,
-                       int still_connected, void *cb_data)
-{
-	struct smc *m = cb_data;
-	const struct af_config *cfg = m->env.cfg;
-	int prev = m->active;
-
-	(void)conn;
-	if (m->closing)
-		return;
-	if (err != 0) {
-		af_warn("shelf manager %s:%u: connection lost (%s)%s",
-		        port < cfg->shelf.n_managers ? cfg->shelf.managers[port].address : "?",
-		        port < cfg->shelf.n_managers ? cfg->shelf.managers[port].port : 0,
-		        strerror(err), still_connected ? "" : ": no shelf manager reachable");
-		if (!still_connected) {
-			m->connected = false;
-			m->active = -1;
-		}
-		return;
-	}
-	m->connected = true;
-	if ((int)port == prev)
-		return;
-	m->active = (int)port;
-	if (port < cfg->shelf.n_managers)
-		af_notice("shelf manager %s:%u is now in use", cfg->shelf.managers[port].address,
-		          cfg->shelf.managers[port].port);
-	if (prev >= 0 && (unsigned)prev < cfg->shelf.n_managers && port < cfg->shelf.n_managers) {
-		struct af_event ev;
-
-		m->switchovers++;
-		af_event_init(&ev, AF_SRC_SHELF, AF_EV_SHMC_SWITCHOVER, 0, "shelf manager");
-		af_event_set(&ev, "from", "%s:%u", cfg->shelf.managers[prev].address,
-		             cfg->shelf.managers[prev].port);
-		af_event_set(&ev, "to", "%s:%u", cfg->shelf.managers[port].address,
-		             cfg->shelf.managers[port].port);
-		smc_post(m, &ev);
-	}
-	smc_shelf_connected(m, domain);
-}
-
-static void domain_up(ipmi_domain_t *domain, void *cb_data)
-{
-	struct smc *m = cb_data;
-
-	if (m->closing)
-		return;
-	m->up_ns = af_mono_ns();
-	smc_shelf_discover(m, domain);
-}
-
-static int open_domain(struct smc *m)
-{
-	const struct af_config *cfg = m->env.cfg;
-	char *addrs[AF_MAX_SHMC], *ports[AF_MAX_SHMC];
-	char portbuf[AF_MAX_SHMC][8];
-	ipmi_lanp_parm_t p[16] = {{0}};
-	unsigned n = 0, n_mgr = cfg->shelf.n_managers;
-	ipmi_open_option_t opts[] = {
-	        {.option = IPMI_OPEN_OPTION_ALL, .ival = 0},
-	        {.option = IPMI_OPEN_OPTION_SDRS, .ival = 1},
-	        {.option = IPMI_OPEN_OPTION_FRUS, .ival = 1},
-	        {.option = IPMI_OPEN_OPTION_SEL, .ival = 1},
-	        {.option = IPMI_OPEN_OPTION_IPMB_SCAN, .ival = 1},
-	        {.option = IPMI_OPEN_OPTION_OEM_INIT, .ival = 1},
-	        /* a monitoring client: never reconfigure the shelf */
-	        {.option = IPMI_OPEN_OPTION_SET_EVENT_RCVR, .ival = 0},
-	        {.option = IPMI_OPEN_OPTION_SET_SEL_TIME, .ival = 0},
-	        /* no cache of SDRs in $HOME */
-	        {.option = IPMI_OPEN_OPTION_USE_CACHE, .ival = 0},
-	};
-	static const unsigned priv[] = {IPMI_PRIVILEGE_USER, IPMI_PRIVILEGE_OPERATOR,
-	                                IPMI_PRIVILEGE_ADMIN};
-	int rc;
-
-	for (unsigned i = 0; i < n_mgr; i++) {
-		addrs[i] = (char *)cfg->shelf.managers[i].address;
-		snprintf(portbuf[i], sizeof(portbuf[i]), "%u", cfg->shelf.managers[i].port);
-		ports[i] = portbuf[i];
-	}
-	p[n++] = (ipmi_lanp_parm_t){
-	        .parm_id = IPMI_LANP_PARMID_ADDRS, .parm_data = addrs, .parm_data_len = n_mgr};
-	p[n++] = (ipmi_lanp_parm_t){
-	        .parm_id = IPMI_LANP_PARMID_PORTS, .parm_data = ports, .parm_data_len = n_mgr};
-	p[n++] = (ipmi_lanp_parm_t){.parm_id = IPMI_LANP_PARMID_AUTHTYPE,
-	                            .parm_val = IPMI_AUTHTYPE_RMCP_PLUS};
-	p[n++] = (ipmi_lanp_parm_t){.parm_id = IPMI_LANP_PARMID_PRIVILEGE,
-	                            .parm_val = (int)priv[cfg->shelf.privilege]};
-	p[n++] = (ipmi_lanp_parm_t){.parm_id = IPMI_LANP_PARMID_USERNAME,
-	                            .parm_data = (void *)cfg->shelf.cred.username,
-	                            .parm_data_len = (unsigned)strlen(cfg->shelf.cred.username)};
-	p[n++] = (ipmi_lanp_parm_t){.parm_id = IPMI_LANP_PARMID_PASSWORD,
-	                            .parm_data = (void *)cfg->shelf.cred.password,
-	                            .parm_data_len = (unsigned)strlen(cfg->shelf.cred.password)};
-	/* cipher suite 3, spelled out so nothing weaker can be negotiated */
-	p[n++] = (ipmi_lanp_parm_t){.parm_id = IPMI_LANP_AUTHENTICATION_ALGORITHM,
-	                            .parm_val = IPMI_LANP_AUTHENTICATION_ALGORITHM_RAKP_HMAC_SHA1};
-	p[n++] = (ipmi_lanp_parm_t){.parm_id = IPMI_LANP_INTEGRITY_ALGORITHM,
-	                            .parm_val = IPMI_LANP_INTEGRITY_ALGORITHM_HMAC_SHA1_96};
-	p[n++] = (ipmi_lanp_parm_t){.parm_id = IPMI_LANP_CONFIDENTIALITY_ALGORITHM,
-	                            .parm_val = IPMI_LANP_CONFIDENTIALITY_ALGORITHM_AES_CBC_128};
-	p[n++] = (ipmi_lanp_parm_t){.parm_id = IPMI_LANP_DEFAULT_TIMEOUT,
-	                            .parm_val = (int)(cfg->detection.ipmc_timeout_ms * 1000)};
-	if (cfg->shelf.cred.has_k_g)
-		p[n++] = (ipmi_lanp_parm_t){.parm_id = IPMI_LANP_BMC_KEY,
-		                            .parm_data = (void *)cfg->shelf.cred.k_g,
-		                            .parm_data_len = sizeof(cfg->shelf.cred.k_g)};
-	rc = ipmi_lanp_setup_con(p, n, &m->os->h, NULL, &m->con);
-	if (rc != 0) {
-		af_err("shelfmgr: cannot set up the shelf-manager connection: %s", strerror(rc));
-		return -rc;
-	}
-	m->active = -1;
-	rc = ipmi_open_domain(cfg->shelf.name[0] ? cfg->shelf.name : "shelf", &m->con, 1,
-	                      con_change, m, domain_up, m, opts, AF_ARRAY_SIZE(opts),
-	                      &m->domain_id);
-	if (rc != 0) {
-		af_err("shelfmgr: cannot open the shelf domain: %s", strerror(rc));
-		m->con->close_connection(m->con);
-		m->con = NULL;
-		return -rc;
-	}
-	m->domain_open = true;
-	m->open_ns = af_mono_ns();
-	af_info("shelfmgr: connecting to %u shelf manager address%s (RMCP+, cipher suite 3)", n_mgr,
-	        n_mgr == 1 ? "" : "es");
-	return 0;
-}
-
-static void close_done(void *cb_data)
-{
-	(void)cb_data;
-}
-
-static void close_in_domain(ipmi_domain_t *domain, void *cb_data)
-{
-	int *rc = cb_data;
-
-	*rc = ipmi_domain_close(domain, close_done, NULL);
-}
-
 /* ---- fencing ------------------------------------------------------------------- */
 
 static void fop_execute(struct smc_blade *b, const struct smc_action *act);
@@ -316,7 +170,22 @@ static void fop_finish(struct smc_blade *b)
 	};
 	struct smc_waiter w[SMC_MAX_WAITERS];
 	unsigned nw = b->n_waiters;
+
+	/* on the chassis path the M-state read at the start says nothing of
+	 * the end */
+	if (op->chassis_path)
+		r.mstate_after = -1;
+	else if (r.result == 0)
+		smc_shelf_observed(m, b, op->mstate_last);
 	struct af_event ev;
+	char msg[sizeof(op->message) + 64];
+
+	/* an IPMC that does not answer may be one the shelf manager lost */
+	if (op->result == -EHOSTUNREACH && b->mstate == 7 && strstr(op->message, "M7") == NULL) {
+		snprintf(msg, sizeof(msg), "%s; the shelf manager reports M7 (communication lost)",
+		         op->message);
+		r.message = msg;
+	}
 
 	af_event_init(&ev, AF_SRC_SHELF, AF_EV_FENCE, b->slot, "payload");
 	af_event_set(&ev, "action", "%s", r.unfence ? "unfence" : "fence");
@@ -327,7 +196,7 @@ static void fop_finish(struct smc_blade *b)
 		af_event_set(&ev, "state", "%s", smc_mstate_name(r.mstate_after));
 	af_event_set(&ev, "message", "%.100s", r.message);
 	smc_post(m, &ev);
-	snprintf(b->last_fence, sizeof(b->last_fence), "%s %s after %.0f ms: %s",
+	snprintf(b->last_fence, sizeof(b->last_fence), "%s %s after %.0f ms: %.150s",
 	         r.unfence ? "unfence" : "fence", r.result == 0 ? "ok" : "FAILED",
 	         (double)r.elapsed_ns / 1e6, r.message);
 	if (r.result == 0)
@@ -475,7 +344,7 @@ void smc_fence_forget(struct smc *m, void *opaque)
 	}
 }
 
-static void cancel_operations(struct smc *m)
+void smc_cancel_operations(struct smc *m, int err, const char *why)
 {
 	for (unsigned i = 0; i < m->n_blades; i++) {
 		struct smc_blade *b = &m->blades[i];
@@ -485,9 +354,8 @@ static void cancel_operations(struct smc *m)
 		if (b->timer_running)
 			qb_loop_timer_del(m->env.loop, b->timer);
 		b->timer_running = false;
-		b->op.result = -ECANCELED;
-		snprintf(b->op.message, sizeof(b->op.message),
-		         "cancelled: the shelf-manager client is stopping");
+		b->op.result = err;
+		snprintf(b->op.message, sizeof(b->op.message), "not confirmed: %s", why);
 		fop_finish(b);
 	}
 }
@@ -506,7 +374,7 @@ static void setup_blades(struct smc *m)
 		b->mod = m;
 		b->slot = (int)cfg->blades[i].slot;
 		b->ipmc = (uint8_t)cfg->blades[i].ipmc;
-		b->mstate = b->previous = -1;
+		b->mstate = b->previous = b->mstate_at_close = b->pending = -1;
 	}
 }
 
@@ -549,32 +417,12 @@ static int start(struct smc *m)
 		}
 		m->ipmi_held = true;
 	}
-	return open_domain(m);
+	return smc_session_start(m);
 }
 
 static void stop(struct smc *m)
 {
-	int rc = 0;
-
-	cancel_operations(m);
-	if (m->domain_open) {
-		m->closing = true;
-		if (ipmi_domain_pointer_cb(m->domain_id, close_in_domain, &rc) != 0 || rc != 0)
-			af_warn("shelfmgr: closing the shelf domain: %s",
-			        strerror(rc ? rc : EINVAL));
-		m->domain_open = false;
-		m->con = NULL; /* the domain owns it */
-		drop_requests(m);
-	} else if (m->con != NULL) {
-		m->con->close_connection(m->con);
-		m->con = NULL;
-	}
-	m->closing = false;
-	m->entity_handler = false;
-	m->connected = m->discovered = false;
-	m->active = -1;
-	m->have_shmc_props = false;
-	m->n_table = 0;
+	smc_session_stop(m);
 }
 
 int smc_init(struct smc **out, const struct af_module_env *env)

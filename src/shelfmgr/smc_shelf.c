@@ -162,11 +162,91 @@ static int hot_swap_cb(ipmi_entity_t *ent, enum ipmi_hot_swap_states last,
 	if (m->closing)
 		return IPMI_EVENT_NOT_HANDLED;
 	b = smc_blade_by_ipmc(m, entity_ipmc(ent));
-	if (b != NULL)
-		set_state(m, b, fru_of(b, ent, true), is_payload(ent), (int)last, (int)cur,
-		          event != NULL ? "SEL event" : "state read");
+	if (b == NULL)
+		return IPMI_EVENT_NOT_HANDLED;
+	/* OpenIPMI delivers SEL events a second or more late, in SEL order;
+	 * when our own reading already moved the payload past them, a late
+	 * intermediate state would be a step back in time */
+	if (is_payload(ent) && (int)last != b->mstate && (int)cur != b->mstate &&
+	    b->polled_ns != 0 && af_mono_ns() - b->polled_ns < 3 * AF_NS_PER_S) {
+		af_debug("blade %d: late hot-swap event %s -> %s ignored (read %s)", b->slot,
+		         smc_mstate_name((int)last), smc_mstate_name((int)cur),
+		         smc_mstate_name(b->mstate));
+		return IPMI_EVENT_NOT_HANDLED;
+	}
+	set_state(m, b, fru_of(b, ent, true), is_payload(ent), (int)last, (int)cur,
+	          event != NULL ? "SEL event" : "state read");
 	/* never "handled": the SEL belongs to the shelf, not to us */
 	return IPMI_EVENT_NOT_HANDLED;
+}
+
+/* ---- our own reading of the payload's hot-swap state ------------------------------- */
+
+/* OpenIPMI learns hot-swap transitions from the SEL, rescanned at best every
+ * second, and can miss a record added in the same second as the previous
+ * one (SEL timestamps count seconds). Reading each blade's hot-swap sensor
+ * every second (smc_shelf_poll) corrects that: a change found this way is a
+ * transition whose intermediate states, if any, were not seen. */
+static void poll_reply(struct smc *m, void *arg, uint64_t gen, int err, const uint8_t *rsp,
+                       size_t len)
+{
+	struct smc_blade *b = arg;
+	int st;
+
+	(void)gen;
+	b->polling = false;
+	if (err < 0 || smc_parse_hotswap(rsp, len, &st) != 0)
+		return;
+	smc_shelf_observed(m, b, st);
+}
+
+void smc_shelf_observed(struct smc *m, struct smc_blade *b, int mstate)
+{
+	struct smc_fru_view *f = NULL;
+
+	uint64_t now = af_mono_ns();
+
+	if (!m->discovered || mstate < 0 || mstate == b->mstate) {
+		b->pending = -1;
+		return;
+	}
+	/* OpenIPMI's SEL events, which carry every intermediate state, get
+	 * 1.5 s to catch up before a reading overrides them */
+	if (b->pending != mstate) {
+		b->pending = mstate;
+		b->pending_ns = now;
+		return;
+	}
+	if (now - b->pending_ns < 3 * AF_NS_PER_S / 2)
+		return;
+	b->pending = -1;
+	for (unsigned i = 0; i < b->n_frus; i++) {
+		if (b->frus[i].fru_id == 0)
+			f = &b->frus[i];
+	}
+	b->polled_ns = now;
+	af_info("blade %d: hot-swap state %s read, %s expected: the SEL event was missed", b->slot,
+	        smc_mstate_name(mstate), smc_mstate_name(b->mstate));
+	set_state(m, b, f, true, b->mstate, mstate, "state read");
+}
+
+void smc_shelf_poll(struct smc *m)
+{
+	if (!m->connected || !m->discovered)
+		return;
+	for (unsigned i = 0; i < m->n_blades; i++) {
+		struct smc_blade *b = &m->blades[i];
+		int hs;
+		uint8_t num;
+
+		/* a fence reads the sensor itself, faster */
+		if (b->polling || b->op_active || (hs = smc_hotswap_sensor(m, b)) < 0)
+			continue;
+		num = (uint8_t)hs;
+		if (smc_send(m, b->ipmc, SMC_NETFN_SE, SMC_CMD_GET_SENSOR_READING, &num, 1,
+		             poll_reply, b, 0) == 0)
+			b->polling = true;
+	}
 }
 
 static void hot_swap_state_cb(ipmi_entity_t *ent, int err, enum ipmi_hot_swap_states st,
@@ -312,6 +392,24 @@ void smc_shelf_discover(struct smc *m, ipmi_domain_t *domain)
 
 	(void)domain;
 	m->discovered = true;
+	/* what changed while we had no session (a shelf-manager switchover)
+	 * would otherwise never be reported */
+	for (unsigned i = 0; i < m->n_blades; i++) {
+		struct smc_blade *b = &m->blades[i];
+		struct af_event ev;
+
+		if (b->mstate_at_close >= 0 && b->mstate >= 0 && b->mstate != b->mstate_at_close) {
+			af_event_init(&ev, AF_SRC_SHELF, AF_EV_HOTSWAP, b->slot, "payload");
+			af_event_set(&ev, "ipmc", "0x%02x", b->ipmc);
+			af_event_set(&ev, "fru", "0");
+			af_event_set(&ev, "from", "%s", smc_mstate_name(b->mstate_at_close));
+			af_event_set(&ev, "to", "%s", smc_mstate_name(b->mstate));
+			af_event_set(&ev, "state", "%s", smc_mstate_text(b->mstate));
+			af_event_set(&ev, "cause", "found after reconnecting");
+			smc_post(m, &ev);
+		}
+		b->mstate_at_close = -1;
+	}
 	rc = smc_send(m, 0x20, SMC_NETFN_PICMG, SMC_CMD_PICMG_PROPERTIES, req, 1, shmc_properties,
 	              NULL, 0);
 	if (rc < 0)

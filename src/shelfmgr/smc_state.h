@@ -34,6 +34,11 @@ struct smc_blade {
 	bool have_entity;
 	ipmi_entity_id_t entity;
 	int mstate, previous;
+	int mstate_at_close; /* payload state when the last session closed, -1 */
+	bool polling;        /* a hot-swap reading is outstanding */
+	int pending;         /* a state read that OpenIPMI has not reported, -1 */
+	uint64_t pending_ns;
+	uint64_t polled_ns;  /* when a reading last corrected the state */
 	uint64_t mstate_ns;
 	char product[33], serial[33];
 	unsigned n_frus;
@@ -65,7 +70,16 @@ struct smc {
 	ipmi_domain_id_t domain_id;
 
 	bool connected, discovered;
-	int active; /* index in shelf.managers, -1 none */
+	int active;      /* index in shelf.managers in use, -1 none */
+	int trying;      /* the one the domain is (being) opened on */
+	int last_active; /* the last one that worked, -1 none yet */
+	uint64_t retry_ms;
+	bool timer_running, reopen;
+	qb_loop_timer_handle timer; /* heartbeat and reconnection */
+	uint64_t hb_sent_ns;        /* heartbeat outstanding since, 0 none */
+	uint64_t hb_gen;
+	unsigned stalls; /* session set-ups that stalled on this manager */
+	unsigned ticks;
 	unsigned switchovers;
 	uint64_t up_ns;
 
@@ -84,11 +98,24 @@ struct smc {
 /* smc_shelf.c */
 void smc_shelf_connected(struct smc *m, ipmi_domain_t *domain);
 void smc_shelf_discover(struct smc *m, ipmi_domain_t *domain);
+/* Reads every blade's hot-swap sensor (once per second, from the session
+ * timer). */
+void smc_shelf_poll(struct smc *m);
+/* A payload state read by someone else (a fence): corrects ours. */
+void smc_shelf_observed(struct smc *m, struct smc_blade *b, int mstate);
 struct smc_blade *smc_blade_by_slot(struct smc *m, int slot);
 struct smc_blade *smc_blade_by_ipmc(struct smc *m, uint8_t ipmc);
 /* The hot-swap sensor number of a blade's payload FRU, -1 unknown. */
 int smc_hotswap_sensor(struct smc *m, struct smc_blade *b);
 void smc_post(struct smc *m, struct af_event *ev);
+
+/* smc_session.c */
+int smc_session_start(struct smc *m);
+void smc_session_stop(struct smc *m);
+
+/* smc.c: ends running fences with err; forgets unanswered requests */
+void smc_cancel_operations(struct smc *m, int err, const char *why);
+void smc_drop_requests(struct smc *m);
 
 /* smc.c: one request to the shelf manager (addr 0x20) or, bridged, to an
  * IPMC. cb gets the response (completion code first) or err < 0. */
