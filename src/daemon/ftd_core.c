@@ -154,6 +154,24 @@ int ftd_apply_logging(const struct ftd_ctx *ctx, const struct af_config *cfg)
 	return af_log_apply(&s);
 }
 
+/* ipmi-detect reads every blade's hot-swap sensor each sensor interval; the
+ * shelf-manager client uses those readings to catch transitions whose SEL
+ * event it missed, instead of reading the sensors a second time. */
+static void feed_hotswap(struct ftd_ctx *ctx, const struct af_event *ev)
+{
+	const char *type, *offsets;
+
+	if (ctx->smc == NULL || ev->source != AF_SRC_IPMI || ev->kind != AF_EV_SENSOR_DISCRETE ||
+	    ev->blade <= 0)
+		return;
+	type = af_event_get(ev, "type");
+	offsets = af_event_get(ev, "offsets");
+	if (type == NULL || strcmp(type, "hot-swap") != 0 || offsets == NULL || offsets[0] != 'M' ||
+	    offsets[1] < '0' || offsets[1] > '7' || offsets[2] != '\0')
+		return;
+	smc_hotswap_observed(ctx->smc, ev->blade, offsets[1] - '0');
+}
+
 void ftd_event_sink(void *opaque, struct af_event *ev)
 {
 	struct ftd_ctx *ctx = opaque;
@@ -164,6 +182,7 @@ void ftd_event_sink(void *opaque, struct af_event *ev)
 		af_strlcpy(line, "(event too long to print)", sizeof(line));
 	af_info("event %s", line);
 	ftd_events_add(ctx, ev);
+	feed_hotswap(ctx, ev);
 	if (ctx->fm != NULL)
 		fm_event(ctx->fm, ev);
 }

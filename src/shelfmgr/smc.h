@@ -101,6 +101,11 @@ struct smc_shelf_view {
 
 void smc_shelf(const struct smc *m, struct smc_shelf_view *out);
 
+/* A reading of a blade's hot-swap sensor made elsewhere (ipmi-detect reads
+ * every sensor anyway): lets the module notice a transition whose SEL event
+ * it missed without reading the sensor itself. */
+void smc_hotswap_observed(struct smc *m, int slot, int mstate);
+
 const char *smc_mstate_name(int m); /* "M0".."M7", "M?" */
 const char *smc_mstate_text(int m); /* "not installed", "inactive", ... */
 /* false if the slot is not a configured blade */

@@ -28,7 +28,10 @@
 #include "af_log.h"
 #include "af_util.h"
 
-#define HEARTBEAT_MS 500
+#define HEARTBEAT_MS 1000
+/* our own reading of every blade's hot-swap sensor, when nobody feeds us
+ * readings (smc_hotswap_observed) */
+#define POLL_EVERY_TICKS 5
 #define RETRY_MIN_MS 250
 #define RETRY_MAX_MS 5000
 
@@ -275,7 +278,7 @@ static void tick(void *data)
 			}
 			return;
 		}
-		if (m->connected && ++m->ticks % (1000 / HEARTBEAT_MS) == 0)
+		if (m->connected && ++m->ticks % POLL_EVERY_TICKS == 0)
 			smc_shelf_poll(m);
 		if (m->connected && m->hb_sent_ns == 0) {
 			m->hb_gen = ++m->gen;

@@ -184,9 +184,11 @@ static int hot_swap_cb(ipmi_entity_t *ent, enum ipmi_hot_swap_states last,
 
 /* OpenIPMI learns hot-swap transitions from the SEL, rescanned at best every
  * second, and can miss a record added in the same second as the previous
- * one (SEL timestamps count seconds). Reading each blade's hot-swap sensor
- * every second (smc_shelf_poll) corrects that: a change found this way is a
- * transition whose intermediate states, if any, were not seen. */
+ * one (SEL timestamps count seconds). Readings of each blade's hot-swap
+ * sensor correct that: ipmi-detect's (every sensor interval, handed over by
+ * the daemon through smc_hotswap_observed) and our own every few seconds
+ * (smc_shelf_poll). A change found this way is a transition whose
+ * intermediate states, if any, were not seen. */
 static void poll_reply(struct smc *m, void *arg, uint64_t gen, int err, const uint8_t *rsp,
                        size_t len)
 {
@@ -230,8 +232,20 @@ void smc_shelf_observed(struct smc *m, struct smc_blade *b, int mstate)
 	set_state(m, b, f, true, b->mstate, mstate, "state read");
 }
 
+void smc_hotswap_observed(struct smc *m, int slot, int mstate)
+{
+	struct smc_blade *b;
+
+	if (m == NULL || m->idle_reason[0] != '\0' || (b = smc_blade_by_slot(m, slot)) == NULL)
+		return;
+	b->fed_ns = af_mono_ns();
+	smc_shelf_observed(m, b, mstate);
+}
+
 void smc_shelf_poll(struct smc *m)
 {
+	uint64_t now = af_mono_ns();
+
 	if (!m->connected || !m->discovered)
 		return;
 	for (unsigned i = 0; i < m->n_blades; i++) {
@@ -239,8 +253,11 @@ void smc_shelf_poll(struct smc *m)
 		int hs;
 		uint8_t num;
 
-		/* a fence reads the sensor itself, faster */
-		if (b->polling || b->op_active || (hs = smc_hotswap_sensor(m, b)) < 0)
+		/* a fence reads the sensor itself, faster; recent readings
+		 * from ipmi-detect make ours redundant */
+		if (b->polling || b->op_active ||
+		    (b->fed_ns != 0 && now - b->fed_ns < 3 * AF_NS_PER_S) ||
+		    (hs = smc_hotswap_sensor(m, b)) < 0)
 			continue;
 		num = (uint8_t)hs;
 		if (smc_send(m, b->ipmc, SMC_NETFN_SE, SMC_CMD_GET_SENSOR_READING, &num, 1,

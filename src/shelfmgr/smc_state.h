@@ -37,8 +37,9 @@ struct smc_blade {
 	int mstate_at_close; /* payload state when the last session closed, -1 */
 	bool polling;        /* a hot-swap reading is outstanding */
 	int pending;         /* a state read that OpenIPMI has not reported, -1 */
+	uint64_t fed_ns;     /* the last reading handed over by the daemon */
 	uint64_t pending_ns;
-	uint64_t polled_ns;  /* when a reading last corrected the state */
+	uint64_t polled_ns; /* when a reading last corrected the state */
 	uint64_t mstate_ns;
 	char product[33], serial[33];
 	unsigned n_frus;
