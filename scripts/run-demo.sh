@@ -3,12 +3,18 @@
 #
 #   sudo ./scripts/run-demo.sh
 #
-# Sets up and builds atca-ft, then runs atca-ftd on the shipped example
-# configuration and shows what an operator sees: atca-ftctl status (tables
-# and JSON), a configuration reload that is rejected because the file is
-# broken (the daemon keeps running on the old one), a good reload, and a
-# clean stop. The simulated shelf with failover end to end replaces this
-# once the lab and the recovery paths exist.
+# Sets up and builds atca-ft, then shows what an operator sees:
+#
+# 1. atca-ftd on the shipped example configuration: atca-ftctl status
+#    (tables and JSON), a reload rejected because the file is broken (the
+#    daemon keeps running on the old one), a good reload, a clean stop;
+# 2. atca-ftd on a simulated shelf (tests/lab/atca-lab: two shelf managers,
+#    three blades): blades, sensors and the SEL seen through the shelf
+#    manager, a temperature alarm and an uncorrectable ECC error arriving as
+#    events, blade 2 fenced (its payload really powered off, M1 confirmed)
+#    and brought back, and the active shelf manager killed (switchover).
+#
+# Failover of VMs joins this once the recovery paths exist.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -17,13 +23,16 @@ scripts/setup.sh
 
 FTD=$top/build/src/daemon/atca-ftd
 CTL=$top/build/src/cli/atca-ftctl
+LAB="$top/tests/lab/atca-lab --name dm$(($$ % 1000))"
 demo=$(mktemp -d /tmp/atca-ft-demo.XXXXXX)
 pid=
+lab_up=
 cleanup() {
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid"
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	fi
+	[ -z "$lab_up" ] || $LAB down >/dev/null 2>&1 || true
 	rm -rf -- "$demo"
 }
 trap cleanup EXIT
@@ -81,4 +90,64 @@ if kill -0 "$pid" 2>/dev/null; then echo "atca-ftd did not stop" >&2; exit 1; fi
 grep -q "@qb-atca-ft-demo" /proc/net/unix && { echo "IPC socket left behind" >&2; exit 1; }
 echo "IPC socket removed"
 pid=
+
+# ---- part 2: the simulated shelf -------------------------------------------
+unset ATCA_FT_IPC # the lab's daemons use the default IPC name
+lab_ctl() { $LAB exec 1 "$CTL" "$@"; }
+wait_for() { # wait_for SECONDS JQ-FILTER: until an event matches
+	local t=$1 f=$2
+	for _ in $(seq $((t * 10))); do
+		lab_ctl events --json -n 50 2>/dev/null |
+			jq -e "[.events[] | select($f)] | length > 0" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "(not seen within $t s)"
+}
+
+say "A simulated shelf: two shelf managers, three blades; atca-ftd on blade 1"
+lab_up=yes
+run $LAB up --blades 3 --shelf-managers 2
+ATCA_FTD=$FTD $LAB ftd start 1
+for _ in $(seq 100); do
+	lab_ctl blades --json 2>/dev/null | jq -e '[.blades[] | select(.mstate == "M4" and
+		.ipmc_state == "ONLINE")] | length == 3' >/dev/null 2>&1 && break
+	sleep 0.1
+done
+
+say "atca-ftctl blades: hot-swap states, IPMC sessions and health, through the shelf manager"
+run lab_ctl blades
+
+say "atca-ftctl sensors 2"
+run lab_ctl sensors 2
+
+say "Blade 2 overheats (CPU temperature above upper critical)"
+run $LAB inject temp-cr 2
+wait_for 5 '.kind == "sensor.threshold" and .blade == 2 and .detail.state == "upper-critical"'
+run lab_ctl events 2 -n 4
+run lab_ctl blades
+$LAB repair temp-cr 2 >/dev/null
+
+say "Blade 3 reports an uncorrectable ECC error (a SEL record from its IPMC)"
+run $LAB inject ecc 3
+wait_for 5 '.kind == "sel.record" and .detail.meaning == "uncorrectable-ecc"'
+run lab_ctl sel 3
+$LAB repair ecc 3 >/dev/null
+
+say "Fence blade 2: its payload is deactivated through the shelf manager; the command returns once M1 is confirmed"
+run lab_ctl fence 2 --yes
+$LAB status | sed -n '/^BLADE/,/^2 /p'
+
+say "Unfence blade 2: activated again, M4 confirmed"
+run lab_ctl unfence 2 --yes
+
+say "The active shelf manager dies: both monitoring paths move to the standby"
+run $LAB inject shmc a
+wait_for 10 '.kind == "shmc.switchover" and .source == "shelf"'
+lab_ctl events -n 40 | grep -E "^ID|shmc.switchover"
+run lab_ctl blades
+$LAB repair shmc a >/dev/null
+
+say "The lab is removed (processes, namespaces, files)"
+run $LAB down
+lab_up=
 say "Demo finished"
