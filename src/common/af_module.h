@@ -1,8 +1,10 @@
 /*
- * What every module gets from the daemon and reports back. Modules never
- * create threads that poll or their own loops: I/O modules register their
- * file descriptors and timers on env->loop; pure modules (failure model,
- * planner) get no loop at all.
+ * What every module gets from the daemon and reports back. I/O modules
+ * register their file descriptors and timers on env->loop (OpenIPMI
+ * included, through smc_os.c); pure modules (failure model, planner) get no
+ * loop at all. The one exception, ipmi-detect, runs FreeIPMI's blocking
+ * calls in one worker thread per controller; the workers hand everything to
+ * the loop through a queue and a pipe and never log themselves.
  */
 #ifndef AF_MODULE_H
 #define AF_MODULE_H
