@@ -145,7 +145,8 @@ static void send(struct smc_action *a, uint8_t netfn, uint8_t cmd, const uint8_t
 	a->type = SMC_ACT_SEND;
 	a->netfn = netfn;
 	a->cmd = cmd;
-	memcpy(a->data, data, len);
+	if (len > 0)
+		memcpy(a->data, data, len);
 	a->len = len;
 }
 

@@ -203,7 +203,10 @@ tl_ok "lab $LAB_NAME up (shelf managers $SHMC_A and $SHMC_B)"
 FA=("$AGENT" -a "$SHMC_A" --shelf-manager2 "$SHMC_B" -l admin -p secret)
 
 # blade_is SLOT HOTSWAP POWER: what the lab says about the blade
-blade_is() {
+# The lab records power changes from a hook the IPMC runs after it answers, so
+# the record may trail the agent's confirmation by a moment: wait for it.
+blade_is() { tl_wait_for 5 blade_is_now "$@"; }
+blade_is_now() {
 	"$LAB" --name "$LAB_NAME" status --json |
 		python3 -c 'import json, sys
 b = json.load(sys.stdin)["blades"][sys.argv[1]]

@@ -184,6 +184,21 @@ def start_daemon(lab):
     eventually("atca-ftd answers on blade 1", lambda: ctl("version")[0] == 0, 15)
 
 
+def dump_daemon_output(lab):
+    """The end of atca-ftd's output, so a CI failure can be understood from the
+    test log alone (the lab directory goes away with the lab)."""
+    path = os.path.join(lab.blade_dir(1), "atca-ftd.out")
+    try:
+        with open(path, errors="replace") as f:
+            tail = f.readlines()[-60:]
+    except OSError as e:
+        print("(no atca-ftd output: %s)" % e)
+        return
+    print("--- last lines of %s" % path)
+    sys.stdout.write("".join(tail))
+    print("---")
+
+
 def main():
     if os.geteuid() != 0:
         skip("needs root (network namespaces, ipmi_sim)")
@@ -200,6 +215,8 @@ def main():
         start_daemon(lab)
         run_checks()
     finally:
+        if FAILS and "lab" in locals():
+            dump_daemon_output(lab)
         r = lab_cmd("down", check_rc=False, timeout=120)
         check(r.returncode == 0, "lab %s down" % LAB)
         left = labmod.leftovers(LAB) if hasattr(labmod, "leftovers") else []
