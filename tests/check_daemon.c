@@ -331,6 +331,11 @@ START_TEST(test_hardware_answers_bad_blades)
 	req.op = AF_OP_EVENTS;
 	snprintf(req.blade, sizeof(req.blade), "-1");
 	json_object_put(dispatch_req(&fx, &req, -ENOENT));
+	/* 2^32 + 1 and beyond: not slot 1 */
+	snprintf(req.blade, sizeof(req.blade), "4294967297");
+	json_object_put(dispatch_req(&fx, &req, -ENOENT));
+	snprintf(req.blade, sizeof(req.blade), "99999999999999999999999");
+	json_object_put(dispatch_req(&fx, &req, -ENOENT));
 	fixture_stop(&fx);
 }
 END_TEST
@@ -356,6 +361,12 @@ START_TEST(test_fence_refusals)
 	ftd_fence_request(&fx.ctx, &req, fence_reply, NULL);
 	ck_assert_int_eq(replies, 1);
 	ck_assert_int_eq(last_status, -ENOENT);
+	/* a slot number that would wrap onto blade 1 */
+	snprintf(req.blade, sizeof(req.blade), "4294967297");
+	ftd_fence_request(&fx.ctx, &req, fence_reply, NULL);
+	ck_assert_int_eq(replies, 2);
+	ck_assert_int_eq(last_status, -ENOENT);
+	replies = 1;
 	snprintf(req.blade, sizeof(req.blade), "blade1");
 	req.op = AF_OP_UNFENCE;
 	ftd_fence_request(&fx.ctx, &req, fence_reply, NULL);

@@ -975,6 +975,7 @@ struct fk_ctl {
 	size_t sdr_len[FK_MAX_SDR];
 	unsigned n_sdr;
 	uint32_t sdr_change;
+	uint8_t fw_minor; /* added to the firmware revision in Get Device ID */
 	uint16_t resv;
 	unsigned cancels;
 	struct fk_sensor sens[FK_MAX_SENS];
@@ -996,6 +997,7 @@ struct fk_shelf {
 	uint32_t clock, add_ts, erase_ts;
 	unsigned n_sel_info, n_sel_entry, n_sel_info_mgr[2];
 	bool sel_next_self; /* garbage: every record names itself as the next */
+	bool sel_next_loop; /* garbage: the last record names the first as the next */
 	uint8_t cur_mgr;    /* the manager the request being answered came through */
 	/* sessions */
 	bool mgr_dead[2];
@@ -1280,6 +1282,7 @@ static int fk_answer(uint8_t addr, uint8_t netfn, uint8_t cmd, const uint8_t *re
 		                                0x29, 0x5A, 0x31, 0x00, 0x01, 0x00};
 		c->n_devid++;
 		memcpy(out, devid, sizeof(devid));
+		out[4] = (uint8_t)(out[4] + c->fw_minor);
 		return (int)sizeof(devid);
 	}
 	case IPD_NETFN_SE << 8 | IPD_CMD_GET_DEVICE_SDR_INFO:
@@ -1384,6 +1387,8 @@ static int fk_answer(uint8_t addr, uint8_t netfn, uint8_t cmd, const uint8_t *re
 		out[0] = 0;
 		if (fk.sel_next_self)
 			nx = i;
+		if (fk.sel_next_loop && nx < 0)
+			nx = 0;
 		out[1] = nx < 0 ? 0xFF : fk.sel[nx][0];
 		out[2] = nx < 0 ? 0xFF : fk.sel[nx][1];
 		memcpy(out + 3, fk.sel[i], 16);
@@ -2015,6 +2020,27 @@ START_TEST(test_sel_poll_garbage)
 	ck_assert_int_ge(poll_once(&fx, NULL), 1);
 	ck_assert_int_eq(poll_once(&fx, NULL), 0);
 	assert_delivered(&fx, 0, 3, 8);
+	/* a chain that loops back to the first record: the new records once,
+	 * then the walk stops; it never spins */
+	fk.sel_next_loop = true;
+	fk_sel_fill(2);
+	{
+		unsigned calls, n0 = fx.log.n;
+		int rc = poll_once(&fx, &calls);
+
+		ck_assert_int_ge(rc, 2);
+		ck_assert_uint_le(calls, fk.n_sel + IPD_SEL_BATCH + 2);
+		/* each record at most once in one poll */
+		for (unsigned i = n0; i < fx.log.n; i++)
+			for (unsigned j = i + 1; j < fx.log.n; j++)
+				ck_assert_uint_ne(fx.log.ids[i], fx.log.ids[j]);
+		for (int round = 0; round < 3; round++) {
+			rc = poll_once(&fx, &calls);
+			ck_assert_int_ge(rc, -EPROTO);
+			ck_assert_uint_le(calls, fk.n_sel + IPD_SEL_BATCH + 2);
+		}
+	}
+	fk.sel_next_loop = false;
 	sel_fx_stop(&fx);
 }
 END_TEST
@@ -2539,6 +2565,20 @@ START_TEST(test_module_caches)
 	ck_assert_uint_gt(fk.ctl[2].n_get_sdr, sdr_reads[2]);
 	ck_assert_uint_eq(fk.ctl[0].n_get_sdr, sdr_reads[0]);
 	ck_assert_uint_eq(count_ev(&fx, 0, AF_EV_SEL_RECORD, -1), 0);
+	mfx_stop_module(&fx);
+
+	/* same change indicator, other firmware (a blade swapped while
+	 * atca-ftd was down): the cache is not trusted */
+	for (unsigned k = 0; k < 3; k++)
+		sdr_reads[k] = fk.ctl[k].n_get_sdr;
+	fk.ctl[2].fw_minor++;
+	fx.n_ev = 0;
+	af_cfg_free(fx.old_cfg);
+	fx.old_cfg = fx.cfg;
+	mfx_start_with(&fx, mfx_config(&fx, 1, 2, NULL));
+	WAIT_UNTIL(&fx, count_ev(&fx, 0, AF_EV_SENSOR_THRESHOLD, -1) >= 3, WAIT_MS);
+	ck_assert_uint_gt(fk.ctl[2].n_get_sdr, sdr_reads[2]);
+	ck_assert_uint_eq(fk.ctl[1].n_get_sdr, sdr_reads[1]);
 	mfx_stop(&fx);
 }
 END_TEST

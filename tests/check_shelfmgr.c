@@ -12,6 +12,7 @@
 
 #include "smc.h"
 #include "smc_int.h"
+#include "smc_state.h"
 
 #define MODULE_PREFIX smc
 #define MODULE_NAME "shelfmgr"
@@ -82,7 +83,20 @@ END_TEST
 
 START_TEST(test_fence_fsm_table)
 {
+	/* every state that waits for a reading ends at the deadline: a fence
+	 * never hangs on a blade whose answers say nothing usable */
+	static const int polling[] = {SMC_F_CHECK,   SMC_F_UCHECK,      SMC_F_WAIT_INACTIVE,
+	                              SMC_F_WAIT_M2, SMC_F_WAIT_ACTIVE, SMC_F_WAIT_OFF,
+	                              SMC_F_WAIT_ON};
+
 	ck_assert_int_eq(af_fsm_check(&smc_fence_fsm), 0);
+	for (unsigned i = 0; i < sizeof(polling) / sizeof(polling[0]); i++) {
+		struct af_fsm f;
+
+		af_fsm_init(&f, &smc_fence_fsm, polling[i], "test");
+		ck_assert_msg(af_fsm_has(&f, SMC_FE_DEADLINE), "state %d has no deadline",
+		              polling[i]);
+	}
 }
 END_TEST
 
@@ -98,6 +112,7 @@ enum blade_kind {
 	B_NO_POLICY,     /* FRU activation policy unsupported, the rest works */
 	B_LOCKED,        /* refuses activation (CC 0xD5) */
 	B_GARBAGE_POLLS, /* answers some polls with nonsense */
+	B_UNAVAILABLE,   /* the hot-swap reading is always "unavailable" */
 };
 
 struct blade {
@@ -125,6 +140,13 @@ static size_t answer(struct blade *b, const struct smc_action *a, uint8_t *rsp)
 		if (b->kind == B_GARBAGE_POLLS && b->polls % 2 == 0) {
 			rsp[0] = 0x00;
 			return 2; /* too short */
+		}
+		if (b->kind == B_UNAVAILABLE) {
+			rsp[0] = 0;
+			rsp[1] = 0;
+			rsp[2] = 0x20; /* reading unavailable */
+			rsp[3] = 0;
+			return 4;
 		}
 		if (b->settle > 0 && --b->settle == 0)
 			b->m = b->m == 6 ? 1 : b->m == 3 ? 4 : b->m;
@@ -374,6 +396,25 @@ START_TEST(test_fence_garbage_polls)
 }
 END_TEST
 
+/* A reading that never says anything usable: the first check polls at the
+ * poll pace, not back to back, and the operation ends at its deadline
+ * without touching the blade. */
+START_TEST(test_fence_unusable_readings)
+{
+	struct blade b = {.kind = B_UNAVAILABLE, .m = 4, .power = true};
+	struct outcome o = run_op(&b, SMC_FENCE, 0, 2000);
+
+	ck_assert_int_lt(o.result, 0);
+	ck_assert_uint_le(b.polls, 2000 / SMC_FENCE_POLL_MS + 2);
+	ck_assert_uint_ge(o.elapsed_ms, 2000);
+	ck_assert_int_eq(b.m, 4);
+	b = (struct blade){.kind = B_UNAVAILABLE, .m = 1, .power = false};
+	o = run_op(&b, SMC_UNFENCE, 0, 2000);
+	ck_assert_int_lt(o.result, 0);
+	ck_assert_uint_le(b.polls, 2000 / SMC_FENCE_POLL_MS + 2);
+}
+END_TEST
+
 START_TEST(test_unfence_paths)
 {
 	struct blade b = {.kind = B_NORMAL, .m = 1, .locked = true};
@@ -502,6 +543,62 @@ START_TEST(test_module_refusals)
 }
 END_TEST
 
+/* Hot-swap records ipmi-detect delivered first: OpenIPMI's late copy of the
+ * same record (same id, FRU and state) is recognised for a minute; a
+ * different state, FRU or id is not; the memory is a ring. */
+START_TEST(test_sel_seen)
+{
+	struct smc_blade b;
+	const uint64_t t0 = 5 * AF_NS_PER_S;
+
+	memset(&b, 0, sizeof(b));
+	ck_assert(!smc_sel_seen_has(&b, 0, 0, 0, t0));
+	smc_sel_seen_add(&b, 0x14, 0, 5, t0);
+	ck_assert(smc_sel_seen_has(&b, 0x14, 0, 5, t0 + AF_NS_PER_S));
+	ck_assert(!smc_sel_seen_has(&b, 0x14, 0, 6, t0));
+	ck_assert(!smc_sel_seen_has(&b, 0x14, 1, 5, t0));
+	ck_assert(!smc_sel_seen_has(&b, 0x15, 0, 5, t0));
+	/* ids come round after a SEL clear: old memories expire */
+	ck_assert(!smc_sel_seen_has(&b, 0x14, 0, 5, t0 + 61 * AF_NS_PER_S));
+	for (unsigned i = 0; i < SMC_SEL_SEEN; i++)
+		smc_sel_seen_add(&b, 0x100 + i, 0, 4, t0);
+	ck_assert(!smc_sel_seen_has(&b, 0x14, 0, 5, t0));
+	ck_assert(smc_sel_seen_has(&b, 0x100, 0, 4, t0));
+	smc_sel_seen_add(&b, 0x200, 0, 4, t0);
+	ck_assert(!smc_sel_seen_has(&b, 0x100, 0, 4, t0));
+	ck_assert(smc_sel_seen_has(&b, 0x200, 0, 4, t0));
+	/* a FRU id above 127 is kept whole */
+	smc_sel_seen_add(&b, 0x300, 200, 1, t0);
+	ck_assert(smc_sel_seen_has(&b, 0x300, 200, 1, t0));
+}
+END_TEST
+
+/* Records handed over before the shelf is known, or out of range, change
+ * nothing. */
+START_TEST(test_hotswap_sel_refused)
+{
+	struct af_config *cfg = tiny_config();
+	struct af_module_env env = {.cfg = cfg};
+	struct smc_blade_view bv;
+	struct smc *m = NULL;
+
+	ck_assert_int_eq(af_init("check_shelfmgr"), 0);
+	smc_hotswap_sel(NULL, 1, 0, 4, 7, 1);
+	ck_assert_int_eq(smc_init(&m, &env), 0);
+	smc_hotswap_sel(m, 1, 0, 4, 7, 1);
+	smc_hotswap_sel(m, 1, 0, 4, 9, 1);
+	smc_hotswap_sel(m, 1, -1, 4, 7, 1);
+	smc_hotswap_sel(m, 1, 0, 4, 7, 0x10000);
+	smc_hotswap_sel(m, 99, 0, 4, 7, 1);
+	smc_hotswap_observed(m, 1, 7);
+	ck_assert(smc_blade(m, 1, &bv));
+	ck_assert_int_eq(bv.mstate, -1);
+	smc_fini(m);
+	af_cfg_free(cfg);
+	af_fini();
+}
+END_TEST
+
 START_TEST(test_module_cipher_17_refused)
 {
 	struct af_config *cfg = shelf_config(9);
@@ -566,9 +663,12 @@ int main(void)
 	add_tcase(s, test_fence_chassis_fallback, 10);
 	add_tcase(s, test_fence_policy_unsupported, 10);
 	add_tcase(s, test_fence_garbage_polls, 10);
+	add_tcase(s, test_fence_unusable_readings, 10);
 	add_tcase(s, test_unfence_paths, 10);
 	add_tcase(s, test_os_handler_timers, 10);
 	add_tcase(s, test_module_refusals, 10);
+	add_tcase(s, test_sel_seen, 10);
+	add_tcase(s, test_hotswap_sel_refused, 10);
 	add_tcase(s, test_module_cipher_17_refused, 10);
 	add_tcase(s, test_module_no_shelf_manager, 20);
 	add_module_contract_tests(s);

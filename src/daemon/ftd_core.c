@@ -154,6 +154,41 @@ int ftd_apply_logging(const struct ftd_ctx *ctx, const struct af_config *cfg)
 	return af_log_apply(&s);
 }
 
+/* "M0".."M7" -> 0..7, else -1 */
+static int mstate_of(const char *s)
+{
+	if (s == NULL || s[0] != 'M' || s[1] < '0' || s[1] > '7' || s[2] != '\0')
+		return -1;
+	return s[1] - '0';
+}
+
+/* ipmi-detect's hot-swap SEL records reach the shelf-manager client well
+ * before OpenIPMI's own SEL rescan does (an unreachable IPMC's M7 would
+ * otherwise wait for it). */
+static void feed_hotswap_sel(struct ftd_ctx *ctx, const struct af_event *ev)
+{
+	const char *type = af_event_get(ev, "sensor_type"), *dir = af_event_get(ev, "dir");
+	const char *fru = af_event_get(ev, "fru"), *rec = af_event_get(ev, "record");
+	int state = mstate_of(af_event_get(ev, "state"));
+	unsigned long f = 0, r;
+	char *end;
+
+	if (type == NULL || strcmp(type, "hot-swap") != 0 || dir == NULL ||
+	    strcmp(dir, "assert") != 0 || state < 0 || rec == NULL)
+		return;
+	errno = 0;
+	r = strtoul(rec, &end, 0);
+	if (errno != 0 || *end != '\0' || r > 0xFFFF)
+		return;
+	if (fru != NULL) {
+		f = strtoul(fru, &end, 10);
+		if (errno != 0 || *end != '\0' || f > 255)
+			return;
+	}
+	smc_hotswap_sel(ctx->smc, ev->blade, (int)f, mstate_of(af_event_get(ev, "previous")), state,
+	                (unsigned)r);
+}
+
 /* ipmi-detect reads every blade's hot-swap sensor each sensor interval; the
  * shelf-manager client uses those readings to catch transitions whose SEL
  * event it missed, instead of reading the sensors a second time. */
@@ -161,15 +196,19 @@ static void feed_hotswap(struct ftd_ctx *ctx, const struct af_event *ev)
 {
 	const char *type, *offsets;
 
-	if (ctx->smc == NULL || ev->source != AF_SRC_IPMI || ev->kind != AF_EV_SENSOR_DISCRETE ||
-	    ev->blade <= 0)
+	if (ctx->smc == NULL || ev->source != AF_SRC_IPMI || ev->blade <= 0)
+		return;
+	if (ev->kind == AF_EV_SEL_RECORD) {
+		feed_hotswap_sel(ctx, ev);
+		return;
+	}
+	if (ev->kind != AF_EV_SENSOR_DISCRETE)
 		return;
 	type = af_event_get(ev, "type");
 	offsets = af_event_get(ev, "offsets");
-	if (type == NULL || strcmp(type, "hot-swap") != 0 || offsets == NULL || offsets[0] != 'M' ||
-	    offsets[1] < '0' || offsets[1] > '7' || offsets[2] != '\0')
+	if (type == NULL || strcmp(type, "hot-swap") != 0 || mstate_of(offsets) < 0)
 		return;
-	smc_hotswap_observed(ctx->smc, ev->blade, offsets[1] - '0');
+	smc_hotswap_observed(ctx->smc, ev->blade, mstate_of(offsets));
 }
 
 void ftd_event_sink(void *opaque, struct af_event *ev)

@@ -65,9 +65,11 @@ int ftd_blade_arg(const struct ftd_ctx *ctx, const char *arg, uint32_t *slot, ch
 	char *end;
 	unsigned long v;
 
+	errno = 0;
 	v = strtoul(arg, &end, 10);
+	/* a slot number too big is no slot: never wrap it onto a real one */
 	if (*arg >= '0' && *arg <= '9' && *end == '\0')
-		b = af_cfg_blade_by_slot(cfg, (uint32_t)v);
+		b = errno == 0 && v <= UINT32_MAX ? af_cfg_blade_by_slot(cfg, (uint32_t)v) : NULL;
 	else
 		b = af_cfg_blade_by_host(cfg, arg);
 	if (b == NULL) {

@@ -118,8 +118,8 @@ int ipd_sel_poll(struct ipd_sel_cursor *cur, struct ipd_transport *t, uint8_t ad
 	struct sel_info info;
 	struct ipd_sel_rec rec;
 	bool skip_old = false, resynced = false, cleared = false, overflow, told = false;
-	unsigned entries_before = c->entries;
-	uint16_t id, next;
+	unsigned entries_before = c->entries, reads = 0, max_reads;
+	uint16_t id, next, delivered[IPD_SEL_BATCH];
 	int n = 0, rc;
 
 	rc = get_info(t, addr, &info);
@@ -197,7 +197,14 @@ int ipd_sel_poll(struct ipd_sel_cursor *cur, struct ipd_transport *t, uint8_t ad
 		}
 	}
 
+	/* A chain of "next" ids that loops (a broken or hostile controller)
+	 * must not keep this worker reading forever: one walk reads at most
+	 * every record the SEL claims to have, plus a batch that arrived
+	 * meanwhile, and never delivers a record twice. */
+	max_reads = info.entries + IPD_SEL_BATCH + 2;
 	while (id != IPD_SEL_LAST && n < IPD_SEL_BATCH) {
+		if (++reads > max_reads)
+			goto looped;
 		rc = get_entry(t, addr, id, &next, &rec);
 		if (rc == IPD_CC_NOT_PRESENT && !resynced) {
 			/* the successor we were told about is gone too */
@@ -219,6 +226,10 @@ int ipd_sel_poll(struct ipd_sel_cursor *cur, struct ipd_transport *t, uint8_t ad
 			id = next;
 			continue;
 		}
+		for (int i = 0; i < n; i++) {
+			if (delivered[i] == rec.id)
+				goto looped;
+		}
 		skip_old = false;
 		if (!told) {
 			told = true;
@@ -233,7 +244,7 @@ int ipd_sel_poll(struct ipd_sel_cursor *cur, struct ipd_transport *t, uint8_t ad
 		c->last_id = rec.id;
 		c->last_ts = rec.timestamp;
 		c->next_id = next;
-		n++;
+		delivered[n++] = rec.id;
 		id = next;
 	}
 	if (id == IPD_SEL_LAST) {
@@ -249,6 +260,15 @@ done:
 		if (overflow && sink->overflow)
 			sink->overflow(sink->opaque, info.entries);
 	}
+	*cur = cc;
+	return n;
+
+looped:
+	/* what was delivered stays delivered; the walk goes on from the
+	 * end next time */
+	if (n == 0)
+		return -EPROTO;
+	cc.next_id = IPD_SEL_LAST;
 	*cur = cc;
 	return n;
 }

@@ -342,6 +342,9 @@ static void command_ok(struct ipd_target *tg)
 		fire(tg, IPD_E_ANSWERED);
 		set_view(tg, "");
 		tg->backoff_ms = 0;
+		/* it may be another blade now (hot-swapped while silent):
+		 * check its SDRs at once, not within the minute */
+		tg->next_sdr_check_ns = 0;
 	}
 	report_up(tg);
 }
@@ -376,12 +379,41 @@ static const struct sdr_source *sdr_source_of(const struct ipd_target *tg)
 	return tg->kind == IPD_TARGET_SHMC || tg->inband[0] ? &repo_sdr : &device_sdr;
 }
 
-/* The "change indicator": device SDR info bytes 2-5 when the population is
- * dynamic, else the repository's addition and erase timestamps. */
+static uint32_t fnv1a(uint32_t h, const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+/* Who the IPMC is: device id and revision, firmware revision, IPMI
+ * version, manufacturer and product (Get Device ID bytes 2-12). A blade
+ * swapped for another model or firmware has other SDRs. */
+static int device_identity(struct ipd_target *tg, uint32_t *id)
+{
+	uint8_t rsp[32];
+	int n = tcmd(tg, tg->addr, IPD_NETFN_APP, IPD_CMD_GET_DEVICE_ID, NULL, 0, rsp, sizeof(rsp));
+
+	if (n < 0)
+		return n;
+	if (n < 1 || rsp[0] != IPD_CC_OK)
+		return n >= 1 ? rsp[0] : -EPROTO;
+	if (n < 12)
+		return -EPROTO;
+	*id = fnv1a(2166136261u, rsp + 1, 11);
+	return 0;
+}
+
+/* The "change indicator": for an IPMC, device SDR info bytes 2-5 when the
+ * population is dynamic (static populations have none), mixed with the
+ * sensor count and the controller's identity, so that a cache never
+ * outlives the blade it was read from; for a repository, its addition and
+ * erase timestamps. */
 static int sdr_change(struct ipd_target *tg, uint32_t *change)
 {
 	const struct sdr_source *src = sdr_source_of(tg);
 	uint8_t rsp[32];
+	uint32_t ident;
 	int n = tcmd(tg, tg->addr, src->netfn, src->info_cmd, NULL, 0, rsp, sizeof(rsp));
 
 	if (n < 0)
@@ -389,9 +421,15 @@ static int sdr_change(struct ipd_target *tg, uint32_t *change)
 	if (n < 1 || rsp[0] != IPD_CC_OK)
 		return n >= 1 ? rsp[0] : -EPROTO;
 	if (src == &device_sdr) {
-		*change = n >= 7 ? (uint32_t)rsp[3] | (uint32_t)rsp[4] << 8 |
-		                           (uint32_t)rsp[5] << 16 | (uint32_t)rsp[6] << 24
-		                 : 0;
+		uint8_t mix[5] = {n >= 2 ? rsp[1] : 0, 0, 0, 0, 0};
+		int rc;
+
+		if (n >= 7)
+			memcpy(mix + 1, rsp + 3, 4);
+		rc = device_identity(tg, &ident);
+		if (rc != 0)
+			return rc;
+		*change = fnv1a(ident, mix, sizeof(mix));
 	} else {
 		if (n < 14)
 			return -EPROTO;

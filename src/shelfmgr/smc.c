@@ -478,10 +478,24 @@ int smc_reconfigure(struct smc *m, const struct af_config *cfg)
 		m->env.cfg = cfg;
 		return 0;
 	}
+	const struct af_config *old = m->env.cfg;
+	int rc;
+
 	af_info("shelfmgr: shelf settings changed: reconnecting");
 	stop(m);
 	m->env.cfg = cfg;
-	return start(m);
+	rc = start(m);
+	if (rc < 0) {
+		/* as promised: the previous configuration goes on (the daemon
+		 * frees the rejected one) */
+		af_err("shelfmgr: new shelf settings not applied (%s): keeping the previous ones",
+		       strerror(-rc));
+		stop(m);
+		m->env.cfg = old;
+		if (start(m) < 0)
+			stop(m);
+	}
+	return rc;
 }
 
 void smc_describe(const struct smc *m, struct af_module_status *st)

@@ -75,6 +75,7 @@ static const struct af_fsm_row frows[] = {
         {SMC_F_CHECK, SMC_FE_REFUSED, SMC_F_POWER_OFF},
         {SMC_F_CHECK, SMC_FE_LOST, SMC_F_FAILED},
         {SMC_F_CHECK, SMC_FE_NO_ANSWER, SMC_F_FAILED},
+        {SMC_F_CHECK, SMC_FE_DEADLINE, SMC_F_FAILED},
         /* the lock is best effort: many IPMCs do not implement the policy */
         {SMC_F_LOCK, SMC_FE_OK, SMC_F_DEACTIVATE},
         {SMC_F_LOCK, SMC_FE_UNSUPPORTED, SMC_F_DEACTIVATE},
@@ -104,6 +105,7 @@ static const struct af_fsm_row frows[] = {
         {SMC_F_UCHECK, SMC_FE_REFUSED, SMC_F_POWER_ON},
         {SMC_F_UCHECK, SMC_FE_LOST, SMC_F_FAILED},
         {SMC_F_UCHECK, SMC_FE_NO_ANSWER, SMC_F_FAILED},
+        {SMC_F_UCHECK, SMC_FE_DEADLINE, SMC_F_FAILED},
         {SMC_F_UNLOCK, SMC_FE_OK, SMC_F_WAIT_M2},
         {SMC_F_UNLOCK, SMC_FE_UNSUPPORTED, SMC_F_ACTIVATE},
         {SMC_F_UNLOCK, SMC_FE_REFUSED, SMC_F_ACTIVATE},
@@ -176,10 +178,6 @@ static void act(struct smc_fop *op, bool entered, struct smc_action *a)
 	uint8_t d[4] = {SMC_PICMG_ID, op->fru_id, 0, 0};
 
 	switch (op->fsm.state) {
-	case SMC_F_CHECK:
-	case SMC_F_UCHECK:
-		read_state(op, a);
-		return;
 	case SMC_F_LOCK:
 	case SMC_F_UNLOCK:
 		d[2] = SMC_POLICY_LOCKED; /* mask: the lock bit only */
@@ -200,13 +198,16 @@ static void act(struct smc_fop *op, bool entered, struct smc_action *a)
 		                                       : SMC_CHASSIS_POWER_DOWN;
 		send(a, SMC_NETFN_CHASSIS, SMC_CMD_CHASSIS_CONTROL, d, 1);
 		return;
+	case SMC_F_CHECK:
+	case SMC_F_UCHECK:
 	case SMC_F_WAIT_INACTIVE:
 	case SMC_F_WAIT_M2:
 	case SMC_F_WAIT_ACTIVE:
 	case SMC_F_WAIT_OFF:
 	case SMC_F_WAIT_ON:
-		/* just entered: the command was accepted, look at once; then
-		 * poll at a steady pace */
+		/* just entered (a command was accepted, or the operation
+		 * starts): look at once; then poll at a steady pace, also
+		 * after a reading that said nothing usable */
 		if (entered) {
 			read_state(op, a);
 			return;
@@ -340,11 +341,13 @@ bool smc_fop_finished(const struct smc_fop *op)
 
 static void deadline(struct smc_fop *op, struct smc_action *a)
 {
-	const char *want = op->fsm.state == SMC_F_WAIT_INACTIVE ? "M1"
-	                   : op->fsm.state == SMC_F_WAIT_M2     ? "M2"
-	                   : op->fsm.state == SMC_F_WAIT_ACTIVE ? "M4"
-	                   : op->fsm.state == SMC_F_WAIT_OFF    ? "power off"
-	                                                        : "power on";
+	const char *want = op->fsm.state == SMC_F_CHECK || op->fsm.state == SMC_F_UCHECK
+	                           ? "the blade's state"
+	                   : op->fsm.state == SMC_F_WAIT_INACTIVE ? "M1"
+	                   : op->fsm.state == SMC_F_WAIT_M2       ? "M2"
+	                   : op->fsm.state == SMC_F_WAIT_ACTIVE   ? "M4"
+	                   : op->fsm.state == SMC_F_WAIT_OFF      ? "power off"
+	                                                          : "power on";
 	char detail[64];
 
 	snprintf(detail, sizeof(detail), "%s not confirmed (last seen %s)", want,

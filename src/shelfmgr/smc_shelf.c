@@ -164,6 +164,12 @@ static int hot_swap_cb(ipmi_entity_t *ent, enum ipmi_hot_swap_states last,
 	b = smc_blade_by_ipmc(m, entity_ipmc(ent));
 	if (b == NULL)
 		return IPMI_EVENT_NOT_HANDLED;
+	if (event != NULL && smc_sel_seen_has(b, ipmi_event_get_record_id(event),
+	                                      entity_fru_id(ent), (int)cur, af_mono_ns())) {
+		af_debug("blade %d: hot-swap record 0x%04x (%s) already applied", b->slot,
+		         ipmi_event_get_record_id(event), smc_mstate_name((int)cur));
+		return IPMI_EVENT_NOT_HANDLED;
+	}
 	/* OpenIPMI delivers SEL events a second or more late, in SEL order;
 	 * when our own reading already moved the payload past them, a late
 	 * intermediate state would be a step back in time */
@@ -240,6 +246,59 @@ void smc_hotswap_observed(struct smc *m, int slot, int mstate)
 		return;
 	b->fed_ns = af_mono_ns();
 	smc_shelf_observed(m, b, mstate);
+}
+
+/* A record is remembered for a minute: OpenIPMI's SEL rescan is far
+ * quicker than that, and record ids come round again after a SEL clear. */
+#define SEL_SEEN_NS (60 * AF_NS_PER_S)
+
+void smc_sel_seen_add(struct smc_blade *b, unsigned record, int fru, int state, uint64_t now)
+{
+	struct smc_sel_seen *e = &b->sel_seen[b->sel_seen_next];
+
+	b->sel_seen_next = (b->sel_seen_next + 1) % SMC_SEL_SEEN;
+	*e = (struct smc_sel_seen){.ns = now ? now : 1,
+	                           .record = (uint16_t)record,
+	                           .fru = (int16_t)fru,
+	                           .state = (int8_t)state};
+}
+
+bool smc_sel_seen_has(const struct smc_blade *b, unsigned record, int fru, int state, uint64_t now)
+{
+	for (unsigned i = 0; i < SMC_SEL_SEEN; i++) {
+		const struct smc_sel_seen *e = &b->sel_seen[i];
+
+		if (e->ns != 0 && now - e->ns < SEL_SEEN_NS && e->record == record &&
+		    e->fru == fru && e->state == state)
+			return true;
+	}
+	return false;
+}
+
+void smc_hotswap_sel(struct smc *m, int slot, int fru, int previous, int state, unsigned record)
+{
+	struct smc_blade *b;
+	struct smc_fru_view *f = NULL;
+	uint64_t now = af_mono_ns();
+
+	if (m == NULL || m->idle_reason[0] != '\0' || !m->discovered || state < 0 || state > 7 ||
+	    fru < 0 || fru > 255 || record > 0xFFFF || (b = smc_blade_by_slot(m, slot)) == NULL)
+		return;
+	for (unsigned i = 0; i < b->n_frus; i++) {
+		if (b->frus[i].fru_id == fru)
+			f = &b->frus[i];
+	}
+	/* a FRU OpenIPMI has not shown us yet: its own event will do */
+	if (f == NULL && fru != 0)
+		return;
+	smc_sel_seen_add(b, record, fru, state, now);
+	if (fru == 0) {
+		b->pending = -1;
+		/* the late-event filter: OpenIPMI's older records, still to
+		 * come, are behind this state */
+		b->polled_ns = now;
+	}
+	set_state(m, b, f, fru == 0, previous, state, "SEL event");
 }
 
 void smc_shelf_poll(struct smc *m)

@@ -13,8 +13,18 @@
 
 #define SMC_MAX_WAITERS 8
 #define SMC_SITES 16
+#define SMC_SEL_SEEN 16 /* hot-swap records applied ahead of OpenIPMI, per blade */
 
 struct smc_req;
+
+/* A hot-swap SEL record ipmi-detect delivered first: OpenIPMI reports the
+ * same record later and must not replay it as a new transition. */
+struct smc_sel_seen {
+	uint64_t ns; /* 0: free */
+	uint16_t record;
+	int16_t fru;
+	int8_t state;
+};
 
 struct smc_waiter {
 	smc_fence_done_fn done;
@@ -40,6 +50,8 @@ struct smc_blade {
 	uint64_t fed_ns;     /* the last reading handed over by the daemon */
 	uint64_t pending_ns;
 	uint64_t polled_ns; /* when a reading last corrected the state */
+	struct smc_sel_seen sel_seen[SMC_SEL_SEEN];
+	unsigned sel_seen_next;
 	uint64_t mstate_ns;
 	char product[33], serial[33];
 	unsigned n_frus;
@@ -105,6 +117,10 @@ void smc_shelf_poll(struct smc *m);
 /* A payload state read by someone else (a fence): corrects ours. */
 void smc_shelf_observed(struct smc *m, struct smc_blade *b, int mstate);
 struct smc_blade *smc_blade_by_slot(struct smc *m, int slot);
+/* The SEL records a blade's hot-swap state already took from ipmi-detect
+ * (pure: tests call them on a bare struct smc_blade). */
+void smc_sel_seen_add(struct smc_blade *b, unsigned record, int fru, int state, uint64_t now);
+bool smc_sel_seen_has(const struct smc_blade *b, unsigned record, int fru, int state, uint64_t now);
 struct smc_blade *smc_blade_by_ipmc(struct smc *m, uint8_t ipmc);
 /* The hot-swap sensor number of a blade's payload FRU, -1 unknown. */
 int smc_hotswap_sensor(struct smc *m, struct smc_blade *b);

@@ -297,8 +297,10 @@ def run_checks():
     # ---- hot-swap and an unreachable IPMC
     evs.mark()
     lab_cmd("inject", "m7", 2)
+    # ipmi-detect hands the SEL record to the shelf-manager client: no
+    # wait for OpenIPMI's own SEL rescan
     evs.wait("hot-swap M4 -> M7 (shelf-manager client)",
-             ev("hotswap", 2, from_="M4", to="M7"))
+             ev("hotswap", 2, from_="M4", to="M7"), 3)
     evs.wait("hot-swap M7 in the SEL", ev("sel.record", 2, state="M7"))
     evs.wait("IPMC 0x84 unreachable", ev("ipmc.unreachable", 2), 10)
     check(blade_doc(2).get("health") in ("lost", "unreachable"),
