@@ -224,7 +224,7 @@ def cmd_latency(count):
         lat, missed = measure(b, count, hs_inject, {
             "hot-swap transition -> sel.record (ipmi-detect)":
                 lambda e, i: e["kind"] == "sel.record" and e["detail"].get("state") == want(i),
-            "hot-swap transition -> hotswap (shelfmgr, OpenIPMI)":
+            "hot-swap transition -> hotswap (shelfmgr)":
                 lambda e, i: e["kind"] == "hotswap" and e["detail"].get("to") == want(i)})
         rows.append((lat, missed))
     finally:
