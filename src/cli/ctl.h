@@ -81,4 +81,7 @@ void ctl_render_sel(json_object *doc, FILE *f);
 void ctl_render_events(json_object *doc, FILE *f);
 void ctl_render_fence(json_object *doc, FILE *f);
 
+/* atca-ftctl simulate (offline): returns a CTL_ exit code. */
+int ctl_simulate(const char *rules_path, bool print_rules, int argc, char **argv);
+
 #endif

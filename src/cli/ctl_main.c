@@ -27,6 +27,8 @@ struct ctl_opts {
 	bool timeout_given;
 	int timeout_ms;
 	uint32_t count;
+	const char *rules;
+	bool print_rules;
 };
 
 static void usage(FILE *f)
@@ -47,6 +49,9 @@ static void usage(FILE *f)
 	           "  fence BLADE          power the blade's payload off through the shelf\n"
 	           "                       manager; returns once M1 (or power off) is confirmed\n"
 	           "  unfence BLADE        activate it again (M4 confirmed)\n"
+	           "  simulate FILE        replay an events file through the failure model\n"
+	           "                       offline (no daemon); prints one JSON line per\n"
+	           "                       fault raised, updated or cleared\n"
 	           "  help                 this text\n\n"
 	           "Options:\n"
 	           "  -j, --json           machine-readable JSON on standard output\n"
@@ -56,6 +61,9 @@ static void usage(FILE *f)
 	           "                       unfence wait for the daemon's fence_timeout)\n"
 	           "  -n, --count N        at most N records (sel, events)\n"
 	           "  -y, --yes            fence/unfence without asking for confirmation\n"
+	           "  -r, --rules FILE     simulate with these failure-model rules (default:\n"
+	           "                       the built-in ones)\n"
+	           "      --print-rules    simulate: print the rules in effect and stop\n"
 	           "  -V, --version        same as the version command\n"
 	           "  -h, --help           this text\n\n"
 	           "Exit codes: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission\n"
@@ -379,7 +387,8 @@ int main(int argc, char **argv)
 	        {"json", no_argument, NULL, 'j'},          {"ipc", required_argument, NULL, 's'},
 	        {"timeout", required_argument, NULL, 't'}, {"version", no_argument, NULL, 'V'},
 	        {"help", no_argument, NULL, 'h'},          {"yes", no_argument, NULL, 'y'},
-	        {"count", required_argument, NULL, 'n'},   {NULL, 0, NULL, 0},
+	        {"count", required_argument, NULL, 'n'},   {"rules", required_argument, NULL, 'r'},
+	        {"print-rules", no_argument, NULL, 'P'},   {NULL, 0, NULL, 0},
 	};
 	struct ctl_opts o = {.ipc_name = DEFAULT_IPC, .timeout_ms = DEFAULT_TIMEOUT_MS};
 	const char *env = getenv("ATCA_FT_IPC");
@@ -390,7 +399,7 @@ int main(int argc, char **argv)
 
 	if (env != NULL && *env != '\0')
 		o.ipc_name = env;
-	while ((c = getopt_long(argc, argv, "js:t:Vhyn:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "js:t:Vhyn:r:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			o.json = true;
@@ -415,6 +424,12 @@ int main(int argc, char **argv)
 				return CTL_USAGE;
 			}
 			o.count = (uint32_t)secs;
+			break;
+		case 'r':
+			o.rules = optarg;
+			break;
+		case 'P':
+			o.print_rules = true;
 			break;
 		case 'V':
 			want_version = true;
@@ -455,6 +470,8 @@ int main(int argc, char **argv)
 		return cmd_fence(&o, AF_OP_FENCE, argc - optind, argv + optind);
 	if (strcmp(cmd, "unfence") == 0)
 		return cmd_fence(&o, AF_OP_UNFENCE, argc - optind, argv + optind);
+	if (strcmp(cmd, "simulate") == 0)
+		return ctl_simulate(o.rules, o.print_rules, argc - optind, argv + optind);
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return CTL_OK;

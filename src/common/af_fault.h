@@ -14,6 +14,7 @@
 
 #define AF_FAULT_CAUSES_MAX 16
 #define AF_VM_NAME_MAX 64
+#define AF_FAULT_ENTITY_MAX 64
 
 enum af_layer { AF_LAYER_HARDWARE = 0, AF_LAYER_HYPERVISOR, AF_LAYER_VM, AF_LAYER_COUNT };
 
@@ -39,8 +40,10 @@ struct af_fault {
 	int blade;               /* blade/host scope, and the blade a VM runs on */
 	char vm[AF_VM_NAME_MAX]; /* VM scope */
 	enum af_recovery_class rclass;
-	uint64_t raised_ns;  /* CLOCK_MONOTONIC */
-	uint64_t cleared_ns; /* 0 while the fault is open */
+	char rule[32];                    /* the failure-model rule that raised it */
+	char entity[AF_FAULT_ENTITY_MAX]; /* what it is about: sensor, FRU, VM ("" none) */
+	uint64_t raised_ns;               /* CLOCK_MONOTONIC */
+	uint64_t cleared_ns;              /* 0 while the fault is open */
 	unsigned n_causes;
 	uint64_t causes[AF_FAULT_CAUSES_MAX]; /* event ids, oldest first */
 	unsigned causes_dropped;              /* causes beyond the array, counted */

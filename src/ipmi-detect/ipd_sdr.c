@@ -7,6 +7,8 @@
 
 #include "ipd_int.h"
 
+#include "af_ipmi.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -155,44 +157,7 @@ const char *ipd_unit_name(uint8_t unit)
 
 const char *ipd_sensor_type_name(uint8_t type)
 {
-	switch (type) {
-	case 0x01:
-		return "temperature";
-	case 0x02:
-		return "voltage";
-	case 0x03:
-		return "current";
-	case 0x04:
-		return "fan";
-	case 0x05:
-		return "physical-security";
-	case 0x07:
-		return "processor";
-	case 0x08:
-		return "power-supply";
-	case 0x09:
-		return "power-unit";
-	case 0x0C:
-		return "memory";
-	case 0x10:
-		return "event-logging";
-	case 0x12:
-		return "system-event";
-	case 0x20:
-		return "os-critical-stop";
-	case 0x23:
-		return "watchdog";
-	case 0x25:
-		return "entity-presence";
-	case 0xF0:
-		return "hot-swap";
-	case 0xF1:
-		return "ipmb-link";
-	case 0xF2:
-		return "module-hot-swap";
-	default:
-		return type >= 0xC0 ? "oem" : "other";
-	}
+	return af_sensor_type_name(type);
 }
 
 int ipd_threshold_severity(uint8_t bits)

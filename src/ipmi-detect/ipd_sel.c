@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "af_ipmi.h"
 #include "af_util.h"
 
 int ipd_sel_decode(const uint8_t *raw, size_t len, struct ipd_sel_rec *r)
@@ -37,93 +38,9 @@ int ipd_sel_decode(const uint8_t *raw, size_t len, struct ipd_sel_rec *r)
 	return 0;
 }
 
-static const char *const threshold_names[12] = {
-        "lower-non-critical-going-low",    "lower-non-critical-going-high",
-        "lower-critical-going-low",        "lower-critical-going-high",
-        "lower-non-recoverable-going-low", "lower-non-recoverable-going-high",
-        "upper-non-critical-going-low",    "upper-non-critical-going-high",
-        "upper-critical-going-low",        "upper-critical-going-high",
-        "upper-non-recoverable-going-low", "upper-non-recoverable-going-high",
-};
-
-static const char *const processor_names[] = {
-        "ierr",
-        "thermal-trip",
-        "frb1-bist-failure",
-        "frb2-hang",
-        "frb3-startup-failure",
-        "configuration-error",
-        "uncorrectable-cpu-error",
-        "presence",
-        "disabled",
-        "terminator-presence",
-        "throttled",
-        "uncorrectable-machine-check",
-};
-
-static const char *const memory_names[] = {
-        "correctable-ecc", "uncorrectable-ecc",        "parity",
-        "scrub-failed",    "device-disabled",          "correctable-ecc-limit",
-        "presence",        "configuration-error",      "spare",
-        "throttled",       "critical-overtemperature",
-};
-
-static const char *const power_unit_names[] = {
-        "power-off",
-        "power-cycle",
-        "240va-power-down",
-        "interlock-power-down",
-        "ac-lost",
-        "soft-power-control-failure",
-        "power-unit-failure",
-        "predictive-failure",
-};
-
-static const char *const watchdog_names[] = {
-        "timer-expired",   "hard-reset", "power-down", "power-cycle", NULL, NULL, NULL, NULL,
-        "timer-interrupt",
-};
-
-static const char *const power_supply_names[] = {
-        "presence",
-        "failure",
-        "predictive-failure",
-        "ac-lost",
-        "ac-lost-or-out-of-range",
-        "ac-out-of-range",
-        "configuration-error",
-};
-
-static const char *const presence_names[] = {"present", "absent", "disabled"};
-
-static const char *const hotswap_names[8] = {"M0", "M1", "M2", "M3", "M4", "M5", "M6", "M7"};
-
-#define PICK(tbl, off) ((size_t)(off) < AF_ARRAY_SIZE(tbl) ? (tbl)[off] : NULL)
-
 const char *ipd_offset_name(uint8_t sensor_type, uint8_t event_type, unsigned off)
 {
-	if (event_type == 0x01)
-		return PICK(threshold_names, off);
-	if (event_type != 0x6F)
-		return NULL;
-	switch (sensor_type) {
-	case 0x07:
-		return PICK(processor_names, off);
-	case 0x0C:
-		return PICK(memory_names, off);
-	case 0x09:
-		return PICK(power_unit_names, off);
-	case 0x23:
-		return PICK(watchdog_names, off);
-	case 0x08:
-		return PICK(power_supply_names, off);
-	case 0x25:
-		return PICK(presence_names, off);
-	case 0xF0:
-		return PICK(hotswap_names, off);
-	default:
-		return NULL;
-	}
+	return af_sel_offset_name(sensor_type, event_type, off);
 }
 
 const char *ipd_sel_meaning(const struct ipd_sel_rec *r)
