@@ -257,6 +257,30 @@ START_TEST(test_fault_format)
 	ck_assert_uint_eq(f.n_causes, AF_FAULT_CAUSES_MAX);
 	ck_assert_uint_eq(f.causes_dropped, 2);
 	ck_assert_uint_eq(f.causes[0], 1); /* the first causes are kept */
+	/* an id already there is not added again */
+	af_fault_add_cause(&f, 5);
+	ck_assert_uint_eq(f.causes_dropped, 2);
+	{
+		struct af_fault g = {.id = 2};
+
+		/* kept sorted whatever the order they come in */
+		af_fault_add_cause(&g, 7);
+		af_fault_add_cause(&g, 3);
+		af_fault_add_cause(&g, 9);
+		af_fault_add_cause(&g, 3);
+		ck_assert_uint_eq(g.n_causes, 3);
+		ck_assert_uint_eq(g.causes[0], 3);
+		ck_assert_uint_eq(g.causes[1], 7);
+		ck_assert_uint_eq(g.causes[2], 9);
+		/* full: an older one still gets in, the newest is only counted */
+		for (uint64_t i = 100; i < 100 + AF_FAULT_CAUSES_MAX; i++)
+			af_fault_add_cause(&g, i);
+		ck_assert_uint_eq(g.n_causes, AF_FAULT_CAUSES_MAX);
+		ck_assert_uint_eq(g.causes_dropped, 3);
+		af_fault_add_cause(&g, 1);
+		ck_assert_uint_eq(g.causes[0], 1);
+		ck_assert_uint_eq(g.causes_dropped, 4);
+	}
 	ck_assert_int_gt(af_fault_target(&f, target, sizeof(target)), 0);
 	ck_assert_str_eq(target, "blade 3");
 	ck_assert_int_gt(af_fault_format(&f, buf, sizeof(buf)), 0);

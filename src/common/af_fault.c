@@ -35,10 +35,23 @@ const char *const af_rclass_names[AF_RC_COUNT] = {
 
 void af_fault_add_cause(struct af_fault *f, uint64_t event_id)
 {
-	if (f->n_causes < AF_FAULT_CAUSES_MAX)
-		f->causes[f->n_causes++] = event_id;
-	else
+	unsigned pos = f->n_causes;
+
+	/* ids grow with time: kept sorted, so the oldest come first even when
+	 * absorbed faults bring theirs in later; an id is kept once */
+	while (pos > 0 && f->causes[pos - 1] > event_id)
+		pos--;
+	if (pos > 0 && f->causes[pos - 1] == event_id)
+		return;
+	if (f->n_causes == AF_FAULT_CAUSES_MAX) {
 		f->causes_dropped++;
+		if (pos == AF_FAULT_CAUSES_MAX)
+			return; /* the newest: only counted */
+		f->n_causes--; /* an older one takes the newest's place */
+	}
+	memmove(f->causes + pos + 1, f->causes + pos, (f->n_causes - pos) * sizeof(f->causes[0]));
+	f->causes[pos] = event_id;
+	f->n_causes++;
 }
 
 static const char *name_or(const char *const *names, size_t n, int v)

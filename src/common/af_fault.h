@@ -54,8 +54,9 @@ extern const char *const af_severity_names[AF_SEV_COUNT];
 extern const char *const af_scope_names[AF_SCOPE_COUNT];
 extern const char *const af_rclass_names[AF_RC_COUNT];
 
-/* Adds an event id; once the array is full the first causes are kept (they
- * explain the fault) and later ones are only counted. */
+/* Adds an event id, keeping the ids sorted and each once; once the array is
+ * full the oldest causes are kept (they explain the fault) and the newest
+ * ones are only counted. */
 void af_fault_add_cause(struct af_fault *f, uint64_t event_id);
 
 /* "shelf", "blade 3", "host 3", "vm web1". */
