@@ -109,6 +109,7 @@ daemon {
     state_dir: $TL_TMP/state
     pidfile: $TL_TMP/atca-ftd.pid
     ipc_name: $TL_IPC
+    failure_rules: $TL_TMP/failure-model.rules
 $daemon_extra}
 shelf {
     credentials: $TL_TMP/shelf.cred

@@ -97,6 +97,7 @@ static const struct af_kspec daemon_keys[] = {
         K_STR("ipc_name", struct af_cfg_daemon, ipc_name, AF_KT_NAME, "atca-ft", 0),
         K_STR("ipc_group", struct af_cfg_daemon, ipc_group, AF_KT_NAME, AF_DEFAULT_IPC_GROUP, 0),
         K_UINT("ipc_max_clients", struct af_cfg_daemon, ipc_max_clients, 1, 1024, "32", 0),
+        K_STR("failure_rules", struct af_cfg_daemon, failure_rules, AF_KT_PATH, AF_RULES_FILE, 0),
         K_UINT("local_blade", struct af_cfg_daemon, local_blade, 1, AF_MAX_BLADES, "auto",
                AF_K_AUTO0),
 };

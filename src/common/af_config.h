@@ -93,7 +93,8 @@ struct af_cfg_daemon {
 	char ipc_group[AF_CFG_NAME_MAX]; /* "" = root only */
 	gid_t ipc_gid;                   /* resolved; (gid_t)-1 = none */
 	uint32_t ipc_max_clients;
-	uint32_t local_blade; /* 0 = find by host name */
+	uint32_t local_blade;                /* 0 = find by host name */
+	char failure_rules[AF_CFG_PATH_MAX]; /* absent file: the built-in rules */
 };
 
 struct af_cfg_shmc {

@@ -47,7 +47,7 @@ void af_fault_add_cause(struct af_fault *f, uint64_t event_id)
 		f->causes_dropped++;
 		if (pos == AF_FAULT_CAUSES_MAX)
 			return; /* the newest: only counted */
-		f->n_causes--; /* an older one takes the newest's place */
+		f->n_causes--;  /* an older one takes the newest's place */
 	}
 	memmove(f->causes + pos + 1, f->causes + pos, (f->n_causes - pos) * sizeof(f->causes[0]));
 	f->causes[pos] = event_id;

@@ -64,6 +64,10 @@ struct ftd_ctx {
 	uint32_t local_blade; /* 0 = observer */
 
 	struct fm *fm;
+	/* the failure model's next timer (a hold, a ttl) on the loop */
+	qb_loop_timer_handle fm_timer;
+	bool fm_timer_on;
+	uint64_t fm_timer_at;
 	struct rcv *rcv;
 	struct ipd *ipd;
 	struct smc *smc;

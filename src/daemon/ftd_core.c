@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fm.h"
+#include "fm_rules.h"
 #include "ipd.h"
 #include "rcv.h"
 #include "smc.h"
@@ -62,6 +63,85 @@ static int m_fm_init(struct ftd_ctx *c)
 {
 	return fm_init(&c->fm, c->cfg, &fm_ops, c);
 }
+
+/* ---- the failure model's rules and timer ------------------------------------------- */
+
+struct rules_errs {
+	struct ftd_reload_result *res;
+};
+
+static void rules_err(void *opaque, const char *msg)
+{
+	struct rules_errs *e = opaque;
+
+	af_log(AF_SS_FM, LOG_ERR, "%s", msg);
+	if (e->res != NULL && e->res->n_errors < FTD_RELOAD_ERRORS_MAX)
+		af_strlcpy(e->res->errors[e->res->n_errors++], msg, AF_CFG_ERR_MAX);
+}
+
+/* The rules file of cfg, or the built-in rules when there is none. A file
+ * with errors is refused whole (each error logged and, for a reload, put
+ * in res): the rules in force stay. */
+static int load_rules(const struct af_config *cfg, struct fm_rules **out,
+                      struct ftd_reload_result *res)
+{
+	struct rules_errs e = {.res = res};
+	const char *path = cfg->daemon.failure_rules;
+	int rc = fm_rules_load(path, out, rules_err, &e);
+
+	if (rc == -ENOENT) {
+		af_log(AF_SS_FM, LOG_NOTICE,
+		       "%s does not exist: the built-in failure-model rules apply", path);
+		return fm_rules_default(out);
+	}
+	if (rc < 0 && rc != -EINVAL) {
+		char msg[AF_CFG_ERR_MAX];
+
+		snprintf(msg, sizeof(msg), "%s: cannot be read: %s", path, strerror(-rc));
+		rules_err(&e, msg);
+	}
+	if (rc < 0)
+		af_log(AF_SS_FM, LOG_ERR, "%s refused: the rules in force stay", path);
+	return rc;
+}
+
+static void fm_timer_fire(void *data);
+
+/* Arms the loop timer for the model's next deadline (holds, ttl). */
+static void fm_schedule(struct ftd_ctx *ctx)
+{
+	uint64_t at = fm_next_deadline(ctx->fm), now;
+
+	if (ctx->loop == NULL)
+		return;
+	if (ctx->fm_timer_on && (at == 0 || at != ctx->fm_timer_at)) {
+		qb_loop_timer_del(ctx->loop, ctx->fm_timer);
+		ctx->fm_timer_on = false;
+	}
+	if (at == 0 || ctx->fm_timer_on)
+		return;
+	now = af_mono_ns();
+	if (qb_loop_timer_add(ctx->loop, QB_LOOP_HIGH, at > now ? at - now : 0, ctx, fm_timer_fire,
+	                      &ctx->fm_timer) == 0) {
+		ctx->fm_timer_on = true;
+		ctx->fm_timer_at = at;
+	} else {
+		af_log(AF_SS_FM, LOG_ERR,
+		       "cannot arm the failure-model timer: held faults wait "
+		       "for the next event");
+	}
+}
+
+static void fm_timer_fire(void *data)
+{
+	struct ftd_ctx *ctx = data;
+
+	ctx->fm_timer_on = false;
+	if (ctx->fm == NULL)
+		return;
+	fm_tick(ctx->fm, af_mono_ns());
+	fm_schedule(ctx);
+}
 static int m_fm_reconf(struct ftd_ctx *c, const struct af_config *cfg)
 {
 	return fm_reconfigure(c->fm, cfg);
@@ -72,6 +152,9 @@ static void m_fm_desc(const struct ftd_ctx *c, struct af_module_status *st)
 }
 static void m_fm_fini(struct ftd_ctx *c)
 {
+	if (c->fm_timer_on && c->loop != NULL)
+		qb_loop_timer_del(c->loop, c->fm_timer);
+	c->fm_timer_on = false;
 	fm_fini(c->fm);
 	c->fm = NULL;
 }
@@ -226,8 +309,10 @@ void ftd_event_sink(void *opaque, struct af_event *ev)
 	af_info("event %s", line);
 	ftd_events_add(ctx, ev);
 	feed_hotswap(ctx, ev);
-	if (ctx->fm != NULL)
+	if (ctx->fm != NULL) {
 		fm_event(ctx->fm, ev);
+		fm_schedule(ctx);
+	}
 }
 
 static void resolve_local_blade(struct ftd_ctx *ctx, const struct af_config *cfg)
@@ -326,6 +411,19 @@ int ftd_init(struct ftd_ctx *ctx)
 			return rc;
 		}
 	}
+	{
+		struct fm_rules *rules = NULL;
+
+		rc = load_rules(ctx->cfg, &rules, NULL);
+		if (rc < 0) {
+			af_err("%s: failure-model rules are invalid, not starting",
+			       ctx->cfg->daemon.failure_rules);
+			return rc;
+		}
+		rc = fm_set_rules(ctx->fm, rules);
+		if (rc < 0)
+			return rc;
+	}
 	af_notice("atca-ftd %s started (config %s, %u blades, %u pairs, %u VMs)", af_version(),
 	          ctx->cfg->path, ctx->cfg->n_blades, ctx->cfg->n_pairs, ctx->cfg->n_vms);
 	return 0;
@@ -381,6 +479,7 @@ static void keep_restart_only(struct af_config *next, const struct af_config *cu
 int ftd_reload(struct ftd_ctx *ctx, struct ftd_reload_result *res)
 {
 	struct af_config *next = NULL;
+	struct fm_rules *rules = NULL;
 	struct af_cfg_diag *diag;
 	unsigned done = 0;
 	int rc;
@@ -411,6 +510,16 @@ int ftd_reload(struct ftd_ctx *ctx, struct ftd_reload_result *res)
 		goto out;
 	}
 	keep_restart_only(next, ctx->cfg, res);
+
+	/* the rules next: a bad rules file rejects the reload before any
+	 * module has seen the new configuration */
+	rc = load_rules(next, &rules, res);
+	if (rc < 0) {
+		af_log(AF_SS_CONFIG, LOG_ERR,
+		       "reload rejected: %s is invalid; still running configuration generation %llu",
+		       next->daemon.failure_rules, (unsigned long long)ctx->cfg_generation);
+		goto out;
+	}
 
 	/* Logging first: it is the one part that can fail on the outside world
 	 * (a log file that cannot be opened) and it applies atomically. */
@@ -445,6 +554,11 @@ int ftd_reload(struct ftd_ctx *ctx, struct ftd_reload_result *res)
 		}
 	}
 	resolve_local_blade(ctx, next);
+	if (ctx->fm != NULL) {
+		fm_set_rules(ctx->fm, rules);
+		rules = NULL;
+		fm_schedule(ctx);
+	}
 	af_cfg_free(ctx->cfg);
 	ctx->cfg = next;
 	next = NULL;
@@ -462,6 +576,7 @@ rollback:
 	}
 	ftd_apply_logging(ctx, ctx->cfg);
 out:
+	fm_rules_free(rules);
 	af_cfg_free(next);
 	ctx->last_reload = *res;
 	ftd_sd_notify("READY=1");

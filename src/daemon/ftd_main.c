@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fm_rules.h"
+
 #ifndef AF_CONFIG_FILE
 #define AF_CONFIG_FILE "/etc/atca-ft/atca-ftd.conf"
 #endif
@@ -38,6 +40,12 @@ static void usage(FILE *f)
 	        AF_CONFIG_FILE);
 }
 
+static void rules_err(void *opaque, const char *msg)
+{
+	(void)opaque;
+	fprintf(stderr, "%s\n", msg);
+}
+
 static int check_config(const char *path)
 {
 	struct af_cfg_diag *diag = calloc(1, sizeof(*diag));
@@ -54,8 +62,28 @@ static int check_config(const char *path)
 	if (diag->n_errors_dropped)
 		fprintf(stderr, "%s: ... and %u more errors\n", path, diag->n_errors_dropped);
 	if (rc == 0) {
+		struct fm_rules *rules = NULL;
+		int rrc;
+
 		af_cfg_print(cfg, stdout);
 		fprintf(stderr, "%s: configuration is valid\n", path);
+		/* the failure-model rules it names are part of it */
+		rrc = fm_rules_load(cfg->daemon.failure_rules, &rules, rules_err, NULL);
+		if (rrc == 0)
+			fprintf(stderr, "%s: %u failure-model rules, valid\n",
+			        cfg->daemon.failure_rules, rules->n_rules);
+		else if (rrc == -ENOENT)
+			fprintf(stderr,
+			        "%s does not exist: the built-in failure-model rules apply\n",
+			        cfg->daemon.failure_rules);
+		else if (rrc != -EINVAL)
+			fprintf(stderr, "%s: %s\n", cfg->daemon.failure_rules, strerror(-rrc));
+		if (rrc < 0 && rrc != -ENOENT) {
+			fprintf(stderr, "%s: failure-model rules are invalid\n",
+			        cfg->daemon.failure_rules);
+			rc = -EINVAL;
+		}
+		fm_rules_free(rules);
 	} else {
 		fprintf(stderr, "%s: configuration is invalid\n", path);
 	}

@@ -609,6 +609,10 @@ static void parse_clear(struct parser *p, char **tok, int n)
 		perr(p, p->line, "'%s': too long", tok[1]);
 		return;
 	}
+	if (names[0] == ',' || names[strlen(names) - 1] == ',' || strstr(names, ",,")) {
+		perr(p, p->line, "'%s': an empty rule name in the list", tok[1]);
+		return;
+	}
 	for (name = strtok_r(names, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
 		size_t len = strlen(name);
 		bool prefix = len > 1 && name[len - 1] == '*';

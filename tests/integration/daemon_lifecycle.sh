@@ -86,6 +86,21 @@ tl_check "new blade and derived pair visible" jq -e '(.blades | length) == 2 and
 tl_expect_rc 0 "atca-ftctl reload with a good file" ctl reload
 tl_check "generation 3 after atca-ftctl reload" sh -c "'$ATCA_FTCTL' -s '$TL_IPC' --json status | jq -e '.daemon.config_generation == 3'"
 
+# --- failure-model rules: a bad file is refused whole, the rules in force stay ---
+printf 'raise x hotswap to=M7 => hardware fatal\nraise y nosuch => vm fatal restart-vm\n' \
+	>"$TL_TMP/failure-model.rules"
+tl_expect_rc 6 "reload with a bad rules file is refused (exit 6)" ctl reload
+tl_check "... with file:line for each error" grep -q "failure-model.rules:1: raise NAME KIND" "$TL_TMP/last.out" "$TL_TMP/last.err"
+tl_check "... the second one too" grep -q "failure-model.rules:2: 'nosuch': not an event kind" "$TL_TMP/last.out" "$TL_TMP/last.err"
+tl_check "... the configuration stays at generation 3" sh -c "'$ATCA_FTCTL' -s '$TL_IPC' --json status | jq -e '.daemon.config_generation == 3'"
+tl_check "... and the log says the rules in force stay" grep -q "refused: the rules in force stay" "$TL_TMP/atca-ftd.log"
+tl_expect_rc 1 "check-config also checks the rules file" "$ATCA_FTD" --check-config="$CONF"
+tl_check "... naming the line" grep -q "failure-model.rules:2:" "$TL_TMP/last.err"
+cp "$top_srcdir/etc/failure-model.rules" "$TL_TMP/failure-model.rules"
+tl_expect_rc 0 "reload with the shipped rules file" ctl reload
+tl_check "... the model runs with them" sh -c "'$ATCA_FTCTL' -s '$TL_IPC' --json status | jq -e '.modules[] | select(.name == \"failure-model\") | .detail | test(\"^2[0-9] rules\")'"
+rm -f "$TL_TMP/failure-model.rules"
+
 # --- malformed IPC does not harm the daemon ------------------------------------
 tl_expect_rc 0 "malformed and oversized IPC requests are rejected; client limit" "$top_builddir/tests/ipc_abuse" "$TL_IPC" 32
 cat "$TL_TMP/last.out" | sed 's/^/    /'
