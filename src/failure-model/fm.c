@@ -69,6 +69,7 @@ struct slot {
 	uint64_t last_raise_ns, last_ns, ttl_ns, cleared_at;
 	unsigned suppressed;
 	bool escalated;
+	uint32_t open_pos; /* index in the open list while OPEN */
 };
 
 /* One event source: (kind, blade, entity). */
@@ -89,6 +90,10 @@ struct blade_state {
 	uint64_t vm_ts[VM_RING];
 	uint32_t vm_hash[VM_RING];
 	unsigned vm_pos;
+	/* the blade's last fatal hardware fault, for subsume_window after it
+	 * cleared (the slot may have been reused: the id tells) */
+	uint32_t fatal_slot;
+	uint64_t fatal_id;
 };
 
 struct hold {
@@ -113,30 +118,62 @@ struct fm {
 
 	struct slot *slots;
 	uint32_t n_slots, slot_mask, *slot_heads;
+	/* the OPEN slots: what clears, absorption and timers look at */
+	uint32_t *open, n_open;
+	bool kind_uses_vmf[AF_EV_KIND_COUNT]; /* rules of this kind read host.vm_failures */
 	struct source *sources;
 	uint32_t n_sources, src_mask, *src_heads, src_used;
 	struct blade_state blades[AF_MAX_BLADES + 1];
 	struct hold holds[MAX_HOLDS];
 
 	int reports; /* made during the current call */
+	/* the hash of the entity being looked up (valid while eh_ptr points
+	 * at the same, unchanged string: reset for every event) */
+	const char *eh_ptr;
+	uint64_t eh;
 	uint64_t events_seen, events_rejected, events_ignored, raised, cleared;
 };
 
 /* ---- helpers -------------------------------------------------------------------- */
 
-static uint64_t fnv(uint64_t h, const char *s)
+static uint64_t mix(uint64_t h, uint64_t v)
 {
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211ULL;
-	return h;
+	h ^= v * 0x9E3779B97F4A7C15ULL;
+	h = (h << 31) | (h >> 33);
+	return h * 0xBF58476D1CE4E5B9ULL;
+}
+
+/* A string, eight bytes at a time: every event is hashed, and byte-wise
+ * FNV was the model's largest cost. */
+static uint64_t shash(uint64_t h, const char *s)
+{
+	size_t len = strlen(s), i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, s + i, 8);
+		h = mix(h, w);
+	}
+	if (i < len) {
+		uint64_t w = 0;
+
+		memcpy(&w, s + i, len - i);
+		h = mix(h, w);
+	}
+	return mix(h, len);
+}
+
+/* Sources and slots are keyed by (number, blade, entity); the entity's
+ * hash is computed once per event (eh). */
+static uint32_t key_hash2(int a, int blade, uint64_t eh)
+{
+	return (uint32_t)(mix(mix(eh, (uint64_t)(unsigned)a), (uint64_t)(unsigned)blade) >> 17);
 }
 
 static uint32_t key_hash(int a, int blade, const char *entity)
 {
-	uint64_t h = 1469598103934665603ULL ^ (uint64_t)(unsigned)a;
-
-	h = (h ^ (uint64_t)(unsigned)blade) * 1099511628211ULL;
-	return (uint32_t)(fnv(h, entity) >> 7);
+	return key_hash2(a, blade, shash(0, entity));
 }
 
 static uint32_t pow2_at_least(uint32_t n)
@@ -158,12 +195,8 @@ static void report(struct fm *m, enum fm_fault_op op, enum fm_why why, const str
 	                      .merged_into = merged_into,
 	                      .escalated = s->escalated,
 	                      .event_id = event_id};
-	char line[512];
-
+	/* the owner logs it (the daemon) or prints it (the simulator) */
 	m->reports++;
-	af_fault_format(&s->f, line, sizeof(line));
-	af_info("failure-model: %s%s%s %s rule=%s", fm_fault_op_names[op], why ? " " : "",
-	        fm_why_names[why], line, s->f.rule);
 	if (m->ops.fault)
 		m->ops.fault(m->opaque, &r);
 }
@@ -182,11 +215,42 @@ static void want_deadline(struct fm *m, uint64_t t)
 		m->deadline = t;
 }
 
+static void set_open(struct fm *m, struct slot *s)
+{
+	if (s->state == SLOT_OPEN)
+		return;
+	s->state = SLOT_OPEN;
+	s->open_pos = m->n_open;
+	m->open[m->n_open++] = (uint32_t)(s - m->slots);
+}
+
+/* Leaves the open list (the caller sets the new state). */
+static void unset_open(struct fm *m, struct slot *s)
+{
+	uint32_t last;
+
+	if (s->state != SLOT_OPEN)
+		return;
+	last = m->open[--m->n_open];
+	m->open[s->open_pos] = last;
+	m->slots[last].open_pos = s->open_pos;
+	s->state = SLOT_CLEARED;
+}
+
+static uint64_t entity_hash(struct fm *m, const char *entity)
+{
+	if (entity != m->eh_ptr) {
+		m->eh_ptr = entity;
+		m->eh = shash(0, entity);
+	}
+	return m->eh;
+}
+
 /* ---- sources ---------------------------------------------------------------------- */
 
 static struct source *source_get(struct fm *m, const struct af_event *ev, bool create)
 {
-	uint32_t h = key_hash((int)ev->kind, ev->blade, ev->entity) & m->src_mask;
+	uint32_t h = key_hash2((int)ev->kind, ev->blade, entity_hash(m, ev->entity)) & m->src_mask;
 	uint32_t i;
 
 	for (i = m->src_heads[h]; i != NO_IDX; i = m->sources[i].hnext) {
@@ -211,11 +275,11 @@ static struct source *source_get(struct fm *m, const struct af_event *ev, bool c
 
 static uint64_t event_hash(const struct af_event *ev)
 {
-	uint64_t h = 1469598103934665603ULL ^ (uint64_t)ev->source;
+	uint64_t h = mix(0, (uint64_t)ev->source);
 
 	for (unsigned i = 0; i < ev->n_detail; i++) {
-		h = fnv(h, ev->detail[i].key);
-		h = fnv(h ^ '=', ev->detail[i].val);
+		h = shash(h, ev->detail[i].key);
+		h = shash(h, ev->detail[i].val);
 	}
 	return h;
 }
@@ -224,7 +288,7 @@ static uint64_t event_hash(const struct af_event *ev)
 
 static struct slot *slot_find(struct fm *m, int rule, int blade, const char *entity)
 {
-	uint32_t h = key_hash(rule + 1000, blade, entity) & m->slot_mask;
+	uint32_t h = key_hash2(rule + 1000, blade, entity_hash(m, entity)) & m->slot_mask;
 
 	for (uint32_t i = m->slot_heads[h]; i != NO_IDX; i = m->slots[i].hnext) {
 		struct slot *s = &m->slots[i];
@@ -281,7 +345,7 @@ static struct slot *slot_new(struct fm *m, int rule, int blade, const char *enti
 	}
 	if (s == NULL)
 		return NULL;
-	h = key_hash(rule + 1000, blade, entity) & m->slot_mask;
+	h = key_hash2(rule + 1000, blade, entity_hash(m, entity)) & m->slot_mask;
 	memset(s, 0, sizeof(*s));
 	s->state = SLOT_PENDING;
 	s->rule = rule;
@@ -394,7 +458,7 @@ static void update_state(struct fm *m, const struct af_event *ev, struct source 
 	case AF_EV_VM_LIFECYCLE:
 		if (is_vm_failure(af_event_get(ev, "event"))) {
 			b->vm_ts[b->vm_pos] = m->now ? m->now : 1;
-			b->vm_hash[b->vm_pos] = (uint32_t)fnv(1469598103934665603ULL, ev->entity);
+			b->vm_hash[b->vm_pos] = (uint32_t)shash(0, ev->entity);
 			b->vm_pos = (b->vm_pos + 1) % VM_RING;
 		}
 		break;
@@ -405,7 +469,7 @@ static void update_state(struct fm *m, const struct af_event *ev, struct source 
 
 static const char *const mstate_text[] = {"M0", "M1", "M2", "M3", "M4", "M5", "M6", "M7"};
 
-static void blade_view(const struct fm *m, int blade, struct fm_blade_view *v)
+static void blade_view(const struct fm *m, int blade, enum af_ev_kind kind, struct fm_blade_view *v)
 {
 	const struct blade_state *b = &m->blades[blade];
 	static const char *const sens[] = {"ok", "non-critical", "critical", "non-recoverable"};
@@ -423,7 +487,8 @@ static void blade_view(const struct fm *m, int blade, struct fm_blade_view *v)
 		}
 	}
 	v->sensors = sens[worst];
-	v->vm_failures = vm_failures(m, b);
+	/* the one costly key: counted only where a rule reads it */
+	v->vm_failures = m->kind_uses_vmf[kind] ? vm_failures(m, b) : 0;
 }
 
 /* ---- faults ------------------------------------------------------------------------ */
@@ -459,24 +524,35 @@ static bool same_target(const struct slot *s, int blade, const char *vm)
 static struct slot *absorber(struct fm *m, const struct fm_rule *r, int blade, struct slot *self)
 {
 	uint64_t win = m->rules->params.subsume_ms * AF_NS_PER_MS;
+	const struct blade_state *b;
 	struct slot *host = NULL;
 
 	if (blade <= 0)
 		return NULL;
-	for (uint32_t i = 0; i < m->n_slots; i++) {
-		struct slot *s = &m->slots[i];
-		bool live = s->state == SLOT_OPEN ||
-		            (s->state == SLOT_CLEARED && m->now <= s->cleared_at + win);
+	for (uint32_t i = 0; i < m->n_open; i++) {
+		struct slot *s = &m->slots[m->open[i]];
 
-		if (s == self || !live || s->blade != blade || s->f.severity != AF_SEV_FATAL)
+		if (s == self || s->blade != blade || s->f.severity != AF_SEV_FATAL)
 			continue;
 		if (s->f.layer == AF_LAYER_HARDWARE && s->f.scope == AF_SCOPE_BLADE)
 			return s;
 		if (s->f.layer == AF_LAYER_HYPERVISOR && s->f.scope == AF_SCOPE_HOST &&
-		    s->state == SLOT_OPEN && r->layer == AF_LAYER_VM && host == NULL)
+		    r->layer == AF_LAYER_VM && host == NULL)
 			host = s;
 	}
-	return host;
+	if (host != NULL)
+		return host;
+	/* a fatal blade fault that cleared a moment ago still explains
+	 * stragglers */
+	b = &m->blades[blade];
+	if (b->fatal_id != 0) {
+		struct slot *s = &m->slots[b->fatal_slot];
+
+		if (s != self && s->state == SLOT_CLEARED && s->f.id == b->fatal_id &&
+		    m->now <= s->cleared_at + win)
+			return s;
+	}
+	return NULL;
 }
 
 static bool explains(const struct slot *a, const struct slot *s)
@@ -489,6 +565,7 @@ static bool explains(const struct slot *a, const struct slot *s)
 static void clear_slot(struct fm *m, struct slot *s, enum fm_why why, uint64_t merged_into,
                        uint64_t event_id)
 {
+	unset_open(m, s);
 	s->state = SLOT_CLEARED;
 	s->f.cleared_ns = m->now ? m->now : 1;
 	s->cleared_at = m->now;
@@ -515,10 +592,10 @@ static void absorb_existing(struct fm *m, struct slot *a, uint64_t event_id, boo
 		af_fault_add_cause(&a->f, h->ev.id);
 		h->used = false;
 	}
-	for (uint32_t i = 0; i < m->n_slots; i++) {
-		struct slot *s = &m->slots[i];
+	for (uint32_t i = m->n_open; i-- > 0;) {
+		struct slot *s = &m->slots[m->open[i]];
 
-		if (s == a || s->state != SLOT_OPEN || s->blade != a->blade || !explains(a, s))
+		if (s == a || s->blade != a->blade || !explains(a, s))
 			continue;
 		if (collect) {
 			for (unsigned c = 0; c < s->f.n_causes; c++)
@@ -661,8 +738,13 @@ static void raise_fault(struct fm *m, int ri, const struct af_event *ev, struct 
 		}
 	}
 	af_fault_add_cause(&s->f, ev->id);
-	s->state = SLOT_OPEN;
+	set_open(m, s);
 	s->last_raise_ns = m->now ? m->now : 1;
+	if (s->f.severity == AF_SEV_FATAL && s->f.layer == AF_LAYER_HARDWARE &&
+	    s->f.scope == AF_SCOPE_BLADE) {
+		m->blades[s->blade].fatal_slot = (uint32_t)(s - m->slots);
+		m->blades[s->blade].fatal_id = s->f.id;
+	}
 	s->nonmatch = 0;
 	if (r->ttl_ms) {
 		s->ttl_ns = m->now + r->ttl_ms * AF_NS_PER_MS;
@@ -701,7 +783,7 @@ static void classify(struct fm *m, const struct af_event *ev, bool held)
 	int chosen = -1;
 	struct slot *chosen_slot = NULL;
 
-	blade_view(m, ev->blade, &bv);
+	blade_view(m, ev->blade, ev->kind, &bv);
 	for (unsigned k = 0; k < n; k++) {
 		int ri = idx[k];
 		const struct fm_rule *r = &m->rules->rules[ri];
@@ -780,16 +862,16 @@ static void apply_clears(struct fm *m, const struct af_event *ev)
 
 	if (m->rules->n_clears == 0)
 		return;
-	blade_view(m, ev->blade, &bv);
+	blade_view(m, ev->blade, ev->kind, &bv);
 	for (unsigned c = 0; c < m->rules->n_clears; c++) {
 		const struct fm_clear *cl = &m->rules->clears[c];
 
 		if (!fm_clear_match(cl, ev, &bv))
 			continue;
-		for (uint32_t i = 0; i < m->n_slots; i++) {
-			struct slot *s = &m->slots[i];
+		for (uint32_t i = m->n_open; i-- > 0;) {
+			struct slot *s = &m->slots[m->open[i]];
 
-			if (s->state != SLOT_OPEN || !fm_clear_names(cl, s->f.rule) ||
+			if (!fm_clear_names(cl, s->f.rule) ||
 			    !same_target(s, ev->blade, ev->entity))
 				continue;
 			clear_slot(m, s, FM_WHY_RULE, 0, ev->id);
@@ -828,10 +910,10 @@ static void run_timers(struct fm *m, uint64_t t)
 				hd = &m->holds[i];
 			}
 		}
-		for (uint32_t i = 0; i < m->n_slots; i++) {
-			struct slot *s = &m->slots[i];
+		for (uint32_t i = 0; i < m->n_open; i++) {
+			struct slot *s = &m->slots[m->open[i]];
 
-			if (s->state == SLOT_OPEN && s->ttl_ns && s->ttl_ns < due) {
+			if (s->ttl_ns && s->ttl_ns < due) {
 				due = s->ttl_ns;
 				sd = s;
 				hd = NULL;
@@ -849,7 +931,9 @@ static void run_timers(struct fm *m, uint64_t t)
 
 			hd->used = false;
 			(void)rule;
+			m->eh_ptr = NULL;
 			classify(m, &ev, true);
+			m->eh_ptr = NULL;
 		} else {
 			sd->ttl_ns = 0;
 			clear_slot(m, sd, FM_WHY_TTL, 0, 0);
@@ -880,6 +964,7 @@ int fm_event(struct fm *m, const struct af_event *ev)
 	}
 	m->reports = 0;
 	m->events_seen++;
+	m->eh_ptr = NULL;
 	run_timers(m, ev->ts_ns);
 	if (ev->ts_ns > m->now)
 		m->now = ev->ts_ns;
@@ -924,10 +1009,11 @@ uint64_t fm_next_deadline(const struct fm *m)
 		if (m->holds[i].used && m->holds[i].deadline < due)
 			due = m->holds[i].deadline;
 	}
-	for (uint32_t i = 0; i < m->n_slots; i++) {
-		if (m->slots[i].state == SLOT_OPEN && m->slots[i].ttl_ns &&
-		    m->slots[i].ttl_ns < due)
-			due = m->slots[i].ttl_ns;
+	for (uint32_t i = 0; i < m->n_open; i++) {
+		const struct slot *s = &m->slots[m->open[i]];
+
+		if (s->ttl_ns && s->ttl_ns < due)
+			due = s->ttl_ns;
 	}
 	return due == UINT64_MAX ? 0 : due;
 }
@@ -936,10 +1022,8 @@ void fm_foreach_open(const struct fm *m, void (*fn)(void *arg, const struct af_f
 {
 	if (m == NULL || fn == NULL)
 		return;
-	for (uint32_t i = 0; i < m->n_slots; i++) {
-		if (m->slots[i].state == SLOT_OPEN)
-			fn(arg, &m->slots[i].f);
-	}
+	for (uint32_t i = 0; i < m->n_open; i++)
+		fn(arg, &m->slots[m->open[i]].f);
 }
 
 /* ---- set-up ---------------------------------------------------------------------------- */
@@ -956,6 +1040,15 @@ static void free_tables(struct fm *m)
 static int index_rules(struct fm *m, const struct fm_rules *r)
 {
 	free_tables(m);
+	memset(m->kind_uses_vmf, 0, sizeof(m->kind_uses_vmf));
+	for (unsigned i = 0; i < r->n_rules; i++)
+		for (unsigned j = 0; j < r->rules[i].n_conds; j++)
+			if (r->rules[i].conds[j].what == FM_KEY_VM_FAILURES)
+				m->kind_uses_vmf[r->rules[i].kind] = true;
+	for (unsigned i = 0; i < r->n_clears; i++)
+		for (unsigned j = 0; j < r->clears[i].n_conds; j++)
+			if (r->clears[i].conds[j].what == FM_KEY_VM_FAILURES)
+				m->kind_uses_vmf[r->clears[i].kind] = true;
 	for (int k = 0; k < AF_EV_KIND_COUNT; k++) {
 		unsigned n = 0;
 
@@ -981,10 +1074,11 @@ static int alloc_tables(struct fm *m, const struct fm_params *p)
 	m->n_sources = p->max_sources;
 	m->src_mask = pow2_at_least(p->max_sources * 2) - 1;
 	m->slots = calloc(m->n_slots, sizeof(*m->slots));
+	m->open = calloc(m->n_slots, sizeof(*m->open));
 	m->slot_heads = malloc((m->slot_mask + 1) * sizeof(uint32_t));
 	m->sources = calloc(m->n_sources, sizeof(*m->sources));
 	m->src_heads = malloc((m->src_mask + 1) * sizeof(uint32_t));
-	if (!m->slots || !m->slot_heads || !m->sources || !m->src_heads)
+	if (!m->slots || !m->open || !m->slot_heads || !m->sources || !m->src_heads)
 		return -ENOMEM;
 	memset(m->slot_heads, 0xFF, (m->slot_mask + 1) * sizeof(uint32_t));
 	memset(m->src_heads, 0xFF, (m->src_mask + 1) * sizeof(uint32_t));
@@ -1006,7 +1100,8 @@ int fm_init(struct fm **out, const struct af_config *cfg, const struct fm_ops *o
 	m->ops = *ops;
 	m->opaque = opaque;
 	for (int b = 0; b <= AF_MAX_BLADES; b++)
-		m->blades[b] = (struct blade_state){-1, -1, -1, -1, -1, {0}, {0}, {0}, 0};
+		m->blades[b] = (struct blade_state){
+		        .mstate = -1, .ipmc = -1, .member = -1, .power = -1, .hyper = -1};
 	rc = fm_rules_default(&rules);
 	if (rc < 0) {
 		af_err("failure-model: the built-in rules do not load (%s)", strerror(-rc));
@@ -1116,8 +1211,7 @@ void fm_describe(const struct fm *m, struct af_module_status *st)
 		st->detail[0] = '\0';
 		return;
 	}
-	for (uint32_t i = 0; i < m->n_slots; i++)
-		open += m->slots[i].state == SLOT_OPEN;
+	open = m->n_open;
 	st->state = "running";
 	snprintf(st->detail, sizeof(st->detail),
 	         "%u rules; %u faults open; %llu events, %llu ignored, %llu rejected; %llu raised, "
@@ -1134,6 +1228,7 @@ void fm_fini(struct fm *m)
 	af_info("failure-model: stopped after %llu events", (unsigned long long)m->events_seen);
 	free_tables(m);
 	free(m->slots);
+	free(m->open);
 	free(m->slot_heads);
 	free(m->sources);
 	free(m->src_heads);
