@@ -583,13 +583,13 @@ START_TEST(test_hotswap_sel_refused)
 	struct smc *m = NULL;
 
 	ck_assert_int_eq(af_init("check_shelfmgr"), 0);
-	smc_hotswap_sel(NULL, 1, 0, 4, 7, 1);
+	smc_hotswap_sel(NULL, 1, 0, 4, 7, 1, -1);
 	ck_assert_int_eq(smc_init(&m, &env), 0);
-	smc_hotswap_sel(m, 1, 0, 4, 7, 1);
-	smc_hotswap_sel(m, 1, 0, 4, 9, 1);
-	smc_hotswap_sel(m, 1, -1, 4, 7, 1);
-	smc_hotswap_sel(m, 1, 0, 4, 7, 0x10000);
-	smc_hotswap_sel(m, 99, 0, 4, 7, 1);
+	smc_hotswap_sel(m, 1, 0, 4, 7, 1, 2);
+	smc_hotswap_sel(m, 1, 0, 4, 9, 1, -1);
+	smc_hotswap_sel(m, 1, -1, 4, 7, 1, -1);
+	smc_hotswap_sel(m, 1, 0, 4, 7, 0x10000, -1);
+	smc_hotswap_sel(m, 99, 0, 4, 7, 1, -1);
 	smc_hotswap_observed(m, 1, 7);
 	ck_assert(smc_blade(m, 1, &bv));
 	ck_assert_int_eq(bv.mstate, -1);

@@ -272,8 +272,17 @@ static void feed_hotswap_sel(struct ftd_ctx *ctx, const struct af_event *ev)
 		if (errno != 0 || *end != '\0' || f > 255)
 			return;
 	}
-	smc_hotswap_sel(ctx->smc, ev->blade, (int)f, mstate_of(af_event_get(ev, "previous")), state,
-	                (unsigned)r);
+	{
+		const char *c = af_event_get(ev, "cause");
+		unsigned long cause = 0;
+
+		errno = 0;
+		if (c != NULL)
+			cause = strtoul(c, &end, 10);
+		smc_hotswap_sel(ctx->smc, ev->blade, (int)f,
+		                mstate_of(af_event_get(ev, "previous")), state, (unsigned)r,
+		                c && errno == 0 && *end == '\0' && cause <= 15 ? (int)cause : -1);
+	}
 }
 
 /* ipmi-detect reads every blade's hot-swap sensor each sensor interval; the

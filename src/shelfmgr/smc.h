@@ -108,9 +108,10 @@ void smc_hotswap_observed(struct smc *m, int slot, int mstate);
 
 /* A hot-swap SEL record of a blade's FRU as ipmi-detect decoded it (its SEL
  * poll is faster than OpenIPMI's rescan): applied at once; OpenIPMI's late
- * copy of the same record is then ignored. previous is -1 when the record
- * does not say. */
-void smc_hotswap_sel(struct smc *m, int slot, int fru, int previous, int state, unsigned record);
+ * copy of the same record is then ignored. previous and cause (the PICMG
+ * cause code) are -1 when the record does not say. */
+void smc_hotswap_sel(struct smc *m, int slot, int fru, int previous, int state, unsigned record,
+                     int cause);
 
 const char *smc_mstate_name(int m); /* "M0".."M7", "M?" */
 const char *smc_mstate_text(int m); /* "not installed", "inactive", ... */

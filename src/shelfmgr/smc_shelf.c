@@ -124,12 +124,42 @@ static void read_fru_info(struct smc_blade *b, ipmi_entity_t *ent)
 		         sizeof(b->product));
 }
 
+/* Why a transition happened, as the failure model reads it: "requested"
+ * (our fence or unfence, the shelf manager's command, the FRU's own
+ * request), "operator" (the handle), "unexpected" otherwise. picmg is the
+ * PICMG cause code of the SEL record (-1 when unknown). */
+static const char *why_of(const struct smc_blade *b, int cur, int picmg)
+{
+	if (b->op_active)
+		return "requested";
+	switch (picmg) {
+	case 1: /* commanded by the shelf manager (Set FRU Activation) */
+	case 3: /* FRU programmatic action */
+		return "requested";
+	case 2: /* operator changed the handle switch */
+		return "operator";
+	default:
+		break;
+	}
+	/* M6, M1 after an M5 someone asked for: the same deactivation */
+	if (b->planned != NULL && (cur == 6 || cur == 1 || cur == 0))
+		return b->planned;
+	return "unexpected";
+}
+
 static void set_state(struct smc *m, struct smc_blade *b, struct smc_fru_view *f, bool payload,
-                      int last, int cur, const char *cause)
+                      int last, int cur, const char *via, int picmg)
 {
 	int before = f ? f->mstate : b->mstate;
+	const char *why = why_of(b, cur, picmg);
 	struct af_event ev;
 
+	if (payload) {
+		if ((cur == 5 || cur == 6) && strcmp(why, "unexpected") != 0)
+			b->planned = why;
+		else if (cur == 0 || cur == 1 || cur == 4 || cur == 7)
+			b->planned = NULL;
+	}
 	if (f != NULL) {
 		f->previous = f->mstate;
 		f->mstate = cur;
@@ -149,8 +179,26 @@ static void set_state(struct smc *m, struct smc_blade *b, struct smc_fru_view *f
 	af_event_set(&ev, "from", "%s", smc_mstate_name(last >= 0 ? last : before));
 	af_event_set(&ev, "to", "%s", smc_mstate_name(cur));
 	af_event_set(&ev, "state", "%s", smc_mstate_text(cur));
-	af_event_set(&ev, "cause", "%s", cause);
+	af_event_set(&ev, "cause", "%s", why);
+	af_event_set(&ev, "via", "%s", via);
+	if (picmg >= 0)
+		af_event_set(&ev, "picmg_cause", "%d", picmg);
 	smc_post(m, &ev);
+}
+
+/* The PICMG cause code of a hot-swap SEL record (data 2, bits 7:4), -1
+ * when there is no record or it does not say. */
+static int picmg_cause(ipmi_event_t *event)
+{
+	unsigned char data[16];
+
+	/* the record after its id and type: timestamp (4), generator (2),
+	 * EvM revision, sensor type, sensor number, event type, data 1-3 */
+	if (event == NULL || ipmi_event_get_type(event) != 0x02 ||
+	    ipmi_event_get_data_len(event) < 13 || ipmi_event_get_data(event, data, 0, 13) < 13 ||
+	    data[11] == 0xFF)
+		return -1;
+	return data[11] >> 4;
 }
 
 static int hot_swap_cb(ipmi_entity_t *ent, enum ipmi_hot_swap_states last,
@@ -181,7 +229,7 @@ static int hot_swap_cb(ipmi_entity_t *ent, enum ipmi_hot_swap_states last,
 		return IPMI_EVENT_NOT_HANDLED;
 	}
 	set_state(m, b, fru_of(b, ent, true), is_payload(ent), (int)last, (int)cur,
-	          event != NULL ? "SEL event" : "state read");
+	          event != NULL ? "SEL event" : "state read", picmg_cause(event));
 	/* never "handled": the SEL belongs to the shelf, not to us */
 	return IPMI_EVENT_NOT_HANDLED;
 }
@@ -235,7 +283,7 @@ void smc_shelf_observed(struct smc *m, struct smc_blade *b, int mstate)
 	b->polled_ns = now;
 	af_info("blade %d: hot-swap state %s read, %s expected: the SEL event was missed", b->slot,
 	        smc_mstate_name(mstate), smc_mstate_name(b->mstate));
-	set_state(m, b, f, true, b->mstate, mstate, "state read");
+	set_state(m, b, f, true, b->mstate, mstate, "state read", -1);
 }
 
 void smc_hotswap_observed(struct smc *m, int slot, int mstate)
@@ -275,7 +323,8 @@ bool smc_sel_seen_has(const struct smc_blade *b, unsigned record, int fru, int s
 	return false;
 }
 
-void smc_hotswap_sel(struct smc *m, int slot, int fru, int previous, int state, unsigned record)
+void smc_hotswap_sel(struct smc *m, int slot, int fru, int previous, int state, unsigned record,
+                     int cause)
 {
 	struct smc_blade *b;
 	struct smc_fru_view *f = NULL;
@@ -298,7 +347,7 @@ void smc_hotswap_sel(struct smc *m, int slot, int fru, int previous, int state, 
 		 * come, are behind this state */
 		b->polled_ns = now;
 	}
-	set_state(m, b, f, fru == 0, previous, state, "SEL event");
+	set_state(m, b, f, fru == 0, previous, state, "SEL event", cause);
 }
 
 void smc_shelf_poll(struct smc *m)
@@ -335,7 +384,8 @@ static void hot_swap_state_cb(ipmi_entity_t *ent, int err, enum ipmi_hot_swap_st
 		return;
 	b = smc_blade_by_ipmc(m, entity_ipmc(ent));
 	if (b != NULL)
-		set_state(m, b, fru_of(b, ent, true), is_payload(ent), -1, (int)st, "state read");
+		set_state(m, b, fru_of(b, ent, true), is_payload(ent), -1, (int)st, "state read",
+		          -1);
 }
 
 static void entity_update(enum ipmi_update_e op, ipmi_domain_t *domain, ipmi_entity_t *ent,

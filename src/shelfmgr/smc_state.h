@@ -52,6 +52,9 @@ struct smc_blade {
 	uint64_t polled_ns; /* when a reading last corrected the state */
 	struct smc_sel_seen sel_seen[SMC_SEL_SEEN];
 	unsigned sel_seen_next;
+	/* a deactivation someone asked for is under way (until M1/M0/M4):
+	 * the rest of it is requested too */
+	const char *planned;
 	uint64_t mstate_ns;
 	char product[33], serial[33];
 	unsigned n_frus;

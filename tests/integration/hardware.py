@@ -184,6 +184,24 @@ def start_daemon(lab):
     eventually("atca-ftd answers on blade 1", lambda: ctl("version")[0] == 0, 15)
 
 
+FATAL_B2 = (r"fault (raise|update absorbed): fault=\d+ layer=hardware severity=fatal "
+            r'target="blade 2" class=fence-and-failover')
+
+
+def daemon_log_count(pattern):
+    """How many lines of atca-ftd's output (blade 1) match pattern."""
+    lab = Lab.load(LAB)
+    try:
+        with open(os.path.join(lab.blade_dir(1), "atca-ftd.out"), errors="replace") as f:
+            return sum(1 for line in f if re.search(pattern, line))
+    except OSError:
+        return 0
+
+
+def daemon_log_has(pattern):
+    return daemon_log_count(pattern) > 0
+
+
 def dump_daemon_output(lab):
     """The end of atca-ftd's output, so a CI failure can be understood from the
     test log alone (the lab directory goes away with the lab)."""
@@ -196,6 +214,9 @@ def dump_daemon_output(lab):
         return
     print("--- last lines of %s" % path)
     sys.stdout.write("".join(tail))
+    print("--- the failure model's lines")
+    with open(path, errors="replace") as f:
+        sys.stdout.write("".join(l for l in f if "[fm]" in l)[-20000:])
     print("---")
 
 
@@ -295,6 +316,7 @@ def run_checks():
           "atca-ftctl sel 2 shows the decoded records")
 
     # ---- hot-swap and an unreachable IPMC
+    fatal_before = daemon_log_count(FATAL_B2)
     evs.mark()
     lab_cmd("inject", "m7", 2)
     # ipmi-detect hands the SEL record to the shelf-manager client: no
@@ -303,6 +325,9 @@ def run_checks():
              ev("hotswap", 2, from_="M4", to="M7"), 3)
     evs.wait("hot-swap M7 in the SEL", ev("sel.record", 2, state="M7"))
     evs.wait("IPMC 0x84 unreachable", ev("ipmc.unreachable", 2), 10)
+    # the earlier ECC error's fault may still be open: then M7 joins it
+    eventually("the failure model has M7 in a fatal fence-and-failover fault of blade 2",
+               lambda: daemon_log_count(FATAL_B2) > fatal_before, 5)
     check(blade_doc(2).get("health") in ("lost", "unreachable"),
           "blade 2 health %s" % blade_doc(2).get("health"))
     evs.mark()
@@ -332,6 +357,10 @@ def run_checks():
           % (doc.get("method"), doc.get("elapsed_ms", -1), (time.monotonic() - t) * 1000))
     evs.wait("fence event", ev("fence", 2, action="fence", result="ok"))
     evs.wait("hot-swap M6 -> M1", ev("hotswap", 2, from_="M6", to="M1"))
+    check(not daemon_log_has(r"rule=hs-unplanned"),
+          "our own fence is a requested deactivation: no hs-unplanned fault")
+    check(daemon_log_has(r"kind=hotswap .*from=M6 to=M1 .*cause=requested"),
+          "the shelf-manager client marks the fence's transitions cause=requested")
     eventually("blade 2's processes are gone (the lab says power off)",
                lambda: lab_blade(2).get("power") == "off", 10)
     rc, doc = ctl_json("fence", "2", "--yes")
