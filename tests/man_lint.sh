@@ -14,6 +14,9 @@ for page in "$top_srcdir"/man/*.[0-9]; do
 	if [ "$rc" -ne 0 ] || [ -s "$TL_TMP/err" ]; then
 		tl_fail "$name renders with warnings (exit $rc)"
 		sed 's/^/    | /' "$TL_TMP/err"
+	elif grep -nE '^.+\.SH |^\.SH .*\.SH' "$page" >"$TL_TMP/stray"; then
+		tl_fail "$name has a section heading glued to other text"
+		sed 's/^/    | /' "$TL_TMP/stray"
 	elif [ "$(wc -l <"$TL_TMP/out")" -lt 20 ]; then
 		tl_fail "$name renders almost nothing"
 	else
