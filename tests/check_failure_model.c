@@ -286,6 +286,25 @@ START_TEST(test_rules_builtin)
 }
 END_TEST
 
+/* The parameters a rules file does not set are the documented defaults,
+ * the same the shipped file sets. */
+START_TEST(test_rules_defaults_documented)
+{
+	struct fm_rules *none = NULL, *shipped = NULL;
+
+	ck_assert_int_eq(fm_rules_parse("", 0, "empty", &none, NULL, NULL), 0);
+	ck_assert_int_eq(fm_rules_default(&shipped), 0);
+	ck_assert_uint_eq(none->params.subsume_ms, 5000);
+	ck_assert_uint_eq(none->params.vm_group_ms, 200);
+	ck_assert_uint_eq(none->params.history_ms, 600000);
+	ck_assert_uint_eq(none->params.max_faults, 1024);
+	ck_assert_uint_eq(none->params.max_sources, 4096);
+	ck_assert_mem_eq(&none->params, &shipped->params, sizeof(none->params));
+	fm_rules_free(none);
+	fm_rules_free(shipped);
+}
+END_TEST
+
 START_TEST(test_conditions)
 {
 	static const char text[] =
@@ -560,7 +579,10 @@ START_TEST(test_sim_lines)
 	        {"10 quorum state=maybe", FM_SIM_MALFORMED, "state=lost or"},
 	        {"10 quorum 99 state=lost", FM_SIM_MALFORMED, "a blade is"},
 	        {"10 state=x ipmi 1 ipmc", FM_SIM_MALFORMED, "the source comes after the time"},
-	        {"t=1.5 src=nowhere kind=hotswap", FM_SIM_MALFORMED, "unknown source"},
+	        {"t=1.5 src=nowhere kind=hotswap", FM_SIM_UNKNOWN,
+	         "unknown event 'nowhere hotswap'"},
+	        {"t=1.5 src=ipmi kind=smoke", FM_SIM_UNKNOWN, "unknown event 'ipmi smoke'"},
+	        {"t=x src=ipmi kind=hotswap", FM_SIM_MALFORMED, "bad time"},
 	        {"10 toaster 1 burnt", FM_SIM_UNKNOWN, "unknown event 'toaster burnt'"},
 	        {"10 ipmi 1 smoke level=high", FM_SIM_UNKNOWN, "unknown event 'ipmi smoke'"},
 	        {"10 member 1 confused", FM_SIM_UNKNOWN, "unknown event"},
@@ -635,6 +657,7 @@ int main(void)
 	add_tcase(s, test_sim_lines, 10);
 	add_tcase(s, test_rules_builtin, 10);
 	add_tcase(s, test_conditions, 10);
+	add_tcase(s, test_rules_defaults_documented, 10);
 	add_tcase(s, test_holds_and_ticks, 10);
 	add_tcase(s, test_bounds, 20);
 	add_tcase(s, test_replace_rules, 10);

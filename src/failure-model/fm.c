@@ -37,7 +37,6 @@ const char *const fm_why_names[FM_WHY_COUNT] = {
         [FM_WHY_NONE] = "",
         [FM_WHY_CAUSE] = "cause",
         [FM_WHY_ABSORBED] = "absorbed",
-        [FM_WHY_ESCALATED] = "escalated",
         [FM_WHY_RULE] = "rule",
         [FM_WHY_HYSTERESIS] = "hysteresis",
         [FM_WHY_TTL] = "ttl",
@@ -48,7 +47,16 @@ const char *const fm_why_names[FM_WHY_COUNT] = {
 
 /* ABSORBED: a standing condition (level rule) that joined another fault;
  * it is not reported again while that fault explains it. */
-enum slot_state { SLOT_FREE = 0, SLOT_PENDING, SLOT_OPEN, SLOT_CLEARED, SLOT_ABSORBED };
+/* DAMPED: a standing condition whose raise flapping damping held back; it
+ * counts as one comeback however many readings repeat it. */
+enum slot_state {
+	SLOT_FREE = 0,
+	SLOT_PENDING,
+	SLOT_OPEN,
+	SLOT_CLEARED,
+	SLOT_ABSORBED,
+	SLOT_DAMPED
+};
 
 /* One fault key: (rule, blade, entity). It tracks debounce, rate, flapping
  * and escalation before, during and for a while after its fault. */
@@ -80,6 +88,7 @@ struct source {
 	int blade;
 	char entity[AF_EV_ENTITY_MAX];
 	uint64_t last_ts, last_hash;
+	bool seen;     /* last_ts and last_hash hold an event */
 	int8_t sensor; /* threshold sensors: 0 ok .. 3 non-recoverable, -1 unknown */
 };
 
@@ -319,7 +328,7 @@ static bool slot_reclaimable(const struct fm *m, const struct slot *s)
 {
 	uint64_t hist = m->rules->params.history_ms * AF_NS_PER_MS;
 
-	if (s->state == SLOT_PENDING || s->state == SLOT_ABSORBED)
+	if (s->state == SLOT_PENDING || s->state == SLOT_ABSORBED || s->state == SLOT_DAMPED)
 		return true;
 	return s->state == SLOT_CLEARED && m->now >= s->last_ns + hist;
 }
@@ -493,6 +502,14 @@ static void blade_view(const struct fm *m, int blade, enum af_ev_kind kind, stru
 
 /* ---- faults ------------------------------------------------------------------------ */
 
+/* What distinguishes faults of one rule on one target: the source entity
+ * (a sensor, a PEM, a VM), except for a host, which has one fault per rule
+ * whatever reported it (three VMs failing together are one host fault). */
+static const char *key_entity(const struct fm_rule *r, const struct af_event *ev)
+{
+	return r->scope == AF_SCOPE_HOST && ev->blade > 0 ? "" : ev->entity;
+}
+
 static enum af_scope scope_of(const struct fm_rule *r, int blade)
 {
 	/* the shelf's own sensors and records (blade 0) are shelf faults */
@@ -506,7 +523,7 @@ static bool same_target(const struct slot *s, int blade, const char *vm)
 {
 	switch (s->f.scope) {
 	case AF_SCOPE_SHELF:
-		return true;
+		return strcmp(s->entity, vm) == 0; /* the same PEM, fan, quorum */
 	case AF_SCOPE_BLADE:
 	case AF_SCOPE_HOST:
 		return s->blade == blade;
@@ -527,7 +544,8 @@ static struct slot *absorber(struct fm *m, const struct fm_rule *r, int blade, s
 	const struct blade_state *b;
 	struct slot *host = NULL;
 
-	if (blade <= 0)
+	/* the shelf's own faults (fans, PEMs) are nobody's symptoms */
+	if (blade <= 0 || scope_of(r, blade) == AF_SCOPE_SHELF)
 		return NULL;
 	for (uint32_t i = 0; i < m->n_open; i++) {
 		struct slot *s = &m->slots[m->open[i]];
@@ -537,15 +555,16 @@ static struct slot *absorber(struct fm *m, const struct fm_rule *r, int blade, s
 		if (s->f.layer == AF_LAYER_HARDWARE && s->f.scope == AF_SCOPE_BLADE)
 			return s;
 		if (s->f.layer == AF_LAYER_HYPERVISOR && s->f.scope == AF_SCOPE_HOST &&
-		    r->layer == AF_LAYER_VM && host == NULL)
+		    r->layer != AF_LAYER_HARDWARE && host == NULL)
 			host = s;
 	}
 	if (host != NULL)
 		return host;
-	/* a fatal blade fault that cleared a moment ago still explains
-	 * stragglers */
+	/* a fatal blade fault that cleared a moment ago (the blade is active
+	 * again) still explains late symptoms of its host and VMs; new
+	 * hardware evidence is a new fault */
 	b = &m->blades[blade];
-	if (b->fatal_id != 0) {
+	if (b->fatal_id != 0 && r->layer != AF_LAYER_HARDWARE) {
 		struct slot *s = &m->slots[b->fatal_slot];
 
 		if (s != self && s->state == SLOT_CLEARED && s->f.id == b->fatal_id &&
@@ -555,11 +574,14 @@ static struct slot *absorber(struct fm *m, const struct fm_rule *r, int blade, s
 	return NULL;
 }
 
-static bool explains(const struct slot *a, const struct slot *s)
+/* Does fault a (fatal, of the blade or its host) explain fault s? */
+static bool explains(const struct slot *a, enum af_scope scope, enum af_layer layer)
 {
+	if (scope == AF_SCOPE_SHELF)
+		return false;
 	if (a->f.layer == AF_LAYER_HARDWARE)
-		return true; /* a dead blade explains everything on it */
-	return s->f.layer == AF_LAYER_VM;
+		return true;               /* a dead blade explains everything on it */
+	return layer != AF_LAYER_HARDWARE; /* a dead host: its VMs, its other symptoms */
 }
 
 static void clear_slot(struct fm *m, struct slot *s, enum fm_why why, uint64_t merged_into,
@@ -583,11 +605,12 @@ static void absorb_existing(struct fm *m, struct slot *a, uint64_t event_id, boo
 {
 	for (unsigned i = 0; i < MAX_HOLDS && collect; i++) {
 		struct hold *h = &m->holds[i];
+		const struct fm_rule *hr;
 
 		if (!h->used || h->ev.blade != a->blade)
 			continue;
-		if (a->f.layer != AF_LAYER_HARDWARE &&
-		    m->rules->rules[h->rule].layer != AF_LAYER_VM)
+		hr = &m->rules->rules[h->rule];
+		if (!explains(a, scope_of(hr, h->ev.blade), hr->layer))
 			continue;
 		af_fault_add_cause(&a->f, h->ev.id);
 		h->used = false;
@@ -595,7 +618,7 @@ static void absorb_existing(struct fm *m, struct slot *a, uint64_t event_id, boo
 	for (uint32_t i = m->n_open; i-- > 0;) {
 		struct slot *s = &m->slots[m->open[i]];
 
-		if (s == a || s->blade != a->blade || !explains(a, s))
+		if (s == a || s->blade != a->blade || !explains(a, s->f.scope, s->f.layer))
 			continue;
 		if (collect) {
 			for (unsigned c = 0; c < s->f.n_causes; c++)
@@ -654,7 +677,7 @@ static void raise_fault(struct fm *m, int ri, const struct af_event *ev, struct 
 	bool escalate = false;
 
 	if (s == NULL) {
-		s = slot_new(m, ri, ev->blade, ev->entity);
+		s = slot_new(m, ri, ev->blade, key_entity(r, ev));
 		if (s == NULL) {
 			ignored(m, ev, "no room for another fault (max_faults)");
 			return;
@@ -685,6 +708,11 @@ static void raise_fault(struct fm *m, int ri, const struct af_event *ev, struct 
 	}
 	if (s->state == SLOT_ABSORBED)
 		s->state = SLOT_PENDING; /* what explained it is gone */
+	if (s->state == SLOT_DAMPED) {
+		if (m->now < s->last_raise_ns + r->flap_ms * AF_NS_PER_MS)
+			return;          /* the same comeback, still standing */
+		s->state = SLOT_PENDING; /* standing past the window: raise it now */
+	}
 	if (r->hold_ms && !held && hold_add(m, ri, ev))
 		return;
 	if (r->esc_n) {
@@ -698,6 +726,8 @@ static void raise_fault(struct fm *m, int ri, const struct af_event *ev, struct 
 	if (r->flap_ms && s->last_raise_ns &&
 	    m->now < s->last_raise_ns + r->flap_ms * AF_NS_PER_MS && !escalate) {
 		s->suppressed++;
+		if (r->level)
+			s->state = SLOT_DAMPED;
 		ignored(m, ev, "flapping: at most one raise per flap window");
 		return;
 	}
@@ -795,14 +825,14 @@ static void classify(struct fm *m, const struct af_event *ev, bool held)
 			/* a held event is decided again, already counted */
 			if (match && chosen < 0) {
 				chosen = ri;
-				chosen_slot = slot_find(m, ri, ev->blade, ev->entity);
+				chosen_slot = slot_find(m, ri, ev->blade, key_entity(r, ev));
 			}
 			continue;
 		}
 		if (counts) {
-			s = slot_find(m, ri, ev->blade, ev->entity);
+			s = slot_find(m, ri, ev->blade, key_entity(r, ev));
 			if (s == NULL && match)
-				s = slot_new(m, ri, ev->blade, ev->entity);
+				s = slot_new(m, ri, ev->blade, key_entity(r, ev));
 		}
 		if (s != NULL) {
 			s->hist = (uint16_t)((s->hist << 1) | (match ? 1 : 0));
@@ -816,7 +846,8 @@ static void classify(struct fm *m, const struct af_event *ev, bool held)
 				s->rate_ids[s->rate_pos] = ev->id;
 				ring_push(s->rate_ts, &s->rate_n, &s->rate_pos, r->rate_n, m->now);
 			}
-			if (r->level && (s->state == SLOT_OPEN || s->state == SLOT_ABSORBED)) {
+			if (r->level && (s->state == SLOT_OPEN || s->state == SLOT_ABSORBED ||
+			                 s->state == SLOT_DAMPED)) {
 				if (match) {
 					s->nonmatch = 0;
 				} else if (++s->nonmatch >= r->hysteresis) {
@@ -834,7 +865,8 @@ static void classify(struct fm *m, const struct af_event *ev, bool held)
 			continue;
 		/* the first matching rule decides, ready or not */
 		chosen = ri;
-		if (s != NULL && s->state != SLOT_OPEN && s->state != SLOT_ABSORBED) {
+		if (s != NULL && s->state != SLOT_OPEN && s->state != SLOT_ABSORBED &&
+		    s->state != SLOT_DAMPED) {
 			bool ready = debounce_ok(r, s);
 
 			if (ready && r->rate_n) {
@@ -852,7 +884,8 @@ static void classify(struct fm *m, const struct af_event *ev, bool held)
 	if (chosen < 0)
 		return;
 	if (chosen_slot == NULL)
-		chosen_slot = slot_find(m, chosen, ev->blade, ev->entity);
+		chosen_slot =
+		        slot_find(m, chosen, ev->blade, key_entity(&m->rules->rules[chosen], ev));
 	raise_fault(m, chosen, ev, chosen_slot, held);
 }
 
@@ -895,10 +928,12 @@ static void apply_clears(struct fm *m, const struct af_event *ev)
 	}
 }
 
-/* Fires every timer due at or before t, each at its own time, in order. */
-static void run_timers(struct fm *m, uint64_t t)
+/* Fires every timer due before t (at or before t when inclusive), each at
+ * its own time, in order. An event fires what is due before it; what is
+ * due at its very time comes after it. */
+static void run_timers(struct fm *m, uint64_t t, bool inclusive)
 {
-	while (m->deadline != 0 && m->deadline <= t) {
+	while (m->deadline != 0 && (m->deadline < t || (inclusive && m->deadline == t))) {
 		uint64_t due = UINT64_MAX;
 		struct hold *hd = NULL;
 		struct slot *sd = NULL;
@@ -919,7 +954,7 @@ static void run_timers(struct fm *m, uint64_t t)
 				hd = NULL;
 			}
 		}
-		if (due == UINT64_MAX || due > t) {
+		if (due == UINT64_MAX || due > t || (!inclusive && due == t)) {
 			m->deadline = due == UINT64_MAX ? 0 : due;
 			return;
 		}
@@ -965,21 +1000,22 @@ int fm_event(struct fm *m, const struct af_event *ev)
 	m->reports = 0;
 	m->events_seen++;
 	m->eh_ptr = NULL;
-	run_timers(m, ev->ts_ns);
+	run_timers(m, ev->ts_ns, false);
 	if (ev->ts_ns > m->now)
 		m->now = ev->ts_ns;
 	src = source_get(m, ev, true);
 	if (src != NULL) {
 		h = event_hash(ev);
-		if (src->last_ts != 0 && ev->ts_ns < src->last_ts) {
+		if (src->seen && ev->ts_ns < src->last_ts) {
 			ignored(m, ev, "older than the last event of its source (out of order)");
 			return m->reports;
 		}
-		if (src->last_ts == ev->ts_ns && src->last_hash == h && src->last_ts != 0) {
+		if (src->seen && src->last_ts == ev->ts_ns && src->last_hash == h) {
 			ignored(m, ev, "duplicate of the previous event of its source");
 			return m->reports;
 		}
-		src->last_ts = ev->ts_ns ? ev->ts_ns : 1;
+		src->seen = true;
+		src->last_ts = ev->ts_ns;
 		src->last_hash = h;
 	}
 	update_state(m, ev, src);
@@ -993,10 +1029,21 @@ int fm_tick(struct fm *m, uint64_t now_ns)
 	if (m == NULL)
 		return -EINVAL;
 	m->reports = 0;
-	run_timers(m, now_ns);
+	run_timers(m, now_ns, true);
 	if (now_ns > m->now)
 		m->now = now_ns;
 	return m->reports;
+}
+
+uint64_t fm_hold_horizon(const struct fm *m)
+{
+	uint64_t last = 0;
+
+	for (unsigned i = 0; m != NULL && i < MAX_HOLDS; i++) {
+		if (m->holds[i].used && m->holds[i].deadline > last)
+			last = m->holds[i].deadline;
+	}
+	return last;
 }
 
 uint64_t fm_next_deadline(const struct fm *m)

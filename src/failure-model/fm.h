@@ -25,7 +25,6 @@ enum fm_why {
 	FM_WHY_NONE = 0,
 	FM_WHY_CAUSE,      /* update: one more event of the same fault */
 	FM_WHY_ABSORBED,   /* update: a symptom of this fault joined it */
-	FM_WHY_ESCALATED,  /* update: it kept coming back, severity/class raised */
 	FM_WHY_RULE,       /* clear: a clear statement matched */
 	FM_WHY_HYSTERESIS, /* clear: its source stopped matching (level rule) */
 	FM_WHY_TTL,        /* clear: nothing new for the rule's ttl */
@@ -67,6 +66,9 @@ int fm_event(struct fm *m, const struct af_event *ev);
 int fm_tick(struct fm *m, uint64_t now_ns);
 /* The next time fm_tick() has something to do, 0 if nothing is pending. */
 uint64_t fm_next_deadline(const struct fm *m);
+/* When the last pending hold will be decided, 0 if none is pending (the
+ * simulator runs time on to there at the end of a file). */
+uint64_t fm_hold_horizon(const struct fm *m);
 
 /* Open faults, for status views: calls fn for each. */
 void fm_foreach_open(const struct fm *m, void (*fn)(void *arg, const struct af_fault *f),

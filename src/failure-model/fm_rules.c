@@ -746,11 +746,13 @@ static void check_clear_names(struct parser *p)
 
 static void default_params(struct fm_params *pp)
 {
-	pp->subsume_ms = 60 * 1000;
+	/* as documented in atca-ft-failure-model(7) and set in the shipped
+	 * rules (test_rules_defaults_documented keeps them in step) */
+	pp->subsume_ms = 5 * 1000;
 	pp->vm_group_ms = 200;
 	pp->history_ms = 10 * 60 * 1000;
 	pp->max_faults = 1024;
-	pp->max_sources = 8192;
+	pp->max_sources = 4096;
 }
 
 int fm_rules_parse(const char *text, size_t len, const char *origin, struct fm_rules **out,

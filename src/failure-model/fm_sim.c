@@ -280,7 +280,16 @@ enum fm_sim_line fm_sim_parse_line(const char *line, unsigned lineno, struct af_
 		return FM_SIM_NOTHING;
 	/* atca-ftd's own event text (t=... src=... kind=...) replays too */
 	if (strcmp(t[0].key, "t") == 0) {
+		const char *esrc = get(t, n, "src"), *kind = get(t, n, "kind");
 		char err[160];
+
+		/* a newer atca-ftd's log may name what this model does not know */
+		if ((esrc && af_enum_parse(af_ev_source_names, AF_SRC_COUNT, esrc) < 0) ||
+		    (kind && af_enum_parse(af_ev_kind_names, AF_EV_KIND_COUNT, kind) < 0)) {
+			snprintf(msg, msglen, "unknown event '%s %s': ignored", esrc ? esrc : "?",
+			         kind ? kind : "?");
+			return FM_SIM_UNKNOWN;
+		}
 
 		if (af_event_parse(line, ev, err, sizeof(err)) < 0)
 			return fail(msg, msglen, "%s", err);
@@ -518,8 +527,11 @@ int fm_sim_run(const char *text, size_t len, const char *name, struct fm_rules *
 			break;
 		}
 	}
-	/* the end of the file lets held decisions be made, nothing more */
-	fm_tick(m, last + hold * AF_NS_PER_MS);
+	/* the end of the file lets held decisions be made (and what is due
+	 * before them), nothing later */
+	(void)hold;
+	if (fm_hold_horizon(m) != 0)
+		fm_tick(m, fm_hold_horizon(m));
 	fm_fini(m);
 	fflush(out);
 	return bad;
