@@ -2583,6 +2583,44 @@ START_TEST(test_module_caches)
 }
 END_TEST
 
+/* A threshold sensor is reported at every reading while it is not ok and
+ * for IPD_OK_REPEATS ok readings after that (the failure model counts
+ * readings: N of M to raise, hysteresis to clear), then no more. */
+START_TEST(test_module_threshold_repeats)
+{
+	struct mfx fx;
+	unsigned mark, n;
+	int i;
+
+	fk_shelf_setup();
+	mfx_start(&fx, 1, 2, NULL);
+	WAIT_UNTIL(&fx, all_online(&fx), WAIT_MS);
+	WAIT_UNTIL(&fx, find_ev(&fx, 0, AF_EV_SENSOR_THRESHOLD, 2, NULL, NULL) >= 0, WAIT_MS);
+	run_loop(&fx, 300);
+	mark = fx.n_ev;
+	fk_lock();
+	fk_sensor_of(fk_ctl_of(0x84), 1)->status = 0x10;
+	fk_unlock();
+	WAIT_UNTIL(&fx, count_ev(&fx, mark, AF_EV_SENSOR_THRESHOLD, 2) >= 4, WAIT_MS);
+	i = find_ev(&fx, mark, AF_EV_SENSOR_THRESHOLD, 2, NULL, NULL);
+	ck_assert_ptr_null(af_event_get(&fx.ev[i], "repeat")); /* the change itself */
+	ck_assert_int_ge(find_ev(&fx, (unsigned)i + 1, AF_EV_SENSOR_THRESHOLD, 2, "repeat", "yes"),
+	                 0);
+	mark = fx.n_ev;
+	fk_lock();
+	fk_sensor_of(fk_ctl_of(0x84), 1)->status = 0;
+	fk_unlock();
+	WAIT_UNTIL(&fx, find_ev(&fx, mark, AF_EV_SENSOR_THRESHOLD, 2, "state", "ok") >= 0, WAIT_MS);
+	mark = (unsigned)find_ev(&fx, mark, AF_EV_SENSOR_THRESHOLD, 2, "state", "ok");
+	WAIT_UNTIL(&fx, count_ev(&fx, mark, AF_EV_SENSOR_THRESHOLD, 2) >= 1 + IPD_OK_REPEATS,
+	           WAIT_MS);
+	run_loop(&fx, 600); /* six more readings: silence */
+	n = count_ev(&fx, mark, AF_EV_SENSOR_THRESHOLD, 2);
+	ck_assert_uint_eq(n, 1 + IPD_OK_REPEATS);
+	mfx_stop(&fx);
+}
+END_TEST
+
 /* An IPMC that stops answering is reported unreachable once, and reachable
  * once it answers again; the other blade goes on meanwhile. */
 static const enum fk_mode unreachable_modes[] = {FK_NAK_CC, FK_NAK_ERR, FK_NO_ANSWER, FK_TIMEOUT};
@@ -2961,6 +2999,7 @@ int main(void)
 	/* the module and its workers */
 	add_tcase(s, test_module_idle, 20);
 	add_tcase(s, test_module_events, 30);
+	add_tcase(s, test_module_threshold_repeats, 30);
 	add_tcase(s, test_module_caches, 30);
 	{
 		TCase *tc = tcase_create("test_module_unreachable");

@@ -315,7 +315,12 @@ void ftd_event_sink(void *opaque, struct af_event *ev)
 	ev->id = ++ctx->next_event_id;
 	if (af_event_format(ev, line, sizeof(line)) < 0)
 		af_strlcpy(line, "(event too long to print)", sizeof(line));
-	af_info("event %s", line);
+	/* a sensor's repeated readings (while bad, and a few after) are for
+	 * the failure model's counting: the log keeps them for debugging */
+	if (af_event_get(ev, "repeat") != NULL)
+		af_debug("event %s", line);
+	else
+		af_info("event %s", line);
 	ftd_events_add(ctx, ev);
 	feed_hotswap(ctx, ev);
 	if (ctx->fm != NULL) {

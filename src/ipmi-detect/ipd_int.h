@@ -234,9 +234,15 @@ extern const struct af_fsm_def ipd_target_fsm;
 struct ipd_sensor_state {
 	bool have;
 	uint8_t raw;
-	uint8_t status;    /* threshold status bits */
-	uint16_t asserted; /* discrete offsets */
+	uint8_t status;     /* threshold status bits */
+	uint16_t asserted;  /* discrete offsets */
+	uint8_t ok_repeats; /* ok readings still to report after a bad one */
 };
+
+/* Ok readings reported after a sensor leaves a bad state: the failure
+ * model counts readings (hysteresis) and hears nothing of a sensor that
+ * stays ok. At least its largest hysteresis. */
+#define IPD_OK_REPEATS 16
 
 enum ipd_target_kind { IPD_TARGET_SHMC = 0, IPD_TARGET_BLADE };
 

@@ -697,9 +697,10 @@ static void threshold_reading(struct ipd_target *tg, unsigned i, uint8_t raw, ui
 	else
 		snprintf(value, sizeof(value), "raw %u", raw);
 	update_view(tg, i, s, value, ipd_threshold_state(status));
-	/* An event when the state changes, and every reading while it is not
-	 * ok: the failure model counts readings to debounce. */
-	if (changed || status != 0) {
+	/* An event when the state changes, every reading while it is not ok
+	 * and the first IPD_OK_REPEATS ok ones after that: the failure model
+	 * counts readings to debounce and to clear with hysteresis. */
+	if (changed || status != 0 || st->ok_repeats > 0) {
 		struct af_event ev;
 
 		af_event_init(&ev, AF_SRC_IPMI, AF_EV_SENSOR_THRESHOLD, tg->slot, s->name);
@@ -714,8 +715,13 @@ static void threshold_reading(struct ipd_target *tg, unsigned i, uint8_t raw, ui
 			af_event_set(&ev, "previous", "%s", ipd_threshold_state(st->status));
 		else
 			af_event_set(&ev, "initial", "yes");
-		if (changed || ipd_threshold_severity(status) > 0)
-			ipd_post_event(tg->mod, &ev);
+		if (!changed)
+			af_event_set(&ev, "repeat", "yes");
+		if (status != 0)
+			st->ok_repeats = IPD_OK_REPEATS;
+		else if (!changed && st->ok_repeats > 0)
+			st->ok_repeats--;
+		ipd_post_event(tg->mod, &ev);
 	}
 	st->have = true;
 	st->raw = raw;

@@ -277,9 +277,16 @@ def run_checks():
              ev("sensor.threshold", 2, state="upper-critical", type="temperature"))
     evs.wait("temperature upper-critical: SEL record",
              ev("sel.record", 2, meaning="upper-critical-going-high"))
+    # the readings repeat while the sensor is bad: 2 of 3 raise the fault
+    eventually("the failure model raises thr-critical for blade 2 (migrate-away)",
+               lambda: daemon_log_has(r'fault raise: .*severity=degraded target="blade 2" '
+                                      r"class=migrate-away .*rule=thr-critical"), 5)
     evs.mark()
     lab_cmd("repair", "temp-cr", 2)
     evs.wait("temperature back to ok", ev("sensor.threshold", 2, state="ok"))
+    # ... and go on for a while once it is ok again: 3 ok readings clear it
+    eventually("... and clears it with hysteresis once the sensor is ok",
+               lambda: daemon_log_has(r"fault clear hysteresis: .*rule=thr-critical"), 5)
     evs.mark()
     lab_cmd("inject", "volt-nc", 2)
     evs.wait("12 V lower-non-critical", ev("sensor.threshold", 2, state="lower-non-critical"))
