@@ -162,6 +162,13 @@ static const struct {
         {"set vm_group_window 0\n", "is not a duration from 1"},
         {"set max_faults 3\n", "is not a number from 16"},
         {"set max_faults lots\n", "is not a number from 16"},
+        {"raise x hotswap => hardware degraded failover rate=2/8d\n", "rate=N/DURATION"},
+        {"raise x hotswap => hardware degraded failover escalate=2/8d\n", "escalate=N/DURATION"},
+        /* a long prefix name in a clear (once a stack overrun) */
+        {"raise x hotswap => hardware fatal failover\n"
+         "clear aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa* hotswap\n",
+         "not a rule name (or prefix*)"},
         {"raise x hotswap \\\n => hardware fatal failover colour=1\n", "t.rules:1: 'colour=1'"},
 };
 
@@ -363,6 +370,111 @@ START_TEST(test_conditions)
 	/* no view: state keys read as absent */
 	ck_assert(!fm_rule_match(&r->rules[2], &ev, NULL));
 	fm_rules_free(r);
+}
+END_TEST
+
+/* Prefixes: "M*" prints back as "M*", "*" is any value present. */
+START_TEST(test_prefixes)
+{
+	static const char text[] = "raise a hotswap to=M* entity=* => hardware fatal failover\n"
+	                           "raise b hotswap cause!=* => hardware fatal failover\n";
+	struct fm_rules *r = NULL, *back = NULL;
+	struct af_event ev;
+	char *t;
+
+	ck_assert_int_eq(fm_rules_parse(text, strlen(text), "t", &r, NULL, NULL), 0);
+	t = fm_rules_format(r);
+	ck_assert_ptr_nonnull(strstr(t, "to=M* entity=* "));
+	ck_assert_int_eq(fm_rules_parse(t, strlen(t), "again", &back, NULL, NULL), 0);
+	af_event_init(&ev, AF_SRC_SHELF, AF_EV_HOTSWAP, 1, "payload");
+	af_event_set(&ev, "to", "M7");
+	ck_assert(fm_rule_match(&r->rules[0], &ev, NULL));
+	ck_assert(fm_rule_match(&back->rules[0], &ev, NULL));
+	/* no cause: "not any value" holds; with one it does not */
+	ck_assert(fm_rule_match(&r->rules[1], &ev, NULL));
+	af_event_set(&ev, "cause", "requested");
+	ck_assert(!fm_rule_match(&r->rules[1], &ev, NULL));
+	af_event_init(&ev, AF_SRC_SHELF, AF_EV_HOTSWAP, 1, "payload");
+	af_event_set(&ev, "to", "X7");
+	ck_assert(!fm_rule_match(&r->rules[0], &ev, NULL));
+	free(t);
+	fm_rules_free(r);
+	fm_rules_free(back);
+}
+END_TEST
+
+/* max_faults in the rules file sizes the model; when every fault is open
+ * a new one has no room, and that is reported. */
+START_TEST(test_max_faults_from_rules)
+{
+	static const char text[] = "set max_faults 16\nset max_sources 64\n"
+	                           "raise crit sensor.threshold state=upper-critical => hardware "
+	                           "degraded migrate-away\n";
+	struct fm_rules *r = NULL;
+	struct seen s = {0};
+	struct fm *m = NULL;
+	char name[16];
+
+	ck_assert_int_eq(fm_rules_parse(text, strlen(text), "t", &r, NULL, NULL), 0);
+	ck_assert_int_eq(fm_init_rules(&m, NULL, r, &ops, &s), 0);
+	for (int i = 0; i < 17; i++) {
+		struct af_event ev;
+
+		snprintf(name, sizeof(name), "T%d", i);
+		ev = mk(100 + (uint64_t)i, AF_SRC_IPMI, AF_EV_SENSOR_THRESHOLD, 1, name);
+		af_event_set(&ev, "state", "upper-critical");
+		fm_event(m, &ev);
+	}
+	ck_assert_uint_eq(s.n, 16);
+	ck_assert_ptr_nonnull(strstr(s.last_ignored, "no room"));
+	/* 100 more sensors than max_sources: old ones make room, no harm */
+	for (int i = 0; i < 164; i++) {
+		struct af_event ev;
+
+		snprintf(name, sizeof(name), "S%d", i);
+		ev = mk(1000 + (uint64_t)i, AF_SRC_IPMI, AF_EV_SENSOR_THRESHOLD, 2, name);
+		af_event_set(&ev, "state", "ok");
+		ck_assert_int_ge(fm_event(m, &ev), 0);
+	}
+	fm_fini(m);
+	ck_assert_int_eq(fm_init_rules(NULL, NULL, NULL, &ops, &s), -EINVAL);
+}
+END_TEST
+
+/* A fault whose rule vanished in one reload finds it again in the next. */
+START_TEST(test_orphan_rebound)
+{
+	static const char other[] = "raise x hotswap to=M7 => hardware fatal failover\n";
+	struct fm_rules *r = NULL, *defaults = NULL;
+	struct seen s = {0};
+	struct fm *m = NULL;
+
+	ck_assert_int_eq(fm_init(&m, NULL, &ops, &s), 0);
+	for (int i = 0; i < 2; i++) {
+		struct af_event ev = mk(100 + (uint64_t)i * 100, AF_SRC_IPMI,
+		                        AF_EV_SENSOR_THRESHOLD, 3, "CPU Temp");
+
+		af_event_set(&ev, "state", "upper-critical");
+		fm_event(m, &ev);
+	}
+	ck_assert_uint_eq(s.n, 1);
+	ck_assert_str_eq(s.r[0].rule, "thr-critical");
+	ck_assert_int_eq(fm_rules_parse(other, strlen(other), "t", &r, NULL, NULL), 0);
+	ck_assert_int_eq(fm_set_rules(m, r), 0);
+	ck_assert_int_eq(fm_rules_default(&defaults), 0);
+	ck_assert_int_eq(fm_set_rules(m, defaults), 0);
+	/* three ok readings clear the same fault, no second one is raised */
+	for (int i = 0; i < 3; i++) {
+		struct af_event ev = mk(1000 + (uint64_t)i * 100, AF_SRC_IPMI,
+		                        AF_EV_SENSOR_THRESHOLD, 3, "CPU Temp");
+
+		af_event_set(&ev, "state", "ok");
+		fm_event(m, &ev);
+	}
+	ck_assert_uint_eq(s.n, 2);
+	ck_assert_int_eq(s.r[1].op, FM_OP_CLEAR);
+	ck_assert_uint_eq(s.r[1].id, s.r[0].id);
+	fm_fini(m);
 }
 END_TEST
 
@@ -587,6 +699,9 @@ START_TEST(test_sim_lines)
 	        {"10 ipmi 1 smoke level=high", FM_SIM_UNKNOWN, "unknown event 'ipmi smoke'"},
 	        {"10 member 1 confused", FM_SIM_UNKNOWN, "unknown event"},
 	        {"10 tick", FM_SIM_TICK, ""},
+	        {"10 tick\r", FM_SIM_TICK, ""},
+	        {"100 member 3 lost\r", FM_SIM_EVENT, ""},
+	        {"1000000000001 tick", FM_SIM_MALFORMED, "time in milliseconds"},
 	        {"10 ipmi 1 ipmc state=unreachable", FM_SIM_EVENT, ""},
 	        {"10 ipmi 0 sensor name=\"Fan \\\"A\\\"\" type=fan state=ok value=3000",
 	         FM_SIM_EVENT, ""},
@@ -658,6 +773,9 @@ int main(void)
 	add_tcase(s, test_rules_builtin, 10);
 	add_tcase(s, test_conditions, 10);
 	add_tcase(s, test_rules_defaults_documented, 10);
+	add_tcase(s, test_prefixes, 10);
+	add_tcase(s, test_max_faults_from_rules, 10);
+	add_tcase(s, test_orphan_rebound, 10);
 	add_tcase(s, test_holds_and_ticks, 10);
 	add_tcase(s, test_bounds, 20);
 	add_tcase(s, test_replace_rules, 10);

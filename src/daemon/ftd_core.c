@@ -59,9 +59,22 @@ struct ftd_module {
 	void (*fini)(struct ftd_ctx *ctx);
 };
 
+static int load_rules(const struct af_config *cfg, struct fm_rules **out,
+                      struct ftd_reload_result *res);
+
+/* The rules file first: it sizes the model's tables, and a bad one stops
+ * the start. */
 static int m_fm_init(struct ftd_ctx *c)
 {
-	return fm_init(&c->fm, c->cfg, &fm_ops, c);
+	struct fm_rules *rules = NULL;
+	int rc = load_rules(c->cfg, &rules, NULL);
+
+	if (rc < 0) {
+		af_err("%s: failure-model rules are invalid, not starting",
+		       c->cfg->daemon.failure_rules);
+		return rc;
+	}
+	return fm_init_rules(&c->fm, c->cfg, rules, &fm_ops, c);
 }
 
 /* ---- the failure model's rules and timer ------------------------------------------- */
@@ -425,19 +438,6 @@ int ftd_init(struct ftd_ctx *ctx)
 			return rc;
 		}
 	}
-	{
-		struct fm_rules *rules = NULL;
-
-		rc = load_rules(ctx->cfg, &rules, NULL);
-		if (rc < 0) {
-			af_err("%s: failure-model rules are invalid, not starting",
-			       ctx->cfg->daemon.failure_rules);
-			return rc;
-		}
-		rc = fm_set_rules(ctx->fm, rules);
-		if (rc < 0)
-			return rc;
-	}
 	af_notice("atca-ftd %s started (config %s, %u blades, %u pairs, %u VMs)", af_version(),
 	          ctx->cfg->path, ctx->cfg->n_blades, ctx->cfg->n_pairs, ctx->cfg->n_vms);
 	return 0;
@@ -569,8 +569,15 @@ int ftd_reload(struct ftd_ctx *ctx, struct ftd_reload_result *res)
 	}
 	resolve_local_blade(ctx, next);
 	if (ctx->fm != NULL) {
-		fm_set_rules(ctx->fm, rules);
-		rules = NULL;
+		int rrc = fm_set_rules(ctx->fm, rules);
+
+		if (rrc == 0)
+			rules = NULL; /* the model has them */
+		else
+			af_log(AF_SS_FM, LOG_ERR,
+			       "the new failure-model rules could not be applied (%s): the rules in "
+			       "force stay",
+			       strerror(-rrc));
 		fm_schedule(ctx);
 	}
 	af_cfg_free(ctx->cfg);

@@ -140,7 +140,7 @@ struct fm {
 	 * at the same, unchanged string: reset for every event) */
 	const char *eh_ptr;
 	uint64_t eh;
-	uint64_t events_seen, events_rejected, events_ignored, raised, cleared;
+	uint64_t events_seen, events_rejected, events_ignored, raised, cleared, sources_evicted;
 };
 
 /* ---- helpers -------------------------------------------------------------------- */
@@ -269,9 +269,33 @@ static struct source *source_get(struct fm *m, const struct af_event *ev, bool c
 		    strcmp(s->entity, ev->entity) == 0)
 			return s;
 	}
-	if (!create || m->src_used == m->n_sources)
+	if (!create)
 		return NULL;
-	i = m->src_used++;
+	if (m->src_used < m->n_sources) {
+		i = m->src_used++;
+	} else {
+		/* full: the source heard from longest ago makes room (it is
+		 * quiet; if it speaks again it is new) */
+		uint32_t old = 0, hh, *pp;
+
+		for (uint32_t k = 1; k < m->n_sources; k++) {
+			if (m->sources[k].last_ts < m->sources[old].last_ts)
+				old = k;
+		}
+		hh = key_hash((int)m->sources[old].kind, m->sources[old].blade,
+		              m->sources[old].entity) &
+		     m->src_mask;
+		for (pp = &m->src_heads[hh]; *pp != NO_IDX && *pp != old;
+		     pp = &m->sources[*pp].hnext)
+			;
+		if (*pp == old)
+			*pp = m->sources[old].hnext;
+		if (m->sources[old].sensor >= 0 &&
+		    m->blades[m->sources[old].blade].sensors[m->sources[old].sensor] > 0)
+			m->blades[m->sources[old].blade].sensors[m->sources[old].sensor]--;
+		m->sources_evicted++;
+		i = old;
+	}
 	m->sources[i] = (struct source){.hnext = m->src_heads[h],
 	                                .used = true,
 	                                .kind = ev->kind,
@@ -335,18 +359,31 @@ static bool slot_reclaimable(const struct fm *m, const struct slot *s)
 
 static struct slot *slot_new(struct fm *m, int rule, int blade, const char *entity)
 {
-	struct slot *s = NULL, *old = NULL;
+	struct slot *s = NULL, *old = NULL, *cleared = NULL;
 	uint32_t h;
 
 	for (uint32_t i = 0; i < m->n_slots; i++) {
-		if (m->slots[i].state == SLOT_FREE) {
-			s = &m->slots[i];
+		struct slot *c = &m->slots[i];
+
+		if (c->state == SLOT_FREE) {
+			s = c;
 			break;
 		}
+		/* never one the current event already uses */
+		if (c->last_ns == m->now && c->state != SLOT_CLEARED)
+			continue;
 		/* the least recently used reclaimable one, if none is free */
-		if (slot_reclaimable(m, &m->slots[i]) &&
-		    (old == NULL || m->slots[i].last_ns < old->last_ns))
-			old = &m->slots[i];
+		if (slot_reclaimable(m, c) && (old == NULL || c->last_ns < old->last_ns))
+			old = c;
+		if (c->state == SLOT_CLEARED && (cleared == NULL || c->last_ns < cleared->last_ns))
+			cleared = c;
+	}
+	/* at worst, the oldest cleared fault gives up its flapping memory:
+	 * better that than no room for a new fault */
+	if (s == NULL && old == NULL && cleared != NULL) {
+		af_warn("failure-model: %u faults remembered: forgetting fault %llu early",
+		        m->n_slots, (unsigned long long)cleared->f.id);
+		old = cleared;
 	}
 	if (s == NULL && old != NULL) {
 		slot_unlink(m, old);
@@ -776,6 +813,7 @@ static void raise_fault(struct fm *m, int ri, const struct af_event *ev, struct 
 		m->blades[s->blade].fatal_id = s->f.id;
 	}
 	s->nonmatch = 0;
+	s->ttl_ns = 0;
 	if (r->ttl_ms) {
 		s->ttl_ns = m->now + r->ttl_ms * AF_NS_PER_MS;
 		want_deadline(m, s->ttl_ns);
@@ -805,6 +843,26 @@ static bool debounce_ok(const struct fm_rule *r, const struct slot *s)
 	return (unsigned)__builtin_popcount(s->hist & mask) >= r->debounce_n;
 }
 
+/* Debounce and rate allow a raise of rule r (s: its slot for the event's
+ * key, NULL when it has none yet). An open, absorbed or damped fault is
+ * "ready": raise_fault() knows what to do with it. */
+static bool raise_ready(const struct fm *m, const struct fm_rule *r, const struct slot *s)
+{
+	uint64_t win;
+
+	if (s == NULL)
+		return r->debounce_m <= 1 && r->rate_n == 0;
+	if (s->state == SLOT_OPEN || s->state == SLOT_ABSORBED || s->state == SLOT_DAMPED)
+		return true;
+	if (!debounce_ok(r, s))
+		return false;
+	if (r->rate_n == 0)
+		return true;
+	win = r->rate_ms * AF_NS_PER_MS;
+	return s->rate_n >= r->rate_n &&
+	       count_since(s->rate_ts, s->rate_n, m->now >= win ? m->now - win : 0) >= r->rate_n;
+}
+
 static void classify(struct fm *m, const struct af_event *ev, bool held)
 {
 	struct fm_blade_view bv;
@@ -822,10 +880,11 @@ static void classify(struct fm *m, const struct af_event *ev, bool held)
 		struct slot *s = NULL;
 
 		if (held) {
-			/* a held event is decided again, already counted */
-			if (match && chosen < 0) {
-				chosen = ri;
+			/* a held event is decided again, already counted, and
+			 * only a rule ready to raise takes it */
+			if (match && chosen == -1) {
 				chosen_slot = slot_find(m, ri, ev->blade, key_entity(r, ev));
+				chosen = raise_ready(m, r, chosen_slot) ? ri : -2;
 			}
 			continue;
 		}
@@ -861,24 +920,10 @@ static void classify(struct fm *m, const struct af_event *ev, bool held)
 				}
 			}
 		}
-		if (!match || chosen >= 0)
+		if (!match || chosen != -1)
 			continue;
 		/* the first matching rule decides, ready or not */
-		chosen = ri;
-		if (s != NULL && s->state != SLOT_OPEN && s->state != SLOT_ABSORBED &&
-		    s->state != SLOT_DAMPED) {
-			bool ready = debounce_ok(r, s);
-
-			if (ready && r->rate_n) {
-				uint64_t win = r->rate_ms * AF_NS_PER_MS;
-
-				ready = s->rate_n >= r->rate_n &&
-				        count_since(s->rate_ts, s->rate_n,
-				                    m->now >= win ? m->now - win : 0) >= r->rate_n;
-			}
-			if (!ready)
-				chosen = -2; /* matched, not yet */
-		}
+		chosen = raise_ready(m, r, s) ? ri : -2;
 		chosen_slot = s;
 	}
 	if (chosen < 0)
@@ -918,8 +963,10 @@ static void apply_clears(struct fm *m, const struct af_event *ev)
 			r = &m->rules->rules[h->rule];
 			if (!fm_clear_names(cl, r->name))
 				continue;
-			if (r->scope == AF_SCOPE_VM ? strcmp(h->ev.entity, ev->entity) == 0
-			                            : h->ev.blade == ev->blade) {
+			if (scope_of(r, h->ev.blade) == AF_SCOPE_VM ||
+			                    scope_of(r, h->ev.blade) == AF_SCOPE_SHELF
+			            ? strcmp(h->ev.entity, ev->entity) == 0
+			            : h->ev.blade == ev->blade) {
 				af_debug("failure-model: held event %llu cancelled by event %llu",
 				         (unsigned long long)h->ev.id, (unsigned long long)ev->id);
 				h->used = false;
@@ -1134,25 +1181,36 @@ static int alloc_tables(struct fm *m, const struct fm_params *p)
 
 int fm_init(struct fm **out, const struct af_config *cfg, const struct fm_ops *ops, void *opaque)
 {
-	struct fm_rules *rules = NULL;
+	return fm_init_rules(out, cfg, NULL, ops, opaque);
+}
+
+int fm_init_rules(struct fm **out, const struct af_config *cfg, struct fm_rules *rules,
+                  const struct fm_ops *ops, void *opaque)
+{
 	struct fm *m;
 	int rc;
 
-	if (out == NULL || ops == NULL)
+	if (out == NULL || ops == NULL) {
+		fm_rules_free(rules);
 		return -EINVAL;
+	}
 	m = calloc(1, sizeof(*m));
-	if (m == NULL)
+	if (m == NULL) {
+		fm_rules_free(rules);
 		return -ENOMEM;
+	}
 	m->cfg = cfg;
 	m->ops = *ops;
 	m->opaque = opaque;
 	for (int b = 0; b <= AF_MAX_BLADES; b++)
 		m->blades[b] = (struct blade_state){
 		        .mstate = -1, .ipmc = -1, .member = -1, .power = -1, .hyper = -1};
-	rc = fm_rules_default(&rules);
-	if (rc < 0) {
-		af_err("failure-model: the built-in rules do not load (%s)", strerror(-rc));
-		goto fail;
+	if (rules == NULL) {
+		rc = fm_rules_default(&rules);
+		if (rc < 0) {
+			af_err("failure-model: the built-in rules do not load (%s)", strerror(-rc));
+			goto fail;
+		}
 	}
 	m->rules = rules;
 	rc = alloc_tables(m, &rules->params);
@@ -1182,7 +1240,7 @@ int fm_set_rules(struct fm *m, struct fm_rules *rules)
 		/* the tables keep their size until restart */
 		rules->params.max_faults = m->rules->params.max_faults;
 		rules->params.max_sources = m->rules->params.max_sources;
-		af_warn("failure-model: max_faults/max_sources change at the next start");
+		af_warn("failure-model: max_faults/max_sources take effect at the next start");
 	}
 	rc = index_rules(m, rules);
 	if (rc < 0) {
@@ -1197,10 +1255,14 @@ int fm_set_rules(struct fm *m, struct fm_rules *rules)
 		int ni = -1;
 		uint32_t h;
 
-		if (state == SLOT_FREE || s->rule < 0)
+		const char *name;
+
+		if (state == SLOT_FREE)
 			continue;
+		/* an orphan of an earlier reload finds its rule again by name */
+		name = s->rule >= 0 ? m->rules->rules[s->rule].name : s->f.rule;
 		for (unsigned j = 0; j < rules->n_rules; j++) {
-			if (strcmp(rules->rules[j].name, m->rules->rules[s->rule].name) == 0)
+			if (strcmp(rules->rules[j].name, name) == 0)
 				ni = (int)j;
 		}
 		slot_unlink(m, s);
@@ -1208,6 +1270,8 @@ int fm_set_rules(struct fm *m, struct fm_rules *rules)
 			continue; /* nothing worth keeping */
 		s->state = state;
 		s->rule = ni;
+		if (ni < 0 || rules->rules[ni].ttl_ms == 0)
+			s->ttl_ns = 0; /* the new rule has no ttl */
 		h = key_hash(ni + 1000, s->blade, s->entity) & m->slot_mask;
 		s->hnext = m->slot_heads[h];
 		m->slot_heads[h] = i;

@@ -52,6 +52,10 @@ struct fm_ops {
 
 /* Starts with the built-in rules. cfg may be NULL (the simulator). */
 int fm_init(struct fm **out, const struct af_config *cfg, const struct fm_ops *ops, void *opaque);
+/* Starts with these rules (taken over, freed on error too; NULL: the
+ * built-in ones); their max_faults and max_sources size the tables. */
+int fm_init_rules(struct fm **out, const struct af_config *cfg, struct fm_rules *rules,
+                  const struct fm_ops *ops, void *opaque);
 int fm_reconfigure(struct fm *m, const struct af_config *cfg);
 /* Replaces the rules (the model takes ownership). Open faults stay open and
  * follow the new rule of the same name, if any. */

@@ -286,10 +286,12 @@ static int parse_cond(struct parser *p, const char *tok, struct fm_cond *c)
 				return -EINVAL;
 			}
 		}
-		off = pool_add(p->r, v, len);
+		/* a prefix is kept without its '*' ("M*" -> "M", "*" -> "") */
+		c->is_prefix[c->n_vals] = v[len - 1] == '*';
+		off = pool_add(p->r, v, c->is_prefix[c->n_vals] ? len - 1 : len);
 		if (off < 0)
 			return (int)off;
-		c->prefix_len[c->n_vals] = (uint8_t)(v[len - 1] == '*' ? len - 1 : 0);
+		c->prefix_len[c->n_vals] = (uint8_t)(c->is_prefix[c->n_vals] ? len - 1 : 0);
 		c->vals[c->n_vals++] = OFF_PTR(off);
 		v += len + (bar ? 1 : 0);
 		if (bar && *v == '\0') {
@@ -362,7 +364,7 @@ static int parse_count_window(const char *v, unsigned *n, uint64_t *ms)
 		return -EINVAL;
 	*slash = '\0';
 	if (af_parse_u64(buf, 1, 1000000, &x) < 0 || af_parse_duration_ms(slash + 1, ms) < 0 ||
-	    *ms == 0)
+	    *ms == 0 || *ms > 7ULL * 24 * 3600 * 1000)
 		return -EINVAL;
 	*n = (unsigned)x;
 	return 0;
@@ -622,10 +624,15 @@ static void parse_clear(struct parser *p, char **tok, int n)
 			perr(p, p->line, "at most %d rule names in one clear", FM_MAX_CLEAR_NAMES);
 			return;
 		}
+		if (len >= FM_RULE_NAME_MAX) {
+			perr(p, p->line, "'%s': not a rule name (or prefix*)", name);
+			rc = -EINVAL;
+			continue;
+		}
 		af_strlcpy(base, name, sizeof(base));
 		if (prefix)
 			base[len - 1] = '\0';
-		if (len >= FM_RULE_NAME_MAX || !valid_rule_name(base)) {
+		if (!valid_rule_name(base)) {
 			perr(p, p->line, "'%s': not a rule name (or prefix*)", name);
 			rc = -EINVAL;
 			continue;
@@ -762,6 +769,7 @@ int fm_rules_parse(const char *text, size_t len, const char *origin, struct fm_r
 	char stmt[MAX_LINE];
 	size_t slen = 0, pos = 0;
 	int stmt_line = 0;
+	bool skipping = false;
 
 	if (text == NULL || out == NULL)
 		return -EINVAL;
@@ -803,8 +811,12 @@ int fm_rules_parse(const char *text, size_t len, const char *origin, struct fm_r
 		}
 		if (slen == 0)
 			stmt_line = p.line;
-		if (slen + keep + 2 > sizeof(stmt)) {
-			perr(&p, stmt_line, "statement longer than %d bytes", MAX_LINE);
+		if (skipping || slen + keep + 2 > sizeof(stmt)) {
+			/* the rest of an overlong statement is part of it, not
+			 * statements of its own */
+			if (!skipping)
+				perr(&p, stmt_line, "statement longer than %d bytes", MAX_LINE);
+			skipping = cont;
 			slen = 0;
 			continue;
 		}
@@ -900,7 +912,7 @@ void fm_rules_free(struct fm_rules *r)
 
 static bool val_eq(const struct fm_cond *c, unsigned i, const char *s)
 {
-	if (c->prefix_len[i])
+	if (c->is_prefix[i])
 		return strncmp(s, c->vals[i], c->prefix_len[i]) == 0;
 	return strcmp(s, c->vals[i]) == 0;
 }
@@ -967,11 +979,11 @@ bool fm_cond_match(const struct fm_cond *c, const struct af_event *ev,
 		/* a missing or non-numeric value compares false */
 		return s != NULL && parse_ll(s, &v) && num_cmp(c->op, v, c->num);
 	}
+	/* a missing key equals nothing (not even key=*); key!=v holds */
 	if (s == NULL)
-		s = "";
+		return c->op == FM_OP_NE;
 	for (unsigned i = 0; i < c->n_vals && !any; i++)
 		any = val_eq(c, i, s);
-	/* key!=v holds for a missing key too: "not v" */
 	return c->op == FM_OP_EQ ? any : !any;
 }
 
@@ -1088,7 +1100,7 @@ static void print_conds(struct sbuf *b, const struct fm_cond *conds, unsigned n)
 		}
 		for (unsigned j = 0; j < c->n_vals; j++)
 			sb_printf(b, "%s%s%s", j ? "|" : "", c->vals[j],
-			          c->prefix_len[j] ? "*" : "");
+			          c->is_prefix[j] ? "*" : "");
 	}
 }
 

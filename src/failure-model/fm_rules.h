@@ -47,7 +47,8 @@ struct fm_cond {
 	const char *key; /* FM_KEY_DETAIL: the detail key */
 	unsigned n_vals; /* EQ/NE: any of these values; a value ending in '*' is a prefix */
 	const char *vals[FM_MAX_VALS];
-	uint8_t prefix_len[FM_MAX_VALS]; /* 0: exact; else compare this many bytes */
+	bool is_prefix[FM_MAX_VALS];     /* the value was written with a final '*' */
+	uint8_t prefix_len[FM_MAX_VALS]; /* its length without the '*' */
 	long long num;                   /* GE/LE/GT/LT */
 };
 

@@ -59,7 +59,7 @@ static int tokenize(const char *s, struct tok *t, int max, char *msg, size_t msg
 		}
 		t[n].key[0] = t[n].val[0] = '\0';
 		/* a key ends at '=' */
-		while (*s && *s != ' ' && *s != '\t' && *s != '=' && *s != '"') {
+		while (*s && *s != ' ' && *s != '\t' && *s != '\r' && *s != '=' && *s != '"') {
 			if (kl + 1 >= sizeof(t[n].val)) {
 				fail(msg, msglen, "a word longer than %zu bytes",
 				     sizeof(t[n].val) - 1);
@@ -296,7 +296,8 @@ enum fm_sim_line fm_sim_parse_line(const char *line, unsigned lineno, struct af_
 		ev->id = lineno;
 		return FM_SIM_EVENT;
 	}
-	if (t[0].key[0] || af_parse_u64(t[0].val, 0, UINT64_MAX / AF_NS_PER_MS, &ms) < 0)
+	/* at most 10^12 ms (31 years): deadlines never wrap */
+	if (t[0].key[0] || af_parse_u64(t[0].val, 0, 1000000000000ULL, &ms) < 0)
 		return fail(msg, msglen, "'%s': a line starts with the time in milliseconds",
 		            t[0].key[0] ? t[0].key : t[0].val);
 	if (n < 2)
@@ -463,27 +464,16 @@ int fm_sim_run(const char *text, size_t len, const char *name, struct fm_rules *
 	char linebuf[2048], msg[256];
 	size_t pos = 0;
 	unsigned lineno = 0;
-	uint64_t last = 0, hold = 0;
+	uint64_t last = 0;
 	int rc, bad = 0;
 
 	if (text == NULL || out == NULL || err == NULL) {
 		fm_rules_free(rules);
 		return -EINVAL;
 	}
-	rc = fm_init(&m, NULL, &ops, &sim);
-	if (rc < 0) {
-		fm_rules_free(rules);
+	rc = fm_init_rules(&m, NULL, rules, &ops, &sim);
+	if (rc < 0)
 		return rc;
-	}
-	if (rules != NULL && (rc = fm_set_rules(m, rules)) < 0) {
-		fm_rules_free(rules);
-		fm_fini(m);
-		return rc;
-	}
-	for (unsigned i = 0; i < fm_get_rules(m)->n_rules; i++) {
-		if (fm_get_rules(m)->rules[i].hold_ms > hold)
-			hold = fm_get_rules(m)->rules[i].hold_ms;
-	}
 	while (pos < len) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t l = nl ? (size_t)(nl - (text + pos)) : len - pos;
@@ -529,7 +519,6 @@ int fm_sim_run(const char *text, size_t len, const char *name, struct fm_rules *
 	}
 	/* the end of the file lets held decisions be made (and what is due
 	 * before them), nothing later */
-	(void)hold;
 	if (fm_hold_horizon(m) != 0)
 		fm_tick(m, fm_hold_horizon(m));
 	fm_fini(m);
