@@ -1,20 +1,238 @@
 /*
- * src/recovery: the module is a skeleton for now; these tests pin its contract
- * (argument checks, describe, reconfigure, fini) so that the implementation
- * can grow behind it.
+ * src/recovery: the module's contract, and the planner (pure): faults it
+ * cannot read first, then each recovery class against a small cluster,
+ * with the safety rules (quorum, fence or stop before takeover, no
+ * promotion for a guest fault, no takeover without a healthy partner).
  */
 #include "config.h"
 
 #include "rcv.h"
+#include "rcv_plan.h"
 
 #define MODULE_PREFIX rcv
 #define MODULE_NAME "recovery"
 #include "check_module_contract.h"
 
+/* blades 1-4, pairs 1+2 and 3+4; VMs on blade 3: db (ft), web (restart),
+ * scratch (none); on blade 1: app (restart, 2 restarts allowed) */
+static struct af_config *cluster_config(void)
+{
+	static const char text[] =
+	        "shelf {\n credentials: /x\n manager {\n  address: 127.0.0.1\n }\n}\n"
+	        "blade {\n slot: 1\n host: b1\n}\nblade {\n slot: 2\n host: b2\n}\n"
+	        "blade {\n slot: 3\n host: b3\n}\nblade {\n slot: 4\n host: b4\n}\n"
+	        "vm {\n name: db\n blade: 3\n protection: ft\n}\n"
+	        "vm {\n name: web\n blade: 3\n protection: restart\n}\n"
+	        "vm {\n name: scratch\n blade: 3\n protection: none\n}\n"
+	        "vm {\n name: app\n blade: 1\n protection: restart\n max_restarts: 2\n}\n";
+	struct af_cfg_diag diag;
+	struct af_config *cfg = NULL;
+
+	ck_assert_int_eq(af_cfg_parse_buffer("cluster", text, sizeof(text) - 1,
+	                                     AF_CFG_SKIP_CREDENTIALS | AF_CFG_SKIP_NSS, &cfg,
+	                                     &diag),
+	                 0);
+	return cfg;
+}
+
+static struct af_fault fault(enum af_layer l, enum af_scope sc, int blade, const char *vm,
+                             enum af_recovery_class rc)
+{
+	struct af_fault f;
+
+	memset(&f, 0, sizeof(f));
+	f.id = 7;
+	f.layer = l;
+	f.severity = AF_SEV_FATAL;
+	f.scope = sc;
+	f.blade = blade;
+	f.rclass = rc;
+	af_strlcpy(f.rule, "test", sizeof(f.rule));
+	if (vm)
+		af_strlcpy(f.vm, vm, sizeof(f.vm));
+	return f;
+}
+
+/* "kind:blade:vm" of each step, space separated */
+static const char *steps(const struct rcv_plan *p)
+{
+	static char buf[1024];
+	size_t pos = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < p->n_steps; i++) {
+		int n = snprintf(buf + pos, sizeof(buf) - pos, "%s%s:%d%s%s", i ? " " : "",
+		                 rcv_step_names[p->steps[i].kind], p->steps[i].blade,
+		                 p->steps[i].vm[0] ? ":" : "", p->steps[i].vm);
+
+		if (n < 0 || (size_t)n >= sizeof(buf) - pos)
+			break;
+		pos += (size_t)n;
+	}
+	return buf;
+}
+
+START_TEST(test_plan_refuses_bad_faults)
+{
+	struct af_config *cfg = cluster_config();
+	struct rcv_cluster c;
+	struct rcv_timeouts t;
+	struct rcv_plan p;
+	struct af_fault f = fault(AF_LAYER_HARDWARE, AF_SCOPE_BLADE, 3, NULL, AF_RC_FAILOVER);
+
+	rcv_cluster_from_config(cfg, &c);
+	rcv_timeouts_default(&t);
+	ck_assert_int_eq(rcv_plan_fault(NULL, &f, &t, &p), -EINVAL);
+	ck_assert_int_eq(rcv_plan_fault(&c, NULL, &t, &p), -EINVAL);
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, NULL, &p), -EINVAL);
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, NULL), -EINVAL);
+	f.rclass = (enum af_recovery_class)AF_RC_COUNT;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), -EINVAL);
+	f = fault(AF_LAYER_HARDWARE, AF_SCOPE_BLADE, 17, NULL, AF_RC_FAILOVER);
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), -EINVAL);
+	f = fault(AF_LAYER_HARDWARE, (enum af_scope)9, 3, NULL, AF_RC_FAILOVER);
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), -EINVAL);
+	af_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_plan_fence_and_failover)
+{
+	struct af_config *cfg = cluster_config();
+	struct rcv_cluster c;
+	struct rcv_timeouts t;
+	struct rcv_plan p;
+	struct af_fault f =
+	        fault(AF_LAYER_HARDWARE, AF_SCOPE_BLADE, 3, NULL, AF_RC_FENCE_AND_FAILOVER);
+
+	rcv_cluster_from_config(cfg, &c);
+	rcv_timeouts_default(&t);
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	/* fence first; the ft VM is promoted, the restart VM started, the
+	 * unprotected one left down; the partner carries it out */
+	ck_assert_str_eq(steps(&p), "fence:3 promote:4:db start-vm:4:web notify:3:scratch");
+	ck_assert_int_eq(p.owner, 4);
+	ck_assert_uint_eq(p.fault_id, 7);
+	/* without quorum: wait for it first */
+	c.quorate = false;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "wait-quorum:0 fence:3 promote:4:db start-vm:4:web "
+	                            "notify:3:scratch");
+	/* a backup not in sync: the ft VM starts from its disk */
+	c.quorate = true;
+	c.vms[0].backup_in_sync = false;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "fence:3 start-vm:4:db start-vm:4:web notify:3:scratch");
+	/* the partner is down too: fence, and nobody takes over */
+	c.blades[4].member = false;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "fence:3 notify:3");
+	c.blades[4].member = true;
+	c.blades[4].faulty = true;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "fence:3 notify:3");
+	af_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_plan_failover_without_fence)
+{
+	struct af_config *cfg = cluster_config();
+	struct rcv_cluster c;
+	struct rcv_timeouts t;
+	struct rcv_plan p;
+	struct af_fault f = fault(AF_LAYER_HYPERVISOR, AF_SCOPE_HOST, 3, NULL, AF_RC_FAILOVER);
+
+	rcv_cluster_from_config(cfg, &c);
+	rcv_timeouts_default(&t);
+	/* the blade is on: each protected VM must be confirmed stopped there,
+	 * and a stop that cannot be confirmed escalates to a fence */
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "stop-vm:3:db stop-vm:3:web promote:4:db start-vm:4:web "
+	                            "notify:3:scratch");
+	ck_assert_int_eq(p.steps[0].on_fail_escalate, RCV_STEP_FENCE);
+	/* the blade is known off: nothing to stop */
+	c.blades[3].off = true;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "promote:4:db start-vm:4:web notify:3:scratch");
+	/* a blade without VMs: said so */
+	f.blade = 2;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "notify:2");
+	af_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_plan_restart_then_move)
+{
+	struct af_config *cfg = cluster_config();
+	struct rcv_cluster c;
+	struct rcv_timeouts t;
+	struct rcv_plan p;
+	struct af_fault f = fault(AF_LAYER_VM, AF_SCOPE_VM, 1, "app", AF_RC_RESTART_VM);
+
+	rcv_cluster_from_config(cfg, &c);
+	rcv_timeouts_default(&t);
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "restart-vm:1:app");
+	c.vms[3].restarts_recent = 1;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "restart-vm:1:app");
+	/* restarts exhausted: stop it, start it on the partner (from disk) */
+	c.vms[3].restarts_recent = 2;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "stop-vm:1:app start-vm:2:app");
+	/* a guest fault of an ft VM never promotes its backup */
+	f = fault(AF_LAYER_VM, AF_SCOPE_VM, 3, "db", AF_RC_RESTART_VM);
+	c.vms[0].restarts_recent = 3;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "stop-vm:3:db start-vm:4:db");
+	/* unknown and unprotected VMs: notify only */
+	f = fault(AF_LAYER_VM, AF_SCOPE_VM, 3, "ghost", AF_RC_RESTART_VM);
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "notify:3:ghost");
+	f = fault(AF_LAYER_VM, AF_SCOPE_VM, 3, "scratch", AF_RC_RESTART_VM);
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "notify:3:scratch");
+	af_cfg_free(cfg);
+}
+END_TEST
+
+START_TEST(test_plan_migrate_and_notify)
+{
+	struct af_config *cfg = cluster_config();
+	struct rcv_cluster c;
+	struct rcv_timeouts t;
+	struct rcv_plan p;
+	struct af_fault f = fault(AF_LAYER_HARDWARE, AF_SCOPE_BLADE, 3, NULL, AF_RC_MIGRATE_AWAY);
+
+	rcv_cluster_from_config(cfg, &c);
+	rcv_timeouts_default(&t);
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "migrate:4:db migrate:4:web");
+	c.blades[4].faulty = true;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "notify:3");
+	/* notify-only, and shelf faults whatever their class */
+	f.rclass = AF_RC_NOTIFY_ONLY;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "notify:3");
+	f = fault(AF_LAYER_HARDWARE, AF_SCOPE_SHELF, 0, NULL, AF_RC_FENCE_AND_FAILOVER);
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "notify:0");
+	af_cfg_free(cfg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("recovery");
 
+	add_tcase(s, test_plan_refuses_bad_faults, 10);
+	add_tcase(s, test_plan_fence_and_failover, 10);
+	add_tcase(s, test_plan_failover_without_fence, 10);
+	add_tcase(s, test_plan_restart_then_move, 10);
+	add_tcase(s, test_plan_migrate_and_notify, 10);
 	add_module_contract_tests(s);
 	return run_suite(s);
 }

@@ -82,6 +82,7 @@ void ctl_render_events(json_object *doc, FILE *f);
 void ctl_render_fence(json_object *doc, FILE *f);
 
 /* atca-ftctl simulate (offline): returns a CTL_ exit code. */
-int ctl_simulate(const char *rules_path, bool print_rules, int argc, char **argv);
+int ctl_simulate(const char *rules_path, const char *config_path, bool print_rules, int argc,
+                 char **argv);
 
 #endif

@@ -28,6 +28,7 @@ struct ctl_opts {
 	int timeout_ms;
 	uint32_t count;
 	const char *rules;
+	const char *config;
 	bool print_rules;
 };
 
@@ -64,6 +65,9 @@ static void usage(FILE *f)
 	           "  -r, --rules FILE     simulate with these failure-model rules (default:\n"
 	           "                       the built-in ones)\n"
 	           "      --print-rules    simulate: print the rules in effect and stop\n"
+	           "  -c, --config FILE    simulate: the shelf's configuration (blades, pairs,\n"
+	           "                       VMs); with it, the recovery plan of every fault\n"
+	           "                       is printed too\n"
 	           "  -V, --version        same as the version command\n"
 	           "  -h, --help           this text\n\n"
 	           "Exit codes: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission\n"
@@ -384,11 +388,17 @@ static int cmd_fence(const struct ctl_opts *o, unsigned op, int argc, char **arg
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	        {"json", no_argument, NULL, 'j'},          {"ipc", required_argument, NULL, 's'},
-	        {"timeout", required_argument, NULL, 't'}, {"version", no_argument, NULL, 'V'},
-	        {"help", no_argument, NULL, 'h'},          {"yes", no_argument, NULL, 'y'},
-	        {"count", required_argument, NULL, 'n'},   {"rules", required_argument, NULL, 'r'},
-	        {"print-rules", no_argument, NULL, 'P'},   {NULL, 0, NULL, 0},
+	        {"json", no_argument, NULL, 'j'},
+	        {"ipc", required_argument, NULL, 's'},
+	        {"timeout", required_argument, NULL, 't'},
+	        {"version", no_argument, NULL, 'V'},
+	        {"help", no_argument, NULL, 'h'},
+	        {"yes", no_argument, NULL, 'y'},
+	        {"count", required_argument, NULL, 'n'},
+	        {"rules", required_argument, NULL, 'r'},
+	        {"print-rules", no_argument, NULL, 'P'},
+	        {"config", required_argument, NULL, 'c'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct ctl_opts o = {.ipc_name = DEFAULT_IPC, .timeout_ms = DEFAULT_TIMEOUT_MS};
 	const char *env = getenv("ATCA_FT_IPC");
@@ -399,7 +409,7 @@ int main(int argc, char **argv)
 
 	if (env != NULL && *env != '\0')
 		o.ipc_name = env;
-	while ((c = getopt_long(argc, argv, "js:t:Vhyn:r:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "js:t:Vhyn:r:c:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			o.json = true;
@@ -430,6 +440,9 @@ int main(int argc, char **argv)
 			break;
 		case 'P':
 			o.print_rules = true;
+			break;
+		case 'c':
+			o.config = optarg;
 			break;
 		case 'V':
 			want_version = true;
@@ -471,7 +484,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "unfence") == 0)
 		return cmd_fence(&o, AF_OP_UNFENCE, argc - optind, argv + optind);
 	if (strcmp(cmd, "simulate") == 0)
-		return ctl_simulate(o.rules, o.print_rules, argc - optind, argv + optind);
+		return ctl_simulate(o.rules, o.config, o.print_rules, argc - optind, argv + optind);
 	if (strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return CTL_OK;

@@ -401,6 +401,7 @@ enum fm_sim_line fm_sim_parse_line(const char *line, unsigned lineno, struct af_
 struct sim {
 	FILE *out, *err;
 	const char *name;
+	const struct fm_sim_hooks *hooks;
 };
 
 static void json_str(FILE *f, const char *s)
@@ -445,6 +446,8 @@ static void on_fault(void *opaque, const struct fm_report *r)
 	if (r->escalated)
 		fprintf(s->out, ",\"escalated\":true");
 	fprintf(s->out, "}\n");
+	if (s->hooks && s->hooks->report)
+		s->hooks->report(s->hooks->opaque, r, s->out);
 }
 
 static void on_ignored(void *opaque, const struct af_event *ev, const char *why)
@@ -457,7 +460,13 @@ static void on_ignored(void *opaque, const struct af_event *ev, const char *why)
 int fm_sim_run(const char *text, size_t len, const char *name, struct fm_rules *rules, FILE *out,
                FILE *err)
 {
-	struct sim sim = {.out = out, .err = err, .name = name ? name : "events"};
+	return fm_sim_run_hooks(text, len, name, rules, out, err, NULL);
+}
+
+int fm_sim_run_hooks(const char *text, size_t len, const char *name, struct fm_rules *rules,
+                     FILE *out, FILE *err, const struct fm_sim_hooks *hooks)
+{
+	struct sim sim = {.out = out, .err = err, .name = name ? name : "events", .hooks = hooks};
 	struct fm_ops ops = {.fault = on_fault, .ignored = on_ignored};
 	struct fm *m = NULL;
 	struct af_event ev;
@@ -507,6 +516,8 @@ int fm_sim_run(const char *text, size_t len, const char *name, struct fm_rules *
 				last = ev.ts_ns;
 			break;
 		case FM_SIM_EVENT:
+			if (hooks && hooks->event)
+				hooks->event(hooks->opaque, &ev);
 			if (fm_event(m, &ev) < 0) {
 				fprintf(err, "%s:%u: error: the model refused the event\n",
 				        sim.name, lineno);

@@ -33,4 +33,16 @@ enum fm_sim_line fm_sim_parse_line(const char *line, unsigned lineno, struct af_
 int fm_sim_run(const char *text, size_t len, const char *name, struct fm_rules *rules, FILE *out,
                FILE *err);
 
+/* What a caller can add to a replay (atca-ftctl simulate --config adds the
+ * recovery planner): each event before the model sees it, each report
+ * after its line was printed. Either may be NULL. */
+struct fm_report;
+struct fm_sim_hooks {
+	void (*event)(void *opaque, const struct af_event *ev);
+	void (*report)(void *opaque, const struct fm_report *r, FILE *out);
+	void *opaque;
+};
+int fm_sim_run_hooks(const char *text, size_t len, const char *name, struct fm_rules *rules,
+                     FILE *out, FILE *err, const struct fm_sim_hooks *hooks);
+
 #endif

@@ -23,7 +23,7 @@ int rcv_init(struct rcv **out, const struct af_module_env *env)
 	if (m == NULL)
 		return -ENOMEM;
 	m->env = *env;
-	af_info("recovery: initialised (planner and executors not implemented yet)");
+	af_info("recovery: initialised (planner only: executors not implemented yet)");
 	*out = m;
 	return 0;
 }
@@ -40,7 +40,8 @@ void rcv_describe(const struct rcv *m, struct af_module_status *st)
 {
 	st->name = "recovery";
 	st->state = m ? "disabled" : "stopped";
-	snprintf(st->detail, sizeof(st->detail), "planner and executors not implemented yet");
+	snprintf(st->detail, sizeof(st->detail),
+	         "planner ready (atca-ftctl simulate --config); executors not implemented yet");
 }
 
 void rcv_fini(struct rcv *m)

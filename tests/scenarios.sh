@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Golden failure-model scenarios: every NAME.events is replayed by
-# "atca-ftctl simulate" (with NAME.rules when there is one) and its output
+# "atca-ftctl simulate" (with NAME.rules and NAME.conf when there are: the
+# configuration adds the recovery plans to the output) and its output
 # must be exactly NAME.expected, its warnings and errors exactly NAME.stderr
 # (none when the file is absent), its exit status 1 when it has errors, else 0.
 #
-#   scenarios.sh                 check every scenario
-#   scenarios.sh NAME...         check these
-#   scenarios.sh --show NAME     print what the model says now (to write .expected;
+#   tests/scenarios.sh                 check every scenario
+#   tests/scenarios.sh NAME...         check these
+#   tests/scenarios.sh --show NAME     print what the model says now (to write .expected;
 #                          read it line by line before you trust it)
-. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 
 DIR="$top_srcdir/tests/scenarios"
 CTL="${top_builddir:-$top_srcdir}/src/cli/atca-ftctl"
@@ -18,6 +19,8 @@ tl_tmpdir
 run_one() { # NAME -> $TL_TMP/out, $TL_TMP/err, $rc
 	local name=$1 rules=()
 	[ -f "$DIR/$name.rules" ] && rules=(--rules "$name.rules")
+	# with a configuration, the recovery plans are printed too
+	[ -f "$DIR/$name.conf" ] && rules+=(--config "$name.conf")
 	(cd "$DIR" && "$CTL" simulate "${rules[@]}" "$name.events") >"$TL_TMP/out" 2>"$TL_TMP/err"
 	rc=$?
 }
