@@ -6,7 +6,12 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "rcv.h"
+#include "rcv_journal.h"
 #include "rcv_plan.h"
 
 #define MODULE_PREFIX rcv
@@ -224,6 +229,127 @@ START_TEST(test_plan_migrate_and_notify)
 }
 END_TEST
 
+/* ---- the journal ---------------------------------------------------------------------- */
+
+static char jdir[64];
+
+static void jpath(char *buf, size_t len)
+{
+	if (jdir[0] == '\0') {
+		af_strlcpy(jdir, "/tmp/check_rcv.XXXXXX", sizeof(jdir));
+		ck_assert_ptr_nonnull(mkdtemp(jdir));
+	}
+	snprintf(buf, len, "%s/journal", jdir);
+}
+
+static void jcleanup(void)
+{
+	char p[128];
+
+	snprintf(p, sizeof(p), "%s/journal", jdir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/journal.new", jdir);
+	unlink(p);
+	rmdir(jdir);
+	jdir[0] = '\0';
+}
+
+static void a_plan(struct rcv_plan *p)
+{
+	struct af_config *cfg = cluster_config();
+	struct rcv_cluster c;
+	struct rcv_timeouts t;
+	struct af_fault f =
+	        fault(AF_LAYER_HARDWARE, AF_SCOPE_BLADE, 3, NULL, AF_RC_FENCE_AND_FAILOVER);
+
+	rcv_cluster_from_config(cfg, &c);
+	rcv_timeouts_default(&t);
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, p), 0);
+	af_cfg_free(cfg);
+}
+
+/* A plan and its progress survive a restart; a finished plan is gone; a
+ * torn last record and a damaged one are skipped, never trusted. */
+START_TEST(test_journal_replay)
+{
+	struct rcv_journal *j = calloc(1, sizeof(*j)), *k = calloc(1, sizeof(*k));
+	struct rcv_plan p;
+	char path[128];
+	struct stat st;
+	int fd;
+
+	jpath(path, sizeof(path));
+	a_plan(&p);
+	ck_assert_int_eq(rcv_journal_open(j, path), 0);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0600);
+	ck_assert_uint_eq(j->n_plans, 0);
+	ck_assert_int_eq(rcv_journal_plan(j, 1, &p), 0);
+	ck_assert_int_eq(rcv_journal_plan(j, 1, &p), -EINVAL); /* the same id twice */
+	ck_assert_int_eq(rcv_journal_step(j, 1, 0, RCV_ST_STARTED), 0);
+	ck_assert_int_eq(rcv_journal_step(j, 1, 0, RCV_ST_DONE), 0);
+	ck_assert_int_eq(rcv_journal_step(j, 1, 1, RCV_ST_STARTED), 0);
+	ck_assert_int_eq(rcv_journal_step(j, 1, 99, RCV_ST_DONE), -EINVAL);
+	ck_assert_int_eq(rcv_journal_step(j, 9, 0, RCV_ST_DONE), -EINVAL);
+	ck_assert_int_eq(rcv_journal_plan(j, 2, &p), 0);
+	ck_assert_int_eq(rcv_journal_finish(j, 2), 0);
+	rcv_journal_close(j);
+
+	/* a restart: plan 1 in progress, step 0 done, step 1 started */
+	ck_assert_int_eq(rcv_journal_open(k, path), 0);
+	ck_assert_uint_eq(k->bad_lines, 0);
+	ck_assert_uint_eq(k->n_plans, 1);
+	ck_assert_uint_eq(k->plans[0].id, 1);
+	ck_assert_uint_eq(k->plans[0].plan.n_steps, p.n_steps);
+	for (unsigned i = 0; i < p.n_steps; i++) {
+		ck_assert_int_eq(k->plans[0].plan.steps[i].kind, p.steps[i].kind);
+		ck_assert_int_eq(k->plans[0].plan.steps[i].blade, p.steps[i].blade);
+		ck_assert_str_eq(k->plans[0].plan.steps[i].vm, p.steps[i].vm);
+		ck_assert_uint_eq(k->plans[0].plan.steps[i].timeout_ms, p.steps[i].timeout_ms);
+		ck_assert_int_eq(k->plans[0].plan.steps[i].on_fail_escalate,
+		                 p.steps[i].on_fail_escalate);
+	}
+	ck_assert_uint_eq(k->plans[0].plan.fault_id, p.fault_id);
+	ck_assert_int_eq(k->plans[0].plan.owner, p.owner);
+	ck_assert_int_eq(k->plans[0].plan.rclass, p.rclass);
+	ck_assert_int_eq(k->plans[0].plan.steps[1].kind, RCV_STEP_PROMOTE);
+	ck_assert_str_eq(k->plans[0].plan.steps[1].vm, "db");
+	ck_assert_uint_eq(k->plans[0].state[0], RCV_ST_DONE);
+	ck_assert_uint_eq(k->plans[0].state[1], RCV_ST_STARTED);
+	ck_assert_uint_eq(k->plans[0].state[2], RCV_ST_PENDING);
+	ck_assert_int_eq(rcv_journal_step(k, 1, 1, RCV_ST_DONE), 0);
+	rcv_journal_close(k);
+
+	/* damage: a line with a wrong checksum, and a torn last write */
+	fd = open(path, O_WRONLY | O_APPEND);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "rcvj1 999 finish id=1 *00000000\n", 32), 32);
+	ck_assert_int_eq(write(fd, "rcvj1 1000 finish id=1 *1", 25), 25);
+	close(fd);
+	memset(k, 0, sizeof(*k));
+	ck_assert_int_eq(rcv_journal_open(k, path), 0);
+	ck_assert_uint_eq(k->bad_lines, 2);
+	ck_assert_uint_eq(k->n_plans, 1); /* not finished by a record it cannot trust */
+	ck_assert_uint_eq(k->plans[0].state[1], RCV_ST_DONE);
+	/* it was rewritten clean: the next open has nothing to skip */
+	rcv_journal_close(k);
+	memset(k, 0, sizeof(*k));
+	ck_assert_int_eq(rcv_journal_open(k, path), 0);
+	ck_assert_uint_eq(k->bad_lines, 0);
+	ck_assert_uint_eq(k->n_plans, 1);
+	ck_assert_int_eq(rcv_journal_finish(k, 1), 0);
+	ck_assert_int_eq(rcv_journal_compact(k), 0);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+	rcv_journal_close(k);
+	/* not a regular file */
+	ck_assert_int_eq(rcv_journal_open(k, jdir), -EISDIR);
+	free(j);
+	free(k);
+	jcleanup();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("recovery");
@@ -233,6 +359,7 @@ int main(void)
 	add_tcase(s, test_plan_failover_without_fence, 10);
 	add_tcase(s, test_plan_restart_then_move, 10);
 	add_tcase(s, test_plan_migrate_and_notify, 10);
+	add_tcase(s, test_journal_replay, 10);
 	add_module_contract_tests(s);
 	return run_suite(s);
 }
