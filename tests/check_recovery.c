@@ -12,6 +12,7 @@
 
 #include "rcv.h"
 #include "rcv_journal.h"
+#include "rcv_pair.h"
 #include "rcv_plan.h"
 
 #define MODULE_PREFIX rcv
@@ -350,6 +351,52 @@ START_TEST(test_journal_replay)
 }
 END_TEST
 
+/* ---- the pair state machine ---------------------------------------------------------- */
+
+START_TEST(test_pair_fsm)
+{
+	struct rcv_pair p;
+
+	ck_assert_int_eq(af_fsm_check(&rcv_pair_fsm), 0);
+	rcv_pair_init(&p, 4, 3); /* A is the lower slot */
+	ck_assert_uint_eq(p.a, 3);
+	ck_assert_uint_eq(p.b, 4);
+	ck_assert_str_eq(af_fsm_state_name(&p.fsm), "FORMING");
+	ck_assert_int_eq(rcv_pair_side(&p, 7, true), -EINVAL);
+	ck_assert_int_eq(rcv_pair_fire(&p, (enum rcv_pair_event)RCV_PE_COUNT), -EINVAL);
+	/* both up: protected only once the backups are in sync */
+	ck_assert_int_eq(rcv_pair_fire(&p, RCV_PE_BOTH_UP), RCV_PAIR_SYNCING);
+	ck_assert(!rcv_pair_protected(&p));
+	ck_assert_int_eq(rcv_pair_fire(&p, RCV_PE_SYNC_DONE), RCV_PAIR_PROTECTED);
+	ck_assert(rcv_pair_protected(&p));
+	ck_assert_uint_eq(rcv_pair_runs_all(&p), 0);
+	/* B lost: A takes over, then runs alone, unprotected */
+	ck_assert_int_eq(rcv_pair_side(&p, 4, false), RCV_PAIR_TAKEOVER_A);
+	ck_assert_uint_eq(rcv_pair_runs_all(&p), 3);
+	ck_assert_int_eq(rcv_pair_side(&p, 4, false), -1); /* nothing new */
+	ck_assert_int_eq(rcv_pair_fire(&p, RCV_PE_TAKEOVER_DONE), RCV_PAIR_ALONE_A);
+	ck_assert(!rcv_pair_protected(&p));
+	/* B back: resync, then protected again */
+	ck_assert_int_eq(rcv_pair_side(&p, 4, true), RCV_PAIR_SYNCING);
+	ck_assert_int_eq(rcv_pair_fire(&p, RCV_PE_SYNC_DONE), RCV_PAIR_PROTECTED);
+	/* maintenance of A: B runs all; A may then go down */
+	ck_assert_int_eq(rcv_pair_fire(&p, RCV_PE_MAINT_A), RCV_PAIR_MAINT_A);
+	ck_assert_uint_eq(rcv_pair_runs_all(&p), 4);
+	ck_assert_int_eq(rcv_pair_side(&p, 3, false), -1);
+	ck_assert_int_eq(rcv_pair_fire(&p, RCV_PE_MAINT_OFF), RCV_PAIR_SYNCING);
+	/* both lost: down, then whoever comes back first runs alone */
+	ck_assert_int_eq(rcv_pair_side(&p, 3, false), RCV_PAIR_TAKEOVER_B);
+	ck_assert_int_eq(rcv_pair_side(&p, 4, false), RCV_PAIR_DOWN);
+	ck_assert_uint_eq(rcv_pair_runs_all(&p), 0);
+	ck_assert_int_eq(rcv_pair_side(&p, 4, true), RCV_PAIR_ALONE_B);
+	ck_assert_uint_eq(rcv_pair_runs_all(&p), 4);
+	ck_assert_int_eq(rcv_pair_side(&p, 3, true), RCV_PAIR_SYNCING);
+	/* a pair heard from one side only at first */
+	rcv_pair_init(&p, 1, 2);
+	ck_assert_int_eq(rcv_pair_side(&p, 2, true), RCV_PAIR_ALONE_B);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("recovery");
@@ -360,6 +407,7 @@ int main(void)
 	add_tcase(s, test_plan_restart_then_move, 10);
 	add_tcase(s, test_plan_migrate_and_notify, 10);
 	add_tcase(s, test_journal_replay, 10);
+	add_tcase(s, test_pair_fsm, 10);
 	add_module_contract_tests(s);
 	return run_suite(s);
 }
