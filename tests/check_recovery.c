@@ -351,6 +351,33 @@ START_TEST(test_journal_replay)
 }
 END_TEST
 
+/* The module plans every raised fault against the configured cluster and
+ * logs it (dry run: nothing is carried out yet). */
+START_TEST(test_module_plans_dry_run)
+{
+	struct af_config *cfg = cluster_config();
+	struct af_module_env env = {.cfg = cfg};
+	struct af_module_status st;
+	struct af_fault f =
+	        fault(AF_LAYER_HARDWARE, AF_SCOPE_BLADE, 3, NULL, AF_RC_FENCE_AND_FAILOVER);
+	struct rcv *m = NULL;
+
+	ck_assert_int_eq(af_init("check_recovery"), 0);
+	ck_assert_int_eq(rcv_init(&m, &env), 0);
+	rcv_fault_raised(NULL, &f);
+	rcv_fault_raised(m, NULL);
+	rcv_fault_raised(m, &f);
+	f.blade = 99; /* unreadable: no plan */
+	rcv_fault_raised(m, &f);
+	rcv_describe(m, &st);
+	ck_assert_str_eq(st.state, "dry-run");
+	ck_assert_ptr_nonnull(strstr(st.detail, "1 plans made"));
+	rcv_fini(m);
+	af_cfg_free(cfg);
+	af_fini();
+}
+END_TEST
+
 /* ---- the pair state machine ---------------------------------------------------------- */
 
 START_TEST(test_pair_fsm)
@@ -408,6 +435,7 @@ int main(void)
 	add_tcase(s, test_plan_migrate_and_notify, 10);
 	add_tcase(s, test_journal_replay, 10);
 	add_tcase(s, test_pair_fsm, 10);
+	add_tcase(s, test_module_plans_dry_run, 10);
 	add_module_contract_tests(s);
 	return run_suite(s);
 }

@@ -38,13 +38,15 @@ static struct af_module_env module_env(struct ftd_ctx *ctx, const struct af_conf
  * raise, update and clear is logged where an operator looks. */
 static void fm_fault(void *opaque, const struct fm_report *r)
 {
+	struct ftd_ctx *ctx = opaque;
 	char line[512];
 
-	(void)opaque;
 	af_fault_format(r->fault, line, sizeof(line));
 	af_log(AF_SS_FM, r->op == FM_OP_CLEAR ? LOG_NOTICE : LOG_WARNING,
 	       "fault %s%s%s: %s rule=%s", fm_fault_op_names[r->op], r->why ? " " : "",
 	       fm_why_names[r->why], line, r->fault->rule);
+	if (r->op == FM_OP_RAISE && ctx != NULL && ctx->rcv != NULL)
+		rcv_fault_raised(ctx->rcv, r->fault);
 }
 
 static const struct fm_ops fm_ops = {.fault = fm_fault};

@@ -17,6 +17,12 @@ int rcv_init(struct rcv **out, const struct af_module_env *env);
  * on error the module keeps running on the previous configuration. */
 int rcv_reconfigure(struct rcv *m, const struct af_config *cfg);
 
+/* A fault was raised: the planner makes its plan against the cluster as
+ * the configuration describes it and logs it. Until the executors exist
+ * the plan is only logged ("dry run"), never carried out. */
+struct af_fault;
+void rcv_fault_raised(struct rcv *m, const struct af_fault *f);
+
 void rcv_describe(const struct rcv *m, struct af_module_status *st);
 
 void rcv_fini(struct rcv *m);

@@ -281,6 +281,8 @@ def run_checks():
     eventually("the failure model raises thr-critical for blade 2 (migrate-away)",
                lambda: daemon_log_has(r'fault raise: .*severity=degraded target="blade 2" '
                                       r"class=migrate-away .*rule=thr-critical"), 5)
+    check(daemon_log_has(r"recovery: plan for fault \d+ \(dry run, not carried out\)"),
+          "the planner logs the plan it made for it (dry run)")
     evs.mark()
     lab_cmd("repair", "temp-cr", 2)
     evs.wait("temperature back to ok", ev("sensor.threshold", 2, state="ok"))
