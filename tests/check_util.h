@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -25,14 +26,22 @@
 	} while (0)
 
 /* Runs a suite and returns the process exit status. */
+static inline char *temp_base(void);
+static inline void remove_tree(const char *dir, int depth);
+
 static inline int run_suite(Suite *s)
 {
 	SRunner *sr = srunner_create(s);
 	int failed;
 
+	snprintf(temp_base(), 64, "/tmp/atca-ft-test.XXXXXX");
+	if (mkdtemp(temp_base()) == NULL)
+		temp_base()[0] = '\0';
 	srunner_run_all(sr, CK_ENV);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	if (temp_base()[0])
+		remove_tree(temp_base(), 3);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
@@ -45,17 +54,9 @@ static inline const char *test_data_dir(char *buf, size_t len)
 	return buf;
 }
 
-static inline char *make_temp_dir(void)
-{
-	char *d = strdup("/tmp/atca-ft-test.XXXXXX");
-
-	ck_assert_ptr_nonnull(d);
-	ck_assert_ptr_nonnull(mkdtemp(d));
-	return d;
-}
-
-/* Removes a flat temp dir and its files (tests never nest directories). */
-static inline void remove_temp_dir(char *dir)
+/* Removes a directory tree of the depth tests make (a run's base dir, a
+ * test's dir, a state dir in it, files). */
+static inline void remove_tree(const char *dir, int depth)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -66,11 +67,40 @@ static inline void remove_temp_dir(char *dir)
 			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
+			if (unlink(path) < 0 && depth > 0)
+				remove_tree(path, depth - 1);
 		}
 		closedir(d);
 	}
 	rmdir(dir);
+}
+
+/* Every temp dir of a test binary lives in one base dir that run_suite()
+ * makes before the checks run (forked, they inherit its name) and removes
+ * after: a failing check, whose process ends before its own cleanup,
+ * leaves nothing behind. */
+static inline char *temp_base(void)
+{
+	static char base[64];
+
+	return base;
+}
+
+static inline char *make_temp_dir(void)
+{
+	char *d = malloc(128);
+
+	ck_assert_ptr_nonnull(d);
+	snprintf(d, 128, "%s/t.XXXXXX", temp_base()[0] ? temp_base() : "/tmp");
+	if (!temp_base()[0])
+		snprintf(d, 128, "/tmp/atca-ft-test.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(d));
+	return d;
+}
+
+static inline void remove_temp_dir(char *dir)
+{
+	remove_tree(dir, 2);
 	free(dir);
 }
 
