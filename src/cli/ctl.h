@@ -65,6 +65,8 @@ int64_t ctl_int(json_object *o, const char *key, int64_t fallback);
 double ctl_double(json_object *o, const char *key, double fallback);
 bool ctl_bool(json_object *o, const char *key, bool fallback);
 json_object *ctl_array(json_object *o, const char *key);
+/* An integer field as text, "-" when missing or not an integer. */
+void ctl_int_text(json_object *o, const char *key, char *buf, size_t len);
 
 /* "3d 4h", "5m 12s", "800ms" */
 void ctl_format_age(double seconds, char *buf, size_t len);

@@ -20,17 +20,6 @@ static void print_list(FILE *f, const char *indent, json_object *arr)
 	}
 }
 
-static void int_str(json_object *o, const char *key, char *buf, size_t len)
-{
-	json_object *v = NULL;
-
-	if (o != NULL && json_object_object_get_ex(o, key, &v) &&
-	    json_object_is_type(v, json_type_int))
-		snprintf(buf, len, "%lld", (long long)json_object_get_int64(v));
-	else
-		snprintf(buf, len, "-");
-}
-
 static void render_daemon(json_object *d, FILE *f)
 {
 	json_object *reload = NULL;
@@ -86,8 +75,8 @@ static void render_blades(json_object *arr, FILE *f)
 		char slot[16], partner[16], host[160];
 		const char *row[6];
 
-		int_str(b, "slot", slot, sizeof(slot));
-		int_str(b, "partner", partner, sizeof(partner));
+		ctl_int_text(b, "slot", slot, sizeof(slot));
+		ctl_int_text(b, "partner", partner, sizeof(partner));
 		snprintf(host, sizeof(host), "%s%s", ctl_str(b, "host", "-"),
 		         ctl_bool(b, "local", false) ? " (this host)" : "");
 		row[0] = slot;
@@ -150,7 +139,7 @@ static void render_vms(json_object *arr, FILE *f)
 		char blade[16];
 		const char *row[6];
 
-		int_str(v, "blade", blade, sizeof(blade));
+		ctl_int_text(v, "blade", blade, sizeof(blade));
 		row[0] = ctl_str(v, "name", "-");
 		row[1] = ctl_str(v, "domain", "-");
 		row[2] = blade;

@@ -20,17 +20,6 @@ static void age_text(json_object *o, const char *key, char *buf, size_t len)
 		snprintf(buf, len, "-");
 }
 
-static void int_text(json_object *o, const char *key, char *buf, size_t len)
-{
-	json_object *v = NULL;
-
-	if (o != NULL && json_object_object_get_ex(o, key, &v) &&
-	    json_object_is_type(v, json_type_int))
-		snprintf(buf, len, "%lld", (long long)json_object_get_int64(v));
-	else
-		snprintf(buf, len, "-");
-}
-
 static void blade_text(json_object *o, char *buf, size_t len)
 {
 	int64_t b = ctl_int(o, "blade", -1);
@@ -84,8 +73,8 @@ void ctl_render_blades(json_object *doc, FILE *f)
 		char slot[16], host[160], ms[64], sensors[16], detail[320];
 		const char *row[8], *fencing = ctl_str(b, "fencing", "none");
 
-		int_text(b, "slot", slot, sizeof(slot));
-		int_text(b, "sensors", sensors, sizeof(sensors));
+		ctl_int_text(b, "slot", slot, sizeof(slot));
+		ctl_int_text(b, "sensors", sensors, sizeof(sensors));
 		snprintf(host, sizeof(host), "%s%s", ctl_str(b, "host", "-"),
 		         ctl_bool(b, "local", false) ? " (this host)" : "");
 		snprintf(ms, sizeof(ms), "%s", ctl_str(b, "mstate", "-"));
@@ -215,7 +204,7 @@ void ctl_render_events(json_object *doc, FILE *f)
 		const char *row[7];
 		size_t pos = 0;
 
-		int_text(e, "id", id, sizeof(id));
+		ctl_int_text(e, "id", id, sizeof(id));
 		blade_text(e, blade, sizeof(blade));
 		age_text(e, "age_s", age, sizeof(age));
 		detail[0] = '\0';

@@ -207,16 +207,9 @@ static void on_report(void *opaque, const struct fm_report *r, FILE *out)
 	}
 	if (r->op != FM_OP_RAISE)
 		return; /* an absorbed symptom: the plan already made covers it */
-	for (unsigned i = 0; i < p->c.n_vms; i++) {
-		int ci = -1;
-
-		for (unsigned k = 0; k < p->cfg->n_vms; k++) {
-			if (strcmp(p->cfg->vms[k].name, p->c.vms[i].name) == 0)
-				ci = (int)k;
-		}
-		if (ci >= 0)
-			p->c.vms[i].restarts_recent = recent_restarts(p, (int)i, r->now_ns);
-	}
+	/* c.vms was built from cfg->vms in the same order */
+	for (unsigned i = 0; i < p->c.n_vms; i++)
+		p->c.vms[i].restarts_recent = recent_restarts(p, (int)i, r->now_ns);
 	if (rcv_plan_fault(&p->c, f, &p->t, &plan) < 0)
 		return;
 	print_plan(&plan, r->now_ns, out);

@@ -6,6 +6,7 @@
 #include "ctl.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,4 +136,15 @@ void ctl_format_age(double s, char *buf, size_t len)
 		snprintf(buf, len, "%lluh %llum", t / 3600, (t % 3600) / 60);
 	else
 		snprintf(buf, len, "%llud %lluh", t / 86400, (t % 86400) / 3600);
+}
+
+void ctl_int_text(json_object *o, const char *key, char *buf, size_t len)
+{
+	json_object *v = NULL;
+
+	if (o != NULL && json_object_object_get_ex(o, key, &v) &&
+	    json_object_is_type(v, json_type_int))
+		snprintf(buf, len, "%lld", (long long)json_object_get_int64(v));
+	else
+		snprintf(buf, len, "-");
 }
