@@ -147,6 +147,38 @@ lab_ctl events -n 40 | grep -E "^ID|shmc.switchover"
 run lab_ctl blades
 $LAB repair shmc a >/dev/null
 
+$LAB repair shmc a >/dev/null 2>&1 || true
+
+say "Failover: a counter guest on blade 2, atca-ftd on blades 1 and 2"
+run $LAB down >/dev/null
+run $LAB up --blades 2
+cat >>"$($LAB env | sed -n 's/^export ATCA_LAB_FTD_CONF=//p')" <<'CONF'
+vm {
+    name: demo
+    blade: 2
+    protection: restart
+    definition: /var/lib/libvirt/images/demo.xml
+}
+CONF
+run $LAB guest start 2 demo --memory 64
+ATCA_FTD=$FTD $LAB ftd start 1 2
+for _ in $(seq 100); do
+	lab_ctl vms --json 2>/dev/null | jq -e '.vms[0].running_on == 2' >/dev/null 2>&1 && break
+	sleep 0.1
+done
+run lab_ctl pairs
+run lab_ctl vms
+
+say "Blade 2 loses power: blade 1 fences it through the shelf manager, then starts the guest"
+run $LAB inject power 2
+for _ in $(seq 300); do
+	lab_ctl vms --json 2>/dev/null | jq -e '.vms[0].running_on == 1' >/dev/null 2>&1 && break
+	sleep 0.1
+done
+run lab_ctl plans -n 1
+run lab_ctl vms
+run $LAB guest serial demo -n 3
+
 say "The lab is removed (processes, namespaces, files)"
 run $LAB down
 lab_up=

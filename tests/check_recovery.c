@@ -6,12 +6,15 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "rcv.h"
+#include "rcv_exec.h"
 #include "rcv_journal.h"
+#include "rcv_msg.h"
 #include "rcv_pair.h"
 #include "rcv_plan.h"
 
@@ -370,7 +373,7 @@ START_TEST(test_module_plans_dry_run)
 	f.blade = 99; /* unreadable: no plan */
 	rcv_fault_raised(m, &f);
 	rcv_describe(m, &st);
-	ck_assert_str_eq(st.state, "dry-run");
+	ck_assert_str_eq(st.state, "observer"); /* never started for a blade */
 	ck_assert_ptr_nonnull(strstr(st.detail, "1 plans made"));
 	rcv_fini(m);
 	af_cfg_free(cfg);
@@ -424,6 +427,464 @@ START_TEST(test_pair_fsm)
 }
 END_TEST
 
+/* ---- the plan runner (fake actions, fake clock) ------------------------------------------ */
+
+struct fake {
+	bool quorate;
+	int fail_kind; /* a step kind whose action fails, -1 none */
+	bool sync;     /* complete inside act() */
+	unsigned acts;
+	char log[1024];
+	uint64_t last_run;
+	unsigned last_step;
+	unsigned ended;
+	int ended_state;
+	unsigned eagain; /* answer -EAGAIN this many times first */
+	struct rcv_exec *x;
+};
+
+static int fake_act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_kind kind)
+{
+	struct fake *f = opaque;
+	size_t n = strlen(f->log);
+
+	f->acts++;
+	if (f->eagain > 0) {
+		f->eagain--;
+		return -EAGAIN;
+	}
+	snprintf(f->log + n, sizeof(f->log) - n, "%s%s:%d", n ? " " : "", rcv_step_names[kind],
+	         r->plan.steps[i].blade);
+	f->last_run = r->id;
+	f->last_step = i;
+	if (f->sync)
+		rcv_exec_step_done(f->x, r->id, i, (int)kind == f->fail_kind ? -EIO : 0, "sync", 1);
+	return 0;
+}
+
+static bool fake_quorate(void *opaque)
+{
+	return ((struct fake *)opaque)->quorate;
+}
+
+static void fake_ended(void *opaque, const struct rcv_run *r)
+{
+	struct fake *f = opaque;
+
+	f->ended++;
+	f->ended_state = (int)r->state;
+}
+
+static const struct rcv_exec_ops fake_ops = {
+        .act = fake_act, .quorate = fake_quorate, .ended = fake_ended};
+
+static void plan_add(struct rcv_plan *p, enum rcv_step_kind k, int blade, const char *vm,
+                     uint32_t timeout)
+{
+	struct rcv_step *s = &p->steps[p->n_steps++];
+
+	memset(s, 0, sizeof(*s));
+	s->kind = k;
+	s->blade = blade;
+	af_strlcpy(s->vm, vm ? vm : "", sizeof(s->vm));
+	s->timeout_ms = timeout;
+	s->on_fail_escalate = k == RCV_STEP_STOP_VM ? RCV_STEP_FENCE : RCV_STEP_NOTIFY;
+}
+
+#define MS(x) ((uint64_t)(x)*1000000ULL)
+
+START_TEST(test_exec_invalid)
+{
+	struct rcv_exec x;
+	struct rcv_plan p;
+	struct fake f = {.quorate = true, .fail_kind = -1};
+
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_eq(rcv_exec_init(NULL, &fake_ops, &f, NULL, 0), -EINVAL);
+	ck_assert_int_eq(rcv_exec_init(&x, NULL, &f, NULL, 0), -EINVAL);
+	ck_assert_int_eq(rcv_exec_init(&x, &fake_ops, &f, NULL, 0), 0);
+	ck_assert_int_eq(rcv_exec_start(&x, &p, 0, NULL), -EINVAL); /* no steps */
+	ck_assert_int_eq(rcv_exec_start(&x, NULL, 0, NULL), -EINVAL);
+	ck_assert_int_eq(rcv_exec_step_done(&x, 42, 0, 0, "late", 0), -ENOENT);
+	ck_assert_uint_eq(rcv_exec_next_deadline(&x), 0);
+	rcv_exec_fini(&x);
+}
+END_TEST
+
+/* Steps run in order; each waits for its completion; the run ends done. */
+START_TEST(test_exec_order_and_timeout)
+{
+	struct rcv_exec x;
+	struct rcv_plan p;
+	struct fake f = {.quorate = true, .fail_kind = -1, .x = &x};
+	uint64_t id;
+
+	ck_assert_int_eq(af_init("check_recovery"), 0);
+	memset(&p, 0, sizeof(p));
+	plan_add(&p, RCV_STEP_FENCE, 3, NULL, 1000);
+	plan_add(&p, RCV_STEP_START_VM, 4, "web", 2000);
+	ck_assert_int_eq(rcv_exec_init(&x, &fake_ops, &f, NULL, 0), 0);
+	ck_assert_int_eq(rcv_exec_start(&x, &p, MS(10), &id), 0);
+	ck_assert_str_eq(f.log, "fence:3");
+	ck_assert_uint_eq(rcv_exec_next_deadline(&x), MS(1010));
+	/* a completion for the wrong step is ignored */
+	ck_assert_int_eq(rcv_exec_step_done(&x, id, 1, 0, "no", MS(20)), -ENOENT);
+	ck_assert_int_eq(rcv_exec_step_done(&x, id, 0, 0, "off", MS(500)), 0);
+	ck_assert_str_eq(f.log, "fence:3 start-vm:4");
+	ck_assert_ptr_nonnull(rcv_exec_busy(&x, 0, "web"));
+	/* the start never answers: failed at its deadline, plan failed */
+	rcv_exec_tick(&x, MS(2499));
+	ck_assert_uint_eq(f.ended, 0);
+	rcv_exec_tick(&x, MS(2500));
+	ck_assert_uint_eq(f.ended, 1);
+	ck_assert_int_eq(f.ended_state, RCV_RUN_FAILED);
+	ck_assert_uint_eq(x.n_runs, 0);
+	ck_assert_ptr_nonnull(rcv_exec_find(&x, id));
+	ck_assert_int_eq(rcv_exec_find(&x, id)->st[1], RCV_ST_FAILED);
+	ck_assert_ptr_nonnull(strstr(rcv_exec_find(&x, id)->msg[1], "timeout"));
+	rcv_exec_fini(&x);
+	af_fini();
+}
+END_TEST
+
+/* No takeover step without quorum: it waits, then fails at the deadline;
+ * quorum coming back in time lets it go on. */
+START_TEST(test_exec_quorum_gate)
+{
+	struct rcv_exec x;
+	struct rcv_plan p;
+	struct fake f = {.quorate = false, .fail_kind = -1, .sync = true, .x = &x};
+
+	ck_assert_int_eq(af_init("check_recovery"), 0);
+	memset(&p, 0, sizeof(p));
+	plan_add(&p, RCV_STEP_STOP_VM, 3, "web", 1000);
+	plan_add(&p, RCV_STEP_START_VM, 4, "web", 1000);
+	ck_assert_int_eq(rcv_exec_init(&x, &fake_ops, &f, NULL, 0), 0);
+	ck_assert_int_eq(rcv_exec_start(&x, &p, 0, NULL), 0);
+	/* the stop is not a takeover: it ran; the start waits */
+	ck_assert_str_eq(f.log, "stop-vm:3");
+	ck_assert_int_eq(x.runs[0]->state, RCV_RUN_WAITING);
+	rcv_exec_tick(&x, MS(500));
+	ck_assert_str_eq(f.log, "stop-vm:3");
+	f.quorate = true;
+	rcv_exec_tick(&x, MS(600));
+	ck_assert_str_eq(f.log, "stop-vm:3 start-vm:4");
+	ck_assert_int_eq(f.ended_state, RCV_RUN_DONE);
+	/* and without quorum to the end: failed, nothing started */
+	f.quorate = false;
+	f.log[0] = '\0';
+	memset(&p, 0, sizeof(p));
+	plan_add(&p, RCV_STEP_PROMOTE, 4, "db", 1000);
+	ck_assert_int_eq(rcv_exec_start(&x, &p, MS(1000), NULL), 0);
+	rcv_exec_tick(&x, MS(2000));
+	ck_assert_str_eq(f.log, "");
+	ck_assert_int_eq(f.ended_state, RCV_RUN_FAILED);
+	rcv_exec_fini(&x);
+	af_fini();
+}
+END_TEST
+
+/* A stop that fails escalates to a fence of the blade; a failed fence
+ * fails the plan before anything starts elsewhere. */
+START_TEST(test_exec_escalation)
+{
+	struct rcv_exec x;
+	struct rcv_plan p;
+	struct fake f = {.quorate = true, .fail_kind = RCV_STEP_STOP_VM, .sync = true, .x = &x};
+
+	ck_assert_int_eq(af_init("check_recovery"), 0);
+	memset(&p, 0, sizeof(p));
+	plan_add(&p, RCV_STEP_STOP_VM, 3, "web", 1000);
+	plan_add(&p, RCV_STEP_START_VM, 4, "web", 1000);
+	ck_assert_int_eq(rcv_exec_init(&x, &fake_ops, &f, NULL, 0), 0);
+	ck_assert_int_eq(rcv_exec_start(&x, &p, 0, NULL), 0);
+	ck_assert_str_eq(f.log, "stop-vm:3 fence:3 start-vm:4");
+	ck_assert_int_eq(f.ended_state, RCV_RUN_DONE);
+	f.log[0] = '\0';
+	f.fail_kind = RCV_STEP_FENCE;
+	memset(&p, 0, sizeof(p));
+	plan_add(&p, RCV_STEP_FENCE, 3, NULL, 1000);
+	plan_add(&p, RCV_STEP_START_VM, 4, "web", 1000);
+	ck_assert_int_eq(rcv_exec_start(&x, &p, 0, NULL), 0);
+	ck_assert_str_eq(f.log, "fence:3");
+	ck_assert_int_eq(f.ended_state, RCV_RUN_FAILED);
+	rcv_exec_fini(&x);
+	af_fini();
+}
+END_TEST
+
+/* An action that cannot start yet (-EAGAIN: no shelf session) is tried
+ * again within its step's time, then fails. */
+START_TEST(test_exec_retry)
+{
+	struct rcv_exec x;
+	struct rcv_plan p;
+	struct fake f = {.quorate = true, .fail_kind = -1, .sync = true, .eagain = 2, .x = &x};
+
+	ck_assert_int_eq(af_init("check_recovery"), 0);
+	memset(&p, 0, sizeof(p));
+	plan_add(&p, RCV_STEP_FENCE, 3, NULL, 1000);
+	ck_assert_int_eq(rcv_exec_init(&x, &fake_ops, &f, NULL, 0), 0);
+	ck_assert_int_eq(rcv_exec_start(&x, &p, 0, NULL), 0);
+	ck_assert_uint_eq(f.acts, 1);
+	ck_assert_uint_eq(rcv_exec_next_deadline(&x), RCV_EXEC_RETRY_NS);
+	rcv_exec_tick(&x, RCV_EXEC_RETRY_NS / 2); /* too early */
+	ck_assert_uint_eq(f.acts, 1);
+	rcv_exec_tick(&x, RCV_EXEC_RETRY_NS);
+	ck_assert_uint_eq(f.acts, 2);
+	rcv_exec_tick(&x, 2 * RCV_EXEC_RETRY_NS);
+	ck_assert_uint_eq(f.acts, 3);
+	ck_assert_int_eq(f.ended_state, RCV_RUN_DONE);
+	/* never possible: failed once its time is spent */
+	f.eagain = 1000;
+	f.ended = 0;
+	ck_assert_int_eq(rcv_exec_start(&x, &p, MS(2000), NULL), 0);
+	for (unsigned i = 1; i <= 10 && f.ended == 0; i++)
+		rcv_exec_tick(&x, MS(2000) + i * RCV_EXEC_RETRY_NS);
+	ck_assert_uint_eq(f.ended, 1);
+	ck_assert_int_eq(f.ended_state, RCV_RUN_FAILED);
+	rcv_exec_fini(&x);
+	af_fini();
+}
+END_TEST
+
+/* A daemon that dies mid-plan resumes it from the journal: finished steps
+ * are not run again, the step that was begun runs again. */
+START_TEST(test_exec_resume_from_journal)
+{
+	char *dir = make_temp_dir();
+	char path[512];
+	struct rcv_journal *j = calloc(1, sizeof(*j));
+	struct rcv_exec x;
+	struct rcv_plan p;
+	struct fake f = {.quorate = true, .fail_kind = -1, .x = &x};
+	uint64_t id;
+
+	ck_assert_int_eq(af_init("check_recovery"), 0);
+	snprintf(path, sizeof(path), "%s/j", dir);
+	ck_assert_int_eq(rcv_journal_open(j, path), 0);
+	memset(&p, 0, sizeof(p));
+	plan_add(&p, RCV_STEP_FENCE, 3, NULL, 1000);
+	plan_add(&p, RCV_STEP_START_VM, 4, "web", 1000);
+	plan_add(&p, RCV_STEP_START_VM, 4, "db", 1000);
+	ck_assert_int_eq(rcv_exec_init(&x, &fake_ops, &f, j, 0), 0);
+	ck_assert_int_eq(rcv_exec_start(&x, &p, 0, &id), 0);
+	ck_assert_int_eq(rcv_exec_step_done(&x, id, 0, 0, "off", MS(1)), 0);
+	ck_assert_str_eq(f.log, "fence:3 start-vm:4");
+	/* crash: the start of web was begun, never ended */
+	rcv_exec_fini(&x);
+	rcv_journal_close(j);
+	memset(j, 0, sizeof(*j));
+	ck_assert_int_eq(rcv_journal_open(j, path), 0);
+	ck_assert_uint_eq(j->n_plans, 1);
+	f.log[0] = '\0';
+	ck_assert_int_eq(rcv_exec_init(&x, &fake_ops, &f, j, 0), 0);
+	ck_assert_uint_eq(x.n_runs, 1);
+	ck_assert(x.next_id > id);
+	ck_assert_uint_eq(rcv_exec_next_deadline(&x), 1); /* resume at once */
+	rcv_exec_tick(&x, MS(5));
+	ck_assert_str_eq(f.log, "start-vm:4"); /* no second fence */
+	ck_assert_int_eq(rcv_exec_step_done(&x, id, 1, 0, "ok", MS(6)), 0);
+	ck_assert_int_eq(rcv_exec_step_done(&x, id, 2, 0, "ok", MS(7)), 0);
+	ck_assert_int_eq(f.ended_state, RCV_RUN_DONE);
+	rcv_exec_fini(&x);
+	rcv_journal_close(j);
+	memset(j, 0, sizeof(*j));
+	ck_assert_int_eq(rcv_journal_open(j, path), 0);
+	ck_assert_uint_eq(j->n_plans, 0); /* finished: nothing to resume */
+	rcv_journal_close(j);
+	free(j);
+	remove_temp_dir(dir);
+	af_fini();
+}
+END_TEST
+
+/* ---- cluster messages -------------------------------------------------------------------- */
+
+static int enc(const struct rcv_msg *m, char *buf, size_t len)
+{
+	int n = rcv_msg_encode(m, buf, len);
+
+	ck_assert_int_gt(n, RCV_MSG_HDR);
+	return n;
+}
+
+START_TEST(test_msg_rejects_bad_input)
+{
+	static struct rcv_msg m, out;
+	static char buf[RCV_MSG_MAX];
+	char why[160];
+	int n;
+
+	memset(&m, 0, sizeof(m));
+	ck_assert_int_eq(rcv_msg_encode(NULL, buf, sizeof(buf)), -EINVAL);
+	m.type = (enum rcv_msg_type)0;
+	ck_assert_int_eq(rcv_msg_encode(&m, buf, sizeof(buf)), -EINVAL);
+	ck_assert_int_eq(rcv_msg_decode(buf, 3, 0, &out, why, sizeof(why)), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(why, "header"));
+	m.type = RCV_MSG_PROGRESS;
+	m.sender = 2;
+	m.seq = 9;
+	m.u.progress.id = 5;
+	af_strlcpy(m.u.progress.step_state, "done", sizeof(m.u.progress.step_state));
+	af_strlcpy(m.u.progress.run_state, "running", sizeof(m.u.progress.run_state));
+	n = enc(&m, buf, sizeof(buf));
+	ck_assert_int_eq(rcv_msg_encode(&m, buf, 40), -ENOSPC);
+	n = enc(&m, buf, sizeof(buf));
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 2, &out, why, sizeof(why)), 0);
+	ck_assert_uint_eq(out.seq, 9);
+	/* the sender must be the CPG node */
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 3, &out, why, sizeof(why)), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(why, "sender"));
+	/* truncated */
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n - 1, 2, &out, why, sizeof(why)), -EBADMSG);
+	/* a newer version */
+	buf[5] = 2;
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 2, &out, why, sizeof(why)), -EPROTO);
+	buf[5] = 1;
+	/* flipped body byte: checksum */
+	buf[RCV_MSG_HDR + 3] ^= 1;
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 2, &out, why, sizeof(why)), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(why, "checksum"));
+	buf[RCV_MSG_HDR + 3] ^= 1;
+	/* bad magic, unknown type */
+	buf[0] = 'X';
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 2, &out, why, sizeof(why)), -EBADMSG);
+	buf[0] = 'A';
+	buf[7] = 9;
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 2, &out, why, sizeof(why)), -EBADMSG);
+	buf[7] = RCV_MSG_PROGRESS;
+	/* a valid frame around an invalid value */
+	af_strlcpy(m.u.progress.step_state, "exploded", sizeof(m.u.progress.step_state));
+	n = enc(&m, buf, sizeof(buf));
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 2, &out, why, sizeof(why)), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(why, "step_state"));
+	/* a plan with a bogus step kind and a VM name with a control character */
+	memset(&m, 0, sizeof(m));
+	m.type = RCV_MSG_PLAN;
+	m.sender = 1;
+	m.u.plan.id = 3;
+	plan_add(&m.u.plan.plan, RCV_STEP_START_VM, 2, "web\001", 100);
+	n = enc(&m, buf, sizeof(buf));
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 1, &out, why, sizeof(why)), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(why, "vm"));
+	/* a state whose VM list is not a list */
+	{
+		static const char body[] = "{\"libvirt_up\":true,\"maintenance\":false,"
+		                           "\"quorate\":true,\"vms\":7,\"runs\":[],\"faults\":[]}";
+		memset(&m, 0, sizeof(m));
+		m.type = RCV_MSG_STATE;
+		m.sender = 1;
+		n = enc(&m, buf, sizeof(buf));
+		memcpy(buf + RCV_MSG_HDR, body, sizeof(body) - 1);
+		/* fix length and checksum so only the body is wrong */
+		{
+			uint32_t len = htonl((uint32_t)(sizeof(body) - 1)), h = 2166136261u;
+
+			for (size_t i = 0; i < sizeof(body) - 1; i++) {
+				h ^= (uint8_t)body[i];
+				h *= 16777619u;
+			}
+			h = htonl(h);
+			memcpy(buf + 8, &len, 4);
+			memcpy(buf + 24, &h, 4);
+		}
+		ck_assert_int_eq(rcv_msg_decode(buf, RCV_MSG_HDR + sizeof(body) - 1, 1, &out, why,
+		                                sizeof(why)),
+		                 -EBADMSG);
+		ck_assert_ptr_nonnull(strstr(why, "vms"));
+		ck_assert_uint_eq(out.u.state.n_vms, 0); /* nothing half-applied */
+	}
+}
+END_TEST
+
+START_TEST(test_msg_round_trip)
+{
+	static struct rcv_msg m, out;
+	static char buf[RCV_MSG_MAX];
+	char why[160];
+	int n;
+
+	memset(&m, 0, sizeof(m));
+	m.type = RCV_MSG_STATE;
+	m.sender = 4;
+	m.seq = 1ULL << 40;
+	m.u.state.libvirt_up = true;
+	m.u.state.quorate = true;
+	m.u.state.n_vms = 2;
+	af_strlcpy(m.u.state.vms[0].name, "web", sizeof(m.u.state.vms[0].name));
+	af_strlcpy(m.u.state.vms[0].state, "running", sizeof(m.u.state.vms[0].state));
+	af_strlcpy(m.u.state.vms[1].name, "db", sizeof(m.u.state.vms[1].name));
+	af_strlcpy(m.u.state.vms[1].state, "shutoff", sizeof(m.u.state.vms[1].state));
+	m.u.state.n_runs = 1;
+	m.u.state.runs[0].id = 12;
+	m.u.state.runs[0].n_steps = 3;
+	m.u.state.runs[0].step = 1;
+	af_strlcpy(m.u.state.runs[0].state, "running", sizeof(m.u.state.runs[0].state));
+	m.u.state.n_faults = 1;
+	af_strlcpy(m.u.state.faults[0], "7 power-lost blade 3", sizeof(m.u.state.faults[0]));
+	n = enc(&m, buf, sizeof(buf));
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 4, &out, why, sizeof(why)), 0);
+	ck_assert_uint_eq(out.seq, 1ULL << 40);
+	ck_assert_uint_eq(out.u.state.n_vms, 2);
+	ck_assert_str_eq(out.u.state.vms[1].state, "shutoff");
+	ck_assert_uint_eq(out.u.state.runs[0].id, 12);
+	ck_assert_str_eq(out.u.state.faults[0], "7 power-lost blade 3");
+	memset(&m, 0, sizeof(m));
+	m.type = RCV_MSG_PLAN;
+	m.sender = 2;
+	m.u.plan.id = 77;
+	m.u.plan.plan.rclass = AF_RC_FENCE_AND_FAILOVER;
+	m.u.plan.plan.owner = 2;
+	plan_add(&m.u.plan.plan, RCV_STEP_FENCE, 1, NULL, 30000);
+	plan_add(&m.u.plan.plan, RCV_STEP_STOP_VM, 1, "web", 60000);
+	plan_add(&m.u.plan.plan, RCV_STEP_START_VM, 2, "web", 60000);
+	n = enc(&m, buf, sizeof(buf));
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 0, &out, why, sizeof(why)), 0);
+	ck_assert_str_eq(steps(&out.u.plan.plan), "fence:1 stop-vm:1:web start-vm:2:web");
+	/* the escalation of a stop survives the trip: a requested plan still
+	 * fences a blade whose VM cannot be proven stopped */
+	ck_assert_int_eq(out.u.plan.plan.rclass, AF_RC_FENCE_AND_FAILOVER);
+	ck_assert_int_eq(out.u.plan.plan.steps[1].on_fail_escalate, RCV_STEP_FENCE);
+	ck_assert_int_eq(out.u.plan.plan.steps[2].on_fail_escalate, RCV_STEP_NOTIFY);
+	/* ... and no other step may claim one */
+	m.u.plan.plan.steps[2].on_fail_escalate = RCV_STEP_FENCE;
+	n = enc(&m, buf, sizeof(buf));
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 0, &out, why, sizeof(why)), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_plan_switchover)
+{
+	struct af_config *cfg = cluster_config();
+	struct rcv_cluster c;
+	struct rcv_timeouts t;
+	struct rcv_plan p;
+
+	rcv_timeouts_default(&t);
+	rcv_cluster_from_config(cfg, &c);
+	ck_assert_int_eq(rcv_plan_switchover(NULL, 3, NULL, false, &t, &p), -EINVAL);
+	ck_assert_int_eq(rcv_plan_switchover(&c, 3, "nosuch", false, &t, &p), -ENOENT);
+	ck_assert_int_eq(rcv_plan_switchover(&c, 0, NULL, false, &t, &p), -EINVAL);
+	/* one running VM: live migration to the partner */
+	ck_assert_int_eq(rcv_plan_switchover(&c, 0, "web", false, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "migrate:4:web");
+	/* a whole blade, one VM stopped: confirmed stopped, then started there */
+	c.vms[1].running = false;
+	ck_assert_int_eq(rcv_plan_switchover(&c, 3, NULL, true, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "migrate:4:db stop-vm:3:web start-vm:4:web migrate:4:scratch");
+	ck_assert_ptr_nonnull(strstr(p.summary, "evacuate"));
+	/* without quorum: wait first; partner down: refused */
+	c.quorate = false;
+	ck_assert_int_eq(rcv_plan_switchover(&c, 0, "db", false, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "wait-quorum:0 migrate:4:db");
+	c.blades[4].member = false;
+	ck_assert_int_eq(rcv_plan_switchover(&c, 0, "db", false, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "notify:3:db");
+	af_cfg_free(cfg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("recovery");
@@ -436,6 +897,15 @@ int main(void)
 	add_tcase(s, test_journal_replay, 10);
 	add_tcase(s, test_pair_fsm, 10);
 	add_tcase(s, test_module_plans_dry_run, 10);
+	add_tcase(s, test_plan_switchover, 10);
+	add_tcase(s, test_exec_invalid, 10);
+	add_tcase(s, test_exec_order_and_timeout, 10);
+	add_tcase(s, test_exec_quorum_gate, 10);
+	add_tcase(s, test_exec_escalation, 10);
+	add_tcase(s, test_exec_resume_from_journal, 10);
+	add_tcase(s, test_exec_retry, 10);
+	add_tcase(s, test_msg_rejects_bad_input, 10);
+	add_tcase(s, test_msg_round_trip, 10);
 	add_module_contract_tests(s);
 	return run_suite(s);
 }

@@ -71,7 +71,7 @@ void ctl_int_text(json_object *o, const char *key, char *buf, size_t len);
 /* "3d 4h", "5m 12s", "800ms" */
 void ctl_format_age(double seconds, char *buf, size_t len);
 
-/* Renderers of documents (ctl_render.c). */
+/* Renderers of the status, config-check and reload documents (ctl_render.c). */
 void ctl_render_status(json_object *doc, FILE *f);
 void ctl_render_config_check(json_object *doc, FILE *f);
 void ctl_render_reload(json_object *doc, FILE *f);
@@ -82,6 +82,16 @@ void ctl_render_sensors(json_object *doc, FILE *f);
 void ctl_render_sel(json_object *doc, FILE *f);
 void ctl_render_events(json_object *doc, FILE *f);
 void ctl_render_fence(json_object *doc, FILE *f);
+
+/* Recovery documents (ctl_render.c): pairs with the cluster membership, VMs,
+ * open faults and their history, recovery plans, and the answers to the
+ * operator's failover and maintenance requests. */
+void ctl_render_pairs(json_object *doc, FILE *f);
+void ctl_render_vms(json_object *doc, FILE *f);
+void ctl_render_faults(json_object *doc, FILE *f);
+void ctl_render_plans(json_object *doc, FILE *f);
+void ctl_render_failover(json_object *doc, FILE *f);
+void ctl_render_maintenance(json_object *doc, FILE *f);
 
 /* atca-ftctl simulate (offline): returns a CTL_ exit code. */
 int ctl_simulate(const char *rules_path, const char *config_path, bool print_rules, int argc,

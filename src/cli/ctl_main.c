@@ -50,6 +50,17 @@ static void usage(FILE *f)
 	           "  fence BLADE          power the blade's payload off through the shelf\n"
 	           "                       manager; returns once M1 (or power off) is confirmed\n"
 	           "  unfence BLADE        activate it again (M4 confirmed)\n"
+	           "  pairs                the pairs, their protection state and the cluster's\n"
+	           "                       quorum, nodes and daemons\n"
+	           "  vms                  configured VMs: home blade, where they run, state\n"
+	           "  faults               open faults and the recent fault reports\n"
+	           "  plans                recovery plans in progress, recent ones, and those\n"
+	           "                       other blades carry out, step by step\n"
+	           "  failover VM|BLADE    switch a VM, or every VM of a blade, over to the\n"
+	           "                       partner blade; returns once the plan has started\n"
+	           "  maintenance BLADE on|off\n"
+	           "                       on: evacuate the blade and keep VMs off it;\n"
+	           "                       off: let it run VMs again\n"
 	           "  simulate FILE        replay an events file through the failure model\n"
 	           "                       offline (no daemon); prints one JSON line per\n"
 	           "                       fault raised, updated or cleared\n"
@@ -60,8 +71,9 @@ static void usage(FILE *f)
 	           "                       \"" DEFAULT_IPC "\")\n"
 	           "  -t, --timeout SEC    how long to wait for an answer (default 10; fence and\n"
 	           "                       unfence wait for the daemon's fence_timeout)\n"
-	           "  -n, --count N        at most N records (sel, events)\n"
-	           "  -y, --yes            fence/unfence without asking for confirmation\n"
+	           "  -n, --count N        at most N records (sel, events, faults, plans)\n"
+	           "  -y, --yes            fence, unfence, failover, maintenance on without\n"
+	           "                       asking for confirmation\n"
 	           "  -r, --rules FILE     simulate with these failure-model rules (default:\n"
 	           "                       the built-in ones)\n"
 	           "      --print-rules    simulate: print the rules in effect and stop\n"
@@ -286,19 +298,35 @@ static int cmd_reload(const struct ctl_opts *o)
 	return status < 0 ? CTL_FAILED : CTL_OK;
 }
 
-static int set_blade(struct af_ipc_request *req, const char *blade)
+/* The BLADE argument: a blade or, for failover, a VM (what says which). */
+static int set_target(struct af_ipc_request *req, const char *arg, const char *what)
 {
-	if (strlen(blade) >= sizeof(req->blade) || blade[0] == '\0') {
-		fprintf(stderr, "atca-ftctl: '%s' is not a blade (slot number or host name)\n",
-		        blade);
+	if (strlen(arg) >= sizeof(req->blade) || arg[0] == '\0') {
+		fprintf(stderr, "atca-ftctl: '%s' is not %s\n", arg, what);
 		return CTL_USAGE;
 	}
-	af_strlcpy(req->blade, blade, sizeof(req->blade));
+	af_strlcpy(req->blade, arg, sizeof(req->blade));
 	req->has_blade = true;
 	return CTL_OK;
 }
 
-/* blades, sensors, sel, events: a listing, optionally of one blade. */
+static int set_blade(struct af_ipc_request *req, const char *blade)
+{
+	return set_target(req, blade, "a blade (slot number or host name)");
+}
+
+static bool takes_blade(unsigned op)
+{
+	return op == AF_OP_SENSORS || op == AF_OP_SEL || op == AF_OP_EVENTS;
+}
+
+static bool takes_count(unsigned op)
+{
+	return op == AF_OP_SEL || op == AF_OP_EVENTS || op == AF_OP_FAULTS || op == AF_OP_PLANS;
+}
+
+/* blades, sensors, sel, events, pairs, vms, faults, plans: a listing,
+ * optionally of one blade. */
 static int cmd_list(const struct ctl_opts *o, unsigned op, int argc, char **argv,
                     void (*render)(json_object *, FILE *))
 {
@@ -306,14 +334,14 @@ static int cmd_list(const struct ctl_opts *o, unsigned op, int argc, char **argv
 	json_object *doc = NULL;
 	int status = 0, rc;
 
-	if (argc > (op == AF_OP_BLADES ? 0 : 1)) {
+	if (argc > (takes_blade(op) ? 1 : 0)) {
 		fprintf(stderr, "atca-ftctl: %s takes %s\n", af_ipc_op_name(op),
-		        op == AF_OP_BLADES ? "no arguments" : "at most one BLADE");
+		        takes_blade(op) ? "at most one BLADE" : "no arguments");
 		return CTL_USAGE;
 	}
 	if (argc == 1 && set_blade(&req, argv[0]) != CTL_OK)
 		return CTL_USAGE;
-	if (o->count > 0 && (op == AF_OP_SEL || op == AF_OP_EVENTS)) {
+	if (o->count > 0 && takes_count(op)) {
 		req.has_count = true;
 		req.count = o->count;
 	}
@@ -331,9 +359,10 @@ static int cmd_list(const struct ctl_opts *o, unsigned op, int argc, char **argv
 	return rc;
 }
 
-/* Fencing turns a blade off: ask first, unless told not to. Without a
- * terminal to ask on, only --yes will do. */
-static bool confirmed(const struct ctl_opts *o, bool unfence, const char *blade)
+/* Fencing, switching over and evacuating change what runs where: ask first,
+ * unless told not to. Without a terminal to ask on, only --yes will do.
+ * action completes "refusing to ..."; question is asked as is. */
+static bool confirmed(const struct ctl_opts *o, const char *action, const char *question)
 {
 	char line[16];
 
@@ -341,26 +370,38 @@ static bool confirmed(const struct ctl_opts *o, bool unfence, const char *blade)
 		return true;
 	if (!isatty(STDIN_FILENO)) {
 		fprintf(stderr,
-		        "atca-ftctl: refusing to %s blade %s without --yes (standard input is "
-		        "not a terminal to ask on)\n",
-		        unfence ? "unfence" : "fence", blade);
+		        "atca-ftctl: refusing to %s without --yes (standard input is not a "
+		        "terminal to ask on)\n",
+		        action);
 		return false;
 	}
-	fprintf(stderr,
-	        unfence ? "Unfence blade %s: activate its payload again through the shelf manager? "
-	                  "[y/N] "
-	                : "Fence blade %s: power its payload off through the shelf manager? Every "
-	                  "VM on it stops. [y/N] ",
-	        blade);
+	fprintf(stderr, "%s [y/N] ", question);
 	if (fgets(line, sizeof(line), stdin) == NULL)
 		return false;
 	return line[0] == 'y' || line[0] == 'Y';
+}
+
+/* The answer to an operator action: the document as is with --json, else
+ * rendered (on stderr when the daemon refused). An unknown blade or VM is a
+ * usage error. */
+static int answer(const struct ctl_opts *o, json_object *doc, int status,
+                  void (*render)(json_object *, FILE *))
+{
+	if (o->json)
+		print_json(doc);
+	else
+		render(doc, status < 0 ? stderr : stdout);
+	json_object_put(doc);
+	if (status == -ENOENT)
+		return CTL_USAGE;
+	return status < 0 ? CTL_FAILED : CTL_OK;
 }
 
 static int cmd_fence(const struct ctl_opts *o, unsigned op, int argc, char **argv)
 {
 	struct af_ipc_request req = {.op = (uint16_t)op};
 	bool unfence = op == AF_OP_UNFENCE;
+	char action[96], question[256];
 	json_object *doc = NULL;
 	int status = 0, rc;
 
@@ -370,19 +411,74 @@ static int cmd_fence(const struct ctl_opts *o, unsigned op, int argc, char **arg
 	}
 	if (set_blade(&req, argv[0]) != CTL_OK)
 		return CTL_USAGE;
-	if (!confirmed(o, unfence, argv[0]))
+	snprintf(action, sizeof(action), "%s blade %s", af_ipc_op_name(op), argv[0]);
+	snprintf(question, sizeof(question),
+	         unfence ? "Unfence blade %s: activate its payload again through the shelf "
+	                   "manager?"
+	                 : "Fence blade %s: power its payload off through the shelf manager? "
+	                   "Every VM on it stops.",
+	         argv[0]);
+	if (!confirmed(o, action, question))
 		return fail(o, CTL_USAGE, "not confirmed: nothing done");
 	rc = call_req(o, &req, o->timeout_given ? o->timeout_ms : FENCE_TIMEOUT_MS, &status, &doc);
 	if (rc != CTL_OK)
 		return rc;
-	if (o->json)
-		print_json(doc);
-	else
-		ctl_render_fence(doc, status < 0 ? stderr : stdout);
-	json_object_put(doc);
-	if (status == -ENOENT)
+	return answer(o, doc, status, ctl_render_fence);
+}
+
+/* failover VM|BLADE: answered once the switchover plan has started. */
+static int cmd_failover(const struct ctl_opts *o, int argc, char **argv)
+{
+	struct af_ipc_request req = {.op = AF_OP_FAILOVER};
+	char action[96], question[256];
+	json_object *doc = NULL;
+	int status = 0, rc;
+
+	if (argc != 1) {
+		fprintf(stderr, "atca-ftctl: usage: failover VM|BLADE [--yes]\n");
 		return CTL_USAGE;
-	return status < 0 ? CTL_FAILED : CTL_OK;
+	}
+	if (set_target(&req, argv[0], "a VM name or a blade") != CTL_OK)
+		return CTL_USAGE;
+	snprintf(action, sizeof(action), "switch %s over", argv[0]);
+	snprintf(question, sizeof(question),
+	         "Switch %s over: move the VM, or every VM of the blade, to the partner blade "
+	         "(running VMs migrate live, the others are stopped and started there)?",
+	         argv[0]);
+	if (!confirmed(o, action, question))
+		return fail(o, CTL_USAGE, "not confirmed: nothing done");
+	rc = call_req(o, &req, o->timeout_ms, &status, &doc);
+	if (rc != CTL_OK)
+		return rc;
+	return answer(o, doc, status, ctl_render_failover);
+}
+
+/* maintenance BLADE on|off: on evacuates the blade and keeps VMs off it. */
+static int cmd_maintenance(const struct ctl_opts *o, int argc, char **argv)
+{
+	struct af_ipc_request req = {.op = AF_OP_MAINTENANCE, .has_count = true};
+	char action[96], question[256];
+	json_object *doc = NULL;
+	int status = 0, rc;
+
+	if (argc != 2 || (strcmp(argv[1], "on") != 0 && strcmp(argv[1], "off") != 0)) {
+		fprintf(stderr, "atca-ftctl: usage: maintenance BLADE on|off [--yes]\n");
+		return CTL_USAGE;
+	}
+	if (set_blade(&req, argv[0]) != CTL_OK)
+		return CTL_USAGE;
+	req.count = strcmp(argv[1], "on") == 0;
+	snprintf(action, sizeof(action), "put blade %s into maintenance", argv[0]);
+	snprintf(question, sizeof(question),
+	         "Put blade %s into maintenance: move every VM off it to its partner blade and "
+	         "keep it free of VMs until 'maintenance %s off'?",
+	         argv[0], argv[0]);
+	if (req.count == 1 && !confirmed(o, action, question))
+		return fail(o, CTL_USAGE, "not confirmed: nothing done");
+	rc = call_req(o, &req, o->timeout_ms, &status, &doc);
+	if (rc != CTL_OK)
+		return rc;
+	return answer(o, doc, status, ctl_render_maintenance);
 }
 
 int main(int argc, char **argv)
@@ -483,6 +579,18 @@ int main(int argc, char **argv)
 		return cmd_fence(&o, AF_OP_FENCE, argc - optind, argv + optind);
 	if (strcmp(cmd, "unfence") == 0)
 		return cmd_fence(&o, AF_OP_UNFENCE, argc - optind, argv + optind);
+	if (strcmp(cmd, "pairs") == 0)
+		return cmd_list(&o, AF_OP_PAIRS, argc - optind, argv + optind, ctl_render_pairs);
+	if (strcmp(cmd, "vms") == 0)
+		return cmd_list(&o, AF_OP_VMS, argc - optind, argv + optind, ctl_render_vms);
+	if (strcmp(cmd, "faults") == 0)
+		return cmd_list(&o, AF_OP_FAULTS, argc - optind, argv + optind, ctl_render_faults);
+	if (strcmp(cmd, "plans") == 0)
+		return cmd_list(&o, AF_OP_PLANS, argc - optind, argv + optind, ctl_render_plans);
+	if (strcmp(cmd, "failover") == 0)
+		return cmd_failover(&o, argc - optind, argv + optind);
+	if (strcmp(cmd, "maintenance") == 0)
+		return cmd_maintenance(&o, argc - optind, argv + optind);
 	if (strcmp(cmd, "simulate") == 0)
 		return ctl_simulate(o.rules, o.config, o.print_rules, argc - optind, argv + optind);
 	if (strcmp(cmd, "help") == 0) {

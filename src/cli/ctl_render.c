@@ -1,5 +1,6 @@
 /*
- * Human-readable renderings of the daemon's JSON documents. Each renderer
+ * Human-readable renderings of the daemon's JSON documents: status, config
+ * check, reload (the recovery views are in ctl_render_rcv.c). Each renderer
  * tolerates missing fields (an older or newer daemon) and prints "-".
  */
 #include "config.h"

@@ -36,6 +36,8 @@
 #endif
 
 const char *const af_protection_names[AF_PROT_COUNT] = {"none", "restart", "ft"};
+const char *const af_rcv_mode_names[AF_RCV_MODE_COUNT] = {"act", "dry-run"};
+const char *const af_no_quorum_names[AF_NOQ_COUNT] = {"stop", "wait"};
 static const char *const priv_names[AF_PRIV_COUNT] = {"user", "operator", "admin"};
 static const char *const snmp_version_names[AF_SNMP_VERSION_COUNT] = {"2c", "3"};
 static const char *const snmp_notify_names[AF_SNMP_NOTIFY_COUNT] = {"trap", "inform"};
@@ -124,6 +126,7 @@ static const struct af_kspec blade_keys[] = {
         K_STR("host", struct af_cfg_blade, host, AF_KT_HOST, NULL, AF_K_REQUIRED),
         K_STR("libvirt_uri", struct af_cfg_blade, libvirt_uri, AF_KT_STRING, "qemu:///system", 0),
         K_STR("inband_device", struct af_cfg_blade, inband_device, AF_KT_PATH, NULL, 0),
+        K_STR("migration_uri", struct af_cfg_blade, migration_uri, AF_KT_STRING, NULL, 0),
 };
 
 static const struct af_kspec pair_keys[] = {
@@ -137,6 +140,7 @@ static const struct af_kspec vm_keys[] = {
         K_ENUM("protection", struct af_cfg_vm, protection, af_protection_names, "restart", 0),
         K_UINT("max_restarts", struct af_cfg_vm, max_restarts, 0, 100, "3", 0),
         K_DUR("restart_window", struct af_cfg_vm, restart_window_ms, MS_S, 24 * MS_H, "10min"),
+        K_STR("definition", struct af_cfg_vm, definition, AF_KT_PATH, NULL, 0),
 };
 
 static const struct af_kspec detection_keys[] = {
@@ -148,6 +152,20 @@ static const struct af_kspec detection_keys[] = {
         K_DUR("hypervisor_interval", struct af_cfg_detection, hypervisor_interval_ms, 100, MS_MIN,
               "1s"),
         K_DUR("fence_timeout", struct af_cfg_detection, fence_timeout_ms, MS_S, 10 * MS_MIN, "30s"),
+};
+
+static const struct af_kspec recovery_keys[] = {
+        K_ENUM("mode", struct af_cfg_recovery, mode, af_rcv_mode_names, "act", 0),
+        K_ENUM("no_quorum_policy", struct af_cfg_recovery, no_quorum_policy, af_no_quorum_names,
+               "stop", 0),
+        K_STR("cpg_group", struct af_cfg_recovery, cpg_group, AF_KT_NAME, "atca-ft", 0),
+        K_DUR("quorum_timeout", struct af_cfg_recovery, quorum_timeout_ms, 100, 10 * MS_MIN, "60s"),
+        K_DUR("stop_timeout", struct af_cfg_recovery, stop_timeout_ms, 100, 10 * MS_MIN, "30s"),
+        K_DUR("start_timeout", struct af_cfg_recovery, start_timeout_ms, 100, 10 * MS_MIN, "60s"),
+        K_DUR("migrate_timeout", struct af_cfg_recovery, migrate_timeout_ms, MS_S, MS_H, "5min"),
+        K_DUR("promote_timeout", struct af_cfg_recovery, promote_timeout_ms, 100, 10 * MS_MIN,
+              "10s"),
+        K_BOOL("migrate_unsafe", struct af_cfg_recovery, migrate_unsafe, "no"),
 };
 
 static const struct af_kspec target_keys[] = {
@@ -212,6 +230,7 @@ const struct af_sspec af_cfg_top[] = {
         {.name = "pair", KEYS(pair_keys), REPEAT(struct af_config, n_pairs, pairs)},
         {.name = "vm", KEYS(vm_keys), REPEAT(struct af_config, n_vms, vms)},
         {.name = "detection", KEYS(detection_keys), UNIQUE(struct af_config, detection)},
+        {.name = "recovery", KEYS(recovery_keys), UNIQUE(struct af_config, recovery)},
         {.name = "snmp", KEYS(snmp_keys), SUBS(snmp_subs), UNIQUE(struct af_config, snmp)},
         {.name = "logging",
          KEYS(logging_keys),
@@ -228,6 +247,7 @@ _Static_assert(offsetof(struct af_cfg_blade, where) == 0, "where first");
 _Static_assert(offsetof(struct af_cfg_pair, where) == 0, "where first");
 _Static_assert(offsetof(struct af_cfg_vm, where) == 0, "where first");
 _Static_assert(offsetof(struct af_cfg_detection, where) == 0, "where first");
+_Static_assert(offsetof(struct af_cfg_recovery, where) == 0, "where first");
 _Static_assert(offsetof(struct af_cfg_snmp, where) == 0, "where first");
 _Static_assert(offsetof(struct af_cfg_snmp_target, where) == 0, "where first");
 _Static_assert(offsetof(struct af_cfg_logging, where) == 0, "where first");

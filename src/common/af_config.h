@@ -122,6 +122,7 @@ struct af_cfg_blade {
 	char host[AF_CFG_HOST_MAX];
 	char libvirt_uri[AF_CFG_PATH_MAX];
 	char inband_device[AF_CFG_PATH_MAX]; /* e.g. /dev/ipmi0, "" = over LAN */
+	char migration_uri[AF_CFG_PATH_MAX]; /* QEMU's migration stream to here; "" = libvirt's */
 };
 
 struct af_cfg_pair {
@@ -138,6 +139,7 @@ struct af_cfg_vm {
 	int protection;               /* enum af_protection */
 	uint32_t max_restarts;
 	uint64_t restart_window_ms;
+	char definition[AF_CFG_PATH_MAX]; /* domain XML to define it elsewhere; "" = defined */
 };
 
 struct af_cfg_detection {
@@ -148,6 +150,24 @@ struct af_cfg_detection {
 	uint64_t ipmc_retry_max_ms;
 	uint64_t hypervisor_interval_ms;
 	uint64_t fence_timeout_ms;
+};
+
+enum af_rcv_mode { AF_RCV_ACT = 0, AF_RCV_DRY_RUN, AF_RCV_MODE_COUNT };
+enum af_no_quorum { AF_NOQ_STOP = 0, AF_NOQ_WAIT, AF_NOQ_COUNT };
+extern const char *const af_rcv_mode_names[AF_RCV_MODE_COUNT];
+extern const char *const af_no_quorum_names[AF_NOQ_COUNT];
+
+struct af_cfg_recovery {
+	struct af_cfg_where where;
+	int mode;             /* enum af_rcv_mode */
+	int no_quorum_policy; /* enum af_no_quorum: what a blade that lost quorum does */
+	char cpg_group[AF_CFG_NAME_MAX];
+	uint64_t quorum_timeout_ms;
+	uint64_t stop_timeout_ms;
+	uint64_t start_timeout_ms;
+	uint64_t migrate_timeout_ms;
+	uint64_t promote_timeout_ms;
+	bool migrate_unsafe; /* VIR_MIGRATE_UNSAFE: storage shared, libvirt cannot tell */
 };
 
 struct af_cfg_snmp_target {
@@ -206,6 +226,7 @@ struct af_config {
 	unsigned n_vms;
 	struct af_cfg_vm vms[AF_MAX_VMS];
 	struct af_cfg_detection detection;
+	struct af_cfg_recovery recovery;
 	struct af_cfg_snmp snmp;
 	struct af_cfg_logging logging;
 };

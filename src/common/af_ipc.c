@@ -19,6 +19,12 @@ static const char *const op_names[AF_OP_COUNT] = {
         [AF_OP_EVENTS] = "events",
         [AF_OP_FENCE] = "fence",
         [AF_OP_UNFENCE] = "unfence",
+        [AF_OP_PAIRS] = "pairs",
+        [AF_OP_VMS] = "vms",
+        [AF_OP_FAULTS] = "faults",
+        [AF_OP_PLANS] = "plans",
+        [AF_OP_FAILOVER] = "failover",
+        [AF_OP_MAINTENANCE] = "maintenance",
 };
 
 /* Which arguments each operation accepts (bit = arg type); anything else in a
@@ -35,12 +41,21 @@ static const unsigned op_args[AF_OP_COUNT] = {
         [AF_OP_EVENTS] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE) | ARG_BIT(AF_ARG_COUNT),
         [AF_OP_FENCE] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE),
         [AF_OP_UNFENCE] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE),
+        [AF_OP_PAIRS] = ARG_BIT(AF_ARG_CLIENT),
+        [AF_OP_VMS] = ARG_BIT(AF_ARG_CLIENT),
+        [AF_OP_FAULTS] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_COUNT),
+        [AF_OP_PLANS] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_COUNT),
+        [AF_OP_FAILOVER] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE),
+        [AF_OP_MAINTENANCE] =
+                ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE) | ARG_BIT(AF_ARG_COUNT),
 };
 
 /* Arguments an operation cannot do without. */
 static const unsigned op_required[AF_OP_COUNT] = {
         [AF_OP_FENCE] = ARG_BIT(AF_ARG_BLADE),
         [AF_OP_UNFENCE] = ARG_BIT(AF_ARG_BLADE),
+        [AF_OP_FAILOVER] = ARG_BIT(AF_ARG_BLADE),
+        [AF_OP_MAINTENANCE] = ARG_BIT(AF_ARG_BLADE) | ARG_BIT(AF_ARG_COUNT),
 };
 
 const char *af_ipc_op_name(unsigned op)
@@ -215,7 +230,10 @@ int af_ipc_req_decode(const void *buf, size_t len, struct af_ipc_request *req, c
 		}
 	}
 	if ((seen & op_required[h.op]) != op_required[h.op])
-		DFAIL(-EINVAL, "%s needs a blade argument", op_names[h.op]);
+		DFAIL(-EINVAL, "%s needs a %s argument", op_names[h.op],
+		      (seen & ARG_BIT(AF_ARG_BLADE)) || !(op_required[h.op] & ARG_BIT(AF_ARG_BLADE))
+		              ? "count"
+		              : "blade");
 	return 0;
 }
 

@@ -40,6 +40,12 @@ enum af_ipc_op {
 	AF_OP_EVENTS,       /* recent events [BLADE] [COUNT] */
 	AF_OP_FENCE,        /* fence BLADE: answered when confirmed or failed */
 	AF_OP_UNFENCE,      /* unfence BLADE: likewise */
+	AF_OP_PAIRS,        /* pairs and their protection state */
+	AF_OP_VMS,          /* configured VMs: where they run, their state */
+	AF_OP_FAULTS,       /* open faults and recent history [COUNT] */
+	AF_OP_PLANS,        /* recovery plans in progress and recent [COUNT] */
+	AF_OP_FAILOVER,     /* switch a VM or a whole blade (BLADE argument) over to the partner */
+	AF_OP_MAINTENANCE,  /* BLADE, COUNT 1 = evacuate and hold, 0 = release */
 	AF_OP_COUNT
 };
 

@@ -24,9 +24,19 @@ struct rcv;
 struct vft;
 struct ftd_ipc;
 struct ftd_fence_req;
+struct ftd_cluster;
+struct ftd_fence_hook;
 
 #define FTD_RELOAD_ERRORS_MAX 8
 #define FTD_EVENT_RING 512
+#define FTD_FAULT_RING 64
+
+/* A fault report of the failure model, for "atca-ftctl faults". */
+struct ftd_fault_rec {
+	int op; /* enum fm_fault_op */
+	uint64_t ns;
+	struct af_fault fault;
+};
 
 /* An event as the daemon received it. */
 struct ftd_event_rec {
@@ -72,12 +82,16 @@ struct ftd_ctx {
 	struct ipd *ipd;
 	struct smc *smc;
 	struct vft *vft;
+	struct ftd_cluster *cluster;
 	struct ftd_ipc *ipc;
 	unsigned n_started; /* modules of ftd_modules[] started so far */
 
 	uint64_t next_event_id;
-	struct ftd_event_rec *ev_ring;    /* the last FTD_EVENT_RING events */
-	struct ftd_fence_req *fence_reqs; /* waiting for the shelf manager */
+	struct ftd_event_rec *ev_ring;      /* the last FTD_EVENT_RING events */
+	struct ftd_fence_req *fence_reqs;   /* waiting for the shelf manager */
+	struct ftd_fence_hook *fence_hooks; /* recovery's fences in flight */
+	struct ftd_fault_rec faults[FTD_FAULT_RING];
+	unsigned fault_head, fault_len;
 	unsigned ev_head, ev_len;
 	char blackbox_path[AF_CFG_PATH_MAX + 32];
 	int pidfile_fd;
@@ -145,6 +159,8 @@ const char *ftd_manager_state(struct ftd_ctx *ctx, unsigned index);
 json_object *ftd_sensors_json(struct ftd_ctx *ctx, int slot);
 json_object *ftd_sel_json(struct ftd_ctx *ctx, int slot, unsigned count);
 json_object *ftd_events_json(struct ftd_ctx *ctx, int slot, unsigned count);
+json_object *ftd_faults_json(struct ftd_ctx *ctx, unsigned count);
+void ftd_faults_add(struct ftd_ctx *ctx, int op, const struct af_fault *f);
 
 /* ftd_fence.c: fence / unfence for IPC clients ------------------------------ */
 
@@ -155,6 +171,23 @@ void ftd_fence_request(struct ftd_ctx *ctx, const struct af_ipc_request *req, ft
                        void *opaque);
 /* The requester is gone: its reply will not be sent. */
 void ftd_fence_forget(struct ftd_ctx *ctx, void *opaque);
+
+/* The recovery module's hooks into the shelf manager (fencing) and the
+ * operator (notification). */
+int ftd_fence_hook(void *opaque, int blade, void (*done)(void *cookie, int rc, const char *msg),
+                   void *cookie);
+void ftd_fence_hook_forget(void *opaque, void *cookie);
+void ftd_fence_hooks_drop(struct ftd_ctx *ctx);
+
+/* ftd_cluster.c: corosync CPG + votequorum ----------------------------------- */
+
+int ftd_cluster_init(struct ftd_cluster **out, struct ftd_ctx *ctx);
+void ftd_cluster_fini(struct ftd_cluster *c);
+void ftd_cluster_disconnect(struct ftd_cluster *c);
+int ftd_cluster_send(struct ftd_cluster *c, const void *buf, size_t len);
+bool ftd_cluster_quorate(const struct ftd_cluster *c);
+void ftd_cluster_describe(const struct ftd_cluster *c, struct af_module_status *st);
+json_object *ftd_cluster_json(const struct ftd_cluster *c);
 
 /* ftd_proc.c: process plumbing ------------------------------------------- */
 

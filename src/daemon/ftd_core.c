@@ -34,8 +34,8 @@ static struct af_module_env module_env(struct ftd_ctx *ctx, const struct af_conf
 	return env;
 }
 
-/* The recovery planner takes faults over in a later step; until then every
- * raise, update and clear is logged where an operator looks. */
+/* Every raise, update and clear is logged where an operator looks, kept
+ * for "atca-ftctl faults", and handed to recovery. */
 static void fm_fault(void *opaque, const struct fm_report *r)
 {
 	struct ftd_ctx *ctx = opaque;
@@ -45,8 +45,13 @@ static void fm_fault(void *opaque, const struct fm_report *r)
 	af_log(AF_SS_FM, r->op == FM_OP_CLEAR ? LOG_NOTICE : LOG_WARNING,
 	       "fault %s%s%s: %s rule=%s", fm_fault_op_names[r->op], r->why ? " " : "",
 	       fm_why_names[r->why], line, r->fault->rule);
-	if (r->op == FM_OP_RAISE && ctx != NULL && ctx->rcv != NULL)
+	if (ctx == NULL)
+		return;
+	ftd_faults_add(ctx, (int)r->op, r->fault);
+	if (r->op == FM_OP_RAISE && ctx->rcv != NULL)
 		rcv_fault_raised(ctx->rcv, r->fault);
+	else if (r->op == FM_OP_CLEAR && ctx->rcv != NULL)
+		rcv_fault_cleared(ctx->rcv, r->fault);
 }
 
 static const struct fm_ops fm_ops = {.fault = fm_fault};
@@ -195,7 +200,67 @@ static void m_fm_fini(struct ftd_ctx *c)
 		c->pfx = NULL;                                                                     \
 	}
 
-IO_MODULE(rcv)
+/* Recovery's ways out of its module: fencing through the shelf manager,
+ * messages through corosync, notifications to the operator (the log now,
+ * SNMP traps too once the notifier exists). */
+static int hook_send(void *opaque, const void *buf, size_t len)
+{
+	struct ftd_ctx *c = opaque;
+
+	return ftd_cluster_send(c->cluster, buf, len);
+}
+
+static void hook_notify(void *opaque, const char *kind, const char *text)
+{
+	(void)opaque;
+	af_log(AF_SS_RECOVERY, LOG_NOTICE, "NOTIFY %s: %s", kind, text);
+}
+
+static const struct rcv_hooks rcv_hooks = {
+        .fence = ftd_fence_hook,
+        .fence_forget = ftd_fence_hook_forget,
+        .send = hook_send,
+        .notify = hook_notify,
+};
+
+static int m_rcv_init(struct ftd_ctx *c)
+{
+	struct af_module_env env = module_env(c, c->cfg);
+	int rc = rcv_init(&c->rcv, &env);
+
+	if (rc < 0 || c->local_blade == 0)
+		return rc; /* an observer plans and shows, never acts */
+	return rcv_start(c->rcv, (int)c->local_blade, &rcv_hooks, c);
+}
+static int m_rcv_reconf(struct ftd_ctx *c, const struct af_config *cfg)
+{
+	return rcv_reconfigure(c->rcv, cfg);
+}
+static void m_rcv_desc(const struct ftd_ctx *c, struct af_module_status *st)
+{
+	rcv_describe(c->rcv, st);
+}
+static void m_rcv_fini(struct ftd_ctx *c)
+{
+	rcv_fini(c->rcv);
+	c->rcv = NULL;
+	ftd_fence_hooks_drop(c);
+}
+
+static int m_cluster_init(struct ftd_ctx *c)
+{
+	return ftd_cluster_init(&c->cluster, c);
+}
+static void m_cluster_desc(const struct ftd_ctx *c, struct af_module_status *st)
+{
+	ftd_cluster_describe(c->cluster, st);
+}
+static void m_cluster_fini(struct ftd_ctx *c)
+{
+	ftd_cluster_fini(c->cluster);
+	c->cluster = NULL;
+}
+
 IO_MODULE(ipd)
 IO_MODULE(smc)
 IO_MODULE(vft)
@@ -221,6 +286,9 @@ static void m_ipc_fini(struct ftd_ctx *c)
 static const struct ftd_module ftd_modules[] = {
         ROW("failure-model", fm),
         ROW("recovery", rcv),
+        /* membership after recovery, which it feeds; the group name is read
+         * at start only */
+        {"cluster", m_cluster_init, NULL, m_cluster_desc, m_cluster_fini},
         ROW("ipmi-detect", ipd),
         ROW("shelfmgr", smc),
         ROW("vmft-bridge", vft),
@@ -338,6 +406,8 @@ void ftd_event_sink(void *opaque, struct af_event *ev)
 		af_info("event %s", line);
 	ftd_events_add(ctx, ev);
 	feed_hotswap(ctx, ev);
+	if (ctx->rcv != NULL)
+		rcv_event(ctx->rcv, ev);
 	if (ctx->fm != NULL) {
 		fm_event(ctx->fm, ev);
 		fm_schedule(ctx);

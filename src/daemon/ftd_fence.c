@@ -141,3 +141,95 @@ void ftd_fence_forget(struct ftd_ctx *ctx, void *opaque)
 		free(fr);
 	}
 }
+
+/* ---- fencing for the recovery module ---------------------------------------------------- */
+
+struct ftd_fence_hook {
+	struct ftd_ctx *ctx;
+	void (*done)(void *cookie, int rc, const char *msg);
+	void *cookie;
+	struct ftd_fence_hook *next;
+};
+
+static void hook_unlink(struct ftd_ctx *ctx, struct ftd_fence_hook *h)
+{
+	for (struct ftd_fence_hook **p = &ctx->fence_hooks; *p != NULL; p = &(*p)->next) {
+		if (*p == h) {
+			*p = h->next;
+			return;
+		}
+	}
+}
+
+static void hook_done(void *opaque, const struct smc_fence_result *r)
+{
+	struct ftd_fence_hook *h = opaque;
+	char msg[200];
+
+	hook_unlink(h->ctx, h);
+	snprintf(msg, sizeof(msg), "%s %s→%s by %s in %.1f ms", r->message,
+	         r->mstate_before >= 0 ? smc_mstate_name(r->mstate_before) : "M?",
+	         r->mstate_after >= 0 ? smc_mstate_name(r->mstate_after) : "M?", r->method,
+	         (double)r->elapsed_ns / 1e6);
+	h->done(h->cookie, r->result, msg);
+	free(h);
+}
+
+int ftd_fence_hook(void *opaque, int blade, void (*done_fn)(void *cookie, int rc, const char *msg),
+                   void *cookie)
+{
+	struct ftd_ctx *ctx = opaque;
+	struct ftd_fence_hook *h;
+	int rc;
+
+	if (ctx->smc == NULL)
+		return -ENOTCONN;
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return -ENOMEM;
+	h->ctx = ctx;
+	h->done = done_fn;
+	h->cookie = cookie;
+	af_notice("fence of blade %d requested by recovery", blade);
+	rc = smc_fence(ctx->smc, blade, false, hook_done, h);
+	if (rc < 0) {
+		af_err("fence of blade %d cannot start: %s", blade,
+		       rc == -ENOTCONN ? "no shelf-manager session" : strerror(-rc));
+		free(h);
+		return rc;
+	}
+	h->next = ctx->fence_hooks;
+	ctx->fence_hooks = h;
+	return 0;
+}
+
+void ftd_fence_hook_forget(void *opaque, void *cookie)
+{
+	struct ftd_ctx *ctx = opaque;
+	struct ftd_fence_hook **p = &ctx->fence_hooks;
+
+	while (*p != NULL) {
+		struct ftd_fence_hook *h = *p;
+
+		if (h->cookie != cookie) {
+			p = &h->next;
+			continue;
+		}
+		*p = h->next;
+		if (ctx->smc != NULL)
+			smc_fence_forget(ctx->smc, h);
+		free(h);
+	}
+}
+
+void ftd_fence_hooks_drop(struct ftd_ctx *ctx)
+{
+	while (ctx->fence_hooks != NULL) {
+		struct ftd_fence_hook *h = ctx->fence_hooks;
+
+		ctx->fence_hooks = h->next;
+		if (ctx->smc != NULL)
+			smc_fence_forget(ctx->smc, h);
+		free(h);
+	}
+}

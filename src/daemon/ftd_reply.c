@@ -8,6 +8,8 @@
 #define AF_LOG_SS AF_SS_IPC
 #include "ftd.h"
 
+#include "rcv.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -277,6 +279,40 @@ static int slot_filter(const struct ftd_ctx *ctx, const struct af_ipc_request *r
 	return 0;
 }
 
+/* failover / maintenance: answered when the plan has started (its
+ * progress is for "atca-ftctl plans"). */
+static int operator_action(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_object **out)
+{
+	char err[256] = "";
+	uint64_t id = 0;
+	uint32_t slot = 0;
+	int rc;
+
+	if (ctx->rcv == NULL) {
+		*out = ftd_error_json("recovery is not running", -ENOTCONN);
+		return -ENOTCONN;
+	}
+	if (req->op == AF_OP_FAILOVER) {
+		rc = rcv_failover(ctx->rcv, req->blade, &id, err, sizeof(err));
+	} else {
+		rc = ftd_blade_arg(ctx, req->blade, &slot, err, sizeof(err));
+		if (rc == 0)
+			rc = rcv_maintenance(ctx->rcv, (int)slot, req->count != 0, &id, err,
+			                     sizeof(err));
+	}
+	if (rc < 0) {
+		*out = ftd_error_json(err[0] ? err : strerror(-rc), rc);
+		return rc;
+	}
+	*out = json_object_new_object();
+	json_object_object_add(*out, "plan", id ? json_object_new_int64((int64_t)id) : NULL);
+	json_object_object_add(*out, "target", json_object_new_string(req->blade));
+	if (req->op == AF_OP_MAINTENANCE)
+		json_object_object_add(*out, "maintenance",
+		                       json_object_new_boolean(req->count != 0));
+	return 0;
+}
+
 int ftd_dispatch(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_object **out)
 {
 	struct ftd_reload_result res;
@@ -309,6 +345,25 @@ int ftd_dispatch(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_obj
 		*out = req->op == AF_OP_SENSORS ? ftd_sensors_json(ctx, slot)
 		       : req->op == AF_OP_SEL   ? ftd_sel_json(ctx, slot, count)
 		                                : ftd_events_json(ctx, slot, count);
+		break;
+	case AF_OP_PAIRS:
+		*out = json_object_new_object();
+		json_object_object_add(*out, "pairs", rcv_pairs_json(ctx->rcv));
+		json_object_object_add(*out, "cluster", ftd_cluster_json(ctx->cluster));
+		break;
+	case AF_OP_VMS:
+		*out = json_object_new_object();
+		json_object_object_add(*out, "vms", rcv_vms_json(ctx->rcv));
+		break;
+	case AF_OP_FAULTS:
+		*out = ftd_faults_json(ctx, count);
+		break;
+	case AF_OP_PLANS:
+		*out = rcv_plans_json(ctx->rcv, count);
+		break;
+	case AF_OP_FAILOVER:
+	case AF_OP_MAINTENANCE:
+		rc = operator_action(ctx, req, out);
 		break;
 	default:
 		rc = -EOPNOTSUPP;

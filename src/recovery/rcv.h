@@ -1,30 +1,72 @@
 /*
- * recovery: the planner that turns faults into ordered recovery steps, and the
- * executors that carry them out (libvirt, fencing, promotion, migration).
+ * recovery: turns raised faults into plans (rcv_plan.h) and carries them out
+ * (rcv_exec.h) through libvirt (rcv_virt.h), the shelf manager's fencing and
+ * the operator notification hooks; keeps the cluster view (membership,
+ * quorum, where each VM runs, the pairs) that the planner decides on and
+ * shares it with the other daemons over CPG (rcv_msg.h).
+ *
+ * The daemon owns the I/O this module does not: corosync (membership comes
+ * in through rcv_membership(), messages through rcv_deliver(), go out
+ * through hooks.send) and the shelf manager (hooks.fence).
  */
 #ifndef RCV_H
 #define RCV_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
 #include "af_module.h"
 
 struct rcv;
+struct af_fault;
 
-/* Creates the module. env is copied; env->cfg must stay valid until the next
+typedef void (*rcv_fence_done_fn)(void *cookie, int rc, const char *msg);
+
+struct rcv_hooks {
+	/* Powers blade off through the shelf manager; done(cookie, 0, ..)
+	 * once confirmed off. Returns 0 or -errno (then done is not called). */
+	int (*fence)(void *opaque, int blade, rcv_fence_done_fn done, void *cookie);
+	void (*fence_forget)(void *opaque, void *cookie);
+	/* Sends a cluster message to every daemon (CPG, totally ordered). */
+	int (*send)(void *opaque, const void *buf, size_t len);
+	/* Tells the operator (log, SNMP). kind: "recovery-started", ... */
+	void (*notify)(void *opaque, const char *kind, const char *text);
+};
+
+/* Creates the module: it plans and shows, but acts only after
+ * rcv_start(). env is copied; env->cfg must stay valid until the next
  * rcv_reconfigure() or rcv_fini(). Returns 0 or -errno. */
 int rcv_init(struct rcv **out, const struct af_module_env *env);
-
-/* Switches to a new configuration (already validated). Returns 0 or -errno;
- * on error the module keeps running on the previous configuration. */
+/* Makes it act for blade local (1..16): opens the journal (in
+ * cfg->daemon.state_dir; unfinished plans resume), the libvirt executor,
+ * and uses hooks. Needs env->loop. Returns 0 or -errno. */
+int rcv_start(struct rcv *m, int local, const struct rcv_hooks *hooks, void *hooks_opaque);
 int rcv_reconfigure(struct rcv *m, const struct af_config *cfg);
+void rcv_fini(struct rcv *m);
 
-/* A fault was raised: the planner makes its plan against the cluster as
- * the configuration describes it and logs it. Until the executors exist
- * the plan is only logged ("dry run"), never carried out. */
-struct af_fault;
+/* Inputs. */
 void rcv_fault_raised(struct rcv *m, const struct af_fault *f);
+void rcv_fault_cleared(struct rcv *m, const struct af_fault *f);
+/* Every event the daemon accepted (hot-swap states tell which blades are
+ * off; VM lifecycle events count restarts). */
+void rcv_event(struct rcv *m, const struct af_event *ev);
+/* corosync: quorum, blades in the membership, blades whose daemon is in
+ * the CPG group (arrays indexed by slot, AF_MAX_BLADES + 1 long). */
+void rcv_membership(struct rcv *m, bool quorate, const bool *nodes, const bool *daemons);
+void rcv_deliver(struct rcv *m, uint32_t from_slot, const void *buf, size_t len);
+
+/* Operator actions. 0 (the plan's id in *id) or -errno with err set. */
+int rcv_failover(struct rcv *m, const char *target, uint64_t *id, char *err, size_t errlen);
+int rcv_maintenance(struct rcv *m, int blade, bool on, uint64_t *id, char *err, size_t errlen);
+
+/* Views for atca-ftctl. */
+json_object *rcv_pairs_json(struct rcv *m);
+json_object *rcv_vms_json(struct rcv *m);
+json_object *rcv_plans_json(struct rcv *m, unsigned count);
 
 void rcv_describe(const struct rcv *m, struct af_module_status *st);
-
-void rcv_fini(struct rcv *m);
 
 #endif

@@ -51,6 +51,7 @@ void rcv_cluster_from_config(const struct af_config *cfg, struct rcv_cluster *c)
 		v->protection = (enum af_protection)cfg->vms[i].protection;
 		v->backup_in_sync = v->protection == AF_PROT_FT;
 		v->max_restarts = cfg->vms[i].max_restarts;
+		v->running = true;
 	}
 }
 
@@ -95,7 +96,8 @@ static int takeover_blade(const struct rcv_cluster *c, int n)
 
 	if (p == 0 || p > AF_MAX_BLADES || (int)p == n)
 		return 0;
-	if (!c->blades[p].member || c->blades[p].faulty || c->blades[p].off)
+	if (!c->blades[p].member || c->blades[p].faulty || c->blades[p].off ||
+	    c->blades[p].hypervisor_down)
 		return 0;
 	return (int)p;
 }
@@ -186,7 +188,7 @@ static void restart_vm(const struct rcv_cluster *c, const struct af_fault *f,
 		snprintf(p->summary, sizeof(p->summary), "unprotected: notify");
 		return;
 	}
-	if (v->restarts_recent < v->max_restarts) {
+	if (v->restarts_recent < v->max_restarts && !c->blades[v->blade].hypervisor_down) {
 		add(p, RCV_STEP_RESTART_VM, v->blade, v->name, t->start_ms,
 		    "restart %u of %u in its window", v->restarts_recent + 1, v->max_restarts);
 		snprintf(p->summary, sizeof(p->summary), "restart %s on blade %d", v->name,
@@ -205,8 +207,13 @@ static void restart_vm(const struct rcv_cluster *c, const struct af_fault *f,
 		add(p, RCV_STEP_WAIT_QUORUM, 0, NULL, t->quorum_ms, "no move without quorum");
 	add(p, RCV_STEP_STOP_VM, v->blade, v->name, t->stop_ms, "%s must not run on blade %d",
 	    v->name, v->blade);
-	add(p, RCV_STEP_START_VM, target, v->name, t->start_ms,
-	    "restarts exhausted: %s moves to blade %d (from its disk)", v->name, target);
+	if (c->blades[v->blade].hypervisor_down)
+		add(p, RCV_STEP_START_VM, target, v->name, t->start_ms,
+		    "hypervisor of blade %d down: %s moves to blade %d (from its disk)", v->blade,
+		    v->name, target);
+	else
+		add(p, RCV_STEP_START_VM, target, v->name, t->start_ms,
+		    "restarts exhausted: %s moves to blade %d (from its disk)", v->name, target);
 	snprintf(p->summary, sizeof(p->summary), "move %s to blade %d", v->name, target);
 }
 
@@ -272,5 +279,68 @@ int rcv_plan_fault(const struct rcv_cluster *c, const struct af_fault *f,
 	default:
 		break;
 	}
+	return 0;
+}
+
+static void switch_one(const struct rcv_cluster *c, const struct rcv_vm_state *v, int target,
+                       const struct rcv_timeouts *t, struct rcv_plan *p)
+{
+	if (v->running) {
+		add(p, RCV_STEP_MIGRATE, target, v->name, t->migrate_ms,
+		    "operator switchover: %s moves live from blade %d", v->name, v->blade);
+		return;
+	}
+	add(p, RCV_STEP_STOP_VM, v->blade, v->name, t->stop_ms,
+	    "%s must be confirmed stopped on blade %d", v->name, v->blade);
+	p->steps[p->n_steps - 1].on_fail_escalate = RCV_STEP_NOTIFY;
+	add(p, RCV_STEP_START_VM, target, v->name, t->start_ms,
+	    "operator switchover: %s starts on blade %d", v->name, target);
+	(void)c;
+}
+
+int rcv_plan_switchover(const struct rcv_cluster *c, int blade, const char *vm, bool evacuate,
+                        const struct rcv_timeouts *t, struct rcv_plan *out)
+{
+	const struct rcv_vm_state *v = NULL;
+	unsigned moved = 0;
+	int target;
+
+	if (c == NULL || t == NULL || out == NULL)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->rclass = AF_RC_MIGRATE_AWAY;
+	if (vm != NULL && vm[0] != '\0') {
+		v = vm_by_name(c, vm);
+		if (v == NULL)
+			return -ENOENT;
+		blade = v->blade;
+	}
+	if (blade <= 0 || blade > AF_MAX_BLADES)
+		return -EINVAL;
+	out->owner = blade;
+	target = takeover_blade(c, blade);
+	if (target == 0) {
+		add(out, RCV_STEP_NOTIFY, blade, v ? v->name : NULL, 0,
+		    "no healthy partner of blade %d: nothing moves", blade);
+		snprintf(out->summary, sizeof(out->summary),
+		         "switchover refused: no healthy partner");
+		return 0;
+	}
+	if (!c->quorate)
+		add(out, RCV_STEP_WAIT_QUORUM, 0, NULL, t->quorum_ms, "no move without quorum");
+	for (unsigned i = 0; i < c->n_vms; i++) {
+		if (v != NULL ? &c->vms[i] != v : c->vms[i].blade != blade)
+			continue;
+		switch_one(c, &c->vms[i], target, t, out);
+		moved++;
+	}
+	if (moved == 0)
+		add(out, RCV_STEP_NOTIFY, blade, NULL, 0, "blade %d runs no VM", blade);
+	if (v != NULL)
+		snprintf(out->summary, sizeof(out->summary), "switch %s over to blade %d", v->name,
+		         target);
+	else
+		snprintf(out->summary, sizeof(out->summary), "%s blade %d: %u VMs to blade %d",
+		         evacuate ? "evacuate" : "switch over", blade, moved, target);
 	return 0;
 }

@@ -62,12 +62,14 @@ struct rcv_vm_state {
 	bool backup_in_sync;      /* ft: the partner's backup is committed and current */
 	unsigned restarts_recent; /* restarts in place within its restart window */
 	unsigned max_restarts;
+	bool running; /* known to run on blade now */
 };
 
 struct rcv_blade_state {
-	bool member; /* in the corosync membership */
-	bool faulty; /* has an open hardware or hypervisor fault of its own */
-	bool off;    /* payload known off (M0/M1, or fenced) */
+	bool member;          /* in the corosync membership */
+	bool faulty;          /* has an open hardware or hypervisor fault of its own */
+	bool off;             /* payload known off (M0/M1, or fenced) */
+	bool hypervisor_down; /* its libvirt does not answer: nothing restarts there */
 };
 
 struct rcv_cluster {
@@ -93,5 +95,13 @@ void rcv_timeouts_default(struct rcv_timeouts *t);
  * (at worst a NOTIFY saying why nothing else is safe). */
 int rcv_plan_fault(const struct rcv_cluster *c, const struct af_fault *f,
                    const struct rcv_timeouts *t, struct rcv_plan *out);
+
+/* An operator's switchover: vm (or, when vm is NULL or "", every VM of
+ * blade) moves to the partner while both are healthy: a running VM is
+ * live-migrated, a stopped one is confirmed stopped and started there.
+ * evacuate marks it a maintenance evacuation in the summary. Returns 0,
+ * -ENOENT for an unknown VM, -EINVAL for bad arguments. */
+int rcv_plan_switchover(const struct rcv_cluster *c, int blade, const char *vm, bool evacuate,
+                        const struct rcv_timeouts *t, struct rcv_plan *out);
 
 #endif

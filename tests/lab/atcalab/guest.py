@@ -15,6 +15,7 @@ import re
 import shutil
 import struct
 import sys
+import uuid
 import xml.sax.saxutils
 
 from . import blade, util
@@ -81,8 +82,13 @@ def domain_xml(lab, name, memory_mb, net):
     <qemu:arg value='-object'/><qemu:arg value=%s/>
   </qemu:commandline>
 """ % q("filter-dump,id=d0,netdev=n0,file=" + pcap)
+    # A fixed UUID per name, as a definition kept on shared storage has: a
+    # guest defined on several blades is one domain to libvirt (a migration
+    # onto a blade where it is defined but shut off updates that definition).
+    uid = str(uuid.uuid5(uuid.NAMESPACE_URL, "atca-lab-guest:" + name))
     return """<domain type='%s' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>%s</name>
+  <uuid>%s</uuid>
   <memory unit='MiB'>%d</memory>
   <vcpu>1</vcpu>
   <os>
@@ -96,7 +102,9 @@ def domain_xml(lab, name, memory_mb, net):
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
+      <!-- cache none: libvirt calls a live migration safe only so, on
+           storage it does not know to be shared (the lab's bind mount) -->
+      <driver name='qemu' type='raw' cache='none'/>
       <source file=%s/>
       <target dev='hda' bus='ide'/>
     </disk>
@@ -107,7 +115,7 @@ def domain_xml(lab, name, memory_mb, net):
     <memballoon model='none'/>
   </devices>
 %s</domain>
-""" % ("kvm" if kvm else "qemu", name, memory_mb, q(img), q(serial), extra)
+""" % ("kvm" if kvm else "qemu", name, uid, memory_mb, q(img), q(serial), extra)
 
 
 def virsh(lab, slot, *args, check=True, timeout=60):

@@ -1,0 +1,302 @@
+/*
+ * The actions behind plan steps: fencing through the daemon's shelf-manager
+ * hook, VMs through libvirt (rcv_virt.h), notification through the hook.
+ *
+ * Every action is idempotent, because a step begun before a crash runs again
+ * after the restart: starting a VM that runs is success, stopping one that
+ * does not run is success, fencing a blade that is off is success.
+ *
+ * The one check made here rather than in the planner, because only the
+ * latest view can make it: a VM is never started on one blade while another
+ * live blade reports it running (the second copy this product must never
+ * make). Fencing or stopping it first is the plan's job; if the view still
+ * shows it running, the step fails.
+ */
+#include "config.h"
+
+#define AF_LOG_SS AF_SS_RECOVERY
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "af_log.h"
+#include "af_util.h"
+#include "rcv_int.h"
+
+static struct rcv_act *act_new(struct rcv *m, const struct rcv_run *r, unsigned i, bool fence)
+{
+	struct rcv_act *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		return NULL;
+	a->m = m;
+	a->run = r->id;
+	a->step = i;
+	a->is_fence = fence;
+	a->kind = fence ? RCV_STEP_FENCE : r->plan.steps[i].kind;
+	a->blade = r->plan.steps[i].blade;
+	af_strlcpy(a->vm, r->plan.steps[i].vm, sizeof(a->vm));
+	a->next = m->acts;
+	m->acts = a;
+	return a;
+}
+
+static bool act_unlink(struct rcv *m, struct rcv_act *a)
+{
+	for (struct rcv_act **p = &m->acts; *p != NULL; p = &(*p)->next) {
+		if (*p == a) {
+			*p = a->next;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The view learns what an action proved at once: the next step must not
+ * wait for (or be refused by) a listing that is 500 ms old. */
+static void learn(struct rcv *m, const struct rcv_act *a)
+{
+	switch (a->kind) {
+	case RCV_STEP_FENCE:
+		m->off[a->blade] = true;
+		break;
+	case RCV_STEP_STOP_VM:
+		rcv_view_vm_state(m, a->blade, a->vm, "shutoff");
+		break;
+	case RCV_STEP_MIGRATE:
+		rcv_view_vm_state(m, a->from, a->vm, "shutoff");
+		rcv_view_vm_state(m, a->blade, a->vm, "running");
+		break;
+	case RCV_STEP_RESTART_VM:
+	case RCV_STEP_START_VM:
+	case RCV_STEP_PROMOTE:
+		rcv_view_vm_state(m, a->blade, a->vm, "running");
+		break;
+	default:
+		break;
+	}
+}
+
+static void act_done(void *opaque, int rc, const char *msg)
+{
+	struct rcv_act *a = opaque;
+	struct rcv *m = a->m;
+
+	if (!act_unlink(m, a))
+		return; /* cancelled */
+	if (rc == 0)
+		learn(m, a);
+	/* the shelf-manager session broke mid-fence (a switchover to the
+	 * standby): the fence is tried again, it has not failed */
+	if (a->is_fence && (rc == -ECONNRESET || rc == -ENOTCONN))
+		rc = -EAGAIN;
+	rcv_exec_step_done(&m->exec, a->run, a->step, rc, msg, af_mono_ns());
+	free(a);
+	rcv_schedule(m);
+}
+
+static const char *domain_of(const struct rcv *m, const char *vm)
+{
+	int i = rcv_vm_index(m, vm);
+	const struct af_cfg_vm *v;
+
+	if (i < 0)
+		return vm;
+	v = &m->env.cfg->vms[i];
+	return v->domain[0] ? v->domain : v->name;
+}
+
+/* Another live blade says vm runs there: starting it here would make two. */
+static int running_elsewhere(const struct rcv *m, const char *vm, int here)
+{
+	int i = rcv_vm_index(m, vm);
+	int on = i >= 0 ? m->vms[i].running_on : 0;
+
+	if (on == 0 || on == here || m->off[on])
+		return 0;
+	return on;
+}
+
+static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_kind kind)
+{
+	struct rcv *m = opaque;
+	const struct rcv_step *s = &r->plan.steps[i];
+	const char *dom = s->vm[0] ? domain_of(m, s->vm) : NULL;
+	int vi = s->vm[0] ? rcv_vm_index(m, s->vm) : -1;
+	struct rcv_act *a;
+	int rc, other;
+
+	rcv_view_run_msg(m, r, false);
+	if (kind == RCV_STEP_NOTIFY) {
+		char text[200];
+
+		snprintf(text, sizeof(text), "plan %llu: %s", (unsigned long long)r->id, s->why);
+		if (m->hooks.notify != NULL)
+			m->hooks.notify(m->hooks_opaque, "recovery-notify", text);
+		rcv_exec_step_done(&m->exec, r->id, i, 0, "operator notified", af_mono_ns());
+		return 0;
+	}
+	if (kind == RCV_STEP_FENCE) {
+		if (m->hooks.fence == NULL)
+			return -ENOTSUP;
+		a = act_new(m, r, i, true);
+		if (a == NULL)
+			return -ENOMEM;
+		rc = m->hooks.fence(m->hooks_opaque, s->blade, act_done, a);
+		if (rc < 0) {
+			act_unlink(m, a);
+			free(a);
+		}
+		/* no shelf-manager session yet (a daemon just started, a switchover
+		 * in progress): not a failure, try again within the step's time */
+		return rc == -ENOTCONN ? -EAGAIN : rc;
+	}
+	if (m->virt == NULL || dom == NULL)
+		return -ENOTSUP;
+	if (kind == RCV_STEP_STOP_VM && m->off[s->blade]) {
+		rcv_exec_step_done(&m->exec, r->id, i, 0, "its blade is off", af_mono_ns());
+		return 0;
+	}
+	if (kind == RCV_STEP_START_VM || kind == RCV_STEP_PROMOTE) {
+		other = running_elsewhere(m, s->vm, s->blade);
+		if (other != 0) {
+			char msg[96];
+
+			snprintf(msg, sizeof(msg), "refused: blade %d still reports %s running",
+			         other, s->vm);
+			rcv_exec_step_done(&m->exec, r->id, i, -EEXIST, msg, af_mono_ns());
+			return 0;
+		}
+	}
+	a = act_new(m, r, i, false);
+	if (a == NULL)
+		return -ENOMEM;
+	switch (kind) {
+	case RCV_STEP_STOP_VM:
+		rc = rcv_virt_stop(m->virt, s->blade, dom, s->timeout_ms, act_done, a);
+		break;
+	case RCV_STEP_RESTART_VM:
+		if (vi >= 0) {
+			struct rcv_vm_view *v = &m->vms[vi];
+
+			if (v->n_restarts == RCV_RESTART_MEMORY) {
+				memmove(v->restarts, v->restarts + 1,
+				        sizeof(v->restarts[0]) * (RCV_RESTART_MEMORY - 1));
+				v->n_restarts--;
+			}
+			v->restarts[v->n_restarts++] = af_mono_ns();
+		}
+		rc = rcv_virt_restart(m->virt, s->blade, dom, s->timeout_ms, act_done, a);
+		break;
+	case RCV_STEP_PROMOTE:
+		/* the engine is not there yet: the VM starts from its disk */
+		af_notice("recovery: plan %llu: no checkpoint engine yet, %s starts from its disk",
+		          (unsigned long long)r->id, s->vm);
+		/* fall through */
+	case RCV_STEP_START_VM:
+		rc = rcv_virt_start(m->virt, s->blade, dom,
+		                    vi >= 0 ? m->env.cfg->vms[vi].definition : NULL, s->timeout_ms,
+		                    act_done, a);
+		break;
+	case RCV_STEP_MIGRATE: {
+		int from = vi >= 0 ? (m->vms[vi].running_on ? m->vms[vi].running_on
+		                                            : m->vms[vi].last_blade)
+		                   : 0;
+		const struct af_cfg_blade *b = af_cfg_blade_by_slot(m->env.cfg, (uint32_t)s->blade);
+
+		a->from = from;
+		if (from == s->blade) {
+			act_unlink(m, a);
+			free(a);
+			rcv_exec_step_done(&m->exec, r->id, i, 0, "already there", af_mono_ns());
+			return 0;
+		}
+		rc = from ? rcv_virt_migrate(m->virt, from, s->blade, dom,
+		                             b && b->migration_uri[0] ? b->migration_uri : NULL,
+		                             s->timeout_ms, act_done, a)
+		          : -ENOENT;
+		break;
+	}
+	default:
+		rc = -ENOTSUP;
+		break;
+	}
+	if (rc < 0) {
+		act_unlink(m, a);
+		free(a);
+	}
+	return rc;
+}
+
+static void cancel(void *opaque, const struct rcv_run *r, unsigned i)
+{
+	struct rcv *m = opaque;
+
+	for (struct rcv_act *a = m->acts; a != NULL; a = a->next) {
+		if (a->run != r->id || a->step != i)
+			continue;
+		act_unlink(m, a);
+		if (a->is_fence && m->hooks.fence_forget != NULL)
+			m->hooks.fence_forget(m->hooks_opaque, a);
+		else if (m->virt != NULL)
+			rcv_virt_forget(m->virt, a);
+		free(a);
+		return;
+	}
+}
+
+static bool quorate(void *opaque)
+{
+	const struct rcv *m = opaque;
+
+	return m->quorate;
+}
+
+static void ended(void *opaque, const struct rcv_run *r)
+{
+	struct rcv *m = opaque;
+	char text[240];
+
+	snprintf(text, sizeof(text), "plan %llu %s: %s", (unsigned long long)r->id,
+	         r->state == RCV_RUN_DONE ? "succeeded" : "FAILED", r->plan.summary);
+	if (m->hooks.notify != NULL)
+		m->hooks.notify(m->hooks_opaque,
+		                r->state == RCV_RUN_DONE ? "recovery-succeeded" : "recovery-failed",
+		                text);
+	rcv_view_run_msg(m, r, false);
+	if (r->state == RCV_RUN_DONE) {
+		for (unsigned i = 0; i < m->n_pairs; i++) {
+			struct rcv_pair *p = &m->pairs[i];
+
+			if (p->fsm.state == RCV_PAIR_TAKEOVER_A ||
+			    p->fsm.state == RCV_PAIR_TAKEOVER_B)
+				rcv_pair_fire(p, RCV_PE_TAKEOVER_DONE);
+		}
+	}
+	if (m->journal != NULL && m->journal->records > 256 && m->exec.n_runs == 0 &&
+	    rcv_journal_compact(m->journal) < 0)
+		af_warn("recovery: journal compaction failed: it keeps growing until the next one");
+	rcv_view_broadcast(m, true);
+}
+
+const struct rcv_exec_ops rcv_exec_ops = {
+        .act = act,
+        .cancel = cancel,
+        .quorate = quorate,
+        .ended = ended,
+};
+
+void rcv_acts_drop(struct rcv *m)
+{
+	while (m->acts != NULL) {
+		struct rcv_act *a = m->acts;
+
+		m->acts = a->next;
+		if (a->is_fence && m->hooks.fence_forget != NULL)
+			m->hooks.fence_forget(m->hooks_opaque, a);
+		else if (m->virt != NULL)
+			rcv_virt_forget(m->virt, a);
+		free(a);
+	}
+}
