@@ -27,6 +27,7 @@ each phase; writes bench/results/recovery.md.
 """
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -61,6 +62,10 @@ def ctl(blade, *args, timeout=60):
     r = subprocess.run([ATCA_LAB, "--name", LAB, "exec", str(blade), CTL] + [str(a) for a in args],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
     return r.returncode, r.stdout
+
+
+def cluster(blade):
+    return json.loads(ctl(blade, "--json", "pairs")[1])["cluster"]
 
 
 def wait(what, fn, timeout=60):
@@ -107,14 +112,15 @@ def first(lines, pattern):
 
 def timeline(lab, survivor, victim, t0):
     lines = log_lines(lab, survivor, t0)
-    ev = first(lines, r"^event .*src=(ipmi|shelf) kind=(sel\.record|hotswap) blade=%d " % victim)
-    raise_ = first(lines, r"fault raise: .*target=\"blade %d\"" % victim)
+    ev = first(lines, r"^event .*src=(ipmi|shelf) blade=%d kind=(sel\.record|hotswap|"
+                      r"sensor\.discrete) " % victim)
+    raise_ = first(lines, r'fault raise: .*target="(blade|host) %d"' % victim)
     plan = first(lines, r"recovery: plan \d+ for fault \d+ started")
     fb = first(lines, r"step \d+/\d+ fence blade %d: begin" % victim)
     fd = first(lines, r"step \d+ fence blade %d: done" % victim)
     sb = first(lines, r"step \d+/\d+ start-vm blade %d vm bv: begin" % survivor)
     sd = first(lines, r"step \d+ start-vm blade %d vm bv: done" % survivor)
-    leave = first(lines, r"^event .*kind=node\.leave blade=%d" % victim)
+    leave = first(lines, r"^event .*blade=%d kind=node\.leave" % victim)
     need = (ev, raise_, plan, fb, fd, sb, sd)
     if None in need:
         raise RuntimeError("incomplete timeline %s" % (need,))
@@ -153,13 +159,13 @@ def main():
         lab_cmd("ftd", "start", 1, 2)
         for s in (1, 2):
             wait("daemon %d" % s, lambda s=s: ctl(s, "version")[0] == 0, 30)
+        time.sleep(5)  # every IPMC's sensors and SEL read once: steady state
         for i in range(a.runs):
             lab = Lab.load(LAB)
             victim = running_on(lab, "bv")[0]
             survivor = 3 - victim
             # both daemons in the group and the survivor's libvirt seen up
-            wait("group", lambda: '"daemons":[1,2]' in ctl(survivor, "--json", "pairs")[1]
-                 .replace(" ", ""), 60)
+            wait("group", lambda: cluster(survivor)["daemons"] == [1, 2], 60)
             time.sleep(1.0)
             t0 = time.clock_gettime(time.CLOCK_MONOTONIC)
             faults.inject(lab, "power", victim)
@@ -167,8 +173,7 @@ def main():
             wait("bv on %d" % survivor, lambda: running_on(Lab.load(LAB), "bv") == [survivor], 90)
             # corosync's node.leave comes later than the takeover; unfencing
             # before it would get the blade fenced again by that late event
-            wait("membership", lambda: '"nodes":[%d]' % survivor in
-                 ctl(survivor, "--json", "pairs")[1].replace(" ", ""), 30)
+            wait("membership", lambda: cluster(survivor)["nodes"] == [survivor], 30)
             time.sleep(0.3)
             r = timeline(Lab.load(LAB), survivor, victim, t0)
             rows.append(r)
@@ -181,8 +186,21 @@ def main():
             rc, _ = ctl(survivor, "unfence", victim, "--yes", timeout=90)
             if rc:
                 raise RuntimeError("unfence %d failed" % victim)
+            wait("blade %d powered" % victim,
+                 lambda: Lab.load(LAB).blade(victim).get("power") != "off", 30)
             lab_cmd("ftd", "start", victim)
             wait("daemon back", lambda: ctl(victim, "version")[0] == 0, 30)
+    except Exception:
+        lab = Lab.load(LAB)
+        for s in (1, 2):
+            try:
+                with open(os.path.join(lab.blade_dir(s), "atca-ftd.out"), errors="replace") as f:
+                    keep = [ln for ln in f if re.search(r"\[(recovery|fm|cluster)\] "
+                                                        r"(notice|warning|error|crit)", ln)]
+                print("--- blade %d\n%s" % (s, "".join(keep[-40:])))
+            except OSError:
+                pass
+        raise
     finally:
         lab_cmd("down", check=False)
     keys = ("detection", "classification", "plan", "fence", "start", "total", "corosync")

@@ -381,6 +381,74 @@ START_TEST(test_module_plans_dry_run)
 }
 END_TEST
 
+/* What other blades report through CPG: a valid STATE places their VMs, a
+ * malformed message changes nothing, and a blade that leaves the
+ * membership takes its (now stale) report with it. */
+START_TEST(test_module_cluster_view)
+{
+	struct af_config *cfg = cluster_config();
+	struct af_module_env env = {.cfg = cfg};
+	static struct rcv_msg msg;
+	static char buf[RCV_MSG_MAX];
+	bool nodes[AF_MAX_BLADES + 1] = {false}, daemons[AF_MAX_BLADES + 1] = {false};
+	struct rcv *m = NULL;
+	json_object *v;
+	int n;
+
+	ck_assert_int_eq(af_init("check_recovery"), 0);
+	ck_assert_int_eq(rcv_init(&m, &env), 0);
+	nodes[3] = nodes[4] = daemons[3] = daemons[4] = true;
+	rcv_membership(m, true, nodes, daemons);
+	memset(&msg, 0, sizeof(msg));
+	msg.type = RCV_MSG_STATE;
+	msg.sender = 4;
+	msg.seq = 1;
+	msg.u.state.libvirt_up = true;
+	msg.u.state.n_vms = 1;
+	af_strlcpy(msg.u.state.vms[0].name, "web", sizeof(msg.u.state.vms[0].name));
+	af_strlcpy(msg.u.state.vms[0].state, "running", sizeof(msg.u.state.vms[0].state));
+	n = rcv_msg_encode(&msg, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	/* from another node than it claims: dropped */
+	rcv_deliver(m, 3, buf, (size_t)n);
+	v = rcv_vms_json(m);
+	ck_assert_ptr_null(json_object_object_get(json_object_array_get_idx(v, 1), "running_on"));
+	json_object_put(v);
+	/* garbage: dropped */
+	rcv_deliver(m, 4, "AFTC garbage", 12);
+	/* a report that arrives before corosync lists its node counts once
+	 * the node is listed */
+	nodes[4] = false;
+	rcv_membership(m, true, nodes, daemons);
+	rcv_deliver(m, 4, buf, (size_t)n);
+	nodes[4] = true;
+	rcv_membership(m, true, nodes, daemons);
+	v = rcv_vms_json(m);
+	ck_assert_str_eq(
+	        json_object_get_string(
+	                json_object_array_get_idx(v, 1)
+	                        ? json_object_object_get(json_object_array_get_idx(v, 1), "name")
+	                        : NULL),
+	        "web");
+	ck_assert_int_eq(json_object_get_int(json_object_object_get(json_object_array_get_idx(v, 1),
+	                                                            "running_on")),
+	                 4);
+	json_object_put(v);
+	/* blade 4 leaves: its report goes with it */
+	nodes[4] = daemons[4] = false;
+	rcv_membership(m, true, nodes, daemons);
+	v = rcv_vms_json(m);
+	ck_assert_ptr_null(json_object_object_get(json_object_array_get_idx(v, 1), "running_on"));
+	json_object_put(v);
+	v = rcv_plans_json(m, 0);
+	ck_assert_int_eq(json_object_array_length(json_object_object_get(v, "active")), 0);
+	json_object_put(v);
+	rcv_fini(m);
+	af_cfg_free(cfg);
+	af_fini();
+}
+END_TEST
+
 /* ---- the pair state machine ---------------------------------------------------------- */
 
 START_TEST(test_pair_fsm)
@@ -897,6 +965,7 @@ int main(void)
 	add_tcase(s, test_journal_replay, 10);
 	add_tcase(s, test_pair_fsm, 10);
 	add_tcase(s, test_module_plans_dry_run, 10);
+	add_tcase(s, test_module_cluster_view, 10);
 	add_tcase(s, test_plan_switchover, 10);
 	add_tcase(s, test_exec_invalid, 10);
 	add_tcase(s, test_exec_order_and_timeout, 10);

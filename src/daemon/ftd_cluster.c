@@ -28,6 +28,13 @@
 #include "rcv.h"
 
 #define RETRY_MS 1000
+#define TXQ_MAX 64      /* messages waiting while corosync says "try again" */
+#define TXQ_RETRY_MS 20 /* it says so for a while around membership changes */
+
+struct txmsg {
+	size_t len;
+	char *buf;
+};
 
 struct ftd_cluster {
 	struct ftd_ctx *ctx;
@@ -44,9 +51,14 @@ struct ftd_cluster {
 	uint32_t local_nodeid;
 	uint64_t tx, tx_fail, rx;
 	char why[96];
+	unsigned txq_head, txq_len;
+	struct txmsg txq[TXQ_MAX];
+	qb_loop_timer_handle txq_timer;
+	bool txq_timer_on;
 };
 
 static void retry_fire(void *data);
+static void txq_drop_all(struct ftd_cluster *c);
 
 static void cluster_event(struct ftd_cluster *c, enum af_ev_kind kind, int blade, const char *k,
                           const char *v)
@@ -213,6 +225,7 @@ void ftd_cluster_disconnect(struct ftd_cluster *c)
 {
 	bool was = c->have_quorum && c->quorate;
 
+	txq_drop_all(c);
 	if (c->cpg_ok) {
 		int fd;
 
@@ -375,21 +388,77 @@ void ftd_cluster_fini(struct ftd_cluster *c)
 	free(c);
 }
 
+static void txq_drop_all(struct ftd_cluster *c)
+{
+	while (c->txq_len > 0) {
+		free(c->txq[c->txq_head].buf);
+		c->txq_head = (c->txq_head + 1) % TXQ_MAX;
+		c->txq_len--;
+	}
+	if (c->txq_timer_on)
+		qb_loop_timer_del(c->ctx->loop, c->txq_timer);
+	c->txq_timer_on = false;
+}
+
+static void txq_fire(void *data);
+
+/* Sends what waits, in order, until corosync asks to wait again. */
+static void txq_flush(struct ftd_cluster *c)
+{
+	while (c->txq_len > 0 && c->cpg_ok) {
+		struct txmsg *t = &c->txq[c->txq_head];
+		struct iovec iov = {.iov_base = t->buf, .iov_len = t->len};
+		cs_error_t rc = cpg_mcast_joined(c->cpg, CPG_TYPE_AGREED, &iov, 1);
+
+		if (rc == CS_ERR_TRY_AGAIN)
+			break;
+		if (rc != CS_OK) {
+			c->tx_fail++;
+			af_warn("cpg: a message of %zu bytes could not be sent (error %d)", t->len,
+			        rc);
+		} else {
+			c->tx++;
+		}
+		free(t->buf);
+		c->txq_head = (c->txq_head + 1) % TXQ_MAX;
+		c->txq_len--;
+	}
+	if (c->txq_len > 0 && !c->txq_timer_on &&
+	    qb_loop_timer_add(c->ctx->loop, QB_LOOP_HIGH, TXQ_RETRY_MS * 1000000ULL, c, txq_fire,
+	                      &c->txq_timer) == 0)
+		c->txq_timer_on = true;
+}
+
+static void txq_fire(void *data)
+{
+	struct ftd_cluster *c = data;
+
+	c->txq_timer_on = false;
+	txq_flush(c);
+}
+
+/* Around a membership change corosync answers "try again" for a while: the
+ * message waits in order (a state sent to a daemon that just joined must
+ * reach it) instead of being lost. */
 int ftd_cluster_send(struct ftd_cluster *c, const void *buf, size_t len)
 {
-	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-	cs_error_t rc = CS_ERR_TRY_AGAIN;
+	struct txmsg *t;
 
 	if (c == NULL || !c->cpg_ok)
 		return -ENOTCONN;
-	/* flow control: corosync asks to retry; messages are small and rare */
-	for (int tries = 0; tries < 100 && rc == CS_ERR_TRY_AGAIN; tries++)
-		rc = cpg_mcast_joined(c->cpg, CPG_TYPE_AGREED, &iov, 1);
-	if (rc != CS_OK) {
+	if (c->txq_len == TXQ_MAX) {
 		c->tx_fail++;
+		af_warn("cpg: %d messages wait for corosync: this one is dropped", TXQ_MAX);
 		return -EAGAIN;
 	}
-	c->tx++;
+	t = &c->txq[(c->txq_head + c->txq_len) % TXQ_MAX];
+	t->buf = malloc(len);
+	if (t->buf == NULL)
+		return -ENOMEM;
+	memcpy(t->buf, buf, len);
+	t->len = len;
+	c->txq_len++;
+	txq_flush(c);
 	return 0;
 }
 

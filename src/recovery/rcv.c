@@ -347,12 +347,20 @@ void rcv_membership(struct rcv *m, bool quorate, const bool *nodes, const bool *
 	for (int s = 1; s <= AF_MAX_BLADES; s++) {
 		if (daemons[s] && !m->daemon[s] && s != m->local)
 			joined = true;
+		/* what a blade said before it left is stale once it is back: its
+		 * new daemon reports afresh */
+		if (m->node[s] && !nodes[s] && s != m->local && m->peers[s].valid) {
+			af_debug("recovery: blade %d left the membership: its last state is stale",
+			         s);
+			m->peers[s].valid = false;
+		}
 		m->node[s] = nodes[s];
 		m->daemon[s] = daemons[s];
 	}
 	m->quorate = quorate;
 	if (quorate)
 		m->ever_quorate = true;
+	rcv_view_refresh(m);
 	pair_sides(m);
 	if (was && !quorate && m->ever_quorate && m->local != 0) {
 		if (m->env.cfg->recovery.no_quorum_policy == AF_NOQ_STOP)
@@ -415,6 +423,10 @@ void rcv_event(struct rcv *m, const struct af_event *ev)
 
 		if (to >= 0 && off != m->off[ev->blade]) {
 			m->off[ev->blade] = off;
+			/* placement ignores an off blade's report; the report itself
+			 * is kept (a replayed SEL history also passes through M1) and
+			 * dropped only when the blade leaves the membership */
+			rcv_view_refresh(m);
 			af_info("recovery: blade %d payload %s (%s)", ev->blade, off ? "off" : "on",
 			        af_event_get(ev, "to"));
 			pair_sides(m);

@@ -136,6 +136,8 @@ void rcv_view_daemons_changed(struct rcv *m);
 void rcv_view_request(struct rcv *m, const struct rcv_plan *p);
 /* What an action just proved, before the next list says it. */
 void rcv_view_vm_state(struct rcv *m, int blade, const char *vm, const char *state);
+/* Recomputes where each VM runs (membership or power changed). */
+void rcv_view_refresh(struct rcv *m);
 void rcv_view_fault(struct rcv *m, const struct af_fault *f, bool open);
 
 #endif

@@ -150,6 +150,11 @@ void rcv_view_init(struct rcv *m)
 		m->state_timer_on = true;
 }
 
+void rcv_view_refresh(struct rcv *m)
+{
+	placement(m);
+}
+
 void rcv_view_vm_state(struct rcv *m, int blade, const char *vm, const char *state)
 {
 	struct rcv_msg_state *st;
@@ -389,6 +394,10 @@ void rcv_view_deliver(struct rcv *m, uint32_t from, const void *buf, size_t len)
 	m->rx_ok++;
 	switch (msg->type) {
 	case RCV_MSG_STATE:
+		af_debug("recovery: state of blade %u (seq %llu): %u VMs, libvirt %s%s",
+		         msg->sender, (unsigned long long)msg->seq, msg->u.state.n_vms,
+		         msg->u.state.libvirt_up ? "up" : "down",
+		         m->node[msg->sender] ? "" : " (not yet in the membership)");
 		m->peers[msg->sender].valid = true;
 		m->peers[msg->sender].rx_ns = af_mono_ns();
 		m->peers[msg->sender].seq = msg->seq;

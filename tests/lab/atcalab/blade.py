@@ -124,6 +124,20 @@ def start_holder(lab, slot):
     ready = os.path.join(d, "ready")
     if os.path.exists(ready):
         os.unlink(ready)
+    # A booting blade's /run is empty (tmpfs on real hardware): libvirt's
+    # status files and pidfiles of before a power loss must not survive it,
+    # or a restarted libvirtd could take a recycled pid for a dead guest.
+    run = os.path.join(d, "run")
+    if os.path.isdir(run):
+        for entry in os.listdir(run):
+            path = os.path.join(run, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
     unshare = util.spawn(["ip", "netns", "exec", lab.blade_ns(slot), "unshare", "--mount",
                           "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private",
                           os.path.join(d, "holder.sh"), str(slot), d, lab.path("shared")],
