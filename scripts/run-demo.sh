@@ -177,6 +177,10 @@ for _ in $(seq 300); do
 done
 run lab_ctl plans -n 1
 run lab_ctl vms
+for _ in $(seq 100); do # the guest boots (SeaBIOS) before it counts
+	$LAB guest serial demo -n 1 | grep -q '^C ' && break
+	sleep 0.1
+done
 run $LAB guest serial demo -n 3
 
 say "The lab is removed (processes, namespaces, files)"
