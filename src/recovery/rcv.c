@@ -436,11 +436,56 @@ void rcv_event(struct rcv *m, const struct af_event *ev)
 
 /* ---- operator actions ------------------------------------------------------------------ */
 
+/* The switchover plan of an operator action (vm, or every VM of blade),
+ * carried out by this daemon; NULL with *rc and err set when there is none. */
+static struct rcv_plan *switch_plan(struct rcv *m, int blade, const char *vm, bool evacuate,
+                                    int *rc, char *err, size_t errlen)
+{
+	struct rcv_cluster *c = NULL;
+	struct rcv_plan *p = NULL;
+
+	if (!m->exec_ok || m->local == 0) {
+		snprintf(err, errlen, "this daemon carries no plan out (%s)",
+		         m->local == 0 ? "observer" : "recovery not running");
+		*rc = -EPERM;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	p = calloc(1, sizeof(*p));
+	if (c == NULL || p == NULL) {
+		*rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	rcv_build_cluster(m, c, af_mono_ns());
+	*rc = rcv_plan_switchover(c, blade, vm, evacuate, &m->timeouts, p);
+	if (*rc < 0) {
+		snprintf(err, errlen, "%s: %s", vm ? vm : "blade", strerror(-*rc));
+		goto fail;
+	}
+	p->owner = m->local; /* this daemon carries it out */
+	free(c);
+	return p;
+fail:
+	free(c);
+	free(p);
+	return NULL;
+}
+
+/* The plan is only "tell the operator": nothing can move. */
+static bool refused(const struct rcv_plan *p, char *err, size_t errlen)
+{
+	if (p->n_steps != 1 || p->steps[0].kind != RCV_STEP_NOTIFY ||
+	    strstr(p->steps[0].why, "runs no VM") != NULL)
+		return false;
+	snprintf(err, errlen, "%s", p->steps[0].why);
+	return true;
+}
+
 int rcv_failover(struct rcv *m, const char *target, uint64_t *id, char *err, size_t errlen)
 {
-	struct rcv_cluster *c;
-	struct rcv_plan *p;
 	const struct af_cfg_blade *b = NULL;
+	struct rcv_plan *p;
 	int vi, rc, blade = 0;
 	char *end;
 	unsigned long n;
@@ -459,45 +504,38 @@ int rcv_failover(struct rcv *m, const char *target, uint64_t *id, char *err, siz
 		}
 		blade = (int)b->slot;
 	}
-	if (!m->exec_ok || m->local == 0) {
-		snprintf(err, errlen, "this daemon carries no plan out (%s)",
-		         m->local == 0 ? "observer" : "recovery not running");
-		return -EPERM;
+	p = switch_plan(m, blade, vi >= 0 ? target : NULL, false, &rc, err, errlen);
+	if (p == NULL)
+		return rc;
+	if (refused(p, err, errlen)) {
+		free(p);
+		return -EHOSTUNREACH;
 	}
-	c = calloc(1, sizeof(*c));
-	p = calloc(1, sizeof(*p));
-	if (c == NULL || p == NULL) {
-		rc = -ENOMEM;
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	rcv_build_cluster(m, c, af_mono_ns());
-	rc = rcv_plan_switchover(c, blade, vi >= 0 ? target : NULL, false, &m->timeouts, p);
-	if (rc < 0) {
-		snprintf(err, errlen, "%s: %s", target, strerror(-rc));
-		goto out;
-	}
-	if (p->n_steps == 1 && p->steps[0].kind == RCV_STEP_NOTIFY) {
-		snprintf(err, errlen, "%s", p->steps[0].why);
-		rc = -EHOSTUNREACH;
-		goto out;
-	}
-	p->owner = m->local; /* this daemon carries it out */
 	af_notice("recovery: operator switchover of %s", target);
 	log_plan(p, "operator request");
 	rc = run_plan(m, p, id);
 	if (rc < 0)
 		snprintf(err, errlen, "%s",
 		         rc == -EALREADY ? "a plan for it is already in progress" : strerror(-rc));
-out:
-	free(c);
 	free(p);
 	return rc;
 }
 
+static void pairs_maintenance(struct rcv *m, int blade, bool on)
+{
+	for (unsigned i = 0; i < m->n_pairs; i++) {
+		struct rcv_pair *pr = &m->pairs[i];
+
+		if (pr->a != (uint32_t)blade && pr->b != (uint32_t)blade)
+			continue;
+		rcv_pair_fire(pr, !on                        ? RCV_PE_MAINT_OFF
+		                  : pr->a == (uint32_t)blade ? RCV_PE_MAINT_A
+		                                             : RCV_PE_MAINT_B);
+	}
+}
+
 int rcv_maintenance(struct rcv *m, int blade, bool on, uint64_t *id, char *err, size_t errlen)
 {
-	struct rcv_cluster *c;
 	struct rcv_plan *p;
 	int rc = 0;
 
@@ -507,55 +545,28 @@ int rcv_maintenance(struct rcv *m, int blade, bool on, uint64_t *id, char *err, 
 		*id = 0;
 	if (!on) {
 		m->maint[blade] = false;
-		for (unsigned i = 0; i < m->n_pairs; i++) {
-			if (m->pairs[i].a == (uint32_t)blade || m->pairs[i].b == (uint32_t)blade)
-				rcv_pair_fire(&m->pairs[i], RCV_PE_MAINT_OFF);
-		}
+		pairs_maintenance(m, blade, false);
 		af_notice("recovery: blade %d leaves maintenance: it may run VMs again (they move "
 		          "back only by 'atca-ftctl failover')",
 		          blade);
 		rcv_view_broadcast(m, true);
 		return 0;
 	}
-	if (!m->exec_ok || m->local == 0) {
-		snprintf(err, errlen, "this daemon carries no plan out");
-		return -EPERM;
-	}
-	c = calloc(1, sizeof(*c));
-	p = calloc(1, sizeof(*p));
-	if (c == NULL || p == NULL) {
-		rc = -ENOMEM;
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	rcv_build_cluster(m, c, af_mono_ns());
-	rc = rcv_plan_switchover(c, blade, NULL, true, &m->timeouts, p);
-	if (rc < 0) {
-		snprintf(err, errlen, "blade %d: %s", blade, strerror(-rc));
-		goto out;
-	}
-	if (p->n_steps == 1 && p->steps[0].kind == RCV_STEP_NOTIFY &&
-	    strstr(p->steps[0].why, "runs no VM") == NULL) {
-		snprintf(err, errlen, "%s", p->steps[0].why);
-		rc = -EHOSTUNREACH;
-		goto out;
+	p = switch_plan(m, blade, NULL, true, &rc, err, errlen);
+	if (p == NULL)
+		return rc;
+	if (refused(p, err, errlen)) {
+		free(p);
+		return -EHOSTUNREACH;
 	}
 	m->maint[blade] = true;
-	for (unsigned i = 0; i < m->n_pairs; i++) {
-		if (m->pairs[i].a == (uint32_t)blade)
-			rcv_pair_fire(&m->pairs[i], RCV_PE_MAINT_A);
-		else if (m->pairs[i].b == (uint32_t)blade)
-			rcv_pair_fire(&m->pairs[i], RCV_PE_MAINT_B);
-	}
-	p->owner = m->local;
+	pairs_maintenance(m, blade, true);
 	af_notice("recovery: blade %d enters maintenance: evacuating", blade);
 	log_plan(p, "maintenance");
 	rc = run_plan(m, p, id);
 	if (rc < 0)
 		snprintf(err, errlen, "%s", strerror(-rc));
 	rcv_view_broadcast(m, true);
-out:
-	free(c);
 	free(p);
 	return rc;
 }

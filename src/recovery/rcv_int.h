@@ -56,7 +56,12 @@ struct rcv_remote_run {
 	unsigned step, n_steps;
 	char state[16];
 	uint64_t rx_ns;
+	uint64_t end_ns;      /* when it was reported done or failed */
+	unsigned n_migrating; /* the VMs it live-migrates */
+	char migrating[8][AF_VM_NAME_MAX];
 };
+/* how long after a live migration two reports of one VM are the migration's */
+#define RCV_MIGRATION_GRACE_NS (5 * 1000000000ULL)
 
 /* One action in flight: the cookie handed to libvirt / the fencer. */
 struct rcv_act {

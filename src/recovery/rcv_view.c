@@ -50,9 +50,47 @@ static bool live_state(const char *s)
 /* Two blades report one VM: during a live migration the destination's
  * paused copy is expected; two running copies are the failure this product
  * exists to prevent, logged as critical every time they are seen. */
-static void two_copies(const char *vm, int a, const char *sa, int b, const char *sb)
+static bool plan_migrates(const struct rcv_plan *p, const char *vm)
 {
-	bool migrating = strcmp(sa, "paused") == 0 || strcmp(sb, "paused") == 0;
+	for (unsigned i = 0; i < p->n_steps; i++) {
+		if (p->steps[i].kind == RCV_STEP_MIGRATE && strcmp(p->steps[i].vm, vm) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A live migration of vm is under way here or on another blade, or ended
+ * a moment ago (the blades' listings lag behind it). */
+static bool migration_of(const struct rcv *m, const char *vm, uint64_t now)
+{
+	for (unsigned i = 0; m->exec_ok && i < m->exec.n_runs; i++) {
+		if (plan_migrates(&m->exec.runs[i]->plan, vm))
+			return true;
+	}
+	for (unsigned k = 0; m->exec_ok && k < m->exec.hist_len; k++) {
+		const struct rcv_run *r = m->exec.hist[(m->exec.hist_head + k) % RCV_EXEC_HISTORY];
+
+		if (now - r->ended_ns < RCV_MIGRATION_GRACE_NS && plan_migrates(&r->plan, vm))
+			return true;
+	}
+	for (unsigned i = 0; i < RCV_REMOTE_RUNS; i++) {
+		const struct rcv_remote_run *r = &m->remote[i];
+
+		if (!r->used || (r->end_ns != 0 && now - r->end_ns >= RCV_MIGRATION_GRACE_NS))
+			continue;
+		for (unsigned k = 0; k < r->n_migrating; k++) {
+			if (strcmp(r->migrating[k], vm) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+static void two_copies(const struct rcv *m, const char *vm, int a, const char *sa, int b,
+                       const char *sb, uint64_t now)
+{
+	bool migrating =
+	        strcmp(sa, "paused") == 0 || strcmp(sb, "paused") == 0 || migration_of(m, vm, now);
 
 	af_log(AF_LOG_SS, migrating ? LOG_INFO : LOG_CRIT,
 	       "recovery: VM %s reported %s on blade %d and %s on blade %d%s", vm, sa, a, sb, b,
@@ -92,8 +130,8 @@ static void placement(struct rcv *m)
 					continue;
 				}
 				if (on != 0 && on != s)
-					two_copies(cfg->vms[i].name, on, v->state, s,
-					           p->st.vms[k].state);
+					two_copies(m, cfg->vms[i].name, on, v->state, s,
+					           p->st.vms[k].state, now);
 				on = s;
 				af_strlcpy(v->state, p->st.vms[k].state, sizeof(v->state));
 			}
@@ -420,6 +458,13 @@ void rcv_view_deliver(struct rcv *m, uint32_t from, const void *buf, size_t len)
 		rr->n_steps = msg->u.plan.plan.n_steps;
 		af_strlcpy(rr->state, "running", sizeof(rr->state));
 		rr->rx_ns = af_mono_ns();
+		for (unsigned i = 0; i < msg->u.plan.plan.n_steps && rr->n_migrating < 8; i++) {
+			const struct rcv_step *st = &msg->u.plan.plan.steps[i];
+
+			if (st->kind == RCV_STEP_MIGRATE)
+				af_strlcpy(rr->migrating[rr->n_migrating++], st->vm,
+				           sizeof(rr->migrating[0]));
+		}
 		af_notice("recovery: blade %u carries out plan %llu: %s", msg->sender,
 		          (unsigned long long)rr->id, rr->summary);
 		break;
@@ -434,6 +479,9 @@ void rcv_view_deliver(struct rcv *m, uint32_t from, const void *buf, size_t len)
 		rr->step = msg->u.progress.step;
 		af_strlcpy(rr->state, msg->u.progress.run_state, sizeof(rr->state));
 		rr->rx_ns = af_mono_ns();
+		if (rr->end_ns == 0 &&
+		    (strcmp(rr->state, "done") == 0 || strcmp(rr->state, "failed") == 0))
+			rr->end_ns = rr->rx_ns;
 		af_info("recovery: blade %u plan %llu step %u %s (%s)%s%s", msg->sender,
 		        (unsigned long long)rr->id, rr->step + 1, msg->u.progress.step_state,
 		        rr->state, msg->u.progress.msg[0] ? ": " : "", msg->u.progress.msg);
