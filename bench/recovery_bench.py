@@ -145,6 +145,7 @@ def main():
     if os.geteuid() != 0:
         sys.exit("needs root")
     t_all = time.monotonic()
+    os.environ["ATCA_FTD"] = FTD  # the shelf managers' power hooks inherit it
     lab_cmd("up", "--blades", 2)
     rows = []
     try:
