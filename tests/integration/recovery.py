@@ -25,8 +25,7 @@ and g3 on blade 2, every one "restart" protected, g1 with one restart:
 Phase 2, 3 blades: blade 2's management link cut. It loses quorum and stops
 its VMs (no_quorum_policy stop); blade 1 (its partner) fences it and starts
 them. Afterwards every blade's libvirt is asked: exactly one copy of each.
-Then blade 2 comes back and blade 1 loses power: blade 2 confirms the fence
-and starts the VMs (the restart path of the power-loss benchmark).
+(A blade's power loss is bench/recovery_bench.py's subject: 20 runs.)
 """
 
 import json
@@ -382,22 +381,6 @@ def phase2():
         time.sleep(2)
         check(exactly_one(lab, ["p1", "p2"], 1) and exactly_one(lab, ["p3"], 3),
               "every blade's libvirt asked: exactly one copy of each VM")
-
-        # ---- blade power loss: blade 2 back, then blade 1 loses power
-        lab_cmd("repair", "partition", 2, check_rc=False)
-        rc, _, _ = ctl(1, "unfence", 2, "--yes", timeout=90)
-        check(rc == 0, "blade 2 unfenced")
-        start_daemons(lab, (2,))
-        eventually("three daemons again",
-                   lambda: ctl_json(1, "pairs")[1]["cluster"]["daemons"] == [1, 2, 3], 30)
-        time.sleep(2)  # the daemons exchange their states
-        lab_cmd("inject", "power", 1)
-        eventually("blade 1 loses power: blade 2 confirms it off and starts p1, p2",
-                   lambda: exactly_one(lab, ["p1", "p2"], 2), 30)
-        check(log_has(2, r"step 1 fence blade 1: done") or
-              log_has(2, r"plan for fault \d+ .*blade off: blade 1"),
-              "blade 2 fenced blade 1 first, or knew it off (M1) before starting anything")
-        check(exactly_one(lab, ["p3"], 3), "p3 untouched on blade 3")
     finally:
         if FAILS:
             dump(lab)
