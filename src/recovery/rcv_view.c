@@ -264,25 +264,39 @@ static void fill_state(struct rcv *m, struct rcv_msg_state *st)
 	memcpy(st->faults, m->local_faults, sizeof(st->faults));
 }
 
+/* Encodes msg as this blade's next message (the sequence is taken only
+ * when it is sent). */
+static int encode_next(struct rcv *m, struct rcv_msg *msg, char *buf, size_t len)
+{
+	int n;
+
+	msg->sender = (uint32_t)m->local;
+	msg->seq = m->tx_seq + 1;
+	n = rcv_msg_encode(msg, buf, len);
+	if (n < 0)
+		af_err("recovery: cannot encode a %s message: %s", rcv_msg_type_names[msg->type],
+		       strerror(-n));
+	return n;
+}
+
+static int send_bytes(struct rcv *m, const char *buf, int n)
+{
+	if (m->hooks.send(m->hooks_opaque, buf, (size_t)n) < 0) {
+		m->tx_fail++;
+		return -EAGAIN;
+	}
+	m->tx_seq++;
+	return n;
+}
+
 static int send_msg(struct rcv *m, struct rcv_msg *msg, char *buf, size_t len)
 {
 	int n;
 
 	if (m->hooks.send == NULL || m->local == 0)
 		return -ENOTCONN;
-	msg->sender = (uint32_t)m->local;
-	msg->seq = ++m->tx_seq;
-	n = rcv_msg_encode(msg, buf, len);
-	if (n < 0) {
-		af_err("recovery: cannot encode a %s message: %s", rcv_msg_type_names[msg->type],
-		       strerror(-n));
-		return n;
-	}
-	if (m->hooks.send(m->hooks_opaque, buf, (size_t)n) < 0) {
-		m->tx_fail++;
-		return -EAGAIN;
-	}
-	return n;
+	n = encode_next(m, msg, buf, len);
+	return n < 0 ? n : send_bytes(m, buf, n);
 }
 
 void rcv_view_broadcast(struct rcv *m, bool force)
@@ -290,9 +304,10 @@ void rcv_view_broadcast(struct rcv *m, bool force)
 	struct rcv_msg *msg;
 	char *buf;
 	uint64_t now = af_mono_ns();
+	size_t body;
 	int n;
 
-	if (m->local == 0)
+	if (m->local == 0 || m->hooks.send == NULL)
 		return;
 	msg = calloc(1, sizeof(*msg));
 	buf = malloc(RCV_MSG_MAX);
@@ -302,18 +317,18 @@ void rcv_view_broadcast(struct rcv *m, bool force)
 	msg->u.state = m->peers[m->local].st;
 	fill_state(m, &msg->u.state);
 	m->peers[m->local].st = msg->u.state;
-	/* the body without the header (whose sequence always changes) */
-	n = rcv_msg_encode(msg, buf, RCV_MSG_MAX);
+	/* encoded once: its body (the header's sequence always changes) is
+	 * compared with the last one sent, and the same bytes are sent */
+	n = encode_next(m, msg, buf, RCV_MSG_MAX);
 	if (n < 0)
 		goto out;
+	body = (size_t)n - RCV_MSG_HDR;
 	if (!force && now - m->last_state_ns < STATE_HEARTBEAT_NS &&
-	    (size_t)n - RCV_MSG_HDR < sizeof(m->last_state_sent) &&
-	    memcmp(m->last_state_sent, buf + RCV_MSG_HDR, (size_t)n - RCV_MSG_HDR) == 0 &&
-	    m->last_state_sent[n - RCV_MSG_HDR] == '\0')
+	    body < sizeof(m->last_state_sent) &&
+	    memcmp(m->last_state_sent, buf + RCV_MSG_HDR, body) == 0 &&
+	    m->last_state_sent[body] == '\0')
 		goto out;
-	if (send_msg(m, msg, buf, RCV_MSG_MAX) > 0) {
-		size_t body = (size_t)n - RCV_MSG_HDR;
-
+	if (send_bytes(m, buf, n) > 0) {
 		if (body >= sizeof(m->last_state_sent))
 			body = 0;
 		memcpy(m->last_state_sent, buf + RCV_MSG_HDR, body);
