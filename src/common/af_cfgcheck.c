@@ -237,8 +237,23 @@ static void check_vms(struct af_cfg_load *ld)
 			        "its backup (add a pair)",
 			        v->name, v->blade);
 		}
+		if (v->port == 0)
+			v->port = cfg->vmft.port + i;
+		if (v->protection == AF_PROT_FT && v->disk[0] == '\0')
+			af_cfg_warning(ld, af_cfg_line_of("vm", &v->where, "protection"),
+			               "vm '%s' has protection ft but no disk: the checkpoint "
+			               "engine cannot run it (it is recovered from its libvirt "
+			               "definition, without a hot backup)",
+			               v->name);
 		for (unsigned j = 0; j < i; j++) {
 			const struct af_cfg_vm *o = &cfg->vms[j];
+
+			if (o->protection == AF_PROT_FT && v->protection == AF_PROT_FT &&
+			    o->disk[0] != '\0' && v->disk[0] != '\0' && o->port == v->port)
+				af_cfg_error(
+				        ld, af_cfg_line_of("vm", &v->where, "port"),
+				        "vm '%s': replication port %u is already used by vm '%s'",
+				        v->name, v->port, o->name);
 
 			if (strcmp(o->name, v->name) == 0)
 				af_cfg_error(ld, af_cfg_line_of("vm", &v->where, "name"),

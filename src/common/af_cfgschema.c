@@ -127,6 +127,7 @@ static const struct af_kspec blade_keys[] = {
         K_STR("libvirt_uri", struct af_cfg_blade, libvirt_uri, AF_KT_STRING, "qemu:///system", 0),
         K_STR("inband_device", struct af_cfg_blade, inband_device, AF_KT_PATH, NULL, 0),
         K_STR("migration_uri", struct af_cfg_blade, migration_uri, AF_KT_STRING, NULL, 0),
+        K_STR("replication_address", struct af_cfg_blade, replication_address, AF_KT_HOST, NULL, 0),
 };
 
 static const struct af_kspec pair_keys[] = {
@@ -141,6 +142,25 @@ static const struct af_kspec vm_keys[] = {
         K_UINT("max_restarts", struct af_cfg_vm, max_restarts, 0, 100, "3", 0),
         K_DUR("restart_window", struct af_cfg_vm, restart_window_ms, MS_S, 24 * MS_H, "10min"),
         K_STR("definition", struct af_cfg_vm, definition, AF_KT_PATH, NULL, 0),
+        K_SIZE("memory", struct af_cfg_vm, memory, 16 << 20, 1ULL << 40, "256MiB"),
+        K_UINT("vcpus", struct af_cfg_vm, vcpus, 1, 64, "1", 0),
+        K_STR("disk", struct af_cfg_vm, disk, AF_KT_PATH, NULL, 0),
+        K_UINT("port", struct af_cfg_vm, port, 1, 65535, "auto", AF_K_AUTO0),
+        K_STR("qemu_args", struct af_cfg_vm, qemu_args, AF_KT_STRING, NULL, 0),
+};
+
+static const struct af_kspec vmft_keys[] = {
+        K_STR("state_dir", struct af_cfg_vmft, state_dir, AF_KT_PATH, "/dev/shm/atca-vmft", 0),
+        K_STR("console_dir", struct af_cfg_vmft, console_dir, AF_KT_PATH, AF_LOG_DIR, 0),
+        K_STR("engine", struct af_cfg_vmft, engine, AF_KT_PATH, AF_SBIN_DIR "/atca-vmft", 0),
+        K_STR("qemu", struct af_cfg_vmft, qemu, AF_KT_PATH, "/usr/bin/qemu-system-x86_64", 0),
+        K_DUR("epoch", struct af_cfg_vmft, epoch_ms, 10, 10 * MS_S, "100ms"),
+        K_UINT("scan_threads", struct af_cfg_vmft, scan_threads, 1, 8, "auto", AF_K_AUTO0),
+        K_UINT("port", struct af_cfg_vmft, port, 1024, 65000, "7800", 0),
+        K_DUR("heartbeat_timeout", struct af_cfg_vmft, heartbeat_ms, 50, MS_MIN, "500ms"),
+        K_DUR("ack_timeout", struct af_cfg_vmft, ack_timeout_ms, 100, 10 * MS_MIN, "3s"),
+        K_BOOL("standby", struct af_cfg_vmft, standby, "yes"),
+        K_SIZE("output_buffer", struct af_cfg_vmft, output_buffer, 4096, 1ULL << 30, "16MiB"),
 };
 
 static const struct af_kspec detection_keys[] = {
@@ -231,6 +251,7 @@ const struct af_sspec af_cfg_top[] = {
         {.name = "vm", KEYS(vm_keys), REPEAT(struct af_config, n_vms, vms)},
         {.name = "detection", KEYS(detection_keys), UNIQUE(struct af_config, detection)},
         {.name = "recovery", KEYS(recovery_keys), UNIQUE(struct af_config, recovery)},
+        {.name = "vmft", KEYS(vmft_keys), UNIQUE(struct af_config, vmft)},
         {.name = "snmp", KEYS(snmp_keys), SUBS(snmp_subs), UNIQUE(struct af_config, snmp)},
         {.name = "logging",
          KEYS(logging_keys),

@@ -123,6 +123,7 @@ struct af_cfg_blade {
 	char libvirt_uri[AF_CFG_PATH_MAX];
 	char inband_device[AF_CFG_PATH_MAX]; /* e.g. /dev/ipmi0, "" = over LAN */
 	char migration_uri[AF_CFG_PATH_MAX]; /* QEMU's migration stream to here; "" = libvirt's */
+	char replication_address[AF_CFG_HOST_MAX]; /* vmft replication link; "" = host */
 };
 
 struct af_cfg_pair {
@@ -140,6 +141,28 @@ struct af_cfg_vm {
 	uint32_t max_restarts;
 	uint64_t restart_window_ms;
 	char definition[AF_CFG_PATH_MAX]; /* domain XML to define it elsewhere; "" = defined */
+	/* protection ft: the checkpoint/replay engine runs the guest itself */
+	uint64_t memory; /* bytes of guest RAM */
+	uint32_t vcpus;
+	char disk[AF_CFG_PATH_MAX];      /* raw image on shared storage */
+	uint32_t port;                   /* replication TCP port; 0 = vmft.port + index */
+	char qemu_args[AF_CFG_PATH_MAX]; /* extra QEMU arguments, space separated */
+};
+
+/* The checkpoint/replay engine (atca-vmft) of protected VMs. */
+struct af_cfg_vmft {
+	struct af_cfg_where where;
+	char state_dir[AF_CFG_PATH_MAX];   /* per-VM runtime + committed images (tmpfs) */
+	char console_dir[AF_CFG_PATH_MAX]; /* released serial output, NAME.console */
+	char engine[AF_CFG_PATH_MAX];      /* the atca-vmft program */
+	char qemu[AF_CFG_PATH_MAX];
+	uint64_t epoch_ms;
+	uint32_t scan_threads; /* 0 = one per online CPU (at most 8) */
+	uint32_t port;         /* first replication port */
+	uint64_t heartbeat_ms; /* primary<->backup silence that means the peer is lost */
+	uint64_t ack_timeout_ms;
+	bool standby;           /* backup keeps a QEMU waiting for promotion */
+	uint64_t output_buffer; /* serial bytes held for output commit before the guest waits */
 };
 
 struct af_cfg_detection {
@@ -227,6 +250,7 @@ struct af_config {
 	struct af_cfg_vm vms[AF_MAX_VMS];
 	struct af_cfg_detection detection;
 	struct af_cfg_recovery recovery;
+	struct af_cfg_vmft vmft;
 	struct af_cfg_snmp snmp;
 	struct af_cfg_logging logging;
 };

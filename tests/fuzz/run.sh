@@ -15,7 +15,7 @@ set -u
 secs=${1:-20}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${2:-$top/build}
-targets="config ipc event ipmi fm rcvmsg"
+targets="config ipc event ipmi fm rcvmsg vftproto"
 
 make -C "$build" -s fuzz || { echo "fuzz: cannot build the targets (is clang installed?)"; exit 1; }
 art="$build/fuzz-artifacts"

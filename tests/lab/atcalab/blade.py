@@ -38,7 +38,7 @@ mount --bind "$SHARED" /var/lib/libvirt/images
 mount --bind "$D/etc-libvirt" /etc/libvirt
 mount --bind "$D/etc-corosync" /etc/corosync
 for f in passwd group hosts; do mount --bind "$D/etc.$f" "/etc/$f"; done
-mount -t tmpfs -o mode=1777,size=256m "lab-shm-b$slot" /dev/shm
+mount -t tmpfs -o mode=1777,size=4g "lab-shm-b$slot" /dev/shm
 hostname "blade$slot"
 trap 'exit 0' TERM
 touch "$D/ready"

@@ -1,0 +1,212 @@
+/*
+ * atca-vmft: the checkpoint/replay engine of one protected VM on one blade.
+ *
+ * The primary engine runs the guest's QEMU (RAM in a shared file it maps,
+ * QMP, the serial port routed through it) and every epoch pauses the guest,
+ * captures device state (x-ignore-shared migration into the engine) and the
+ * changed pages (vft_scan), resumes it and ships the epoch to the backup
+ * engine on the partner blade (vft_proto). The backup engine commits each
+ * epoch atomically (vft_store) and acknowledges it; serial output of an epoch
+ * is released only when the epoch is acknowledged (output commit). On the
+ * manager's order the backup promotes: QEMU from the committed RAM file and
+ * device state, then it is a primary without a backup until a new backup
+ * engine on the partner has been synchronised.
+ *
+ * Threads: the main thread owns a qb_loop (control socket, serial port,
+ * QEMU's exit, messages from the other threads); the primary's epoch thread
+ * owns the replication connection and QMP while protecting; the backup's
+ * receiver thread owns its connection and the store. Threads never call
+ * qb_log: they post messages through a pipe that the main loop logs and acts
+ * on, so the timeline stays in one place.
+ */
+#ifndef VFT_ENG_H
+#define VFT_ENG_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <qb/qbloop.h>
+
+#include "af_config.h"
+#include "af_fsm.h"
+#include "vft_proto.h"
+
+struct vft_qmp;
+struct vft_scan;
+struct vft_store;
+
+enum eng_state {
+	ES_BOOTING = 0, /* primary: QEMU starting */
+	ES_SYNCING,     /* primary: full sync to the backup in progress */
+	ES_PROTECTED,   /* primary: epochs acknowledged by the backup */
+	ES_UNPROTECTED, /* primary: no backup (lost, or not yet there) */
+	ES_WAITING,     /* backup: nothing committed yet */
+	ES_STANDBY,     /* backup: committed epoch, primary connected */
+	ES_ORPHANED,    /* backup: committed epoch, primary silent: waits for the manager */
+	ES_PROMOTING,   /* backup: starting from the committed epoch */
+	ES_FAILED,      /* the guest is gone (QEMU died, promotion failed) */
+	ES_COUNT
+};
+
+enum eng_event {
+	EE_QEMU_UP = 0,
+	EE_LINK_UP,    /* primary: handshake done, full sync starts */
+	EE_ACKED,      /* primary: an epoch was acknowledged */
+	EE_LINK_LOST,  /* either side: the peer is gone */
+	EE_COMMITTED,  /* backup: an epoch was committed */
+	EE_SYNC_BEGIN, /* backup: a primary started a full sync */
+	EE_PROMOTE,    /* backup: the manager's order */
+	EE_PROMOTED,   /* backup: the guest runs here now */
+	EE_FAIL,       /* QEMU died / promotion failed */
+	EE_UNPROTECT,  /* primary: the manager stops protection */
+	EE_COUNT
+};
+
+/* What a worker thread posts to the main loop (fits in PIPE_BUF: atomic). */
+enum eng_msg_kind { EM_LOG = 1, EM_EVENT, EM_STATS };
+struct eng_msg {
+	int kind;
+	int prio;  /* EM_LOG */
+	int event; /* EM_EVENT: enum eng_event */
+	uint64_t epoch;
+	double at; /* monotonic seconds when it happened */
+	char text[400];
+};
+
+/* Sample ring for the pause and commit statistics. */
+#define ENG_SAMPLES 1024
+struct eng_ring {
+	uint32_t n, next;
+	double v[ENG_SAMPLES];
+};
+
+struct eng_stats {
+	uint64_t epochs_sent, epochs_acked, epochs_committed;
+	uint64_t last_epoch;   /* primary: last sent; backup: last committed */
+	uint64_t acked_epoch;  /* primary: last acknowledged */
+	double last_commit_at; /* monotonic s of the last ack/commit */
+	uint64_t bytes_total, bytes_last_epoch, pages_last_epoch;
+	uint64_t devstate_bytes;
+	uint64_t syncs; /* full syncs started */
+	struct eng_ring pause_ms, bytes, send_ms;
+	double sync_started_at;
+	double promote_ms;
+};
+
+/* Output commit: serial bytes read from QEMU, held until their epoch is
+ * acknowledged. boundary[e % N] = bytes read when epoch e was captured. */
+#define ENG_MARKS 16
+struct eng_output {
+	pthread_mutex_t lock;
+	uint8_t *buf; /* held bytes: buf[0..held) */
+	size_t held, cap, limit;
+	uint64_t read_total;     /* bytes read from QEMU so far */
+	uint64_t released_total; /* bytes written to the console file */
+	uint64_t mark_epoch[ENG_MARKS];
+	uint64_t mark_at[ENG_MARKS];
+	bool hold; /* false: release at once (no backup) */
+	int console_fd;
+	bool reading_paused; /* buffer full: the guest waits */
+};
+
+struct eng_qemu {
+	pid_t pid;
+	struct vft_qmp *qmp;
+	int serial_fd;
+	bool incoming; /* started with -incoming defer (standby) */
+	uint64_t gen;  /* the store generation a standby maps */
+	char ram_path[4096];
+};
+
+struct vft_eng {
+	/* configuration */
+	struct af_config *cfg;
+	const struct af_cfg_vm *vm;
+	unsigned local_slot, peer_slot;
+	char dir[4096]; /* state_dir/NAME */
+	char peer_addr[AF_CFG_HOST_MAX];
+	char listen_addr[AF_CFG_HOST_MAX];
+	uint16_t port;
+	uint64_t config_hash;
+	unsigned scan_threads;
+	bool foreground;
+
+	qb_loop_t *loop;
+	struct af_fsm fsm;
+	bool is_backup; /* current role */
+	bool quitting;
+
+	int msg_pipe[2];
+	pthread_mutex_t lock; /* stats, flags shared with the worker threads */
+	struct eng_stats st;
+	struct eng_output out;
+	struct eng_qemu q;
+
+	/* primary */
+	pthread_t epoch_thread;
+	bool epoch_running;
+	bool protect_wanted; /* the manager wants a backup (default yes) */
+	bool stop_epochs;    /* asks the epoch thread to end */
+	pthread_cond_t wake; /* epoch thread sleeps on it between retries */
+	int repl_fd;         /* owned by the epoch thread */
+	uint8_t *ram;        /* guest RAM mapping (read) */
+	struct vft_scan *scan;
+	int mig_listen_fd;
+	uint64_t session;
+	uint64_t next_epoch;
+
+	/* backup */
+	pthread_t rx_thread;
+	bool rx_running;
+	int listen_fd;
+	int conn_fd;
+	struct vft_store *store;
+	uint64_t standby_gen_wanted;
+
+	/* control socket */
+	int ctl_fd;
+	int clients[8];
+	char client_buf[8][1024];
+	size_t client_len[8];
+	bool client_sub[8];
+};
+
+/* vft_eng_main.c */
+void eng_post(struct vft_eng *e, int kind, int prio, int event, uint64_t epoch, const char *fmt,
+              ...) __attribute__((format(printf, 6, 7)));
+#define eng_tlog(e, prio, ...) eng_post((e), EM_LOG, (prio), 0, 0, __VA_ARGS__)
+void eng_fire(struct vft_eng *e, int event, const char *why);
+void eng_emit(struct vft_eng *e, const char *event, const char *detail);
+void eng_ring_add(struct eng_ring *r, double v);
+double eng_ring_pct(const struct eng_ring *r, double pct);
+
+/* vft_eng_qemu.c */
+int eng_qemu_start(struct vft_eng *e, const char *ram_path, bool incoming, char *err, size_t n);
+void eng_qemu_kill(struct vft_eng *e);
+uint64_t eng_config_hash(struct vft_eng *e);
+int eng_serial_drain(struct vft_eng *e);
+void eng_output_init(struct eng_output *o, size_t limit);
+void eng_output_fini(struct eng_output *o);
+void eng_output_mark(struct eng_output *o, uint64_t epoch);
+void eng_output_release_to(struct eng_output *o, uint64_t epoch);
+void eng_output_set_hold(struct eng_output *o, bool hold);
+
+/* vft_eng_primary.c */
+int eng_primary_start(struct vft_eng *e, char *err, size_t n);
+void eng_primary_stop(struct vft_eng *e);
+
+/* vft_eng_backup.c */
+int eng_backup_start(struct vft_eng *e, char *err, size_t n);
+void eng_backup_stop(struct vft_eng *e);
+int eng_backup_promote(struct vft_eng *e, char *err, size_t n);
+void eng_standby_refresh(struct vft_eng *e);
+
+/* shared socket helpers (vft_eng_primary.c) */
+int eng_write_all(int fd, const struct iovec *iov, int iovcnt);
+int eng_read_full(int fd, void *buf, size_t len);
+int eng_send_frame(int fd, uint32_t *seq, uint16_t type, uint64_t epoch, const struct iovec *iov,
+                   int iovcnt);
+
+#endif

@@ -1,0 +1,415 @@
+/*
+ * atca-vmft, backup side: the receiver thread stages and commits the
+ * primary's epochs (vft_store) and acknowledges them; promotion starts the
+ * guest from the committed epoch.
+ */
+#include "config.h"
+
+#define AF_LOG_SS AF_SS_VMFT
+#include "vft_eng.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "af_log.h"
+#include "af_util.h"
+#include "vft_qmp.h"
+#include "vft_store.h"
+
+struct bsess {
+	struct vft_eng *e;
+	int fd;
+	uint32_t tx_seq;
+	struct vft_rx rx;
+	uint8_t *payload;
+	uint64_t *pfns;
+	double begun_at;
+	uint64_t bytes;
+};
+
+static int send_simple(struct bsess *bs, uint16_t type, uint64_t epoch, const void *p, size_t len)
+{
+	struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
+
+	return eng_send_frame(bs->fd, &bs->tx_seq, type, epoch, &iov, len ? 1 : 0);
+}
+
+/* One connection from a primary, frame by frame, until it breaks. */
+static int serve(struct bsess *bs)
+{
+	struct vft_eng *e = bs->e;
+	char why[200];
+	int rc;
+
+	vft_rx_init(&bs->rx);
+	for (;;) {
+		uint8_t raw[VFT_HDR_SIZE];
+		struct vft_hdr h;
+		struct vft_rx_frame f;
+
+		rc = eng_read_full(bs->fd, raw, sizeof(raw));
+		if (rc < 0) {
+			snprintf(why, sizeof(why), "%s",
+			         rc == -EAGAIN ? "the primary went silent" : strerror(-rc));
+			goto broken;
+		}
+		rc = vft_hdr_decode(raw, &h, why, sizeof(why));
+		if (rc < 0)
+			goto broken;
+		if (h.length > 0) {
+			rc = eng_read_full(bs->fd, bs->payload, h.length);
+			if (rc < 0) {
+				snprintf(why, sizeof(why), "%s frame truncated: %s",
+				         vft_ftype_name(h.type),
+				         rc == -EAGAIN ? "timeout" : strerror(-rc));
+				goto broken;
+			}
+		}
+		if (vft_frame_verify(raw, &h, bs->payload) != 0) {
+			snprintf(why, sizeof(why), "checksum mismatch on %s frame %u of epoch %llu",
+			         vft_ftype_name(h.type), h.seq, (unsigned long long)h.epoch);
+			rc = -EBADMSG;
+			goto broken;
+		}
+		rc = vft_rx_step(&bs->rx, &h, bs->payload, &f, why, sizeof(why));
+		if (rc < 0)
+			goto broken;
+		bs->bytes += VFT_HDR_SIZE + h.length;
+		switch (f.action) {
+		case VFT_RX_NONE:
+			break;
+		case VFT_RX_HELLO: {
+			struct vft_welcome w = {0};
+			struct vft_store_info info;
+			uint8_t b[VFT_WELCOME_SIZE];
+
+			if (strcmp(bs->rx.hello.vm, e->vm->name) != 0 ||
+			    bs->rx.hello.ram_size != e->vm->memory ||
+			    bs->rx.hello.config_hash != e->config_hash) {
+				uint8_t bb[VFT_BYE_SIZE];
+
+				snprintf(why, sizeof(why),
+				         "HELLO for vm '%s' (%llu bytes, machine %016llx) does "
+				         "not match this engine (vm '%s', %llu bytes, machine "
+				         "%016llx)",
+				         bs->rx.hello.vm, (unsigned long long)bs->rx.hello.ram_size,
+				         (unsigned long long)bs->rx.hello.config_hash, e->vm->name,
+				         (unsigned long long)e->vm->memory,
+				         (unsigned long long)e->config_hash);
+				send_simple(bs, VFT_F_BYE, 0, bb, vft_bye_encode(bb, 1));
+				rc = -EPROTO;
+				goto broken;
+			}
+			vft_store_info(e->store, &info);
+			w.committed_epoch = info.epoch;
+			w.committed_session = info.session;
+			rc = send_simple(bs, VFT_F_WELCOME, 0, b, vft_welcome_encode(b, &w));
+			break;
+		}
+		case VFT_RX_BEGIN:
+			rc = vft_store_begin(e->store, bs->rx.hello.session, h.epoch,
+			                     f.begin.kind == VFT_EPOCH_FULL);
+			bs->begun_at = af_mono_s();
+			if (rc == 0 && f.begin.kind == VFT_EPOCH_FULL)
+				eng_post(e, EM_EVENT, LOG_NOTICE, EE_SYNC_BEGIN, h.epoch,
+				         "vmft %s: full sync from the primary on blade %u begins "
+				         "(epoch %llu)",
+				         e->vm->name, e->peer_slot, (unsigned long long)h.epoch);
+			break;
+		case VFT_RX_PAGES:
+			for (uint32_t i = 0; i < f.pages.count; i++)
+				bs->pfns[i] = vft_pages_pfn(&f.pages, i);
+			rc = vft_store_put_pages(e->store, f.pages.count, bs->pfns, f.pages.data);
+			break;
+		case VFT_RX_DEVSTATE:
+			rc = vft_store_put_devstate(e->store, f.dev, f.dev_len);
+			break;
+		case VFT_RX_END: {
+			struct vft_ack ack;
+			uint8_t b[VFT_ACK_SIZE];
+			double t0 = af_mono_s();
+			struct vft_store_info info;
+
+			rc = vft_store_commit(e->store);
+			if (rc < 0)
+				break;
+			ack.commit_us = (uint64_t)((af_mono_s() - t0) * 1e6);
+			rc = send_simple(bs, VFT_F_ACK, h.epoch, b, vft_ack_encode(b, &ack));
+			vft_store_info(e->store, &info);
+			pthread_mutex_lock(&e->lock);
+			e->st.epochs_committed++;
+			e->st.last_epoch = h.epoch;
+			e->st.last_commit_at = af_mono_s();
+			e->st.pages_last_epoch = f.end.n_pages;
+			e->st.bytes_last_epoch = bs->bytes;
+			e->st.bytes_total += bs->bytes;
+			e->st.devstate_bytes = f.end.devstate_len;
+			eng_ring_add(&e->st.bytes, (double)bs->bytes);
+			eng_ring_add(&e->st.send_ms, (af_mono_s() - t0) * 1e3);
+			pthread_mutex_unlock(&e->lock);
+			bs->bytes = 0;
+			eng_post(e, EM_EVENT, LOG_DEBUG, EE_COMMITTED, h.epoch,
+			         "vmft %s: epoch %llu committed (%llu pages, generation %llu)",
+			         e->vm->name, (unsigned long long)h.epoch,
+			         (unsigned long long)f.end.n_pages, (unsigned long long)info.gen);
+			break;
+		}
+		case VFT_RX_BYE:
+			snprintf(why, sizeof(why), "the primary closed the link (reason %u)",
+			         f.bye_reason);
+			rc = -ECONNRESET;
+			goto broken;
+		}
+		if (rc < 0) {
+			snprintf(why, sizeof(why), "%s of epoch %llu: %s", vft_ftype_name(h.type),
+			         (unsigned long long)h.epoch, strerror(-rc));
+			goto broken;
+		}
+	}
+broken:
+	vft_store_abort(e->store);
+	if (!e->stop_epochs)
+		eng_tlog(e, LOG_WARNING, "vmft %s: replication link dropped: %s", e->vm->name, why);
+	return rc;
+}
+
+static void *rx_main(void *arg)
+{
+	struct vft_eng *e = arg;
+	struct bsess bs = {.e = e};
+
+	bs.payload = malloc(VFT_MAX_PAYLOAD);
+	bs.pfns = malloc(sizeof(uint64_t) * VFT_BATCH_PAGES);
+	if (bs.payload == NULL || bs.pfns == NULL) {
+		eng_post(e, EM_EVENT, LOG_ERR, EE_FAIL, 0, "vmft %s: out of memory", e->vm->name);
+		goto out;
+	}
+	while (!e->stop_epochs) {
+		struct timeval tv;
+		int one = 1, buf = 8 << 20;
+		int fd = accept4(e->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			break; /* listen socket shut down: promotion or exit */
+		}
+		tv.tv_sec = (time_t)(e->cfg->vmft.heartbeat_ms / 1000);
+		tv.tv_usec = (suseconds_t)(e->cfg->vmft.heartbeat_ms % 1000) * 1000;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+		pthread_mutex_lock(&e->lock);
+		e->conn_fd = fd;
+		pthread_mutex_unlock(&e->lock);
+		bs.fd = fd;
+		bs.tx_seq = 0;
+		bs.bytes = 0;
+		serve(&bs);
+		pthread_mutex_lock(&e->lock);
+		e->conn_fd = -1;
+		pthread_mutex_unlock(&e->lock);
+		close(fd);
+		if (!e->stop_epochs)
+			eng_post(e, EM_EVENT, LOG_WARNING, EE_LINK_LOST, 0,
+			         "vmft %s: primary on blade %u lost", e->vm->name, e->peer_slot);
+	}
+out:
+	free(bs.payload);
+	free(bs.pfns);
+	return NULL;
+}
+
+int eng_backup_start(struct vft_eng *e, char *err, size_t n)
+{
+	struct addrinfo hints = {
+	        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *res = NULL;
+	char port[8], serr[256];
+	int one = 1, rc;
+
+	rc = vft_store_open(&e->store, e->dir, e->vm->memory, serr, sizeof(serr));
+	if (rc < 0) {
+		snprintf(err, n, "store %s: %s", e->dir, serr);
+		return rc;
+	}
+	snprintf(port, sizeof(port), "%u", e->port);
+	if (getaddrinfo(e->listen_addr[0] ? e->listen_addr : NULL, port, &hints, &res) != 0 ||
+	    res == NULL) {
+		snprintf(err, n, "cannot resolve replication address %s", e->listen_addr);
+		return -EADDRNOTAVAIL;
+	}
+	e->listen_fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (e->listen_fd < 0)
+		goto fail;
+	setsockopt(e->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(e->listen_fd, res->ai_addr, res->ai_addrlen) < 0 || listen(e->listen_fd, 2) < 0)
+		goto fail;
+	freeaddrinfo(res);
+	e->stop_epochs = false;
+	rc = pthread_create(&e->rx_thread, NULL, rx_main, e);
+	if (rc != 0) {
+		snprintf(err, n, "receiver thread: %s", strerror(rc));
+		return -rc;
+	}
+	e->rx_running = true;
+	return 0;
+fail:
+	rc = -errno;
+	snprintf(err, n, "replication socket %s:%s: %s", e->listen_addr, port, strerror(errno));
+	freeaddrinfo(res);
+	if (e->listen_fd >= 0)
+		close(e->listen_fd);
+	e->listen_fd = -1;
+	return rc;
+}
+
+void eng_backup_stop(struct vft_eng *e)
+{
+	if (!e->rx_running)
+		return;
+	pthread_mutex_lock(&e->lock);
+	e->stop_epochs = true;
+	if (e->conn_fd >= 0)
+		shutdown(e->conn_fd, SHUT_RDWR);
+	pthread_mutex_unlock(&e->lock);
+	shutdown(e->listen_fd, SHUT_RDWR);
+	pthread_join(e->rx_thread, NULL);
+	e->rx_running = false;
+	close(e->listen_fd);
+	e->listen_fd = -1;
+}
+
+/* A standby QEMU maps the committed RAM file and waits with -incoming defer:
+ * promotion then only loads ~0.3 MB of device state instead of starting a
+ * QEMU. A new generation (full sync) needs a new standby. */
+void eng_standby_refresh(struct vft_eng *e)
+{
+	struct vft_store_info info;
+	char err[300];
+
+	if (!e->cfg->vmft.standby || e->store == NULL || !e->is_backup)
+		return;
+	vft_store_info(e->store, &info);
+	if (info.gen == 0 || (e->q.pid > 0 && e->q.gen == info.gen))
+		return;
+	if (e->q.pid > 0)
+		eng_qemu_kill(e);
+	if (eng_qemu_start(e, info.ram_path, true, err, sizeof(err)) < 0) {
+		af_warn("vmft %s: standby QEMU: %s (promotion will start one)", e->vm->name, err);
+		return;
+	}
+	e->q.gen = info.gen;
+}
+
+static int feed_devstate(struct vft_eng *e, const void *dev, size_t len, char *err, size_t n)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct iovec iov = {.iov_base = (void *)dev, .iov_len = len};
+	int fd, rc = -ETIMEDOUT;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/in.sock", e->dir);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* QEMU listens once migrate-incoming has returned */
+	for (int i = 0; i < 2000; i++) {
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			rc = 0;
+			break;
+		}
+		usleep(500);
+	}
+	if (rc == 0)
+		rc = eng_write_all(fd, &iov, 1);
+	if (rc < 0)
+		snprintf(err, n, "device state to QEMU: %s", strerror(-rc));
+	close(fd);
+	return rc;
+}
+
+int eng_backup_promote(struct vft_eng *e, char *err, size_t n)
+{
+	struct vft_store_info info;
+	const void *dev;
+	size_t dev_len;
+	char uri[4200], qerr[256], status[32];
+	double t0 = af_mono_s();
+	int rc;
+
+	eng_backup_stop(e);
+	vft_store_info(e->store, &info);
+	if (info.gen == 0 || info.epoch == 0) {
+		snprintf(err, n, "nothing committed: the backup never completed a full sync");
+		return -ENODATA;
+	}
+	dev = vft_store_devstate(e->store, &dev_len);
+	if (e->q.pid > 0 && (e->q.gen != info.gen || !e->q.incoming))
+		eng_qemu_kill(e);
+	if (e->q.pid <= 0) {
+		rc = eng_qemu_start(e, info.ram_path, true, err, n);
+		if (rc < 0)
+			return rc;
+		e->q.gen = info.gen;
+	}
+	snprintf(uri, sizeof(uri), "unix:%s/in.sock", e->dir);
+	rc = vft_qmp_migrate_incoming(e->q.qmp, uri, 2000, qerr, sizeof(qerr));
+	if (rc < 0) {
+		snprintf(err, n, "migrate-incoming: %s", qerr);
+		return rc;
+	}
+	rc = feed_devstate(e, dev, dev_len, err, n);
+	if (rc < 0)
+		return rc;
+	for (int i = 0;; i++) {
+		rc = vft_qmp_migrate_status(e->q.qmp, status, sizeof(status), 2000, qerr,
+		                            sizeof(qerr));
+		if (rc < 0) {
+			snprintf(err, n, "query-migrate: %s", qerr);
+			return rc;
+		}
+		if (strcmp(status, "completed") == 0)
+			break;
+		if (strcmp(status, "failed") == 0 || i > 5000) {
+			snprintf(err, n, "loading the device state of epoch %llu: %s",
+			         (unsigned long long)info.epoch, status);
+			return -EIO;
+		}
+		usleep(200);
+	}
+	/* cont activates the disk: its write lock is refused while the old
+	 * primary's QEMU still holds it, and a killed QEMU may take some
+	 * milliseconds more to close its files than to leave the process list.
+	 * The lock is shared storage's own guard against two writers: wait for
+	 * it a little, never around it. */
+	for (double until = af_mono_s() + 3.0;;) {
+		rc = vft_qmp_simple(e->q.qmp, "cont", 2000, qerr, sizeof(qerr));
+		if (rc == 0 || rc != -EREMOTEIO || strstr(qerr, "lock") == NULL ||
+		    af_mono_s() > until)
+			break;
+		usleep(2000);
+	}
+	if (rc < 0) {
+		snprintf(err, n, "cont: %s", qerr);
+		return rc;
+	}
+	e->q.incoming = false;
+	pthread_mutex_lock(&e->lock);
+	e->st.promote_ms = (af_mono_s() - t0) * 1e3;
+	e->st.acked_epoch = info.epoch;
+	e->st.last_epoch = info.epoch;
+	pthread_mutex_unlock(&e->lock);
+	af_notice("vmft %s: promoted from epoch %llu (generation %llu) in %.1f ms", e->vm->name,
+	          (unsigned long long)info.epoch, (unsigned long long)info.gen, e->st.promote_ms);
+	return 0;
+}

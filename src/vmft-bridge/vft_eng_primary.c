@@ -1,0 +1,691 @@
+/*
+ * atca-vmft, primary side: the epoch thread. It owns the replication
+ * connection and QMP while the guest is protected: connect to the backup,
+ * full sync while the guest runs, then one paused capture per epoch, each
+ * shipped and acknowledged in order; output of an epoch is released on its
+ * acknowledgement.
+ */
+#include "config.h"
+
+#include "vft_eng.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "af_util.h"
+#include "vft_qmp.h"
+#include "vft_scan.h"
+
+/* at most this many epochs sent and not yet acknowledged: bounds the output
+ * held and the staging memory, and makes a slow backup slow the epochs down
+ * instead of letting the primary run ahead unprotected */
+#define MAX_UNACKED 2
+
+struct psess {
+	struct vft_eng *e;
+	int fd;
+	uint32_t tx_seq, rx_seq;
+	uint64_t unacked[MAX_UNACKED];
+	double sent_at[MAX_UNACKED];
+	unsigned n_unacked;
+	double last_tx;
+	uint8_t *dev;
+	size_t dev_len, dev_cap;
+	uint8_t rxbuf[64];
+	bool acked_once;
+};
+
+/* ---- socket helpers ----------------------------------------------------------- */
+
+int eng_write_all(int fd, const struct iovec *iov_in, int iovcnt)
+{
+	struct iovec iov[8];
+	int n = iovcnt;
+
+	if (iovcnt > 8)
+		return -EINVAL;
+	memcpy(iov, iov_in, sizeof(iov[0]) * (size_t)iovcnt);
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+	while (mh.msg_iovlen > 0) {
+		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		while (w > 0 && mh.msg_iovlen > 0) {
+			if ((size_t)w >= mh.msg_iov[0].iov_len) {
+				w -= (ssize_t)mh.msg_iov[0].iov_len;
+				mh.msg_iov++;
+				mh.msg_iovlen--;
+			} else {
+				mh.msg_iov[0].iov_base = (uint8_t *)mh.msg_iov[0].iov_base + w;
+				mh.msg_iov[0].iov_len -= (size_t)w;
+				w = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Reads exactly len bytes; -EAGAIN if the socket's timeout expired before the
+ * first byte, -ETIMEDOUT if it expired in the middle, -ECONNRESET on EOF. */
+int eng_read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = recv(fd, (uint8_t *)buf + got, len - got, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return got == 0 ? -EAGAIN : -ETIMEDOUT;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ECONNRESET;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+int eng_send_frame(int fd, uint32_t *seq, uint16_t type, uint64_t epoch, const struct iovec *iov,
+                   int iovcnt)
+{
+	uint8_t hdr[VFT_HDR_SIZE];
+	struct iovec all[8];
+
+	if (iovcnt > 7)
+		return -EINVAL;
+	vft_hdr_encodev(hdr, type, (*seq)++, epoch, iov, iovcnt);
+	all[0].iov_base = hdr;
+	all[0].iov_len = sizeof(hdr);
+	for (int i = 0; i < iovcnt; i++)
+		all[i + 1] = iov[i];
+	return eng_write_all(fd, all, iovcnt + 1);
+}
+
+static void set_rcvtimeo(int fd, double ms)
+{
+	struct timeval tv;
+
+	if (ms < 1)
+		ms = 1;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms - (double)tv.tv_sec * 1000) * 1000);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+static int connect_peer(struct vft_eng *e)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	char port[8];
+	int fd = -1, one = 1, buf = 8 << 20;
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 500000};
+
+	snprintf(port, sizeof(port), "%u", e->port);
+	if (getaddrinfo(e->peer_addr, port, &hints, &res) != 0 || res == NULL)
+		return -EHOSTUNREACH;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	/* connect() honours SO_SNDTIMEO: a dead blade answers nothing */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	if (connect(fd, res->ai_addr, res->ai_addrlen) < 0)
+		goto fail;
+	freeaddrinfo(res);
+	/* sends may block while the backup commits; the ack timeout bounds it */
+	tv.tv_sec = (time_t)(e->cfg->vmft.ack_timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(e->cfg->vmft.ack_timeout_ms % 1000) * 1000;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return -EHOSTUNREACH;
+}
+
+/* ---- frames from the backup ------------------------------------------------------ */
+
+/* Reads one frame from the backup within ms. 0 with *type set, -EAGAIN if
+ * nothing came, another -errno when the link must be dropped (logged). */
+static int recv_frame(struct psess *ps, double ms, struct vft_hdr *h)
+{
+	struct vft_eng *e = ps->e;
+	uint8_t raw[VFT_HDR_SIZE];
+	char why[160];
+	int rc;
+
+	set_rcvtimeo(ps->fd, ms);
+	rc = eng_read_full(ps->fd, raw, sizeof(raw));
+	if (rc == -EAGAIN)
+		return rc;
+	if (rc == 0) {
+		set_rcvtimeo(ps->fd, (double)e->cfg->vmft.ack_timeout_ms);
+		rc = vft_hdr_decode(raw, h, why, sizeof(why));
+	} else {
+		snprintf(why, sizeof(why), "%s", strerror(-rc));
+	}
+	if (rc == 0 && h->length > sizeof(ps->rxbuf)) {
+		snprintf(why, sizeof(why), "%s frame of %u bytes from the backup",
+		         vft_ftype_name(h->type), h->length);
+		rc = -EBADMSG;
+	}
+	if (rc == 0 && h->length > 0)
+		rc = eng_read_full(ps->fd, ps->rxbuf, h->length);
+	if (rc == 0 && vft_frame_verify(raw, h, ps->rxbuf) != 0) {
+		snprintf(why, sizeof(why), "checksum mismatch on %s", vft_ftype_name(h->type));
+		rc = -EBADMSG;
+	}
+	if (rc == 0 && h->seq != ps->rx_seq) {
+		snprintf(why, sizeof(why), "frame %u where %u was due", h->seq, ps->rx_seq);
+		rc = -EBADMSG;
+	}
+	if (rc != 0) {
+		eng_tlog(e, LOG_WARNING, "vmft %s: replication link: %s", e->vm->name, why);
+		return rc == -EAGAIN ? -ETIMEDOUT : rc;
+	}
+	ps->rx_seq++;
+	return 0;
+}
+
+static int handle_backup_frame(struct psess *ps, const struct vft_hdr *h)
+{
+	struct vft_eng *e = ps->e;
+	struct vft_ack ack;
+	uint32_t reason;
+	char why[160];
+
+	switch (h->type) {
+	case VFT_F_PING:
+		return 0;
+	case VFT_F_BYE:
+		vft_bye_decode(ps->rxbuf, h->length, &reason, why, sizeof(why));
+		eng_tlog(e, LOG_WARNING, "vmft %s: the backup closed the link (reason %u)",
+		         e->vm->name, reason);
+		return -ECONNRESET;
+	case VFT_F_ACK:
+		if (vft_ack_decode(ps->rxbuf, h->length, &ack, why, sizeof(why)) != 0)
+			break;
+		if (ps->n_unacked == 0 || h->epoch != ps->unacked[0]) {
+			snprintf(why, sizeof(why), "ack of epoch %llu, expected %llu",
+			         (unsigned long long)h->epoch,
+			         (unsigned long long)(ps->n_unacked ? ps->unacked[0] : 0));
+			break;
+		}
+		eng_output_release_to(&e->out, h->epoch);
+		pthread_mutex_lock(&e->lock);
+		e->st.epochs_acked++;
+		e->st.acked_epoch = h->epoch;
+		e->st.last_commit_at = af_mono_s();
+		pthread_mutex_unlock(&e->lock);
+		memmove(ps->unacked, ps->unacked + 1, sizeof(ps->unacked[0]) * (MAX_UNACKED - 1));
+		memmove(ps->sent_at, ps->sent_at + 1, sizeof(ps->sent_at[0]) * (MAX_UNACKED - 1));
+		ps->n_unacked--;
+		if (!ps->acked_once) {
+			ps->acked_once = true;
+			eng_post(e, EM_EVENT, LOG_NOTICE, EE_ACKED, h->epoch,
+			         "vmft %s: backup synchronised, epoch %llu committed on blade %u",
+			         e->vm->name, (unsigned long long)h->epoch, e->peer_slot);
+		}
+		return 0;
+	default:
+		snprintf(why, sizeof(why), "unexpected %s frame", vft_ftype_name(h->type));
+		break;
+	}
+	eng_tlog(e, LOG_WARNING, "vmft %s: replication link: %s", e->vm->name, why);
+	return -EBADMSG;
+}
+
+/* Waits until `until` (monotonic s) handling acks; returns early once fewer
+ * than `max_unacked` epochs are outstanding if until is 0. */
+static int wait_acks(struct psess *ps, double until, unsigned max_unacked)
+{
+	struct vft_eng *e = ps->e;
+	double hb = (double)e->cfg->vmft.heartbeat_ms / 1000.0;
+	double ackto = (double)e->cfg->vmft.ack_timeout_ms / 1000.0;
+
+	for (;;) {
+		double now = af_mono_s(), left;
+		struct vft_hdr h;
+		int rc;
+
+		if (e->stop_epochs || !e->protect_wanted)
+			return -ECANCELED;
+		if (ps->n_unacked > 0 && now - ps->sent_at[0] > ackto) {
+			eng_tlog(e, LOG_WARNING,
+			         "vmft %s: epoch %llu not acknowledged within %.0f ms", e->vm->name,
+			         (unsigned long long)ps->unacked[0], ackto * 1e3);
+			return -ETIMEDOUT;
+		}
+		if (until == 0 ? ps->n_unacked < max_unacked : now >= until)
+			return 0;
+		/* a silent primary is a dead primary to the backup */
+		if (now - ps->last_tx > hb / 3) {
+			rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_PING, 0, NULL, 0);
+			if (rc < 0)
+				return rc;
+			ps->last_tx = now;
+		}
+		left = (until == 0 ? ackto : until - now) * 1e3;
+		if (left > hb * 1e3 / 3)
+			left = hb * 1e3 / 3;
+		rc = recv_frame(ps, left, &h);
+		if (rc == -EAGAIN)
+			continue;
+		if (rc < 0)
+			return rc;
+		rc = handle_backup_frame(ps, &h);
+		if (rc < 0)
+			return rc;
+	}
+}
+
+/* ---- the paused capture ------------------------------------------------------------ */
+
+static int read_devstate(struct psess *ps, int fd)
+{
+	ps->dev_len = 0;
+	for (;;) {
+		ssize_t r;
+
+		if (ps->dev_cap - ps->dev_len < 65536) {
+			size_t ncap = ps->dev_cap ? ps->dev_cap * 2 : (1u << 20);
+			uint8_t *nb;
+
+			if (ncap > (64u << 20))
+				return -EFBIG;
+			nb = realloc(ps->dev, ncap);
+			if (nb == NULL)
+				return -ENOMEM;
+			ps->dev = nb;
+			ps->dev_cap = ncap;
+		}
+		r = recv(fd, ps->dev + ps->dev_len, ps->dev_cap - ps->dev_len, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return 0;
+		ps->dev_len += (size_t)r;
+	}
+}
+
+/* stop, device state, changed pages, cont: the guest's pause. */
+static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res, double *pause_ms)
+{
+	struct vft_eng *e = ps->e;
+	char err[256], uri[4200], status[32];
+	struct timeval tv = {.tv_sec = 5};
+	double t0 = af_mono_s();
+	int rc, cfd = -1, rc2;
+
+	rc = vft_qmp_simple(e->q.qmp, "stop", 2000, err, sizeof(err));
+	if (rc < 0)
+		goto fail;
+	/* everything the guest wrote before it stopped belongs to this epoch */
+	eng_serial_drain(e);
+	eng_output_mark(&e->out, epoch);
+	snprintf(uri, sizeof(uri), "unix:%s/mig.sock", e->dir);
+	rc = vft_qmp_migrate(e->q.qmp, uri, 2000, err, sizeof(err));
+	if (rc < 0)
+		goto resume;
+	setsockopt(e->mig_listen_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cfd = accept4(e->mig_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (cfd < 0) {
+		rc = -errno;
+		snprintf(err, sizeof(err), "QEMU did not send its device state: %s",
+		         strerror(errno));
+		goto resume;
+	}
+	setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	rc = read_devstate(ps, cfd);
+	close(cfd);
+	if (rc < 0) {
+		snprintf(err, sizeof(err), "device state: %s", strerror(-rc));
+		goto resume;
+	}
+	for (int i = 0;; i++) {
+		rc = vft_qmp_migrate_status(e->q.qmp, status, sizeof(status), 2000, err,
+		                            sizeof(err));
+		if (rc < 0)
+			goto resume;
+		if (strcmp(status, "completed") == 0)
+			break;
+		if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0 || i > 2000) {
+			rc = -EIO;
+			snprintf(err, sizeof(err), "device-state migration %s", status);
+			goto resume;
+		}
+	}
+	rc = vft_scan_run(e->scan, res);
+	if (rc < 0)
+		snprintf(err, sizeof(err), "page scan: %s", strerror(-rc));
+resume:
+	rc2 = vft_qmp_simple(e->q.qmp, "cont", 2000, rc < 0 ? NULL : err, rc < 0 ? 0 : sizeof(err));
+	if (rc == 0)
+		rc = rc2;
+	*pause_ms = (af_mono_s() - t0) * 1e3;
+	if (rc == 0)
+		return 0;
+fail:
+	eng_tlog(e, LOG_ERR, "vmft %s: capture of epoch %llu failed: %s", e->vm->name,
+	         (unsigned long long)epoch, err);
+	return rc == -EREMOTEIO || rc == -EIO || rc == -EFBIG ? -EIO : -EPIPE;
+}
+
+static int send_pages(struct psess *ps, uint64_t epoch, const struct vft_scan_result *r,
+                      uint64_t *n_frames)
+{
+	uint8_t head[8 + 8 * VFT_BATCH_PAGES];
+
+	for (uint64_t i = 0; i < r->n_pages; i += VFT_BATCH_PAGES) {
+		uint32_t cnt = (uint32_t)(r->n_pages - i < VFT_BATCH_PAGES ? r->n_pages - i
+		                                                           : VFT_BATCH_PAGES);
+		struct iovec iov[2];
+		int rc;
+
+		iov[0].iov_base = head;
+		iov[0].iov_len = vft_pages_encode_head(head, cnt, r->pfn + i);
+		iov[1].iov_base = (void *)(r->data + i * VFT_PAGE_SIZE);
+		iov[1].iov_len = (size_t)cnt * VFT_PAGE_SIZE;
+		rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_PAGES, epoch, iov, 2);
+		if (rc < 0)
+			return rc;
+		(*n_frames)++;
+	}
+	ps->last_tx = af_mono_s();
+	return 0;
+}
+
+/* Captures epoch `epoch` (already begun on the wire with n_pages/n_frames sent
+ * before the pause) and ships the rest of it. */
+static int ship_epoch(struct psess *ps, uint64_t epoch, uint64_t n_pages, uint64_t n_frames)
+{
+	struct vft_eng *e = ps->e;
+	struct vft_scan_result res;
+	struct vft_epoch_end end = {0};
+	uint8_t endb[VFT_EPOCH_END_SIZE];
+	struct iovec iov;
+	double pause_ms, t0;
+	int rc;
+
+	rc = capture(ps, epoch, &res, &pause_ms);
+	if (rc < 0)
+		return rc;
+	t0 = af_mono_s();
+	rc = send_pages(ps, epoch, &res, &n_frames);
+	for (size_t off = 0; rc == 0 && off < ps->dev_len; off += VFT_DEVSTATE_CHUNK) {
+		iov.iov_base = ps->dev + off;
+		iov.iov_len = ps->dev_len - off < VFT_DEVSTATE_CHUNK ? ps->dev_len - off
+		                                                     : VFT_DEVSTATE_CHUNK;
+		rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_DEVSTATE, epoch, &iov, 1);
+		n_frames++;
+	}
+	if (rc == 0) {
+		end.n_pages = n_pages + res.n_pages;
+		end.devstate_len = ps->dev_len;
+		end.n_frames = (uint32_t)n_frames;
+		iov.iov_base = endb;
+		iov.iov_len = vft_epoch_end_encode(endb, &end);
+		rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_EPOCH_END, epoch, &iov, 1);
+	}
+	if (rc < 0) {
+		eng_tlog(e, LOG_WARNING, "vmft %s: sending epoch %llu: %s", e->vm->name,
+		         (unsigned long long)epoch, strerror(-rc));
+		return rc;
+	}
+	ps->last_tx = af_mono_s();
+	ps->unacked[ps->n_unacked] = epoch;
+	ps->sent_at[ps->n_unacked] = ps->last_tx;
+	ps->n_unacked++;
+	pthread_mutex_lock(&e->lock);
+	e->st.epochs_sent++;
+	e->st.last_epoch = epoch;
+	e->st.pages_last_epoch = res.n_pages;
+	e->st.bytes_last_epoch = res.n_pages * VFT_PAGE_SIZE + ps->dev_len;
+	e->st.bytes_total += e->st.bytes_last_epoch;
+	e->st.devstate_bytes = ps->dev_len;
+	eng_ring_add(&e->st.pause_ms, pause_ms);
+	eng_ring_add(&e->st.bytes, (double)e->st.bytes_last_epoch);
+	eng_ring_add(&e->st.send_ms, (af_mono_s() - t0) * 1e3);
+	pthread_mutex_unlock(&e->lock);
+	return 0;
+}
+
+static int begin_epoch(struct psess *ps, uint64_t epoch, uint32_t kind)
+{
+	struct vft_epoch_begin b = {.kind = kind};
+	uint8_t buf[VFT_EPOCH_BEGIN_SIZE];
+	struct iovec iov = {.iov_base = buf, .iov_len = vft_epoch_begin_encode(buf, &b)};
+
+	return eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_EPOCH_BEGIN, epoch, &iov, 1);
+}
+
+/* Full sync while the guest runs: every page, copied then hashed, so the
+ * first paused scan sends exactly what changed since it was copied. */
+static int live_copy(struct psess *ps, uint64_t epoch, uint64_t *n_pages, uint64_t *n_frames)
+{
+	struct vft_eng *e = ps->e;
+	uint64_t total = vft_scan_npages(e->scan);
+
+	for (uint64_t first = 0; first < total; first += VFT_BATCH_PAGES) {
+		struct vft_scan_result res;
+		uint64_t cnt = total - first < VFT_BATCH_PAGES ? total - first : VFT_BATCH_PAGES;
+		int rc;
+
+		if (e->stop_epochs || !e->protect_wanted)
+			return -ECANCELED;
+		rc = vft_scan_copy_range(e->scan, first, cnt, &res);
+		if (rc == 0)
+			rc = send_pages(ps, epoch, &res, n_frames);
+		if (rc < 0)
+			return rc;
+		*n_pages += res.n_pages;
+	}
+	return 0;
+}
+
+static int handshake(struct psess *ps)
+{
+	struct vft_eng *e = ps->e;
+	struct vft_hello hello = {.session = e->session,
+	                          .ram_size = e->vm->memory,
+	                          .config_hash = e->config_hash,
+	                          .page_size = VFT_PAGE_SIZE};
+	uint8_t buf[VFT_HELLO_SIZE];
+	struct iovec iov = {.iov_base = buf};
+	struct vft_welcome w;
+	struct vft_hdr h;
+	char why[160];
+	int rc;
+
+	af_strlcpy(hello.vm, e->vm->name, sizeof(hello.vm));
+	iov.iov_len = vft_hello_encode(buf, &hello);
+	rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_HELLO, 0, &iov, 1);
+	if (rc < 0)
+		return rc;
+	rc = recv_frame(ps, (double)e->cfg->vmft.ack_timeout_ms, &h);
+	if (rc < 0)
+		return rc == -EAGAIN ? -ETIMEDOUT : rc;
+	if (h.type == VFT_F_BYE)
+		return handle_backup_frame(ps, &h);
+	if (h.type != VFT_F_WELCOME ||
+	    vft_welcome_decode(ps->rxbuf, h.length, &w, why, sizeof(why)) != 0) {
+		eng_tlog(e, LOG_WARNING, "vmft %s: the backup answered HELLO with %s", e->vm->name,
+		         vft_ftype_name(h.type));
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static int protect_session(struct vft_eng *e, int fd)
+{
+	struct psess ps = {.e = e, .fd = fd};
+	uint64_t epoch, n_pages = 0, n_frames = 0;
+	int rc;
+
+	ps.last_tx = af_mono_s();
+	rc = handshake(&ps);
+	if (rc < 0)
+		goto out;
+	epoch = e->next_epoch++;
+	/* from here on, output waits for the backup */
+	eng_output_set_hold(&e->out, true);
+	eng_post(e, EM_EVENT, LOG_NOTICE, EE_LINK_UP, epoch,
+	         "vmft %s: backup engine on blade %u (%s:%u) reached: full sync as epoch %llu",
+	         e->vm->name, e->peer_slot, e->peer_addr, e->port, (unsigned long long)epoch);
+	pthread_mutex_lock(&e->lock);
+	e->st.syncs++;
+	e->st.sync_started_at = af_mono_s();
+	pthread_mutex_unlock(&e->lock);
+	vft_scan_reset(e->scan);
+	rc = begin_epoch(&ps, epoch, VFT_EPOCH_FULL);
+	if (rc == 0)
+		rc = live_copy(&ps, epoch, &n_pages, &n_frames);
+	if (rc == 0)
+		rc = ship_epoch(&ps, epoch, n_pages, n_frames);
+	while (rc == 0) {
+		double next = af_mono_s() + (double)e->cfg->vmft.epoch_ms / 1000.0;
+
+		rc = wait_acks(&ps, next, 0);
+		if (rc == 0)
+			rc = wait_acks(&ps, 0, MAX_UNACKED);
+		if (rc < 0)
+			break;
+		epoch = e->next_epoch++;
+		rc = begin_epoch(&ps, epoch, VFT_EPOCH_INCR);
+		if (rc == 0)
+			rc = ship_epoch(&ps, epoch, 0, 0);
+	}
+out:
+	if (rc == -ECANCELED) {
+		uint8_t b[VFT_BYE_SIZE];
+		struct iovec iov = {.iov_base = b, .iov_len = vft_bye_encode(b, 0)};
+
+		eng_send_frame(fd, &ps.tx_seq, VFT_F_BYE, 0, &iov, 1);
+	}
+	free(ps.dev);
+	return rc;
+}
+
+static void *epoch_main(void *arg)
+{
+	struct vft_eng *e = arg;
+	bool had_link = false;
+
+	while (!e->stop_epochs) {
+		int fd, rc;
+
+		if (!e->protect_wanted) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_mutex_lock(&e->lock);
+			if (!e->stop_epochs && !e->protect_wanted)
+				pthread_cond_timedwait(&e->wake, &e->lock, &ts);
+			pthread_mutex_unlock(&e->lock);
+			continue;
+		}
+		fd = connect_peer(e);
+		if (fd >= 0) {
+			rc = protect_session(e, fd);
+			close(fd);
+			if (rc == -EIO) {
+				/* QEMU refuses captures: the main loop sees it die or
+				 * the manager decides; retrying would pause it forever */
+				eng_post(e, EM_EVENT, LOG_ERR, EE_FAIL, 0,
+				         "vmft %s: epochs stopped: QEMU failed a capture",
+				         e->vm->name);
+				break;
+			}
+			had_link = true;
+			if (!e->stop_epochs)
+				eng_post(e, EM_EVENT, LOG_WARNING, EE_LINK_LOST, 0,
+				         "vmft %s: backup on blade %u lost (%s): the guest runs "
+				         "unprotected",
+				         e->vm->name, e->peer_slot, strerror(-rc));
+		} else if (!had_link) {
+			had_link = false;
+		}
+		if (!e->stop_epochs) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 500000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_mutex_lock(&e->lock);
+			if (!e->stop_epochs)
+				pthread_cond_timedwait(&e->wake, &e->lock, &ts);
+			pthread_mutex_unlock(&e->lock);
+		}
+	}
+	return NULL;
+}
+
+int eng_primary_start(struct vft_eng *e, char *err, size_t n)
+{
+	char path[4200];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int rc;
+
+	if (e->epoch_running)
+		return 0;
+	if (e->mig_listen_fd < 0) {
+		snprintf(path, sizeof(path), "%s/mig.sock", e->dir);
+		if (strlen(path) >= sizeof(sa.sun_path)) {
+			snprintf(err, n, "path too long: %s", path);
+			return -ENAMETOOLONG;
+		}
+		memcpy(sa.sun_path, path, strlen(path) + 1);
+		unlink(path);
+		e->mig_listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (e->mig_listen_fd < 0 || bind(e->mig_listen_fd, (void *)&sa, sizeof(sa)) < 0 ||
+		    listen(e->mig_listen_fd, 1) < 0) {
+			rc = -errno;
+			snprintf(err, n, "%s: %s", path, strerror(errno));
+			return rc;
+		}
+	}
+	e->stop_epochs = false;
+	rc = pthread_create(&e->epoch_thread, NULL, epoch_main, e);
+	if (rc != 0) {
+		snprintf(err, n, "epoch thread: %s", strerror(rc));
+		return -rc;
+	}
+	e->epoch_running = true;
+	return 0;
+}
+
+void eng_primary_stop(struct vft_eng *e)
+{
+	if (!e->epoch_running)
+		return;
+	pthread_mutex_lock(&e->lock);
+	e->stop_epochs = true;
+	pthread_cond_broadcast(&e->wake);
+	pthread_mutex_unlock(&e->lock);
+	pthread_join(e->epoch_thread, NULL);
+	e->epoch_running = false;
+}

@@ -1,0 +1,362 @@
+/*
+ * atca-vmft: the guest's QEMU process and its serial port (output commit).
+ */
+#include "config.h"
+
+#define AF_LOG_SS AF_SS_VMFT
+#include "vft_eng.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "af_log.h"
+#include "af_util.h"
+#include "vft_qmp.h"
+
+#define MAX_ARGS 96
+
+static int unix_listen(const char *path, char *err, size_t n)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, n, "socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 2) < 0) {
+		int rc = -errno;
+
+		snprintf(err, n, "%s: %s", path, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* accept() with a deadline: SO_RCVTIMEO bounds accept on Linux. */
+static int accept_timeout(int lfd, int ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	int fd;
+
+	setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* The QEMU command line of the protected VM. Both blades build the same one
+ * (the device state of one only loads into an identical machine), so it is
+ * also what config_hash covers. */
+static int build_argv(struct vft_eng *e, const char *ram_path, bool incoming, char *store,
+                      size_t store_len, char **argv)
+{
+	const struct af_cfg_vm *vm = e->vm;
+	size_t used = 0;
+	int argc = 0;
+	bool kvm = access("/dev/kvm", R_OK | W_OK) == 0;
+
+#define ARG(...)                                                                                   \
+	do {                                                                                       \
+		int w_ = snprintf(store + used, store_len - used, __VA_ARGS__);                    \
+		if (w_ < 0 || (size_t)w_ >= store_len - used || argc >= MAX_ARGS - 1)              \
+			return -E2BIG;                                                             \
+		argv[argc++] = store + used;                                                       \
+		used += (size_t)w_ + 1;                                                            \
+	} while (0)
+
+	ARG("%s", e->cfg->vmft.qemu);
+	ARG("-name");
+	ARG("%s,debug-threads=on", vm->name);
+	ARG("-machine");
+	ARG("pc,accel=%s,memory-backend=mem", kvm ? "kvm" : "tcg");
+	ARG("-object");
+	ARG("memory-backend-file,id=mem,size=%llu,mem-path=%s,share=on",
+	    (unsigned long long)vm->memory, ram_path);
+	ARG("-m");
+	ARG("%lluM", (unsigned long long)(vm->memory >> 20));
+	ARG("-smp");
+	ARG("%u", vm->vcpus ? vm->vcpus : 1);
+	ARG("-nodefaults");
+	ARG("-display");
+	ARG("none");
+	ARG("-drive");
+	ARG("file=%s,format=raw,if=ide,cache=none", vm->disk);
+	ARG("-chardev");
+	ARG("socket,id=ser0,path=%s/serial.sock", e->dir);
+	ARG("-serial");
+	ARG("chardev:ser0");
+	ARG("-qmp");
+	ARG("unix:%s/qmp.sock,server=on,wait=off", e->dir);
+	if (incoming) {
+		ARG("-incoming");
+		ARG("defer");
+	}
+	if (vm->qemu_args[0] != '\0') {
+		char tmp[sizeof(vm->qemu_args)];
+		char *save = NULL;
+
+		af_strlcpy(tmp, vm->qemu_args, sizeof(tmp));
+		for (char *t = strtok_r(tmp, " \t", &save); t; t = strtok_r(NULL, " \t", &save))
+			ARG("%s", t);
+	}
+#undef ARG
+	argv[argc] = NULL;
+	return argc;
+}
+
+uint64_t eng_config_hash(struct vft_eng *e)
+{
+	char store[8192];
+	char *argv[MAX_ARGS];
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a: stable across builds */
+	int argc = build_argv(e, "RAM", false, store, sizeof(store), argv);
+
+	for (int i = 0; i < argc; i++) {
+		/* the paths of RAM and sockets differ per blade; the machine does not */
+		if (strstr(argv[i], "mem-path=") || strstr(argv[i], ".sock"))
+			continue;
+		for (const char *p = argv[i]; *p; p++)
+			h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+		h = (h ^ 0xff) * 1099511628211ULL;
+	}
+	return h;
+}
+
+int eng_qemu_start(struct vft_eng *e, const char *ram_path, bool incoming, char *err, size_t n)
+{
+	char store[8192], path[4200], qerr[256];
+	char *argv[MAX_ARGS];
+	int lfd = -1, logfd = -1, rc;
+	pid_t pid;
+	double t0 = af_mono_s();
+
+	if (e->q.pid > 0) {
+		snprintf(err, n, "QEMU already running (pid %d)", (int)e->q.pid);
+		return -EBUSY;
+	}
+	rc = build_argv(e, ram_path, incoming, store, sizeof(store), argv);
+	if (rc < 0) {
+		snprintf(err, n, "QEMU command line too long");
+		return rc;
+	}
+	snprintf(path, sizeof(path), "%s/serial.sock", e->dir);
+	lfd = unix_listen(path, err, n);
+	if (lfd < 0)
+		return lfd;
+	snprintf(path, sizeof(path), "%s/qemu.log", e->dir);
+	logfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (logfd < 0) {
+		rc = -errno;
+		snprintf(err, n, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/qmp.sock", e->dir);
+	unlink(path);
+	pid = fork();
+	if (pid < 0) {
+		rc = -errno;
+		snprintf(err, n, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		/* QEMU must not outlive its engine: a guest nobody checkpoints
+		 * and whose output nobody releases is a second copy waiting to
+		 * happen. PDEATHSIG follows the forking thread, so only the
+		 * main thread starts QEMU. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(logfd, STDOUT_FILENO);
+		dup2(logfd, STDERR_FILENO);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	e->q.pid = pid;
+	e->q.incoming = incoming;
+	af_strlcpy(e->q.ram_path, ram_path, sizeof(e->q.ram_path));
+	rc = vft_qmp_connect(&e->q.qmp, path, 10000, qerr, sizeof(qerr));
+	if (rc < 0) {
+		snprintf(err, n, "QMP: %s (see %s/qemu.log)", qerr, e->dir);
+		goto fail;
+	}
+	rc = accept_timeout(lfd, 5000);
+	if (rc < 0) {
+		snprintf(err, n, "QEMU did not open its serial port: %s", strerror(-rc));
+		goto fail;
+	}
+	e->q.serial_fd = rc;
+	fcntl(e->q.serial_fd, F_SETFL, fcntl(e->q.serial_fd, F_GETFL) | O_NONBLOCK);
+	rc = vft_qmp_set_capability(e->q.qmp, "x-ignore-shared", true, 2000, qerr, sizeof(qerr));
+	if (rc < 0) {
+		snprintf(err, n, "x-ignore-shared: %s", qerr);
+		goto fail;
+	}
+	af_info("vmft %s: QEMU pid %d started%s in %.1f ms (RAM %s)", e->vm->name, (int)pid,
+	        incoming ? " waiting for an incoming state" : "", (af_mono_s() - t0) * 1e3,
+	        ram_path);
+	rc = 0;
+	goto out;
+fail:
+	eng_qemu_kill(e);
+out:
+	if (lfd >= 0)
+		close(lfd);
+	if (logfd >= 0)
+		close(logfd);
+	return rc;
+}
+
+void eng_qemu_kill(struct vft_eng *e)
+{
+	if (e->q.qmp) {
+		vft_qmp_close(e->q.qmp);
+		e->q.qmp = NULL;
+	}
+	if (e->q.pid > 0) {
+		kill(e->q.pid, SIGKILL);
+		waitpid(e->q.pid, NULL, 0);
+		af_info("vmft %s: QEMU pid %d stopped", e->vm->name, (int)e->q.pid);
+		e->q.pid = 0;
+	}
+	if (e->q.serial_fd >= 0) {
+		close(e->q.serial_fd);
+		e->q.serial_fd = -1;
+	}
+}
+
+/* ---- output commit ---------------------------------------------------------- */
+
+void eng_output_init(struct eng_output *o, size_t limit)
+{
+	memset(o, 0, sizeof(*o));
+	pthread_mutex_init(&o->lock, NULL);
+	o->limit = limit;
+	o->console_fd = -1;
+	o->hold = true;
+}
+
+void eng_output_fini(struct eng_output *o)
+{
+	free(o->buf);
+	o->buf = NULL;
+	if (o->console_fd >= 0)
+		close(o->console_fd);
+	pthread_mutex_destroy(&o->lock);
+}
+
+static void release_locked(struct eng_output *o, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t w = o->console_fd >= 0 ? write(o->console_fd, o->buf + off, len - off)
+		                               : (ssize_t)(len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break; /* a full disk must not stop the guest: the bytes are dropped */
+		off += (size_t)w;
+	}
+	memmove(o->buf, o->buf + len, o->held - len);
+	o->held -= len;
+	o->released_total += len;
+}
+
+/* Reads what QEMU wrote to the serial port into the held buffer (or straight
+ * out when nothing is held). Returns bytes read, 0, -EAGAIN-free: -ENOSPC when
+ * the buffer is full (the caller stops reading: the guest's UART then waits),
+ * -EPIPE on EOF. */
+static int output_read_locked(struct eng_output *o, int fd)
+{
+	int total = 0;
+
+	for (;;) {
+		ssize_t r;
+
+		if (o->held >= o->limit)
+			return -ENOSPC;
+		if (o->cap - o->held < 4096) {
+			size_t ncap = o->cap ? o->cap * 2 : 65536;
+			uint8_t *nb;
+
+			if (ncap > o->limit + 65536)
+				ncap = o->limit + 65536;
+			nb = realloc(o->buf, ncap);
+			if (nb == NULL)
+				return -ENOMEM;
+			o->buf = nb;
+			o->cap = ncap;
+		}
+		r = read(fd, o->buf + o->held, o->cap - o->held);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return errno == EAGAIN ? total : -errno;
+		if (r == 0)
+			return -EPIPE;
+		o->held += (size_t)r;
+		o->read_total += (uint64_t)r;
+		total += (int)r;
+		if (!o->hold)
+			release_locked(o, o->held);
+	}
+}
+
+int eng_serial_drain(struct vft_eng *e)
+{
+	int rc;
+
+	if (e->q.serial_fd < 0)
+		return 0;
+	pthread_mutex_lock(&e->out.lock);
+	rc = output_read_locked(&e->out, e->q.serial_fd);
+	pthread_mutex_unlock(&e->out.lock);
+	return rc;
+}
+
+/* Everything read so far belongs to epoch `epoch` (called with the guest
+ * stopped and the port drained). */
+void eng_output_mark(struct eng_output *o, uint64_t epoch)
+{
+	pthread_mutex_lock(&o->lock);
+	o->mark_epoch[epoch % ENG_MARKS] = epoch;
+	o->mark_at[epoch % ENG_MARKS] = o->read_total;
+	pthread_mutex_unlock(&o->lock);
+}
+
+void eng_output_release_to(struct eng_output *o, uint64_t epoch)
+{
+	pthread_mutex_lock(&o->lock);
+	if (o->mark_epoch[epoch % ENG_MARKS] == epoch) {
+		uint64_t upto = o->mark_at[epoch % ENG_MARKS];
+
+		if (upto > o->released_total && upto - o->released_total <= o->held)
+			release_locked(o, (size_t)(upto - o->released_total));
+	}
+	pthread_mutex_unlock(&o->lock);
+}
+
+void eng_output_set_hold(struct eng_output *o, bool hold)
+{
+	pthread_mutex_lock(&o->lock);
+	o->hold = hold;
+	if (!hold && o->held > 0)
+		release_locked(o, o->held);
+	pthread_mutex_unlock(&o->lock);
+}

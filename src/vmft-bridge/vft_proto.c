@@ -1,0 +1,615 @@
+/*
+ * vmft replication protocol: see vft_proto.h. Every multi-byte field is
+ * read and written byte by byte: payloads come straight from a socket
+ * buffer at any alignment, and the wire is little-endian whatever the host.
+ */
+#include "config.h"
+
+#include "vft_proto.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+/* the largest RAM a HELLO may announce: bounds max_pfn, so a PAGES frame
+ * from a confused primary cannot make the backup stage beyond any sane map */
+#define VFT_RAM_MAX (1ull << 40)
+
+#define VFT_HDR_CHECKED 24 /* header bytes covered by the checksum */
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (unsigned)p[1] << 8);
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Writes the reason of a refusal (if there is room for one) and returns the
+ * refusal, so that checks read as "return fail(...)". */
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EBADMSG;
+}
+
+static void clear_err(char *err, size_t errlen)
+{
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+}
+
+const char *vft_ftype_name(unsigned type)
+{
+	static const char *const names[VFT_F_COUNT] = {
+	        [VFT_F_HELLO] = "HELLO",
+	        [VFT_F_WELCOME] = "WELCOME",
+	        [VFT_F_EPOCH_BEGIN] = "EPOCH_BEGIN",
+	        [VFT_F_PAGES] = "PAGES",
+	        [VFT_F_DEVSTATE] = "DEVSTATE",
+	        [VFT_F_EPOCH_END] = "EPOCH_END",
+	        [VFT_F_ACK] = "ACK",
+	        [VFT_F_PING] = "PING",
+	        [VFT_F_BYE] = "BYE",
+	};
+
+	if (type >= VFT_F_COUNT || names[type] == NULL)
+		return "?";
+	return names[type];
+}
+
+/* ---- header -------------------------------------------------------------------------- */
+
+static uint64_t frame_check(const uint8_t raw[VFT_HDR_SIZE], const struct iovec *iov, int iovcnt)
+{
+	XXH3_state_t st;
+
+	XXH3_INITSTATE(&st);
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, raw, VFT_HDR_CHECKED);
+	for (int i = 0; i < iovcnt; i++)
+		if (iov[i].iov_len > 0)
+			XXH3_64bits_update(&st, iov[i].iov_base, iov[i].iov_len);
+	return XXH3_64bits_digest(&st);
+}
+
+void vft_hdr_encodev(uint8_t out[VFT_HDR_SIZE], uint16_t type, uint32_t seq, uint64_t epoch,
+                     const struct iovec *iov, int iovcnt)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	/* callers never exceed VFT_MAX_PAYLOAD; a larger length would not fit
+	 * the field and is refused by every receiver anyway */
+	put_le32(out, VFT_MAGIC);
+	put_le16(out + 4, VFT_PROTO_VERSION);
+	put_le16(out + 6, type);
+	put_le32(out + 8, (uint32_t)len);
+	put_le32(out + 12, seq);
+	put_le64(out + 16, epoch);
+	put_le64(out + 24, frame_check(out, iov, iovcnt));
+}
+
+void vft_hdr_encode(uint8_t out[VFT_HDR_SIZE], uint16_t type, uint32_t seq, uint64_t epoch,
+                    const void *payload, uint32_t len)
+{
+	/* iov_base is not const; the checksum only reads through it */
+	struct iovec iov = {.iov_base = (void *)(uintptr_t)payload, .iov_len = len};
+
+	vft_hdr_encodev(out, type, seq, epoch, &iov, len > 0 ? 1 : 0);
+}
+
+static int check_length(const struct vft_hdr *h, char *err, size_t errlen)
+{
+	const char *name = vft_ftype_name(h->type);
+	const uint32_t per_page = 8 + VFT_PAGE_SIZE;
+	uint32_t want;
+
+	switch (h->type) {
+	case VFT_F_HELLO:
+		want = VFT_HELLO_SIZE;
+		break;
+	case VFT_F_WELCOME:
+		want = VFT_WELCOME_SIZE;
+		break;
+	case VFT_F_EPOCH_BEGIN:
+		want = VFT_EPOCH_BEGIN_SIZE;
+		break;
+	case VFT_F_EPOCH_END:
+		want = VFT_EPOCH_END_SIZE;
+		break;
+	case VFT_F_ACK:
+		want = VFT_ACK_SIZE;
+		break;
+	case VFT_F_PING:
+		want = 0;
+		break;
+	case VFT_F_BYE:
+		want = VFT_BYE_SIZE;
+		break;
+	case VFT_F_PAGES:
+		if (h->length < 8 + per_page || (h->length - 8) % per_page != 0 ||
+		    (h->length - 8) / per_page > VFT_BATCH_PAGES)
+			return fail(err, errlen,
+			            "PAGES length %u is not 8 + n x %u with n in 1..%u", h->length,
+			            per_page, VFT_BATCH_PAGES);
+		return 0;
+	case VFT_F_DEVSTATE:
+		if (h->length < 1 || h->length > VFT_DEVSTATE_CHUNK)
+			return fail(err, errlen, "DEVSTATE length %u outside 1..%u", h->length,
+			            VFT_DEVSTATE_CHUNK);
+		return 0;
+	default:
+		return fail(err, errlen, "unknown frame type %u", h->type);
+	}
+	if (h->length != want)
+		return fail(err, errlen, "%s length %u, must be %u", name, h->length, want);
+	return 0;
+}
+
+int vft_hdr_decode(const uint8_t in[VFT_HDR_SIZE], struct vft_hdr *h, char *err, size_t errlen)
+{
+	uint32_t magic = get_le32(in);
+
+	clear_err(err, errlen);
+	if (magic != VFT_MAGIC)
+		return fail(err, errlen, "bad magic 0x%08x", magic);
+	h->version = get_le16(in + 4);
+	h->type = get_le16(in + 6);
+	h->length = get_le32(in + 8);
+	h->seq = get_le32(in + 12);
+	h->epoch = get_le64(in + 16);
+	h->check = get_le64(in + 24);
+	if (h->version != VFT_PROTO_VERSION) {
+		fail(err, errlen, "protocol version %u, this side speaks %u", h->version,
+		     VFT_PROTO_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	return check_length(h, err, errlen); /* which refuses an unknown type */
+}
+
+int vft_frame_verify(const uint8_t raw[VFT_HDR_SIZE], const struct vft_hdr *h, const void *payload)
+{
+	struct iovec iov = {.iov_base = (void *)(uintptr_t)payload, .iov_len = h->length};
+
+	if (h->length > 0 && payload == NULL)
+		return -EBADMSG;
+	return frame_check(raw, &iov, h->length > 0 ? 1 : 0) == h->check ? 0 : -EBADMSG;
+}
+
+/* ---- payloads ------------------------------------------------------------------------- */
+
+static int want_len(const char *what, size_t len, size_t want, char *err, size_t errlen)
+{
+	clear_err(err, errlen);
+	if (len != want)
+		return fail(err, errlen, "%s payload of %zu bytes, must be %zu", what, len, want);
+	return 0;
+}
+
+static bool vm_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == '-';
+}
+
+size_t vft_hello_encode(uint8_t out[VFT_HELLO_SIZE], const struct vft_hello *m)
+{
+	/* at most VFT_VM_NAME_MAX - 1 characters: the wire always has the NUL */
+	size_t n = strnlen(m->vm, VFT_VM_NAME_MAX - 1);
+
+	memset(out, 0, VFT_HELLO_SIZE);
+	put_le64(out, m->session);
+	put_le64(out + 8, m->ram_size);
+	put_le64(out + 16, m->config_hash);
+	put_le32(out + 24, m->page_size);
+	put_le32(out + 28, m->flags);
+	memcpy(out + 32, m->vm, n);
+	return VFT_HELLO_SIZE;
+}
+
+int vft_hello_decode(const void *p, size_t len, struct vft_hello *m, char *err, size_t errlen)
+{
+	const uint8_t *b = p;
+	const uint8_t *nul;
+	size_t n;
+
+	if (want_len("HELLO", len, VFT_HELLO_SIZE, err, errlen) < 0)
+		return -EBADMSG;
+	memset(m, 0, sizeof(*m));
+	m->session = get_le64(b);
+	m->ram_size = get_le64(b + 8);
+	m->config_hash = get_le64(b + 16);
+	m->page_size = get_le32(b + 24);
+	m->flags = get_le32(b + 28);
+	if (m->page_size != VFT_PAGE_SIZE)
+		return fail(err, errlen, "HELLO page size %u, only %u is supported", m->page_size,
+		            VFT_PAGE_SIZE);
+	if (m->ram_size == 0 || m->ram_size % VFT_PAGE_SIZE != 0 || m->ram_size > VFT_RAM_MAX)
+		return fail(err, errlen,
+		            "HELLO RAM size %llu is not a multiple of %u in 1 page..1 TiB",
+		            (unsigned long long)m->ram_size, VFT_PAGE_SIZE);
+	nul = memchr(b + 32, '\0', VFT_VM_NAME_MAX);
+	if (nul == NULL)
+		return fail(err, errlen, "HELLO VM name is not NUL-terminated within %u bytes",
+		            VFT_VM_NAME_MAX);
+	n = (size_t)(nul - (b + 32));
+	if (n == 0)
+		return fail(err, errlen, "HELLO VM name is empty");
+	for (size_t i = 0; i < n; i++)
+		if (!vm_name_char((char)b[32 + i]))
+			return fail(err, errlen, "HELLO VM name has byte 0x%02x at %zu", b[32 + i],
+			            i);
+	memcpy(m->vm, b + 32, n);
+	return 0;
+}
+
+size_t vft_welcome_encode(uint8_t out[VFT_WELCOME_SIZE], const struct vft_welcome *m)
+{
+	put_le64(out, m->committed_epoch);
+	put_le64(out + 8, m->committed_session);
+	put_le32(out + 16, m->flags);
+	put_le32(out + 20, 0);
+	return VFT_WELCOME_SIZE;
+}
+
+int vft_welcome_decode(const void *p, size_t len, struct vft_welcome *m, char *err, size_t errlen)
+{
+	const uint8_t *b = p;
+
+	if (want_len("WELCOME", len, VFT_WELCOME_SIZE, err, errlen) < 0)
+		return -EBADMSG;
+	m->committed_epoch = get_le64(b);
+	m->committed_session = get_le64(b + 8);
+	m->flags = get_le32(b + 16);
+	m->reserved = 0;
+	return 0;
+}
+
+size_t vft_epoch_begin_encode(uint8_t out[VFT_EPOCH_BEGIN_SIZE], const struct vft_epoch_begin *m)
+{
+	put_le32(out, m->kind);
+	put_le32(out + 4, 0);
+	return VFT_EPOCH_BEGIN_SIZE;
+}
+
+int vft_epoch_begin_decode(const void *p, size_t len, struct vft_epoch_begin *m, char *err,
+                           size_t errlen)
+{
+	const uint8_t *b = p;
+
+	if (want_len("EPOCH_BEGIN", len, VFT_EPOCH_BEGIN_SIZE, err, errlen) < 0)
+		return -EBADMSG;
+	m->kind = get_le32(b);
+	m->reserved = 0;
+	if (m->kind != VFT_EPOCH_INCR && m->kind != VFT_EPOCH_FULL)
+		return fail(err, errlen, "EPOCH_BEGIN kind %u is neither INCR (0) nor FULL (1)",
+		            m->kind);
+	return 0;
+}
+
+size_t vft_pages_size(uint32_t count)
+{
+	return 8 + (size_t)count * (8 + VFT_PAGE_SIZE);
+}
+
+size_t vft_pages_encode_head(uint8_t *out, uint32_t count, const uint64_t *pfns)
+{
+	put_le32(out, count);
+	put_le32(out + 4, 0);
+	for (uint32_t i = 0; i < count; i++)
+		put_le64(out + 8 + 8 * (size_t)i, pfns[i]);
+	return 8 + 8 * (size_t)count;
+}
+
+int vft_pages_decode(const void *p, size_t len, uint64_t max_pfn, struct vft_pages *m, char *err,
+                     size_t errlen)
+{
+	const uint8_t *b = p;
+	uint32_t count;
+	uint64_t prev = 0;
+
+	clear_err(err, errlen);
+	if (len < 8)
+		return fail(err, errlen, "PAGES payload of %zu bytes is shorter than its prefix",
+		            len);
+	count = get_le32(b);
+	if (count < 1 || count > VFT_BATCH_PAGES)
+		return fail(err, errlen, "PAGES count %u outside 1..%u", count, VFT_BATCH_PAGES);
+	if (len != vft_pages_size(count))
+		return fail(err, errlen, "PAGES payload of %zu bytes, %u pages need %zu", len,
+		            count, vft_pages_size(count));
+	m->count = count;
+	m->pfns_raw = b + 8;
+	m->data = b + 8 + 8 * (size_t)count;
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t pfn = vft_pages_pfn(m, i);
+
+		if (pfn >= max_pfn)
+			return fail(err, errlen, "PAGES pfn %llu at %u beyond the RAM (%llu pages)",
+			            (unsigned long long)pfn, i, (unsigned long long)max_pfn);
+		if (i > 0 && pfn <= prev)
+			return fail(err, errlen, "PAGES pfn %llu at %u does not follow %llu",
+			            (unsigned long long)pfn, i, (unsigned long long)prev);
+		prev = pfn;
+	}
+	return 0;
+}
+
+uint64_t vft_pages_pfn(const struct vft_pages *m, uint32_t i)
+{
+	return get_le64(m->pfns_raw + 8 * (size_t)i);
+}
+
+size_t vft_epoch_end_encode(uint8_t out[VFT_EPOCH_END_SIZE], const struct vft_epoch_end *m)
+{
+	put_le64(out, m->n_pages);
+	put_le64(out + 8, m->devstate_len);
+	put_le32(out + 16, m->n_frames);
+	put_le32(out + 20, 0);
+	return VFT_EPOCH_END_SIZE;
+}
+
+int vft_epoch_end_decode(const void *p, size_t len, struct vft_epoch_end *m, char *err,
+                         size_t errlen)
+{
+	const uint8_t *b = p;
+
+	if (want_len("EPOCH_END", len, VFT_EPOCH_END_SIZE, err, errlen) < 0)
+		return -EBADMSG;
+	m->n_pages = get_le64(b);
+	m->devstate_len = get_le64(b + 8);
+	m->n_frames = get_le32(b + 16);
+	m->reserved = 0;
+	return 0;
+}
+
+size_t vft_ack_encode(uint8_t out[VFT_ACK_SIZE], const struct vft_ack *m)
+{
+	put_le64(out, m->commit_us);
+	return VFT_ACK_SIZE;
+}
+
+int vft_ack_decode(const void *p, size_t len, struct vft_ack *m, char *err, size_t errlen)
+{
+	if (want_len("ACK", len, VFT_ACK_SIZE, err, errlen) < 0)
+		return -EBADMSG;
+	m->commit_us = get_le64(p);
+	return 0;
+}
+
+size_t vft_bye_encode(uint8_t out[VFT_BYE_SIZE], uint32_t reason)
+{
+	put_le32(out, reason);
+	return VFT_BYE_SIZE;
+}
+
+int vft_bye_decode(const void *p, size_t len, uint32_t *reason, char *err, size_t errlen)
+{
+	if (want_len("BYE", len, VFT_BYE_SIZE, err, errlen) < 0)
+		return -EBADMSG;
+	*reason = get_le32(p);
+	return 0;
+}
+
+/* ---- the backup's sequencing rules ---------------------------------------------------- */
+
+void vft_rx_init(struct vft_rx *rx)
+{
+	memset(rx, 0, sizeof(*rx));
+}
+
+static int rx_begin(struct vft_rx *rx, const struct vft_hdr *h, const void *payload,
+                    struct vft_rx_frame *out, char *err, size_t errlen)
+{
+	if (rx->open)
+		return fail(err, errlen, "EPOCH_BEGIN %llu while epoch %llu is open",
+		            (unsigned long long)h->epoch, (unsigned long long)rx->open_epoch);
+	if (vft_epoch_begin_decode(payload, h->length, &out->begin, err, errlen) < 0)
+		return -EBADMSG;
+	/* last_epoch 0 = nothing begun yet, since every epoch number is >= 1 */
+	if (rx->last_epoch == 0) {
+		if (out->begin.kind != VFT_EPOCH_FULL)
+			return fail(
+			        err, errlen,
+			        "first epoch %llu of the connection is incremental, must be full",
+			        (unsigned long long)h->epoch);
+		if (h->epoch == 0)
+			return fail(err, errlen, "epoch number 0 is reserved");
+	} else {
+		if (out->begin.kind != VFT_EPOCH_INCR)
+			return fail(err, errlen,
+			            "full epoch %llu after epoch %llu on the same connection",
+			            (unsigned long long)h->epoch,
+			            (unsigned long long)rx->last_epoch);
+		if (rx->last_epoch == UINT64_MAX || h->epoch != rx->last_epoch + 1)
+			return fail(err, errlen, "epoch %llu after epoch %llu, expected %llu",
+			            (unsigned long long)h->epoch,
+			            (unsigned long long)rx->last_epoch,
+			            (unsigned long long)rx->last_epoch + 1);
+	}
+	rx->open = true;
+	rx->open_kind = out->begin.kind;
+	rx->open_epoch = h->epoch;
+	rx->last_epoch = h->epoch;
+	rx->n_pages = 0;
+	rx->devstate_len = 0;
+	rx->n_frames = 0;
+	out->action = VFT_RX_BEGIN;
+	return 0;
+}
+
+/* PAGES, DEVSTATE and EPOCH_END belong to the open epoch */
+static int rx_in_epoch(const struct vft_rx *rx, const struct vft_hdr *h, char *err, size_t errlen)
+{
+	const char *name = vft_ftype_name(h->type);
+
+	if (!rx->open)
+		return fail(err, errlen, "%s for epoch %llu outside an epoch", name,
+		            (unsigned long long)h->epoch);
+	if (h->epoch != rx->open_epoch)
+		return fail(err, errlen, "%s for epoch %llu while epoch %llu is open", name,
+		            (unsigned long long)h->epoch, (unsigned long long)rx->open_epoch);
+	if (h->type != VFT_F_EPOCH_END && rx->n_frames == UINT32_MAX)
+		return fail(err, errlen, "epoch %llu has too many frames",
+		            (unsigned long long)h->epoch);
+	return 0;
+}
+
+static int rx_end(struct vft_rx *rx, const struct vft_hdr *h, const void *payload,
+                  struct vft_rx_frame *out, char *err, size_t errlen)
+{
+	const struct vft_epoch_end *e = &out->end;
+
+	if (vft_epoch_end_decode(payload, h->length, &out->end, err, errlen) < 0)
+		return -EBADMSG;
+	if (e->n_pages != rx->n_pages || e->devstate_len != rx->devstate_len ||
+	    e->n_frames != rx->n_frames)
+		return fail(err, errlen,
+		            "EPOCH_END %llu announces %llu pages, %llu device-state bytes in %u "
+		            "frames; received %llu, %llu in %u",
+		            (unsigned long long)h->epoch, (unsigned long long)e->n_pages,
+		            (unsigned long long)e->devstate_len, e->n_frames,
+		            (unsigned long long)rx->n_pages, (unsigned long long)rx->devstate_len,
+		            rx->n_frames);
+	/* a commit without device state could not be resumed from: the
+	 * backup's devices would not match its RAM */
+	if (rx->devstate_len == 0)
+		return fail(err, errlen, "epoch %llu carries no device state",
+		            (unsigned long long)h->epoch);
+	rx->open = false;
+	out->action = VFT_RX_END;
+	return 0;
+}
+
+int vft_rx_step(struct vft_rx *rx, const struct vft_hdr *h, const void *payload,
+                struct vft_rx_frame *out, char *err, size_t errlen)
+{
+	struct vft_rx_frame scratch;
+	const char *name = vft_ftype_name(h->type);
+
+	if (out == NULL)
+		out = &scratch;
+	memset(out, 0, sizeof(*out));
+	clear_err(err, errlen);
+	if (h->seq != rx->next_seq)
+		return fail(err, errlen, "%s with seq %u, expected %u", name, h->seq, rx->next_seq);
+	rx->next_seq++;
+
+	switch (h->type) {
+	case VFT_F_HELLO:
+	case VFT_F_PING:
+	case VFT_F_BYE:
+		if (h->epoch != 0)
+			return fail(err, errlen, "%s with epoch %llu, must be 0", name,
+			            (unsigned long long)h->epoch);
+		break;
+	case VFT_F_WELCOME:
+	case VFT_F_ACK:
+		return fail(err, errlen, "%s goes from the backup to the primary", name);
+	case VFT_F_EPOCH_BEGIN:
+	case VFT_F_PAGES:
+	case VFT_F_DEVSTATE:
+	case VFT_F_EPOCH_END:
+		if (!rx->hello_seen)
+			return fail(err, errlen, "%s before HELLO", name);
+		break;
+	default:
+		return fail(err, errlen, "unknown frame type %u", h->type);
+	}
+
+	switch (h->type) {
+	case VFT_F_HELLO:
+		if (rx->hello_seen)
+			return fail(err, errlen, "second HELLO on the connection");
+		if (vft_hello_decode(payload, h->length, &rx->hello, err, errlen) < 0)
+			return -EBADMSG;
+		rx->hello_seen = true;
+		rx->max_pfn = rx->hello.ram_size / VFT_PAGE_SIZE;
+		out->action = VFT_RX_HELLO;
+		return 0;
+	case VFT_F_PING:
+		if (h->length != 0)
+			return fail(err, errlen, "PING with %u payload bytes", h->length);
+		out->action = VFT_RX_NONE;
+		return 0;
+	case VFT_F_BYE:
+		if (vft_bye_decode(payload, h->length, &out->bye_reason, err, errlen) < 0)
+			return -EBADMSG;
+		out->action = VFT_RX_BYE;
+		return 0;
+	case VFT_F_EPOCH_BEGIN:
+		return rx_begin(rx, h, payload, out, err, errlen);
+	case VFT_F_PAGES:
+		if (rx_in_epoch(rx, h, err, errlen) < 0 ||
+		    vft_pages_decode(payload, h->length, rx->max_pfn, &out->pages, err, errlen) < 0)
+			return -EBADMSG;
+		rx->n_pages += out->pages.count;
+		rx->n_frames++;
+		out->action = VFT_RX_PAGES;
+		return 0;
+	case VFT_F_DEVSTATE:
+		if (rx_in_epoch(rx, h, err, errlen) < 0)
+			return -EBADMSG;
+		if (h->length < 1 || h->length > VFT_DEVSTATE_CHUNK)
+			return fail(err, errlen, "DEVSTATE length %u outside 1..%u", h->length,
+			            VFT_DEVSTATE_CHUNK);
+		out->dev = payload;
+		out->dev_len = h->length;
+		rx->devstate_len += h->length;
+		rx->n_frames++;
+		out->action = VFT_RX_DEVSTATE;
+		return 0;
+	default: /* VFT_F_EPOCH_END, the only type left */
+		if (rx_in_epoch(rx, h, err, errlen) < 0)
+			return -EBADMSG;
+		return rx_end(rx, h, payload, out, err, errlen);
+	}
+}

@@ -1,0 +1,207 @@
+/*
+ * vmft replication protocol: the frames a primary engine sends to its
+ * backup engine over TCP on the replication link, and the backup's answers.
+ *
+ * Every frame is a 32-byte header followed by `length` payload bytes. All
+ * integers are little-endian on the wire.
+ *
+ *   0  u32 magic    0x31544656 ("VFT1" read as bytes)
+ *   4  u16 version  VFT_PROTO_VERSION
+ *   6  u16 type     enum vft_ftype
+ *   8  u32 length   payload bytes (bounded per type, see vft_hdr_decode)
+ *  12  u32 seq      frame number on this connection: 0, 1, 2, ... per direction
+ *  16  u64 epoch    the epoch the frame belongs to (0 for HELLO/WELCOME/PING/BYE)
+ *  24  u64 check    XXH3-64 of header bytes 0..23 followed by the payload
+ *
+ * The checksum covers every batch (a PAGES frame is one batch), so a frame
+ * that was corrupted, truncated or spliced is never applied: the receiver
+ * drops the connection and the primary re-establishes it (full resync).
+ * This file is pure code (no I/O): the codec and the receiver's sequencing
+ * rules, so both are unit-tested and fuzzed as they run in the engine.
+ */
+#ifndef VFT_PROTO_H
+#define VFT_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define VFT_MAGIC 0x31544656u
+#define VFT_PROTO_VERSION 1
+#define VFT_HDR_SIZE 32
+#define VFT_PAGE_SIZE 4096u
+#define VFT_PAGE_SHIFT 12
+#define VFT_VM_NAME_MAX 64
+/* pages per PAGES frame: 1 MiB of page data plus their frame numbers */
+#define VFT_BATCH_PAGES 256u
+/* device-state bytes per DEVSTATE frame */
+#define VFT_DEVSTATE_CHUNK (1u << 20)
+#define VFT_MAX_PAYLOAD (8u + VFT_BATCH_PAGES * (8u + VFT_PAGE_SIZE))
+
+enum vft_ftype {
+	VFT_F_HELLO = 1,   /* P->B: who I am, RAM size */
+	VFT_F_WELCOME,     /* B->P: what I have committed */
+	VFT_F_EPOCH_BEGIN, /* P->B: an epoch starts (incremental or full sync) */
+	VFT_F_PAGES,       /* P->B: a batch of pages of the open epoch */
+	VFT_F_DEVSTATE,    /* P->B: a chunk of the epoch's device state */
+	VFT_F_EPOCH_END,   /* P->B: totals; the backup commits then acks */
+	VFT_F_ACK,         /* B->P: epoch committed */
+	VFT_F_PING,        /* either way: heartbeat, empty payload */
+	VFT_F_BYE,         /* either way: orderly close, with a reason */
+	VFT_F_COUNT
+};
+
+const char *vft_ftype_name(unsigned type); /* "HELLO", ...; "?" if unknown */
+
+struct vft_hdr {
+	uint16_t version;
+	uint16_t type;
+	uint32_t length;
+	uint32_t seq;
+	uint64_t epoch;
+	uint64_t check;
+};
+
+/* Fills out[] with the header of a frame whose payload is the concatenation
+ * of iov[0..iovcnt-1] (iovcnt 0 = empty payload); computes length and check. */
+void vft_hdr_encodev(uint8_t out[VFT_HDR_SIZE], uint16_t type, uint32_t seq, uint64_t epoch,
+                     const struct iovec *iov, int iovcnt);
+void vft_hdr_encode(uint8_t out[VFT_HDR_SIZE], uint16_t type, uint32_t seq, uint64_t epoch,
+                    const void *payload, uint32_t len);
+
+/* Parses and checks a header: magic, version (-EPROTONOSUPPORT for another
+ * version), known type, length within the type's bounds (exact for fixed-size
+ * payloads, 1..VFT_DEVSTATE_CHUNK for DEVSTATE, the PAGES formula for PAGES).
+ * Returns 0, -EBADMSG (garbage) or -EPROTONOSUPPORT; err gets a one-line
+ * reason. */
+int vft_hdr_decode(const uint8_t in[VFT_HDR_SIZE], struct vft_hdr *h, char *err, size_t errlen);
+
+/* Verifies the checksum of a decoded frame: 0 or -EBADMSG. */
+int vft_frame_verify(const uint8_t raw[VFT_HDR_SIZE], const struct vft_hdr *h, const void *payload);
+
+/* ---- payloads ---- (encode returns the payload length; decode returns 0 or
+ * -EBADMSG with a reason in err) */
+
+#define VFT_HELLO_SIZE 96
+struct vft_hello {
+	uint64_t session;     /* random per primary incarnation */
+	uint64_t ram_size;    /* bytes, multiple of VFT_PAGE_SIZE, > 0 */
+	uint64_t config_hash; /* hash of the machine definition: both sides must agree */
+	uint32_t page_size;   /* VFT_PAGE_SIZE */
+	uint32_t flags;
+	char vm[VFT_VM_NAME_MAX]; /* NUL-terminated, NUL-padded on the wire */
+};
+size_t vft_hello_encode(uint8_t out[VFT_HELLO_SIZE], const struct vft_hello *m);
+int vft_hello_decode(const void *p, size_t len, struct vft_hello *m, char *err, size_t errlen);
+
+#define VFT_WELCOME_SIZE 24
+struct vft_welcome {
+	uint64_t committed_epoch; /* 0 = nothing committed */
+	uint64_t committed_session;
+	uint32_t flags;
+	uint32_t reserved;
+};
+size_t vft_welcome_encode(uint8_t out[VFT_WELCOME_SIZE], const struct vft_welcome *m);
+int vft_welcome_decode(const void *p, size_t len, struct vft_welcome *m, char *err, size_t errlen);
+
+enum vft_epoch_kind { VFT_EPOCH_INCR = 0, VFT_EPOCH_FULL = 1 };
+#define VFT_EPOCH_BEGIN_SIZE 8
+struct vft_epoch_begin {
+	uint32_t kind; /* enum vft_epoch_kind */
+	uint32_t reserved;
+};
+size_t vft_epoch_begin_encode(uint8_t out[VFT_EPOCH_BEGIN_SIZE], const struct vft_epoch_begin *m);
+int vft_epoch_begin_decode(const void *p, size_t len, struct vft_epoch_begin *m, char *err,
+                           size_t errlen);
+
+/* PAGES payload: u32 count, u32 reserved, count x u64 pfn (strictly
+ * increasing), count x VFT_PAGE_SIZE bytes of page data in the same order. */
+size_t vft_pages_size(uint32_t count);
+/* Writes the 8-byte prefix + pfn list into out (8 + 8*count bytes); the page
+ * data is sent as a separate iovec. */
+size_t vft_pages_encode_head(uint8_t *out, uint32_t count, const uint64_t *pfns);
+struct vft_pages {
+	uint32_t count;
+	const uint8_t *pfns_raw; /* count little-endian u64; read with vft_pages_pfn */
+	const uint8_t *data;     /* count pages */
+};
+/* Checks 1 <= count <= VFT_BATCH_PAGES, the exact length, pfns strictly
+ * increasing and below max_pfn. */
+int vft_pages_decode(const void *p, size_t len, uint64_t max_pfn, struct vft_pages *m, char *err,
+                     size_t errlen);
+uint64_t vft_pages_pfn(const struct vft_pages *m, uint32_t i);
+
+#define VFT_EPOCH_END_SIZE 24
+struct vft_epoch_end {
+	uint64_t n_pages;      /* PAGES entries sent in this epoch */
+	uint64_t devstate_len; /* DEVSTATE bytes sent in this epoch */
+	uint32_t n_frames;     /* PAGES + DEVSTATE frames in this epoch */
+	uint32_t reserved;
+};
+size_t vft_epoch_end_encode(uint8_t out[VFT_EPOCH_END_SIZE], const struct vft_epoch_end *m);
+int vft_epoch_end_decode(const void *p, size_t len, struct vft_epoch_end *m, char *err,
+                         size_t errlen);
+
+#define VFT_ACK_SIZE 8
+struct vft_ack {
+	uint64_t commit_us; /* how long the backup took to commit */
+};
+size_t vft_ack_encode(uint8_t out[VFT_ACK_SIZE], const struct vft_ack *m);
+int vft_ack_decode(const void *p, size_t len, struct vft_ack *m, char *err, size_t errlen);
+
+#define VFT_BYE_SIZE 4
+size_t vft_bye_encode(uint8_t out[VFT_BYE_SIZE], uint32_t reason);
+int vft_bye_decode(const void *p, size_t len, uint32_t *reason, char *err, size_t errlen);
+
+/* ---- the backup's sequencing rules ---------------------------------------
+ * One per connection, fed every verified frame the primary sends, in order.
+ * It enforces: seq = previous + 1 (starting at 0); HELLO first and once;
+ * EPOCH_BEGIN only after HELLO and when no epoch is open; the first one on
+ * a connection is FULL (epoch >= 1, any number: a new primary session counts
+ * from its own start), every later one is INCR with epoch = last begun + 1
+ * (a primary never resumes incrementally on a new connection: what it sent
+ * but the backup did not commit is unknown, so it resyncs in full);
+ * PAGES/DEVSTATE only inside an open epoch and with its epoch number;
+ * EPOCH_END with the open epoch's number and totals equal to what was
+ * received; a FULL epoch carries a DEVSTATE; PING anywhere; WELCOME/ACK never
+ * (they go the other way). On a violation it returns -EBADMSG with a reason
+ * and the connection must be dropped. */
+enum vft_rx_action {
+	VFT_RX_NONE = 0, /* nothing to do (PING) */
+	VFT_RX_HELLO,    /* answer with WELCOME */
+	VFT_RX_BEGIN,    /* start staging epoch h->epoch (kind in begin) */
+	VFT_RX_PAGES,    /* stage the pages */
+	VFT_RX_DEVSTATE, /* stage the device-state chunk */
+	VFT_RX_END,      /* commit the epoch, then ACK it */
+	VFT_RX_BYE,      /* peer closes */
+};
+struct vft_rx {
+	uint32_t next_seq;
+	bool hello_seen;
+	bool open;
+	uint32_t open_kind;
+	uint64_t open_epoch;
+	uint64_t last_epoch; /* last epoch begun */
+	uint64_t n_pages, devstate_len;
+	uint32_t n_frames;
+	uint64_t max_pfn; /* from HELLO: ram_size / VFT_PAGE_SIZE */
+	struct vft_hello hello;
+};
+void vft_rx_init(struct vft_rx *rx);
+/* Called with a header already accepted by vft_hdr_decode and
+ * vft_frame_verify. Fills the decoded payload of the action (one of the
+ * out-parameters, the others may be NULL for frames that cannot carry them). */
+struct vft_rx_frame {
+	enum vft_rx_action action;
+	struct vft_epoch_begin begin;
+	struct vft_pages pages;
+	const uint8_t *dev;
+	size_t dev_len;
+	struct vft_epoch_end end;
+	uint32_t bye_reason;
+};
+int vft_rx_step(struct vft_rx *rx, const struct vft_hdr *h, const void *payload,
+                struct vft_rx_frame *out, char *err, size_t errlen);
+
+#endif

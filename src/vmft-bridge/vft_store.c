@@ -1,0 +1,1193 @@
+/*
+ * vmft backup store: see vft_store.h.
+ *
+ * Every integer is little-endian, whatever the host: a store survives a
+ * rebuild and can be inspected from anywhere.
+ *
+ * state:
+ *    0  "VFTSTAT1"
+ *    8  u32 version (1), u32 zero
+ *   16  u64 gen, u64 epoch, u64 session, u64 ram_size, u64 devstate_len
+ *   56  devstate_len bytes of device state
+ *    .  u64 XXH3-64 of every byte before it
+ *
+ * redo:
+ *    0  "VFTREDO1"
+ *    8  u64 gen, u64 epoch, u64 session, u64 n_pages, u64 devstate_len
+ *   48  n_pages records {u64 pfn, 4096 bytes of page}, in the order received
+ *       (a page sent twice is applied twice: the last one wins)
+ *    .  devstate_len bytes of device state
+ *    .  trailer {u64 XXH3-64, "VFTREDOZ"}
+ * The checksum covers the records, the device state and then the header, in
+ * that order: records are hashed as they are staged (no second pass over
+ * them before the commit), the header's counts are known only at commit.
+ *
+ * Nothing here logs but vft_store_open(): the other calls run on the
+ * engine's receiver thread, which reports through the caller's return codes.
+ */
+#include "config.h"
+
+#include "vft_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#define AF_LOG_SS AF_SS_VMFT
+#include "af_log.h"
+#include "af_util.h"
+
+#define PAGE_SIZE_ 4096u
+#define MAX_DEVSTATE (64u << 20) /* bytes: a device state beyond this is a bug */
+
+#define STATE_MAGIC "VFTSTAT1"
+#define STATE_VERSION 1u
+#define STATE_HDR 56u
+
+#define REDO_MAGIC "VFTREDO1"
+#define REDO_END_MAGIC "VFTREDOZ"
+#define REDO_HDR 48u
+#define REDO_REC (8u + PAGE_SIZE_)
+#define REDO_TRAILER 16u
+
+/* Records read back per pread when a redo is verified or applied, and
+ * records written per pwritev when an epoch is staged (IOV_MAX is 1024). */
+#define CHUNK_RECS 64u
+#define STAGE_BATCH 256u
+
+/* dir + "/ram." + 20 digits + NUL must fit vft_store_info.ram_path. */
+#define DIR_MAX (sizeof(((struct vft_store_info *)0)->ram_path) - 32)
+
+enum stage { ST_NONE = 0, ST_FULL, ST_INCR };
+
+struct vft_store {
+	char dir[DIR_MAX];
+	int dir_fd;
+	uint64_t ram_size;
+	uint64_t n_ram_pages;
+
+	/* the committed epoch */
+	uint64_t gen, epoch, session;
+	int ram_fd; /* ram.<gen>, -1 while gen is 0 */
+	uint8_t *devstate;
+	size_t devstate_len, devstate_cap;
+
+	/* the staged epoch */
+	enum stage stage;
+	uint64_t st_session, st_epoch;
+	int st_fd;         /* FULL: ram.<gen+1>; INCR: redo.tmp */
+	uint64_t st_off;   /* INCR: where the next record goes */
+	uint64_t st_pages; /* INCR: records written */
+	uint8_t *st_dev;   /* swapped with devstate on commit: no copy */
+	size_t st_dev_len, st_dev_cap;
+
+	XXH3_state_t *hash; /* the staged redo's running checksum */
+	uint8_t *iobuf;     /* CHUNK_RECS records */
+	int crash_point;
+	bool dead; /* a commit stopped half-way: only close is left */
+};
+
+struct state_hdr {
+	uint64_t gen, epoch, session, ram_size, devstate_len;
+};
+
+struct redo_hdr {
+	uint64_t gen, epoch, session, n_pages, devstate_len;
+};
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static AF_PRINTF(3, 4) void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Writes iov[0..cnt) at off; iov is consumed (a short write advances it). */
+static int pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	while (cnt > 0) {
+		ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		off += (uint64_t)n;
+		while (cnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+/* Sizes are checked against fstat before reading: an early end of file means
+ * the file changed under us, an I/O error rather than corruption. */
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int unlink_at(struct vft_store *s, const char *name)
+{
+	if (unlinkat(s->dir_fd, name, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static void ram_name(char *buf, size_t len, uint64_t gen)
+{
+	snprintf(buf, len, "ram.%llu", (unsigned long long)gen);
+}
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+	size_t n = *cap ? *cap : 65536;
+	uint8_t *p;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	if (n > MAX_DEVSTATE)
+		n = MAX_DEVSTATE;
+	p = realloc(*buf, n);
+	if (p == NULL)
+		return -ENOMEM;
+	*buf = p;
+	*cap = n;
+	return 0;
+}
+
+/* Makes the committed device state dev[0..len) (taking the buffer). */
+static void set_devstate(struct vft_store *s, uint8_t **dev, size_t *len, size_t *cap)
+{
+	uint8_t *old = s->devstate;
+	size_t old_cap = s->devstate_cap;
+
+	s->devstate = *dev;
+	s->devstate_len = *len;
+	s->devstate_cap = *cap;
+	*dev = old;
+	*len = 0;
+	*cap = old_cap;
+}
+
+/* ---- state ------------------------------------------------------------------------------ */
+
+/* Writes state.tmp and syncs it; state.tmp is removed on failure. */
+static int state_write_tmp(struct vft_store *s, uint64_t gen, uint64_t epoch, uint64_t session,
+                           const uint8_t *dev, size_t dev_len)
+{
+	uint8_t hdr[STATE_HDR], sum[8];
+	int fd, rc;
+
+	memcpy(hdr, STATE_MAGIC, 8);
+	put_le32(hdr + 8, STATE_VERSION);
+	put_le32(hdr + 12, 0);
+	put_le64(hdr + 16, gen);
+	put_le64(hdr + 24, epoch);
+	put_le64(hdr + 32, session);
+	put_le64(hdr + 40, s->ram_size);
+	put_le64(hdr + 48, dev_len);
+	if (XXH3_64bits_reset(s->hash) != XXH_OK ||
+	    XXH3_64bits_update(s->hash, hdr, STATE_HDR) != XXH_OK ||
+	    XXH3_64bits_update(s->hash, dev, dev_len) != XXH_OK)
+		return -EINVAL;
+	put_le64(sum, XXH3_64bits_digest(s->hash));
+
+	fd = openat(s->dir_fd, "state.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if ((rc = pwrite_all(fd, hdr, STATE_HDR, 0)) < 0 ||
+	    (rc = pwrite_all(fd, dev, dev_len, STATE_HDR)) < 0 ||
+	    (rc = pwrite_all(fd, sum, sizeof(sum), STATE_HDR + dev_len)) < 0)
+		goto fail;
+	if (fsync(fd) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		rc = -errno;
+		goto fail;
+	}
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink_at(s, "state.tmp");
+	return rc;
+}
+
+/* Replaces state by state.tmp. Past the rename the new state is the
+ * committed one even if the directory's sync then fails. */
+static int state_install(struct vft_store *s, bool *renamed)
+{
+	*renamed = false;
+	if (renameat(s->dir_fd, "state.tmp", s->dir_fd, "state") < 0)
+		return -errno;
+	*renamed = true;
+	if (fsync(s->dir_fd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Reads state: 0 and *dev (malloc'd), -ENOENT when there is none, 1 when it
+ * is corrupt (why says why), or -errno. */
+static int state_read(struct vft_store *s, struct state_hdr *h, uint8_t **dev, char *why,
+                      size_t whylen)
+{
+	uint8_t hdr[STATE_HDR], sum[8];
+	struct stat st;
+	uint8_t *buf = NULL;
+	int fd, rc;
+
+	*dev = NULL;
+	fd = openat(s->dir_fd, "state", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = 1;
+	if ((uint64_t)st.st_size < STATE_HDR + 8) {
+		set_err(why, whylen, "%lld bytes, too short", (long long)st.st_size);
+		goto out;
+	}
+	if ((rc = pread_all(fd, hdr, STATE_HDR, 0)) < 0)
+		goto out;
+	rc = 1;
+	if (memcmp(hdr, STATE_MAGIC, 8) != 0) {
+		set_err(why, whylen, "bad magic");
+		goto out;
+	}
+	if (get_le32(hdr + 8) != STATE_VERSION) {
+		set_err(why, whylen, "version %u, not %u", get_le32(hdr + 8), STATE_VERSION);
+		goto out;
+	}
+	h->gen = get_le64(hdr + 16);
+	h->epoch = get_le64(hdr + 24);
+	h->session = get_le64(hdr + 32);
+	h->ram_size = get_le64(hdr + 40);
+	h->devstate_len = get_le64(hdr + 48);
+	if (h->devstate_len > MAX_DEVSTATE ||
+	    (uint64_t)st.st_size != STATE_HDR + h->devstate_len + 8) {
+		set_err(why, whylen, "%lld bytes for a device state of %llu", (long long)st.st_size,
+		        (unsigned long long)h->devstate_len);
+		goto out;
+	}
+	buf = malloc(h->devstate_len ? h->devstate_len : 1);
+	if (buf == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = pread_all(fd, buf, h->devstate_len, STATE_HDR)) < 0 ||
+	    (rc = pread_all(fd, sum, 8, STATE_HDR + h->devstate_len)) < 0)
+		goto out;
+	rc = 1;
+	if (XXH3_64bits_reset(s->hash) != XXH_OK ||
+	    XXH3_64bits_update(s->hash, hdr, STATE_HDR) != XXH_OK ||
+	    XXH3_64bits_update(s->hash, buf, h->devstate_len) != XXH_OK) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if (XXH3_64bits_digest(s->hash) != get_le64(sum)) {
+		set_err(why, whylen, "checksum mismatch");
+		goto out;
+	}
+	/* Checksummed but impossible: a bug wrote it; trust nothing in it. */
+	if (h->gen == 0 || h->epoch == 0 || h->ram_size == 0 || h->ram_size % PAGE_SIZE_) {
+		set_err(why, whylen, "gen %llu epoch %llu ram_size %llu",
+		        (unsigned long long)h->gen, (unsigned long long)h->epoch,
+		        (unsigned long long)h->ram_size);
+		goto out;
+	}
+	*dev = buf;
+	buf = NULL;
+	rc = 0;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+/* ---- redo ------------------------------------------------------------------------------- */
+
+static void redo_hdr_encode(uint8_t out[REDO_HDR], const struct redo_hdr *h)
+{
+	memcpy(out, REDO_MAGIC, 8);
+	put_le64(out + 8, h->gen);
+	put_le64(out + 16, h->epoch);
+	put_le64(out + 24, h->session);
+	put_le64(out + 32, h->n_pages);
+	put_le64(out + 40, h->devstate_len);
+}
+
+/* Checks a redo from end to end: 0 with *h and *dev (malloc'd), 1 when it is
+ * incomplete or corrupt (why says why), or -errno. */
+static int redo_verify(struct vft_store *s, int fd, struct redo_hdr *h, uint8_t **dev, char *why,
+                       size_t whylen)
+{
+	uint8_t hdr[REDO_HDR], trl[REDO_TRAILER];
+	uint8_t *buf = NULL;
+	struct stat st;
+	uint64_t size, off;
+	int rc;
+
+	*dev = NULL;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	size = (uint64_t)st.st_size;
+	if (size < REDO_HDR + REDO_TRAILER) {
+		set_err(why, whylen, "%llu bytes, truncated", (unsigned long long)size);
+		return 1;
+	}
+	if ((rc = pread_all(fd, hdr, REDO_HDR, 0)) < 0)
+		return rc;
+	if (memcmp(hdr, REDO_MAGIC, 8) != 0) {
+		set_err(why, whylen, "bad magic");
+		return 1;
+	}
+	h->gen = get_le64(hdr + 8);
+	h->epoch = get_le64(hdr + 16);
+	h->session = get_le64(hdr + 24);
+	h->n_pages = get_le64(hdr + 32);
+	h->devstate_len = get_le64(hdr + 40);
+	if (h->devstate_len > MAX_DEVSTATE ||
+	    h->n_pages > (size - REDO_HDR - REDO_TRAILER) / REDO_REC ||
+	    size != REDO_HDR + h->n_pages * REDO_REC + h->devstate_len + REDO_TRAILER) {
+		set_err(why, whylen, "%llu bytes for %llu pages and a device state of %llu",
+		        (unsigned long long)size, (unsigned long long)h->n_pages,
+		        (unsigned long long)h->devstate_len);
+		return 1;
+	}
+	if (XXH3_64bits_reset(s->hash) != XXH_OK)
+		return -EINVAL;
+	off = REDO_HDR;
+	for (uint64_t done = 0; done < h->n_pages;) {
+		uint64_t n = h->n_pages - done < CHUNK_RECS ? h->n_pages - done : CHUNK_RECS;
+
+		if ((rc = pread_all(fd, s->iobuf, n * REDO_REC, off)) < 0)
+			return rc;
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t pfn = get_le64(s->iobuf + i * REDO_REC);
+
+			if (pfn >= s->n_ram_pages) {
+				set_err(why, whylen, "page %llu beyond the RAM",
+				        (unsigned long long)pfn);
+				return 1;
+			}
+		}
+		if (XXH3_64bits_update(s->hash, s->iobuf, n * REDO_REC) != XXH_OK)
+			return -EINVAL;
+		done += n;
+		off += n * REDO_REC;
+	}
+	buf = malloc(h->devstate_len ? h->devstate_len : 1);
+	if (buf == NULL)
+		return -ENOMEM;
+	if ((rc = pread_all(fd, buf, h->devstate_len, off)) < 0 ||
+	    (rc = pread_all(fd, trl, REDO_TRAILER, off + h->devstate_len)) < 0)
+		goto fail;
+	if (XXH3_64bits_update(s->hash, buf, h->devstate_len) != XXH_OK ||
+	    XXH3_64bits_update(s->hash, hdr, REDO_HDR) != XXH_OK) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	rc = 1;
+	if (memcmp(trl + 8, REDO_END_MAGIC, 8) != 0) {
+		set_err(why, whylen, "bad trailer");
+		goto fail;
+	}
+	if (get_le64(trl) != XXH3_64bits_digest(s->hash)) {
+		set_err(why, whylen, "checksum mismatch");
+		goto fail;
+	}
+	*dev = buf;
+	return 0;
+fail:
+	free(buf);
+	return rc;
+}
+
+/* Writes the n_pages records of the redo open as fd into ram.<gen>.
+ * Idempotent: a crash half-way is repaired by applying it again. */
+static int redo_apply(struct vft_store *s, int fd, uint64_t n_pages)
+{
+	uint64_t off = REDO_HDR;
+	int rc;
+
+	for (uint64_t done = 0; done < n_pages;) {
+		uint64_t n = n_pages - done < CHUNK_RECS ? n_pages - done : CHUNK_RECS;
+
+		if ((rc = pread_all(fd, s->iobuf, n * REDO_REC, off)) < 0)
+			return rc;
+		for (uint64_t i = 0; i < n; i++) {
+			const uint8_t *rec = s->iobuf + i * REDO_REC;
+			uint64_t pfn = get_le64(rec);
+
+			if (pfn >= s->n_ram_pages)
+				return -ERANGE;
+			if ((rc = pwrite_all(s->ram_fd, rec + 8, PAGE_SIZE_, pfn * PAGE_SIZE_)) < 0)
+				return rc;
+		}
+		done += n;
+		off += n * REDO_REC;
+	}
+	return 0;
+}
+
+/* ---- open and recovery ----------------------------------------------------------------- */
+
+static int mkdir_p(const char *dir)
+{
+	char path[DIR_MAX];
+	struct stat st;
+
+	if (af_strlcpy(path, dir, sizeof(path)) >= sizeof(path))
+		return -ENAMETOOLONG;
+	for (char *p = path + 1;; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*p = '\0';
+		/* mkdir may say EACCES or EROFS for a directory that exists. */
+		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+			int e = errno;
+
+			if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+				return -e;
+		}
+		*p = c;
+		if (c == '\0')
+			return 0;
+	}
+}
+
+/* Forgets the committed epoch: state first, so that no moment leaves a state
+ * naming a RAM file that is gone. */
+static int discard_committed(struct vft_store *s)
+{
+	int rc = unlink_at(s, "state");
+
+	if (s->ram_fd >= 0)
+		close(s->ram_fd);
+	s->ram_fd = -1;
+	s->gen = s->epoch = s->session = 0;
+	s->devstate_len = 0;
+	return rc;
+}
+
+/* Removes every ram.* but the committed generation's. */
+static int remove_stale_ram(struct vft_store *s, char *err, size_t errlen)
+{
+	char keep[32];
+	struct dirent *e;
+	DIR *d;
+	int fd, rc = 0;
+
+	keep[0] = '\0';
+	if (s->gen)
+		ram_name(keep, sizeof(keep), s->gen);
+	fd = openat(s->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		set_err(err, errlen, "cannot list %s: %s", s->dir, strerror(-rc));
+		return rc;
+	}
+	while ((errno = 0, e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "ram.", 4) != 0 || strcmp(e->d_name, keep) == 0)
+			continue;
+		if (unlinkat(s->dir_fd, e->d_name, 0) < 0 && errno != ENOENT) {
+			rc = -errno;
+			set_err(err, errlen, "cannot remove %s/%s: %s", s->dir, e->d_name,
+			        strerror(errno));
+			break;
+		}
+		af_info("vmft store %s: removed %s (not the committed generation)", s->dir,
+		        e->d_name);
+	}
+	if (rc == 0 && errno != 0) {
+		rc = -errno;
+		set_err(err, errlen, "cannot list %s: %s", s->dir, strerror(errno));
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Opens ram.<gen> of a readable state, or says why it does not match. */
+static int open_committed_ram(struct vft_store *s, uint64_t gen, char *why, size_t whylen)
+{
+	char name[32];
+	struct stat st;
+	int fd;
+
+	ram_name(name, sizeof(name), gen);
+	fd = openat(s->dir_fd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		set_err(why, whylen, "%s is missing", name);
+		return 1;
+	}
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	if ((uint64_t)st.st_size != s->ram_size) {
+		set_err(why, whylen, "%s is %lld bytes, not %llu", name, (long long)st.st_size,
+		        (unsigned long long)s->ram_size);
+		close(fd);
+		return 1;
+	}
+	s->ram_fd = fd;
+	return 0;
+}
+
+/* A complete redo that follows the committed epoch is re-applied (the crash
+ * came after its commit's point of no return); any other is dropped. */
+static int recover_redo(struct vft_store *s, char *err, size_t errlen)
+{
+	char why[160];
+	struct redo_hdr h = {0};
+	uint8_t *dev = NULL;
+	size_t dev_len, dev_cap;
+	bool renamed;
+	int fd, rc;
+
+	fd = openat(s->dir_fd, "redo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0) {
+		rc = -errno;
+		set_err(err, errlen, "cannot open %s/redo: %s", s->dir, strerror(-rc));
+		return rc;
+	}
+	if (s->gen == 0) {
+		af_warn("vmft store %s: redo discarded: nothing committed to apply it to", s->dir);
+		goto drop;
+	}
+	rc = redo_verify(s, fd, &h, &dev, why, sizeof(why));
+	if (rc < 0) {
+		set_err(err, errlen, "cannot read %s/redo: %s", s->dir, strerror(-rc));
+		goto out;
+	}
+	if (rc > 0) {
+		af_warn("vmft store %s: redo discarded: %s", s->dir, why);
+		goto drop;
+	}
+	if (h.gen == s->gen && h.session == s->session && h.epoch == s->epoch) {
+		/* the crash came between the state's rename and the redo's unlink */
+		af_info("vmft store %s: redo of epoch %llu already applied", s->dir,
+		        (unsigned long long)h.epoch);
+		goto drop;
+	}
+	if (h.gen != s->gen || h.session != s->session || h.epoch != s->epoch + 1) {
+		af_warn("vmft store %s: redo of gen %llu session %llu epoch %llu discarded: the "
+		        "committed epoch is gen %llu session %llu epoch %llu",
+		        s->dir, (unsigned long long)h.gen, (unsigned long long)h.session,
+		        (unsigned long long)h.epoch, (unsigned long long)s->gen,
+		        (unsigned long long)s->session, (unsigned long long)s->epoch);
+		goto drop;
+	}
+	if ((rc = redo_apply(s, fd, h.n_pages)) == 0 && fsync(s->ram_fd) < 0)
+		rc = -errno;
+	if (rc == 0 &&
+	    (rc = state_write_tmp(s, s->gen, h.epoch, h.session, dev, h.devstate_len)) == 0)
+		rc = state_install(s, &renamed);
+	if (rc < 0) {
+		set_err(err, errlen, "cannot re-apply %s/redo: %s", s->dir, strerror(-rc));
+		goto out;
+	}
+	dev_len = h.devstate_len;
+	dev_cap = h.devstate_len;
+	set_devstate(s, &dev, &dev_len, &dev_cap);
+	s->epoch = h.epoch;
+	af_info("vmft store %s: redo of epoch %llu re-applied (%llu pages)", s->dir,
+	        (unsigned long long)h.epoch, (unsigned long long)h.n_pages);
+drop:
+	rc = unlink_at(s, "redo");
+	if (rc < 0)
+		set_err(err, errlen, "cannot remove %s/redo: %s", s->dir, strerror(-rc));
+out:
+	free(dev);
+	close(fd);
+	return rc;
+}
+
+static int recover(struct vft_store *s, char *err, size_t errlen)
+{
+	char why[160];
+	struct state_hdr h = {0};
+	uint8_t *dev = NULL;
+	size_t dev_len, dev_cap;
+	int rc;
+
+	/* incomplete by definition: their commit never reached its rename */
+	if ((rc = unlink_at(s, "redo.tmp")) < 0 || (rc = unlink_at(s, "state.tmp")) < 0) {
+		set_err(err, errlen, "cannot clean %s: %s", s->dir, strerror(-rc));
+		return rc;
+	}
+	rc = state_read(s, &h, &dev, why, sizeof(why));
+	if (rc < 0 && rc != -ENOENT) {
+		set_err(err, errlen, "cannot read %s/state: %s", s->dir, strerror(-rc));
+		return rc;
+	}
+	if (rc > 0) {
+		af_err("vmft store %s: state corrupt (%s): nothing committed", s->dir, why);
+	} else if (rc == 0 && h.ram_size != s->ram_size) {
+		af_warn("vmft store %s: committed image of %llu bytes discarded: the VM has %llu",
+		        s->dir, (unsigned long long)h.ram_size, (unsigned long long)s->ram_size);
+		rc = 1;
+	} else if (rc == 0) {
+		rc = open_committed_ram(s, h.gen, why, sizeof(why));
+		if (rc < 0) {
+			set_err(err, errlen, "cannot open %s/ram.%llu: %s", s->dir,
+			        (unsigned long long)h.gen, strerror(-rc));
+			free(dev);
+			return rc;
+		}
+		if (rc > 0)
+			af_err("vmft store %s: %s: nothing committed", s->dir, why);
+	}
+	if (rc == 0) {
+		s->gen = h.gen;
+		s->epoch = h.epoch;
+		s->session = h.session;
+		dev_len = h.devstate_len;
+		dev_cap = h.devstate_len;
+		set_devstate(s, &dev, &dev_len, &dev_cap);
+	} else if (rc > 0 && (rc = discard_committed(s)) < 0) {
+		set_err(err, errlen, "cannot remove %s/state: %s", s->dir, strerror(-rc));
+		free(dev);
+		return rc;
+	}
+	free(dev);
+	if ((rc = recover_redo(s, err, errlen)) < 0 || (rc = remove_stale_ram(s, err, errlen)) < 0)
+		return rc;
+	if (fsync(s->dir_fd) < 0) {
+		rc = -errno;
+		set_err(err, errlen, "cannot sync %s: %s", s->dir, strerror(-rc));
+		return rc;
+	}
+	if (s->gen)
+		af_info("vmft store %s: committed gen %llu epoch %llu session %llu", s->dir,
+		        (unsigned long long)s->gen, (unsigned long long)s->epoch,
+		        (unsigned long long)s->session);
+	return 0;
+}
+
+int vft_store_open(struct vft_store **out, const char *dir, uint64_t ram_size, char *err,
+                   size_t errlen)
+{
+	struct vft_store *s;
+	size_t len;
+	int rc;
+
+	set_err(err, errlen, "%s", "");
+	if (out != NULL)
+		*out = NULL;
+	if (out == NULL || dir == NULL || dir[0] == '\0') {
+		set_err(err, errlen, "no store directory");
+		return -EINVAL;
+	}
+	if (ram_size == 0 || ram_size % PAGE_SIZE_ != 0) {
+		set_err(err, errlen, "RAM size %llu is not a positive multiple of %u",
+		        (unsigned long long)ram_size, PAGE_SIZE_);
+		return -EINVAL;
+	}
+	len = strlen(dir);
+	if (len >= DIR_MAX) {
+		set_err(err, errlen, "store directory name too long");
+		return -ENAMETOOLONG;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		set_err(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->dir_fd = s->ram_fd = s->st_fd = -1;
+	memcpy(s->dir, dir, len + 1);
+	while (len > 1 && s->dir[len - 1] == '/')
+		s->dir[--len] = '\0'; /* ram_path reads "dir/ram.N" */
+	s->ram_size = ram_size;
+	s->n_ram_pages = ram_size / PAGE_SIZE_;
+	s->hash = XXH3_createState();
+	s->iobuf = malloc(CHUNK_RECS * REDO_REC);
+	if (s->hash == NULL || s->iobuf == NULL) {
+		rc = -ENOMEM;
+		set_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((rc = mkdir_p(s->dir)) < 0) {
+		set_err(err, errlen, "cannot create %s: %s", s->dir, strerror(-rc));
+		goto fail;
+	}
+	s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dir_fd < 0) {
+		rc = -errno;
+		set_err(err, errlen, "cannot open %s: %s", s->dir, strerror(-rc));
+		goto fail;
+	}
+	if ((rc = recover(s, err, errlen)) < 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	vft_store_close(s);
+	return rc;
+}
+
+/* ---- staging ---------------------------------------------------------------------------- */
+
+/* Drops the staged epoch; its file is removed unless a crash is simulated. */
+static void stage_discard(struct vft_store *s, bool remove)
+{
+	char name[32];
+
+	if (s->st_fd >= 0)
+		close(s->st_fd);
+	s->st_fd = -1;
+	if (remove && s->stage == ST_FULL) {
+		ram_name(name, sizeof(name), s->gen + 1);
+		unlink_at(s, name);
+	} else if (remove && s->stage == ST_INCR) {
+		unlink_at(s, "redo.tmp");
+	}
+	s->stage = ST_NONE;
+	s->st_dev_len = 0;
+}
+
+/* The commit stops as a killed process would: files stay as they are. */
+static int crashed(struct vft_store *s)
+{
+	stage_discard(s, false);
+	s->dead = true;
+	s->crash_point = 0;
+	return -EINTR;
+}
+
+static bool crash_here(const struct vft_store *s, int point)
+{
+	return s->crash_point == point;
+}
+
+void vft_store_close(struct vft_store *s)
+{
+	if (s == NULL)
+		return;
+	stage_discard(s, !s->dead && s->dir_fd >= 0);
+	if (s->ram_fd >= 0)
+		close(s->ram_fd);
+	if (s->dir_fd >= 0)
+		close(s->dir_fd);
+	XXH3_freeState(s->hash);
+	free(s->iobuf);
+	free(s->devstate);
+	free(s->st_dev);
+	free(s);
+}
+
+void vft_store_info(const struct vft_store *s, struct vft_store_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->gen = s->gen;
+	info->epoch = s->epoch;
+	info->session = s->session;
+	info->ram_size = s->ram_size;
+	info->devstate_len = s->devstate_len;
+	if (s->gen)
+		snprintf(info->ram_path, sizeof(info->ram_path), "%s/ram.%llu", s->dir,
+		         (unsigned long long)s->gen);
+}
+
+const void *vft_store_devstate(const struct vft_store *s, size_t *len)
+{
+	*len = s->devstate_len;
+	return s->devstate;
+}
+
+int vft_store_begin(struct vft_store *s, uint64_t session, uint64_t epoch, bool full)
+{
+	char name[32];
+	int fd, rc;
+
+	if (s->dead)
+		return -EIO;
+	stage_discard(s, true);
+	if (epoch == 0)
+		return -EINVAL;
+	if (!full) {
+		if (s->gen == 0)
+			return -ENOENT;
+		if (session != s->session)
+			return -ESTALE;
+		/* recovery re-applies a redo only to the epoch before it */
+		if (epoch != s->epoch + 1)
+			return -EINVAL;
+		fd = openat(s->dir_fd, "redo.tmp", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		if (XXH3_64bits_reset(s->hash) != XXH_OK) {
+			close(fd);
+			unlink_at(s, "redo.tmp");
+			return -EINVAL;
+		}
+		s->st_off = REDO_HDR;
+		s->st_pages = 0;
+		s->stage = ST_INCR;
+	} else {
+		ram_name(name, sizeof(name), s->gen + 1);
+		fd = openat(s->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		if (ftruncate(fd, (off_t)s->ram_size) < 0) {
+			rc = -errno;
+			close(fd);
+			unlink_at(s, name);
+			return rc;
+		}
+		s->stage = ST_FULL;
+	}
+	s->st_fd = fd;
+	s->st_session = session;
+	s->st_epoch = epoch;
+	return 0;
+}
+
+/* FULL: straight into the new RAM file, a run of consecutive pages at once. */
+static int put_full(struct vft_store *s, uint32_t count, const uint64_t *pfns, const uint8_t *pages)
+{
+	int rc;
+
+	for (uint32_t i = 0; i < count;) {
+		uint32_t n = 1;
+
+		while (i + n < count && pfns[i + n] == pfns[i] + n)
+			n++;
+		rc = pwrite_all(s->st_fd, pages + (size_t)i * PAGE_SIZE_, (size_t)n * PAGE_SIZE_,
+		                pfns[i] * PAGE_SIZE_);
+		if (rc < 0)
+			return rc;
+		i += n;
+	}
+	return 0;
+}
+
+/* INCR: appended to redo.tmp as {pfn, page} records, hashed on the way. */
+static int put_incr(struct vft_store *s, uint32_t count, const uint64_t *pfns, const uint8_t *pages)
+{
+	uint8_t le[STAGE_BATCH][8];
+	struct iovec iov[2 * STAGE_BATCH];
+	int rc;
+
+	for (uint32_t i = 0; i < count;) {
+		uint32_t n = count - i < STAGE_BATCH ? count - i : STAGE_BATCH;
+
+		for (uint32_t k = 0; k < n; k++) {
+			const uint8_t *page = pages + (size_t)(i + k) * PAGE_SIZE_;
+
+			put_le64(le[k], pfns[i + k]);
+			iov[2 * k].iov_base = le[k];
+			iov[2 * k].iov_len = 8;
+			iov[2 * k + 1].iov_base = (void *)page;
+			iov[2 * k + 1].iov_len = PAGE_SIZE_;
+			if (XXH3_64bits_update(s->hash, le[k], 8) != XXH_OK ||
+			    XXH3_64bits_update(s->hash, page, PAGE_SIZE_) != XXH_OK)
+				return -EINVAL;
+		}
+		if ((rc = pwritev_all(s->st_fd, iov, (int)(2 * n), s->st_off)) < 0)
+			return rc;
+		s->st_off += (uint64_t)n * REDO_REC;
+		s->st_pages += n;
+		i += n;
+	}
+	return 0;
+}
+
+int vft_store_put_pages(struct vft_store *s, uint32_t count, const uint64_t *pfns,
+                        const void *pages)
+{
+	int rc;
+
+	if (s->dead)
+		return -EIO;
+	if (s->stage == ST_NONE || (count > 0 && (pfns == NULL || pages == NULL)))
+		return -EINVAL;
+	/* all checked first: a refused batch leaves the staging as it was */
+	for (uint32_t i = 0; i < count; i++) {
+		if (pfns[i] >= s->n_ram_pages)
+			return -ERANGE;
+	}
+	rc = s->stage == ST_FULL ? put_full(s, count, pfns, pages)
+	                         : put_incr(s, count, pfns, pages);
+	if (rc < 0)
+		stage_discard(s, true); /* part of the batch may be written */
+	return rc;
+}
+
+int vft_store_put_devstate(struct vft_store *s, const void *buf, size_t len)
+{
+	int rc;
+
+	if (s->dead)
+		return -EIO;
+	if (s->stage == ST_NONE || (len > 0 && buf == NULL))
+		return -EINVAL;
+	if (len > MAX_DEVSTATE - s->st_dev_len)
+		return -EFBIG;
+	if ((rc = grow(&s->st_dev, &s->st_dev_cap, s->st_dev_len + len)) < 0)
+		return rc;
+	memcpy(s->st_dev + s->st_dev_len, buf, len);
+	s->st_dev_len += len;
+	return 0;
+}
+
+/* The staged epoch becomes the committed one in memory. */
+static void adopt_stage(struct vft_store *s)
+{
+	s->epoch = s->st_epoch;
+	s->session = s->st_session;
+	set_devstate(s, &s->st_dev, &s->st_dev_len, &s->st_dev_cap);
+}
+
+/* Point of no return: state.tmp renamed to state naming ram.<gen+1>. */
+static int commit_full(struct vft_store *s)
+{
+	char name[32];
+	bool renamed;
+	int rc;
+
+	if (fsync(s->st_fd) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (crash_here(s, 1) || crash_here(s, 2))
+		return crashed(s);
+	if ((rc = state_write_tmp(s, s->gen + 1, s->st_epoch, s->st_session, s->st_dev,
+	                          s->st_dev_len)) < 0)
+		goto fail;
+	if (crash_here(s, 3))
+		return crashed(s);
+	if ((rc = state_install(s, &renamed)) < 0) {
+		if (!renamed) {
+			unlink_at(s, "state.tmp");
+			goto fail;
+		}
+		/* the new state is in place but maybe not durable: reopen decides */
+		stage_discard(s, false);
+		s->dead = true;
+		return rc;
+	}
+	if (crash_here(s, 4))
+		return crashed(s);
+	/* The new generation is committed: the old RAM file is garbage, and a
+	 * failure to remove it is repaired by the next open. */
+	if (s->gen) {
+		ram_name(name, sizeof(name), s->gen);
+		unlink_at(s, name);
+	}
+	if (s->ram_fd >= 0)
+		close(s->ram_fd);
+	s->ram_fd = s->st_fd;
+	s->st_fd = -1;
+	s->gen++;
+	adopt_stage(s);
+	s->stage = ST_NONE;
+	return 0;
+fail:
+	stage_discard(s, true);
+	return rc;
+}
+
+/* Point of no return: redo.tmp renamed to redo. */
+static int commit_incr(struct vft_store *s)
+{
+	struct redo_hdr h = {
+	        .gen = s->gen,
+	        .epoch = s->st_epoch,
+	        .session = s->st_session,
+	        .n_pages = s->st_pages,
+	        .devstate_len = s->st_dev_len,
+	};
+	uint8_t hdr[REDO_HDR], trl[REDO_TRAILER];
+	bool renamed;
+	int rc;
+
+	redo_hdr_encode(hdr, &h);
+	if (XXH3_64bits_update(s->hash, s->st_dev, s->st_dev_len) != XXH_OK ||
+	    XXH3_64bits_update(s->hash, hdr, REDO_HDR) != XXH_OK) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	put_le64(trl, XXH3_64bits_digest(s->hash));
+	memcpy(trl + 8, REDO_END_MAGIC, 8);
+	if ((rc = pwrite_all(s->st_fd, s->st_dev, s->st_dev_len, s->st_off)) < 0 ||
+	    (rc = pwrite_all(s->st_fd, trl, REDO_TRAILER, s->st_off + s->st_dev_len)) < 0 ||
+	    (rc = pwrite_all(s->st_fd, hdr, REDO_HDR, 0)) < 0)
+		goto fail;
+	if (fsync(s->st_fd) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (crash_here(s, 1))
+		return crashed(s);
+	if (renameat(s->dir_fd, "redo.tmp", s->dir_fd, "redo") < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (fsync(s->dir_fd) < 0) {
+		rc = -errno;
+		/* nothing applied yet: taking the redo back keeps the old epoch */
+		if (unlink_at(s, "redo") < 0)
+			goto dead;
+		goto fail;
+	}
+	if (crash_here(s, 2))
+		return crashed(s);
+	/* Past the point of no return: a failure from here on leaves a redo
+	 * that the next open re-applies, so the store is only fit for close. */
+	if ((rc = redo_apply(s, s->st_fd, s->st_pages)) < 0)
+		goto dead;
+	if (fsync(s->ram_fd) < 0) {
+		rc = -errno;
+		goto dead;
+	}
+	if (crash_here(s, 3))
+		return crashed(s);
+	if ((rc = state_write_tmp(s, s->gen, s->st_epoch, s->st_session, s->st_dev,
+	                          s->st_dev_len)) < 0 ||
+	    (rc = state_install(s, &renamed)) < 0)
+		goto dead;
+	if (crash_here(s, 4))
+		return crashed(s);
+	/* A redo left behind (epoch == committed) is dropped by the next open. */
+	unlink_at(s, "redo");
+	close(s->st_fd);
+	s->st_fd = -1;
+	adopt_stage(s);
+	s->stage = ST_NONE;
+	return 0;
+fail:
+	stage_discard(s, true);
+	return rc;
+dead:
+	stage_discard(s, false);
+	s->dead = true;
+	return rc;
+}
+
+int vft_store_commit(struct vft_store *s)
+{
+	if (s->dead)
+		return -EIO;
+	if (s->stage == ST_NONE)
+		return -EINVAL;
+	return s->stage == ST_FULL ? commit_full(s) : commit_incr(s);
+}
+
+void vft_store_abort(struct vft_store *s)
+{
+	if (!s->dead)
+		stage_discard(s, true);
+}
+
+void vft_store_test_crash_after(struct vft_store *s, int point)
+{
+	s->crash_point = point;
+}
