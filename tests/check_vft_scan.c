@@ -476,6 +476,14 @@ START_TEST(test_model_random_2threads)
 }
 END_TEST
 
+/* Enough RAM for a scan to outlast the workers' wake-up: they claim chunks
+ * and stage pages, which are then moved into the result. */
+START_TEST(test_model_random_big)
+{
+	model_run(3, 2600, 12);
+}
+END_TEST
+
 START_TEST(test_model_random_1thread)
 {
 	model_run(1, 150, 50);
@@ -499,6 +507,7 @@ static Suite *scan_suite(void)
 	add_tcase(s, test_model_random, 60);
 	add_tcase(s, test_model_random_2threads, 60);
 	add_tcase(s, test_model_random_1thread, 60);
+	add_tcase(s, test_model_random_big, 60);
 	return s;
 }
 

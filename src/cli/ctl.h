@@ -92,6 +92,9 @@ void ctl_render_faults(json_object *doc, FILE *f);
 void ctl_render_plans(json_object *doc, FILE *f);
 void ctl_render_failover(json_object *doc, FILE *f);
 void ctl_render_maintenance(json_object *doc, FILE *f);
+/* A protected VM's checkpoint/replay engine (ctl_render_rcv.c). */
+void ctl_render_vm_status(json_object *doc, FILE *f);
+void ctl_render_vm_order(json_object *doc, FILE *f);
 
 /* atca-ftctl simulate (offline): returns a CTL_ exit code. */
 int ctl_simulate(const char *rules_path, const char *config_path, bool print_rules, int argc,

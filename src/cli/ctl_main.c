@@ -59,6 +59,9 @@ static void usage(FILE *f)
 	           "  failover VM|BLADE    switch a VM, or every VM of a blade, over to the\n"
 	           "                       partner blade; returns once the plan has started\n"
 	           "  maintenance BLADE on|off\n"
+	           "  vm status|protect|unprotect|release NAME\n"
+	           "  vm promote NAME [force]\n"
+	           "  vm start NAME primary|backup\n"
 	           "                       on: evacuate the blade and keep VMs off it;\n"
 	           "                       off: let it run VMs again\n"
 	           "  simulate FILE        replay an events file through the failure model\n"
@@ -481,6 +484,63 @@ static int cmd_maintenance(const struct ctl_opts *o, int argc, char **argv)
 	return answer(o, doc, status, ctl_render_maintenance);
 }
 
+/* vm status|promote|protect|unprotect|release|start NAME ...: a protected
+ * VM's checkpoint/replay engine on the blade this daemon runs on. */
+static int cmd_vm(const struct ctl_opts *o, int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int cmd;
+	} subs[] = {
+	        {"status", AF_VMFT_STATUS},   {"promote", AF_VMFT_PROMOTE},
+	        {"protect", AF_VMFT_PROTECT}, {"unprotect", AF_VMFT_UNPROTECT},
+	        {"release", AF_VMFT_RELEASE}, {"start", AF_VMFT_START_PRIMARY},
+	};
+	struct af_ipc_request req = {.op = AF_OP_VMFT, .has_count = true};
+	char action[96], question[320];
+	json_object *doc = NULL;
+	int status = 0, rc, cmd = -1;
+
+	for (size_t i = 0; argc >= 2 && i < sizeof(subs) / sizeof(subs[0]); i++)
+		if (strcmp(argv[0], subs[i].name) == 0)
+			cmd = subs[i].cmd;
+	if (cmd < 0 || (cmd == AF_VMFT_START_PRIMARY && argc != 3) ||
+	    (cmd == AF_VMFT_PROMOTE && argc > 3) ||
+	    (cmd != AF_VMFT_START_PRIMARY && cmd != AF_VMFT_PROMOTE && argc != 2) ||
+	    (cmd == AF_VMFT_PROMOTE && argc == 3 && strcmp(argv[2], "force") != 0) ||
+	    (cmd == AF_VMFT_START_PRIMARY && strcmp(argv[2], "primary") != 0 &&
+	     strcmp(argv[2], "backup") != 0)) {
+		fprintf(stderr, "atca-ftctl: usage: vm status|protect|unprotect|release NAME\n"
+		                "       atca-ftctl vm promote NAME [force] [--yes]\n"
+		                "       atca-ftctl vm start NAME primary|backup\n");
+		return CTL_USAGE;
+	}
+	if (set_target(&req, argv[1], "a VM name") != CTL_OK)
+		return CTL_USAGE;
+	if (cmd == AF_VMFT_PROMOTE && argc == 3)
+		cmd = AF_VMFT_PROMOTE_FORCE;
+	if (cmd == AF_VMFT_START_PRIMARY && strcmp(argv[2], "backup") == 0)
+		cmd = AF_VMFT_START_BACKUP;
+	req.count = (uint32_t)cmd;
+	if (cmd == AF_VMFT_PROMOTE || cmd == AF_VMFT_PROMOTE_FORCE) {
+		snprintf(action, sizeof(action), "promote the backup of %s", argv[1]);
+		snprintf(
+		        question, sizeof(question),
+		        "Promote the backup of %s on this blade: the guest continues here from its "
+		        "last committed checkpoint. Only do this when the primary is dead or "
+		        "fenced%s?",
+		        argv[1],
+		        cmd == AF_VMFT_PROMOTE_FORCE ? " (force: even if it seems connected)" : "");
+		if (!confirmed(o, action, question))
+			return fail(o, CTL_USAGE, "not confirmed: nothing done");
+	}
+	rc = call_req(o, &req, o->timeout_given ? o->timeout_ms : 10000, &status, &doc);
+	if (rc != CTL_OK)
+		return rc;
+	return answer(o, doc, status,
+	              cmd == AF_VMFT_STATUS ? ctl_render_vm_status : ctl_render_vm_order);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -591,6 +651,8 @@ int main(int argc, char **argv)
 		return cmd_failover(&o, argc - optind, argv + optind);
 	if (strcmp(cmd, "maintenance") == 0)
 		return cmd_maintenance(&o, argc - optind, argv + optind);
+	if (strcmp(cmd, "vm") == 0)
+		return cmd_vm(&o, argc - optind, argv + optind);
 	if (strcmp(cmd, "simulate") == 0)
 		return ctl_simulate(o.rules, o.config, o.print_rules, argc - optind, argv + optind);
 	if (strcmp(cmd, "help") == 0) {

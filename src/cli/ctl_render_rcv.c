@@ -443,3 +443,51 @@ void ctl_render_maintenance(json_object *doc, FILE *f)
 		fprintf(f, "blade %s enters maintenance: it runs no VM, nothing to evacuate\n",
 		        target);
 }
+
+void ctl_render_vm_status(json_object *doc, FILE *f)
+{
+	char buf[64];
+	double age = ctl_double(doc, "commit_age_ms", -1);
+
+	if (json_object_object_get_ex(doc, "error", NULL)) {
+		fprintf(f, "vm status failed: %s\n", ctl_str(doc, "error", "?"));
+		return;
+	}
+	fprintf(f, "vm %s: %s, %s on blade %lld (partner blade %lld)\n", ctl_str(doc, "vm", "?"),
+	        ctl_str(doc, "role", "?"), ctl_str(doc, "state", "?"),
+	        (long long)ctl_int(doc, "blade", 0), (long long)ctl_int(doc, "peer_blade", 0));
+	fprintf(f, "  link              %s\n", ctl_str(doc, "link", "?"));
+	fprintf(f, "  epoch             %lld (acknowledged %lld",
+	        (long long)ctl_int(doc, "epoch", 0), (long long)ctl_int(doc, "acked_epoch", 0));
+	if (json_object_object_get_ex(doc, "committed_epoch", NULL))
+		fprintf(f, ", committed here %lld", (long long)ctl_int(doc, "committed_epoch", 0));
+	fprintf(f, ")\n");
+	if (age < 0)
+		snprintf(buf, sizeof(buf), "never");
+	else
+		snprintf(buf, sizeof(buf), "%.0f ms ago", age);
+	fprintf(f, "  last commit       %s (period %lld ms)\n", buf,
+	        (long long)ctl_int(doc, "epoch_period_ms", 0));
+	fprintf(f, "  pause             p50 %.1f ms, p99 %.1f ms\n",
+	        ctl_double(doc, "pause_p50_ms", 0), ctl_double(doc, "pause_p99_ms", 0));
+	fprintf(f, "  bytes per epoch   %lld (last %lld, device state %lld)\n",
+	        (long long)ctl_int(doc, "bytes_per_epoch", 0),
+	        (long long)ctl_int(doc, "bytes_last_epoch", 0),
+	        (long long)ctl_int(doc, "devstate_bytes", 0));
+	fprintf(f, "  output            %lld bytes held, %lld released\n",
+	        (long long)ctl_int(doc, "output_held", 0),
+	        (long long)ctl_int(doc, "output_released", 0));
+	if (ctl_double(doc, "promote_ms", 0) > 0)
+		fprintf(f, "  promoted in       %.1f ms\n", ctl_double(doc, "promote_ms", 0));
+}
+
+void ctl_render_vm_order(json_object *doc, FILE *f)
+{
+	if (json_object_object_get_ex(doc, "error", NULL))
+		fprintf(f, "failed: %s\n", ctl_str(doc, "error", "?"));
+	else if (json_object_object_get_ex(doc, "promote_ms", NULL))
+		fprintf(f, "promoted: the guest runs here from epoch %lld (%.1f ms)\n",
+		        (long long)ctl_int(doc, "epoch", 0), ctl_double(doc, "promote_ms", 0));
+	else
+		fprintf(f, "done\n");
+}

@@ -25,6 +25,7 @@ static const char *const op_names[AF_OP_COUNT] = {
         [AF_OP_PLANS] = "plans",
         [AF_OP_FAILOVER] = "failover",
         [AF_OP_MAINTENANCE] = "maintenance",
+        [AF_OP_VMFT] = "vmft",
 };
 
 /* Which arguments each operation accepts (bit = arg type); anything else in a
@@ -48,6 +49,7 @@ static const unsigned op_args[AF_OP_COUNT] = {
         [AF_OP_FAILOVER] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE),
         [AF_OP_MAINTENANCE] =
                 ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE) | ARG_BIT(AF_ARG_COUNT),
+        [AF_OP_VMFT] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE) | ARG_BIT(AF_ARG_COUNT),
 };
 
 /* Arguments an operation cannot do without. */
@@ -56,6 +58,7 @@ static const unsigned op_required[AF_OP_COUNT] = {
         [AF_OP_UNFENCE] = ARG_BIT(AF_ARG_BLADE),
         [AF_OP_FAILOVER] = ARG_BIT(AF_ARG_BLADE),
         [AF_OP_MAINTENANCE] = ARG_BIT(AF_ARG_BLADE) | ARG_BIT(AF_ARG_COUNT),
+        [AF_OP_VMFT] = ARG_BIT(AF_ARG_BLADE) | ARG_BIT(AF_ARG_COUNT),
 };
 
 const char *af_ipc_op_name(unsigned op)

@@ -46,7 +46,21 @@ enum af_ipc_op {
 	AF_OP_PLANS,        /* recovery plans in progress and recent [COUNT] */
 	AF_OP_FAILOVER,     /* switch a VM or a whole blade (BLADE argument) over to the partner */
 	AF_OP_MAINTENANCE,  /* BLADE, COUNT 1 = evacuate and hold, 0 = release */
+	AF_OP_VMFT,         /* a protected VM's engine: BLADE carries the VM name, COUNT the
+	                       command (enum af_vmft_cmd) */
 	AF_OP_COUNT
+};
+
+enum af_vmft_cmd {
+	AF_VMFT_STATUS = 0,
+	AF_VMFT_PROMOTE,
+	AF_VMFT_PROMOTE_FORCE, /* after fencing, even if the primary seems connected */
+	AF_VMFT_PROTECT,
+	AF_VMFT_UNPROTECT,
+	AF_VMFT_RELEASE,
+	AF_VMFT_START_PRIMARY,
+	AF_VMFT_START_BACKUP,
+	AF_VMFT_CMD_COUNT
 };
 
 enum af_ipc_arg_type {

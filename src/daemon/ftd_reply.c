@@ -7,6 +7,7 @@
 
 #define AF_LOG_SS AF_SS_IPC
 #include "ftd.h"
+#include "vft.h"
 
 #include "rcv.h"
 
@@ -313,6 +314,74 @@ static int operator_action(struct ftd_ctx *ctx, const struct af_ipc_request *req
 	return 0;
 }
 
+/* vm status|promote|...: the engine's own answer, passed through. */
+static int vmft_action(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_object **out)
+{
+	static const char *const cmds[AF_VMFT_CMD_COUNT] = {
+	        [AF_VMFT_STATUS] = "status",         [AF_VMFT_PROMOTE] = "promote",
+	        [AF_VMFT_PROMOTE_FORCE] = "promote", [AF_VMFT_PROTECT] = "protect",
+	        [AF_VMFT_UNPROTECT] = "unprotect",   [AF_VMFT_RELEASE] = "release",
+	        [AF_VMFT_START_PRIMARY] = NULL,      [AF_VMFT_START_BACKUP] = NULL,
+	};
+	char reply[8192], err[256] = "";
+	json_object *o;
+	int rc;
+
+	if (ctx->vft == NULL || req->count >= AF_VMFT_CMD_COUNT) {
+		rc = ctx->vft == NULL ? -ENOTCONN : -EINVAL;
+		*out = ftd_error_json(rc == -EINVAL ? "unknown engine command"
+		                                    : "vmft-bridge is "
+		                                      "not running",
+		                      rc);
+		return rc;
+	}
+	if (req->count == AF_VMFT_START_PRIMARY || req->count == AF_VMFT_START_BACKUP) {
+		rc = vft_engine_start(ctx->vft, req->blade,
+		                      req->count == AF_VMFT_START_PRIMARY ? "primary" : "backup",
+		                      err, sizeof(err));
+		if (rc < 0) {
+			*out = ftd_error_json(err[0] ? err : strerror(-rc), rc);
+			return rc;
+		}
+		*out = json_object_new_object();
+		json_object_object_add(*out, "ok", json_object_new_boolean(1));
+		json_object_object_add(*out, "vm", json_object_new_string(req->blade));
+		return 0;
+	}
+	rc = vft_request(ctx->vft, req->blade, cmds[req->count],
+	                 req->count == AF_VMFT_PROMOTE_FORCE, reply, sizeof(reply));
+	if (rc < 0) {
+		snprintf(err, sizeof(err), "vm '%s': %s", req->blade,
+		         rc == -ENOENT     ? "not a protected vm with a disk"
+		         : rc == -ENOTCONN ? "no engine runs it on this blade"
+		                           : strerror(-rc));
+		*out = ftd_error_json(err, rc);
+		return rc;
+	}
+	o = json_tokener_parse(reply);
+	if (o == NULL || !json_object_is_type(o, json_type_object)) {
+		if (o)
+			json_object_put(o);
+		*out = ftd_error_json("the engine's answer is not JSON", -EBADMSG);
+		return -EBADMSG;
+	}
+	{
+		json_object *okv, *ev;
+
+		if (json_object_object_get_ex(o, "ok", &okv) && !json_object_get_boolean(okv)) {
+			snprintf(err, sizeof(err), "vm '%s': %s", req->blade,
+			         json_object_object_get_ex(o, "error", &ev)
+			                 ? json_object_get_string(ev)
+			                 : "the engine refused");
+			json_object_put(o);
+			*out = ftd_error_json(err, -EREMOTEIO);
+			return -EREMOTEIO;
+		}
+	}
+	*out = o;
+	return 0;
+}
+
 int ftd_dispatch(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_object **out)
 {
 	struct ftd_reload_result res;
@@ -364,6 +433,9 @@ int ftd_dispatch(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_obj
 	case AF_OP_FAILOVER:
 	case AF_OP_MAINTENANCE:
 		rc = operator_action(ctx, req, out);
+		break;
+	case AF_OP_VMFT:
+		rc = vmft_action(ctx, req, out);
 		break;
 	default:
 		rc = -EOPNOTSUPP;

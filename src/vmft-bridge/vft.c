@@ -1,17 +1,341 @@
+/*
+ * vmft-bridge: the manager's side of the checkpoint/replay engines. atca-ftd
+ * starts an engine (atca-vmft) per protected VM on this blade, orders it
+ * (protect, unprotect, release, promote) and asks its status over the
+ * engine's control socket, and turns the engine's events into failure-model
+ * events: backup lost -> engine.health state=backup-lost (vm-unprotected),
+ * protected -> state=ok, guest gone -> vm.lifecycle event=stopped-failed,
+ * promoted -> vm.lifecycle event=started.
+ *
+ * Engines are not children of the daemon: a protected guest must survive a
+ * restart of its manager, so they are started detached and found again
+ * through their control sockets.
+ */
 #include "config.h"
 
 #define AF_LOG_SS AF_SS_VMFT
 #include "vft.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "af_event.h"
 #include "af_log.h"
+#include "af_util.h"
+
+struct vft_link {
+	int fd; /* subscription connection, -1 when not connected */
+	char buf[2048];
+	size_t len;
+};
 
 struct vft {
 	struct af_module_env env;
+	struct vft_link links[AF_MAX_VMS];
+	qb_loop_timer_handle timer;
+	bool timer_on;
+	unsigned connected;
 };
+
+static bool engine_vm(const struct af_cfg_vm *v)
+{
+	return v->protection == AF_PROT_FT && v->disk[0] != '\0';
+}
+
+static int ctl_path(const struct vft *m, const struct af_cfg_vm *v, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if ((size_t)snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s/ctl.sock",
+	                     m->env.cfg->vmft.state_dir, v->name) >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int ctl_connect(const struct vft *m, const struct af_cfg_vm *v, int timeout_ms)
+{
+	struct sockaddr_un sa;
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+	int fd, rc = ctl_path(m, v, &sa);
+
+	if (rc < 0)
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static const struct af_cfg_vm *find_vm(const struct vft *m, const char *name, unsigned *idx)
+{
+	for (unsigned i = 0; i < m->env.cfg->n_vms; i++)
+		if (strcmp(m->env.cfg->vms[i].name, name) == 0 && engine_vm(&m->env.cfg->vms[i])) {
+			if (idx)
+				*idx = i;
+			return &m->env.cfg->vms[i];
+		}
+	return NULL;
+}
+
+/* The daemon's blade: configured, or the blade whose host is this host
+ * (as atca-ftd resolves it). 0 if unknown. */
+static unsigned local_slot(const struct vft *m)
+{
+	const struct af_cfg_blade *b;
+	char host[256];
+
+	if (m->env.cfg->daemon.local_blade != 0)
+		return m->env.cfg->daemon.local_blade;
+	if (gethostname(host, sizeof(host)) != 0)
+		return 0;
+	host[sizeof(host) - 1] = '\0';
+	b = af_cfg_blade_by_host(m->env.cfg, host);
+	return b ? b->slot : 0;
+}
+
+/* ---- events from the engines ---------------------------------------------------- */
+
+static void engine_event(struct vft *m, const struct af_cfg_vm *v, const char *ev,
+                         const char *detail)
+{
+	struct af_event e;
+	int blade = (int)local_slot(m);
+
+	af_info("vmft-bridge: engine of vm %s: %s%s%s", v->name, ev, detail[0] ? ": " : "", detail);
+	if (m->env.event_sink == NULL)
+		return;
+	if (strcmp(ev, "backup-lost") == 0 || strcmp(ev, "protected") == 0 ||
+	    strcmp(ev, "primary-lost") == 0 || strcmp(ev, "failed") == 0) {
+		af_event_init(&e, AF_SRC_ENGINE, AF_EV_ENGINE_HEALTH, blade, v->name);
+		af_event_set(&e, "state", "%s", strcmp(ev, "protected") == 0 ? "ok" : ev);
+	} else if (strcmp(ev, "vm-failed") == 0 || strcmp(ev, "promoted") == 0) {
+		af_event_init(&e, AF_SRC_ENGINE, AF_EV_VM_LIFECYCLE, blade, v->name);
+		af_event_set(&e, "event", "%s", ev[0] == 'v' ? "stopped-failed" : "started");
+	} else {
+		return;
+	}
+	m->env.event_sink(&e, m->env.sink_opaque);
+}
+
+static void link_close(struct vft *m, unsigned i)
+{
+	if (m->links[i].fd < 0)
+		return;
+	qb_loop_poll_del(m->env.loop, m->links[i].fd);
+	close(m->links[i].fd);
+	m->links[i].fd = -1;
+	m->links[i].len = 0;
+	m->connected--;
+}
+
+static void link_line(struct vft *m, unsigned i, const char *line)
+{
+	const struct af_cfg_vm *v = &m->env.cfg->vms[i];
+	json_object *o = json_tokener_parse(line), *ev, *detail;
+
+	if (o == NULL || !json_object_is_type(o, json_type_object)) {
+		af_warn("vmft-bridge: engine of vm %s sent a malformed line: ignored", v->name);
+	} else if (json_object_object_get_ex(o, "event", &ev) &&
+	           json_object_is_type(ev, json_type_string)) {
+		const char *d = json_object_object_get_ex(o, "detail", &detail)
+		                        ? json_object_get_string(detail)
+		                        : "";
+
+		engine_event(m, v, json_object_get_string(ev), d ? d : "");
+	}
+	if (o)
+		json_object_put(o);
+}
+
+static int32_t on_link(int32_t fd, int32_t revents, void *data)
+{
+	struct vft *m = data;
+	unsigned i;
+	ssize_t r;
+
+	(void)revents;
+	for (i = 0; i < AF_MAX_VMS && m->links[i].fd != fd; i++)
+		;
+	if (i == AF_MAX_VMS)
+		return 0;
+	r = recv(fd, m->links[i].buf + m->links[i].len,
+	         sizeof(m->links[i].buf) - 1 - m->links[i].len, MSG_DONTWAIT);
+	if (r <= 0) {
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		af_warn("vmft-bridge: engine of vm %s went away", m->env.cfg->vms[i].name);
+		link_close(m, i);
+		return 0;
+	}
+	m->links[i].len += (size_t)r;
+	for (;;) {
+		char *nl = memchr(m->links[i].buf, '\n', m->links[i].len);
+		size_t used;
+
+		if (nl == NULL) {
+			if (m->links[i].len >= sizeof(m->links[i].buf) - 1) {
+				af_warn("vmft-bridge: engine of vm %s: line too long",
+				        m->env.cfg->vms[i].name);
+				link_close(m, i);
+			}
+			return 0;
+		}
+		*nl = '\0';
+		used = (size_t)(nl - m->links[i].buf) + 1;
+		link_line(m, i, m->links[i].buf);
+		memmove(m->links[i].buf, m->links[i].buf + used, m->links[i].len - used);
+		m->links[i].len -= used;
+	}
+}
+
+static void on_timer(void *data)
+{
+	struct vft *m = data;
+
+	for (unsigned i = 0; i < m->env.cfg->n_vms; i++) {
+		const struct af_cfg_vm *v = &m->env.cfg->vms[i];
+		static const char sub[] = "{\"cmd\":\"subscribe\"}\n";
+		int fd;
+
+		if (!engine_vm(v) || m->links[i].fd >= 0)
+			continue;
+		fd = ctl_connect(m, v, 1000);
+		if (fd < 0)
+			continue;
+		if (send(fd, sub, sizeof(sub) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(sub) - 1)) {
+			close(fd);
+			continue;
+		}
+		m->links[i].fd = fd;
+		m->links[i].len = 0;
+		m->connected++;
+		qb_loop_poll_add(m->env.loop, QB_LOOP_MED, fd, POLLIN, m, on_link);
+		af_info("vmft-bridge: connected to the engine of vm %s", v->name);
+	}
+	qb_loop_timer_add(m->env.loop, QB_LOOP_LOW, AF_NS_PER_S, m, on_timer, &m->timer);
+}
+
+/* ---- the manager's orders ---------------------------------------------------------- */
+
+int vft_request(struct vft *m, const char *vm, const char *cmd, bool force, char *reply, size_t len)
+{
+	const struct af_cfg_vm *v;
+	char req[128];
+	size_t got = 0;
+	int fd, n, rc = 0;
+
+	if (m == NULL || vm == NULL || cmd == NULL || reply == NULL || len < 2)
+		return -EINVAL;
+	reply[0] = '\0';
+	v = find_vm(m, vm, NULL);
+	if (v == NULL)
+		return -ENOENT;
+	n = snprintf(req, sizeof(req), "{\"cmd\":\"%s\"%s}\n", cmd, force ? ",\"force\":true" : "");
+	if (n < 0 || (size_t)n >= sizeof(req) || strpbrk(cmd, "\"\\") != NULL)
+		return -EINVAL;
+	/* a promotion may wait up to 3 s for the old primary's disk lock */
+	fd = ctl_connect(m, v, 5000);
+	if (fd < 0)
+		return fd == -ENOENT || fd == -ECONNREFUSED ? -ENOTCONN : fd;
+	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+		rc = -errno;
+		goto out;
+	}
+	while (got < len - 1) {
+		ssize_t r = recv(fd, reply + got, len - 1 - got, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = r == 0 ? -ECONNRESET : -errno;
+			break;
+		}
+		got += (size_t)r;
+		if (reply[got - 1] == '\n')
+			break;
+	}
+	reply[got] = '\0';
+	if (got > 0 && reply[got - 1] == '\n') {
+		reply[got - 1] = '\0';
+		rc = 0;
+	} else if (rc == 0) {
+		rc = -EMSGSIZE;
+	}
+out:
+	close(fd);
+	return rc;
+}
+
+int vft_engine_start(struct vft *m, const char *vm, const char *role, char *err, size_t errlen)
+{
+	const struct af_cfg_vm *v;
+	char slot[16];
+	pid_t pid;
+	int status;
+
+	if (m == NULL || vm == NULL || role == NULL ||
+	    (strcmp(role, "primary") != 0 && strcmp(role, "backup") != 0))
+		return -EINVAL;
+	v = find_vm(m, vm, NULL);
+	if (v == NULL) {
+		snprintf(err, errlen, "no protected vm '%s' with a disk in the configuration", vm);
+		return -ENOENT;
+	}
+	if (local_slot(m) == 0) {
+		snprintf(err, errlen, "cannot tell which blade this is (set daemon.local_blade)");
+		return -ENOENT;
+	}
+	snprintf(slot, sizeof(slot), "%u", local_slot(m));
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		/* detach twice: the engine must outlive this daemon */
+		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (setsid() < 0 || fork() != 0)
+			_exit(0);
+		if (nul >= 0) {
+			dup2(nul, STDIN_FILENO);
+			dup2(nul, STDOUT_FILENO);
+			dup2(nul, STDERR_FILENO);
+		}
+		char *argv[] = {(char *)m->env.cfg->vmft.engine,
+		                "-c",
+		                (char *)m->env.cfg->path,
+		                "-v",
+		                (char *)v->name,
+		                "-r",
+		                (char *)role,
+		                "-b",
+		                slot,
+		                NULL};
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	waitpid(pid, &status, 0);
+	af_notice("vmft-bridge: engine of vm %s started as %s (%s)", v->name, role,
+	          m->env.cfg->vmft.engine);
+	return 0;
+}
+
+/* ---- module ------------------------------------------------------------------------- */
 
 int vft_init(struct vft **out, const struct af_module_env *env)
 {
@@ -23,7 +347,14 @@ int vft_init(struct vft **out, const struct af_module_env *env)
 	if (m == NULL)
 		return -ENOMEM;
 	m->env = *env;
-	af_info("vmft-bridge: initialised (checkpoint/replay engine not implemented yet)");
+	for (unsigned i = 0; i < AF_MAX_VMS; i++)
+		m->links[i].fd = -1;
+	if (m->env.loop) {
+		qb_loop_timer_add(m->env.loop, QB_LOOP_LOW, 10 * AF_NS_PER_MS, m, on_timer,
+		                  &m->timer);
+		m->timer_on = true;
+	}
+	af_info("vmft-bridge: initialised");
 	*out = m;
 	return 0;
 }
@@ -32,21 +363,42 @@ int vft_reconfigure(struct vft *m, const struct af_config *cfg)
 {
 	if (m == NULL || cfg == NULL)
 		return -EINVAL;
+	/* links are indexed by VM position: a new configuration reconnects */
+	for (unsigned i = 0; i < AF_MAX_VMS; i++)
+		if (m->links[i].fd >= 0)
+			link_close(m, i);
 	m->env.cfg = cfg;
 	return 0;
 }
 
 void vft_describe(const struct vft *m, struct af_module_status *st)
 {
+	unsigned n = 0;
+
 	st->name = "vmft-bridge";
-	st->state = m ? "disabled" : "stopped";
-	snprintf(st->detail, sizeof(st->detail), "checkpoint/replay engine not implemented yet");
+	if (m == NULL) {
+		st->state = "stopped";
+		snprintf(st->detail, sizeof(st->detail), "not running");
+		return;
+	}
+	for (unsigned i = 0; i < m->env.cfg->n_vms; i++)
+		n += engine_vm(&m->env.cfg->vms[i]);
+	st->state = n == 0 ? "disabled" : "running";
+	snprintf(st->detail, sizeof(st->detail),
+	         "%u protected vm(s) with an engine, %u engine(s) "
+	         "connected here",
+	         n, m->connected);
 }
 
 void vft_fini(struct vft *m)
 {
 	if (m == NULL)
 		return;
+	for (unsigned i = 0; i < AF_MAX_VMS; i++)
+		if (m->links[i].fd >= 0)
+			link_close(m, i);
+	if (m->timer_on)
+		qb_loop_timer_del(m->env.loop, m->timer);
 	af_info("vmft-bridge: stopped");
 	free(m);
 }

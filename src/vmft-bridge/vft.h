@@ -5,6 +5,9 @@
 #ifndef VFT_H
 #define VFT_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "af_module.h"
 
 struct vft;
@@ -20,5 +23,17 @@ int vft_reconfigure(struct vft *m, const struct af_config *cfg);
 void vft_describe(const struct vft *m, struct af_module_status *st);
 
 void vft_fini(struct vft *m);
+
+/* Sends one command to the engine of a protected VM on this blade ("status",
+ * "promote", "protect", "unprotect", "release", "quit") and returns its
+ * one-line JSON answer in reply. 0, -ENOENT (no such protected VM),
+ * -ENOTCONN (no engine runs it here) or -errno. Blocks until the engine
+ * answers (a promotion: milliseconds, at most a few seconds). */
+int vft_request(struct vft *m, const char *vm, const char *cmd, bool force, char *reply,
+                size_t len);
+
+/* Starts the engine of a protected VM on this blade, detached (it outlives
+ * the daemon), as "primary" (boots the guest) or "backup". */
+int vft_engine_start(struct vft *m, const char *vm, const char *role, char *err, size_t errlen);
 
 #endif

@@ -388,7 +388,10 @@ resume:
 fail:
 	eng_tlog(e, LOG_ERR, "vmft %s: capture of epoch %llu failed: %s", e->vm->name,
 	         (unsigned long long)epoch, err);
-	return rc == -EREMOTEIO || rc == -EIO || rc == -EFBIG ? -EIO : -EPIPE;
+	/* a capture fails because of QEMU (dead, or refusing), never because
+	 * of the link: the session must not be retried with a dead guest, or
+	 * the backup would keep seeing a live primary and refuse to promote */
+	return -EIO;
 }
 
 static int send_pages(struct psess *ps, uint64_t epoch, const struct vft_scan_result *r,

@@ -14,78 +14,104 @@
 #include <time.h>
 
 #include <xxhash.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /*
- * Design (measured on a 2-core AMD EPYC VM, see bench/bench_vft_scan.c):
+ * How a scan runs (numbers: bench/bench_vft_scan.c on a 2-vCPU EPYC VM).
  *
- * A scan is two phases over `threads` workers, the calling thread being
- * worker 0 (so threads=1 never hands off):
- *  1. every worker hashes its slice (a contiguous run of whole 64-page
- *     chunks, so each word of the `unknown` bitmap and each cache line of
- *     `hash_of` belongs to one worker: no locking, no false sharing) and
- *     writes the pfns of the changed pages to cand[], starting at its slice's
- *     first page (a slice cannot hold more changed pages than pages, so the
- *     lists never overlap). Worker 0's pages go to offset 0 of the result
- *     anyway, so it copies them at once, from L1, while the staging area has
- *     room;
- *  2. the caller sums the counts, grows the staging area once, compacts the
- *     pfns into the result, and the rest of the copies (every other worker's
- *     pages) are split evenly over all workers, straight into their final
- *     place.
- * Copying in phase 1 into per-worker buffers and concatenating them was the
- * alternative: it writes every changed page twice and reads it once more,
- * where phase 2 only reads it again from RAM.
+ * RAM is cut into chunks of CHUNK pages. The calling thread (worker 0, so
+ * threads=1 never hands off) claims chunks from the front, the worker threads
+ * claim them from the back, until they meet: who is late (a worker waking
+ * up, ~150 us on the VM, or a thread the kernel preempts) does less, instead
+ * of every thread waiting for the slowest of fixed slices.
+ *
+ * A changed page is copied right after it is hashed, while it is in L1 and
+ * its TLB entry is hot: reading it again later, after the scan moved on,
+ * costs ~0.6 us a page in a VM (nested page walk) against ~0.16 us for the
+ * hot copy. Worker 0 always knows where its pages go in the result (the
+ * front chunks are all its own, in order), so it copies them to their final
+ * place. The other workers cannot know their pages' offsets before worker 0
+ * is done, so they copy theirs to their own staging and, after the scan, all
+ * threads move the staged chunks to their place in the result: sequential
+ * reads of staging, ~0.27 us a page. Copies use non-temporal stores: the
+ * result is bigger than the caches when it matters, and they halve the cost
+ * of writing it (no read for ownership).
+ *
+ * Every chunk holds whole words of the unknown bitmap and whole cache lines
+ * of hash_of, so threads share nothing they write while hashing.
  */
 
 #define PAGE 4096u
-#define CHUNK 64u     /* pages: one word of the unknown bitmap */
+#define CHUNK 256u    /* pages: ~50 us of hashing, a multiple of 64 bits */
 #define INIT_CAP 256u /* pages: one vft_scan_copy_range batch */
 #define MAX_THREADS 64u
 #define SPIN_NS 50000      /* how long a hand-off is awaited before sleeping */
-#define MIN_SPLIT_COPY 64u /* fewer deferred copies are not worth a hand-off */
+#define MIN_SPLIT_COPY 64u /* fewer staged pages are not worth a hand-off */
+#define NO_CHUNK UINT64_MAX
+#define TEAM_CLOSED (UINT64_C(1) << 31)
+#define TEAM_ACTIVE (TEAM_CLOSED - 1)
 
-enum scan_op { OP_HASH, OP_COPY, OP_EXIT };
+enum scan_op { OP_HASH, OP_MOVE, OP_EXIT };
 
 typedef XXH64_hash_t (*hash_fn)(const void *data, size_t len);
 
 /* libxxhash built with its x86 dispatcher (Debian, Ubuntu) exports this: it
- * picks the AVX2 or AVX-512 kernel at run time, 1.5x the bandwidth of the
- * SSE2-only XXH3_64bits on the same CPU (an inlined XXH3_64bits is SSE2
+ * picks the AVX2 or AVX-512 kernel at run time, 1.5x to 4x the bandwidth of
+ * the SSE2-only XXH3_64bits on the same CPU (an inlined XXH3_64bits is SSE2
  * too, and no faster). Weak, so a library without it still links; the hash
  * values are the same either way. */
 extern XXH64_hash_t XXH3_64bits_dispatch(const void *data, size_t len) __attribute__((weak));
 
-/* One worker's slice and results, on its own cache lines. */
+/* What a scan found in one chunk claimed by a worker other than worker 0. */
+struct chunk {
+	uint32_t n;     /* changed pages, pfns at cand[chunk * CHUNK..] */
+	uint32_t owner; /* the worker whose staging holds their content */
+	uint64_t src;   /* where in that staging (pages) */
+	uint64_t dst;   /* where in the result (pages), set after the scan */
+};
+
+/* A worker thread's state, on its own cache lines. */
 struct worker {
 	struct vft_scan *s;
 	pthread_t tid;
-	uint64_t first, end; /* slice: pages [first, end) */
-	uint64_t n_changed;  /* phase 1: changed pages, pfns at cand[first..] */
-	uint64_t n_direct;   /* of those, copied already (worker 0 only) */
-	uint64_t copy_lo;    /* phase 2: result slots [copy_lo, copy_hi) */
-	uint64_t copy_hi;
+	uint32_t idx;
+	bool nomem;      /* staging could not grow: this scan fails */
+	uint8_t *stage;  /* mmap'd, kept across scans */
+	uint64_t cap;    /* pages stage holds */
+	uint64_t staged; /* pages staged by this scan */
 } __attribute__((aligned(64)));
 
 struct vft_scan {
 	const uint8_t *ram;
-	uint64_t npages;
+	uint64_t npages, nchunks;
 	unsigned threads;
 	unsigned started; /* worker threads running (threads - 1 once init is done) */
+	bool sync_ok;     /* mu, go_cv, done_cv exist */
 	hash_fn hash;
-	uint64_t *hash_of; /* per page: hash of the content last reported */
-	uint64_t *unknown; /* bitmap: the page's hash_of means nothing */
-	uint64_t *cand;    /* phase 1: changed pfns, per slice */
-	uint64_t *pfn;     /* the result's pfns (npages entries, never grows) */
-	uint8_t *data;     /* the result's pages, mmap'd: mremap grows it in place */
-	uint64_t cap;      /* pages data holds */
-	struct worker *w;  /* threads entries; w[0] is the caller */
+	uint64_t *hash_of;    /* per page: hash of the content last reported */
+	uint64_t *unknown;    /* bitmap: the page's hash_of means nothing */
+	uint64_t *cand;       /* changed pfns of the workers' chunks, per chunk */
+	struct chunk *chunks; /* per chunk */
+	uint64_t *pfn;        /* the result's pfns (npages entries, never grows) */
+	uint8_t *data;        /* the result's pages, mmap'd: mremap grows it */
+	uint64_t cap;         /* pages data holds */
+	uint64_t n_front;     /* pages worker 0 put in the result */
+	uint64_t meet;        /* chunks [0, meet) were worker 0's */
+	struct worker *w;     /* threads entries; w[0] is the caller */
 
 	pthread_mutex_t mu;
 	pthread_cond_t go_cv;   /* gen moved */
-	pthread_cond_t done_cv; /* pending reached 0 */
-	enum scan_op op;        /* written before gen moves, read after */
+	pthread_cond_t done_cv; /* the team closed and is empty */
+	_Atomic int op;         /* written before gen moves, read after */
 	_Atomic uint64_t gen __attribute__((aligned(64)));
-	_Atomic unsigned pending __attribute__((aligned(64)));
+	/* who works on the current op: gen's low 32 bits << 32 | TEAM_CLOSED |
+	 * workers checked in */
+	_Atomic uint64_t team __attribute__((aligned(64)));
+	/* chunks not claimed yet: [front, back), packed as back << 32 | front */
+	_Atomic uint64_t claim __attribute__((aligned(64)));
+	_Atomic uint64_t next_move; /* OP_MOVE: next chunk to move */
 };
 
 static uint64_t mono_ns(void)
@@ -110,15 +136,55 @@ static inline bool test_bit(const uint64_t *map, uint64_t i)
 	return (map[i / 64] >> (i % 64)) & 1;
 }
 
-/* Spins up to SPIN_NS for *v to differ from old: a scan's hand-offs follow
- * each other within microseconds, and sleeping on a condvar costs a futex
- * wake-up, tens of microseconds on a loaded VM. */
-static bool spin_while_eq_u64(_Atomic uint64_t *v, uint64_t old)
+static inline void set_bit(uint64_t *map, uint64_t i)
+{
+	map[i / 64] |= UINT64_C(1) << (i % 64);
+}
+
+static inline void clear_bit(uint64_t *map, uint64_t i)
+{
+	map[i / 64] &= ~(UINT64_C(1) << (i % 64));
+}
+
+/* Copies one page to a page-aligned buffer, bypassing the caches. */
+static inline void copy_page_nt(uint8_t *dst, const uint8_t *src)
+{
+#ifdef __SSE2__
+	__m128i *d = (__m128i *)(void *)dst;
+	const __m128i *s = (const __m128i *)(const void *)src;
+
+	for (unsigned i = 0; i < PAGE / 16; i += 4) {
+		__m128i a = _mm_loadu_si128(s + i), b = _mm_loadu_si128(s + i + 1);
+		__m128i c = _mm_loadu_si128(s + i + 2), e = _mm_loadu_si128(s + i + 3);
+
+		_mm_stream_si128(d + i, a);
+		_mm_stream_si128(d + i + 1, b);
+		_mm_stream_si128(d + i + 2, c);
+		_mm_stream_si128(d + i + 3, e);
+	}
+#else
+	memcpy(dst, src, PAGE);
+#endif
+}
+
+/* Non-temporal stores are not ordered by the atomics that publish them. */
+static inline void nt_fence(void)
+{
+#ifdef __SSE2__
+	_mm_sfence();
+#endif
+}
+
+/* Spins up to SPIN_NS until ((*v & mask) == x) == eq: a scan's hand-offs follow each other
+ * within microseconds, and a thread sleeping on a condvar needs a futex
+ * wake-up, a few us on bare metal but ~150 us in a VM whose idle vCPU
+ * halts. False: sleep. */
+static bool spin_until(_Atomic uint64_t *v, uint64_t mask, uint64_t x, bool eq)
 {
 	uint64_t t0 = 0;
 
 	for (unsigned i = 1;; i++) {
-		if (atomic_load_explicit(v, memory_order_acquire) != old)
+		if (((atomic_load_explicit(v, memory_order_acquire) & mask) == x) == eq)
 			return true;
 		cpu_relax();
 		if (i % 256 == 0) {
@@ -132,67 +198,160 @@ static bool spin_while_eq_u64(_Atomic uint64_t *v, uint64_t old)
 	}
 }
 
-static bool spin_while_nonzero(_Atomic unsigned *v)
+/* Claims the next chunk from the front (worker 0) or the back (the others). */
+static uint64_t claim_chunk(struct vft_scan *s, bool front)
 {
-	uint64_t t0 = 0;
+	uint64_t c = atomic_load_explicit(&s->claim, memory_order_relaxed), next;
 
-	for (unsigned i = 1;; i++) {
-		if (atomic_load_explicit(v, memory_order_acquire) == 0)
-			return true;
-		cpu_relax();
-		if (i % 256 == 0) {
-			uint64_t t = mono_ns();
+	do {
+		uint64_t f = c & UINT32_MAX, b = c >> 32;
 
-			if (t0 == 0)
-				t0 = t;
-			else if (t - t0 > SPIN_NS)
-				return false;
-		}
-	}
+		if (f >= b)
+			return NO_CHUNK;
+		next = front ? (b << 32 | (f + 1)) : ((b - 1) << 32 | f);
+	} while (!atomic_compare_exchange_weak_explicit(&s->claim, &c, next, memory_order_relaxed,
+	                                                memory_order_relaxed));
+	return front ? (c & UINT32_MAX) : (c >> 32) - 1;
 }
 
-/* Phase 1 on one slice. Worker 0 (direct) copies its changed pages to the
- * result as long as the staging area has room; the others copy in phase 2. */
-static void hash_slice(struct vft_scan *s, struct worker *w, bool direct)
+/* Grows an mmap'd page buffer to hold at least need pages, doubling so that
+ * steady state does not allocate. */
+static int grow_buf(uint8_t **buf, uint64_t *cap, uint64_t need, uint64_t max)
+{
+	uint64_t n = *cap * 2;
+	void *p;
+
+	if (need <= *cap)
+		return 0;
+	if (n < need)
+		n = need;
+	if (n < INIT_CAP)
+		n = INIT_CAP;
+	if (n > max)
+		n = max;
+	if (*buf == NULL)
+		p = mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		         0);
+	else
+		p = mremap(*buf, *cap * PAGE, n * PAGE, MREMAP_MAYMOVE);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	*buf = p;
+	*cap = n;
+	return 0;
+}
+
+/* Worker 0's part of a scan: chunks from the front, changed pages straight
+ * to the result (only worker 0 touches data and pfn until the scan is over,
+ * so it may grow data). */
+static void hash_front(struct vft_scan *s, struct worker *w)
 {
 	const uint8_t *ram = s->ram;
 	const hash_fn hash = s->hash;
-	uint64_t *hash_of = s->hash_of, *unknown = s->unknown, *cand = s->cand + w->first;
-	uint8_t *data = s->data;
-	uint64_t room = direct ? s->cap : 0, n = 0, nd = 0;
+	uint64_t *hash_of = s->hash_of, *unknown = s->unknown, *pfn = s->pfn;
+	uint64_t n = 0, c, last = 0;
 
-	for (uint64_t i = w->first; i < w->end; i++) {
-		const uint8_t *p = ram + i * PAGE;
-		uint64_t h = hash(p, PAGE);
+	while ((c = claim_chunk(s, true)) != NO_CHUNK) {
+		uint64_t end = (c + 1) * CHUNK < s->npages ? (c + 1) * CHUNK : s->npages;
 
-		if (h == hash_of[i] && !test_bit(unknown, i))
-			continue;
-		hash_of[i] = h;
-		unknown[i / 64] &= ~(UINT64_C(1) << (i % 64));
-		cand[n] = i;
-		if (nd == n && nd < room) {
-			memcpy(data + nd * PAGE, p, PAGE);
-			nd++;
+		for (uint64_t i = c * CHUNK; i < end; i++) {
+			const uint8_t *p = ram + i * PAGE;
+			uint64_t h = hash(p, PAGE);
+
+			if (h == hash_of[i] && !test_bit(unknown, i))
+				continue;
+			hash_of[i] = h;
+			clear_bit(unknown, i);
+			pfn[n] = i;
+			if (!w->nomem && grow_buf(&s->data, &s->cap, n + 1, s->npages) < 0)
+				w->nomem = true;
+			if (!w->nomem)
+				copy_page_nt(s->data + n * PAGE, p);
+			n++;
 		}
-		n++;
+		last = c + 1;
 	}
-	w->n_changed = n;
-	w->n_direct = nd;
+	s->n_front = n;
+	s->meet = last;
 }
 
-/* Phase 2: fills result slots [copy_lo, copy_hi) from RAM. */
-static void copy_slots(struct vft_scan *s, const struct worker *w)
+/* Another worker's part: chunks from the back, changed pages to its
+ * staging. */
+static void hash_back(struct vft_scan *s, struct worker *w)
 {
-	for (uint64_t i = w->copy_lo; i < w->copy_hi; i++)
-		memcpy(s->data + i * PAGE, s->ram + s->pfn[i] * PAGE, PAGE);
+	const uint8_t *ram = s->ram;
+	const hash_fn hash = s->hash;
+	uint64_t *hash_of = s->hash_of, *unknown = s->unknown;
+	uint64_t c;
+
+	w->staged = 0;
+	while ((c = claim_chunk(s, false)) != NO_CHUNK) {
+		uint64_t end = (c + 1) * CHUNK < s->npages ? (c + 1) * CHUNK : s->npages;
+		uint64_t *cand = s->cand + c * CHUNK;
+		uint32_t n = 0;
+
+		s->chunks[c].owner = w->idx;
+		s->chunks[c].src = w->staged;
+		for (uint64_t i = c * CHUNK; i < end; i++) {
+			const uint8_t *p = ram + i * PAGE;
+			uint64_t h = hash(p, PAGE);
+
+			if (h == hash_of[i] && !test_bit(unknown, i))
+				continue;
+			hash_of[i] = h;
+			clear_bit(unknown, i);
+			cand[n++] = i;
+			if (!w->nomem && grow_buf(&w->stage, &w->cap, w->staged + 1, s->npages) < 0)
+				w->nomem = true;
+			if (!w->nomem)
+				copy_page_nt(w->stage + w->staged++ * PAGE, p);
+		}
+		s->chunks[c].n = n;
+	}
+}
+
+/* After the scan: moves staged chunks to their place in the result. */
+static void move_staged(struct vft_scan *s)
+{
+	uint64_t c;
+
+	while ((c = atomic_fetch_add_explicit(&s->next_move, 1, memory_order_relaxed)) <
+	       s->nchunks) {
+		const struct chunk *ch = &s->chunks[c];
+		const uint8_t *src = s->w[ch->owner].stage + ch->src * PAGE;
+
+		memcpy(s->pfn + ch->dst, s->cand + c * CHUNK, ch->n * sizeof(uint64_t));
+		for (uint32_t j = 0; j < ch->n; j++)
+			copy_page_nt(s->data + (ch->dst + j) * PAGE, src + (uint64_t)j * PAGE);
+	}
 }
 
 static void do_op(struct vft_scan *s, struct worker *w, enum scan_op op)
 {
-	if (op == OP_HASH)
-		hash_slice(s, w, w == &s->w[0]);
-	else if (op == OP_COPY)
-		copy_slots(s, w);
+	if (op == OP_HASH && w->idx == 0)
+		hash_front(s, w);
+	else if (op == OP_HASH)
+		hash_back(s, w);
+	else if (op == OP_MOVE)
+		move_staged(s);
+	nt_fence();
+}
+
+/* A worker joins an op only if it checks in before worker 0 closes the team
+ * (worker 0 closes it when no work is left to claim): worker 0 then waits
+ * for the workers that joined to finish their last claim, never for one
+ * still waking up. A worker that wakes too late, even ops later, finds the
+ * team closed or of another op, and goes back to sleep. */
+static bool check_in(struct vft_scan *s, uint64_t seq)
+{
+	uint64_t t = atomic_load_explicit(&s->team, memory_order_relaxed);
+
+	do {
+		if (t >> 32 != (seq & UINT32_MAX) || (t & TEAM_CLOSED))
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&s->team, &t, t + 1, memory_order_acquire,
+	                                                memory_order_relaxed));
+	return true;
 }
 
 static void *worker_main(void *arg)
@@ -203,21 +362,25 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		enum scan_op op;
+		uint64_t t;
 
-		if (!spin_while_eq_u64(&s->gen, seen)) {
+		if (!spin_until(&s->gen, UINT64_MAX, seen, false)) {
 			pthread_mutex_lock(&s->mu);
 			while (atomic_load_explicit(&s->gen, memory_order_acquire) == seen)
 				pthread_cond_wait(&s->go_cv, &s->mu);
 			pthread_mutex_unlock(&s->mu);
 		}
 		seen = atomic_load_explicit(&s->gen, memory_order_acquire);
-		op = s->op;
+		op = atomic_load_explicit(&s->op, memory_order_relaxed);
 		if (op == OP_EXIT)
 			return NULL;
+		if (!check_in(s, seen))
+			continue;
 		do_op(s, w, op);
-		/* the caller checks pending under mu before it sleeps, so a
+		t = atomic_fetch_sub_explicit(&s->team, 1, memory_order_release) - 1;
+		/* worker 0 looks at the team under mu before it sleeps, so a
 		 * signal sent under mu is never lost */
-		if (atomic_fetch_sub_explicit(&s->pending, 1, memory_order_acq_rel) == 1) {
+		if ((t & TEAM_CLOSED) && (t & TEAM_ACTIVE) == 0) {
 			pthread_mutex_lock(&s->mu);
 			pthread_cond_signal(&s->done_cv);
 			pthread_mutex_unlock(&s->mu);
@@ -225,53 +388,38 @@ static void *worker_main(void *arg)
 	}
 }
 
-/* Runs op on every worker, the caller doing worker 0's share, and returns
- * when all are done. */
+/* Runs op with the caller as worker 0 and whichever workers join in time;
+ * returns when the op is done. */
 static void run_op(struct vft_scan *s, enum scan_op op)
 {
+	uint64_t seq, t;
+
 	if (s->started > 0) {
 		pthread_mutex_lock(&s->mu);
-		s->op = op;
-		atomic_store_explicit(&s->pending, s->started, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->gen, 1, memory_order_release);
+		seq = atomic_load_explicit(&s->gen, memory_order_relaxed) + 1;
+		atomic_store_explicit(&s->op, op, memory_order_relaxed);
+		atomic_store_explicit(&s->team, (seq & UINT32_MAX) << 32, memory_order_relaxed);
+		atomic_store_explicit(&s->gen, seq, memory_order_release);
 		pthread_cond_broadcast(&s->go_cv);
 		pthread_mutex_unlock(&s->mu);
 	}
 	do_op(s, &s->w[0], op);
-	if (s->started > 0 && !spin_while_nonzero(&s->pending)) {
-		pthread_mutex_lock(&s->mu);
-		while (atomic_load_explicit(&s->pending, memory_order_acquire) != 0)
-			pthread_cond_wait(&s->done_cv, &s->mu);
-		pthread_mutex_unlock(&s->mu);
-	}
+	if (s->started == 0)
+		return;
+	t = atomic_fetch_or_explicit(&s->team, TEAM_CLOSED, memory_order_acq_rel);
+	if ((t & TEAM_ACTIVE) == 0 || spin_until(&s->team, TEAM_ACTIVE, 0, true))
+		return;
+	pthread_mutex_lock(&s->mu);
+	while (atomic_load_explicit(&s->team, memory_order_acquire) & TEAM_ACTIVE)
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
 }
 
-/* Makes the staging area hold at least need pages, doubling so that steady
- * state does not reallocate. */
-static int grow(struct vft_scan *s, uint64_t need)
-{
-	uint64_t cap = s->cap * 2;
-	void *p;
-
-	if (need <= s->cap)
-		return 0;
-	if (cap < need)
-		cap = need;
-	if (cap > s->npages)
-		cap = s->npages;
-	p = mremap(s->data, s->cap * PAGE, cap * PAGE, MREMAP_MAYMOVE);
-	if (p == MAP_FAILED)
-		return -ENOMEM;
-	s->data = p;
-	s->cap = cap;
-	return 0;
-}
-
-static void *alloc_array(uint64_t n)
+static void *alloc_array(uint64_t n, size_t elem)
 {
 	void *p = NULL;
 
-	if (posix_memalign(&p, 64, n * sizeof(uint64_t)) != 0)
+	if (posix_memalign(&p, 64, n * elem) != 0)
 		return NULL;
 	return p;
 }
@@ -293,20 +441,26 @@ void vft_scan_fini(struct vft_scan *s)
 		return;
 	if (s->started > 0) {
 		pthread_mutex_lock(&s->mu);
-		s->op = OP_EXIT;
+		atomic_store_explicit(&s->op, OP_EXIT, memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->gen, 1, memory_order_release);
 		pthread_cond_broadcast(&s->go_cv);
 		pthread_mutex_unlock(&s->mu);
 		for (unsigned i = 1; i <= s->started; i++)
 			pthread_join(s->w[i].tid, NULL);
 	}
-	pthread_cond_destroy(&s->done_cv);
-	pthread_cond_destroy(&s->go_cv);
-	pthread_mutex_destroy(&s->mu);
+	if (s->sync_ok) {
+		pthread_cond_destroy(&s->done_cv);
+		pthread_cond_destroy(&s->go_cv);
+		pthread_mutex_destroy(&s->mu);
+	}
+	for (unsigned i = 0; s->w != NULL && i < s->threads; i++)
+		if (s->w[i].stage != NULL)
+			munmap(s->w[i].stage, s->w[i].cap * PAGE);
 	if (s->data != NULL)
 		munmap(s->data, s->cap * PAGE);
 	free(s->w);
 	free(s->pfn);
+	free(s->chunks);
 	free(s->cand);
 	free(s->unknown);
 	free(s->hash_of);
@@ -338,65 +492,65 @@ static int start_workers(struct vft_scan *s)
 	return rc == 0 ? 0 : -rc;
 }
 
+/* The parts of init that can fail for want of memory; vft_scan_fini frees
+ * what was made. */
+static int alloc_state(struct vft_scan *s)
+{
+	if (pthread_mutex_init(&s->mu, NULL) != 0)
+		return -ENOMEM;
+	if (pthread_cond_init(&s->go_cv, NULL) != 0) {
+		pthread_mutex_destroy(&s->mu);
+		return -ENOMEM;
+	}
+	if (pthread_cond_init(&s->done_cv, NULL) != 0) {
+		pthread_cond_destroy(&s->go_cv);
+		pthread_mutex_destroy(&s->mu);
+		return -ENOMEM;
+	}
+	s->sync_ok = true;
+	s->hash_of = alloc_array(s->npages, sizeof(uint64_t));
+	s->unknown = alloc_array((s->npages + 63) / 64, sizeof(uint64_t));
+	s->cand = alloc_array(s->npages, sizeof(uint64_t));
+	s->chunks = alloc_array(s->nchunks, sizeof(struct chunk));
+	s->pfn = alloc_array(s->npages, sizeof(uint64_t));
+	s->w = aligned_alloc(64, s->threads * sizeof(*s->w));
+	if (s->w != NULL)
+		memset(s->w, 0, s->threads * sizeof(*s->w));
+	if (s->hash_of == NULL || s->unknown == NULL || s->cand == NULL || s->chunks == NULL ||
+	    s->pfn == NULL || s->w == NULL || grow_buf(&s->data, &s->cap, 1, s->npages) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 int vft_scan_init(struct vft_scan **out, const void *ram, uint64_t size, unsigned threads)
 {
 	struct vft_scan *s;
-	uint64_t nchunks;
 	int rc;
 
 	if (out == NULL)
 		return -EINVAL;
 	*out = NULL;
-	if (ram == NULL || size == 0 || size % PAGE != 0 || threads == 0 || threads > MAX_THREADS)
+	if (ram == NULL || size == 0 || size % PAGE != 0 || threads == 0 || threads > MAX_THREADS ||
+	    size / PAGE / CHUNK >= UINT32_MAX)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;
 	s->ram = ram;
 	s->npages = size / PAGE;
+	s->nchunks = (s->npages + CHUNK - 1) / CHUNK;
 	s->threads = threads;
 	s->hash = XXH3_64bits_dispatch != NULL ? XXH3_64bits_dispatch : XXH3_64bits;
-	if (pthread_mutex_init(&s->mu, NULL) != 0) {
-		free(s);
-		return -ENOMEM;
-	}
-	if (pthread_cond_init(&s->go_cv, NULL) != 0) {
-		pthread_mutex_destroy(&s->mu);
-		free(s);
-		return -ENOMEM;
-	}
-	if (pthread_cond_init(&s->done_cv, NULL) != 0) {
-		pthread_cond_destroy(&s->go_cv);
-		pthread_mutex_destroy(&s->mu);
-		free(s);
-		return -ENOMEM;
-	}
-	s->hash_of = alloc_array(s->npages);
-	s->unknown = alloc_array((s->npages + 63) / 64);
-	s->cand = alloc_array(s->npages);
-	s->pfn = alloc_array(s->npages);
-	s->w = aligned_alloc(64, threads * sizeof(*s->w));
-	s->cap = s->npages < INIT_CAP ? s->npages : INIT_CAP;
-	s->data = mmap(NULL, s->cap * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-	               0);
-	if (s->data == MAP_FAILED)
-		s->data = NULL;
-	if (s->hash_of == NULL || s->unknown == NULL || s->cand == NULL || s->pfn == NULL ||
-	    s->w == NULL || s->data == NULL) {
+	rc = alloc_state(s);
+	if (rc < 0) {
 		vft_scan_fini(s);
-		return -ENOMEM;
+		return rc;
 	}
 	memset(s->hash_of, 0, s->npages * sizeof(uint64_t));
 	vft_scan_reset(s);
-	memset(s->w, 0, threads * sizeof(*s->w));
-	nchunks = (s->npages + CHUNK - 1) / CHUNK;
 	for (unsigned i = 0; i < threads; i++) {
-		uint64_t first = nchunks * i / threads * CHUNK,
-		         end = nchunks * (i + 1) / threads * CHUNK;
-
 		s->w[i].s = s;
-		s->w[i].first = first < s->npages ? first : s->npages;
-		s->w[i].end = end < s->npages ? end : s->npages;
+		s->w[i].idx = i;
 	}
 	/* the dispatcher picks its kernel on the first call: here, not racing
 	 * in the workers */
@@ -410,44 +564,48 @@ int vft_scan_init(struct vft_scan **out, const void *ram, uint64_t size, unsigne
 	return 0;
 }
 
+/* A scan that could not copy everything: the hashes it stored are those of
+ * pages nobody got, so it forgets them and the next scan reports these pages
+ * again. */
+static int scan_failed(struct vft_scan *s)
+{
+	for (uint64_t i = 0; i < s->n_front; i++)
+		set_bit(s->unknown, s->pfn[i]);
+	for (uint64_t c = s->meet; c < s->nchunks; c++)
+		for (uint32_t j = 0; j < s->chunks[c].n; j++)
+			set_bit(s->unknown, s->cand[c * CHUNK + j]);
+	return -ENOMEM;
+}
+
 int vft_scan_run(struct vft_scan *s, struct vft_scan_result *res)
 {
-	uint64_t t0 = mono_ns(), total = 0, off = 0, direct, deferred;
-	unsigned n;
+	uint64_t t0 = mono_ns(), total, staged = 0;
+	bool nomem = false;
 
 	if (res != NULL)
 		memset(res, 0, sizeof(*res));
 	if (s == NULL || res == NULL)
 		return -EINVAL;
-	n = s->threads;
+	for (unsigned i = 0; i < s->threads; i++)
+		s->w[i].nomem = false;
+	atomic_store_explicit(&s->claim, s->nchunks << 32, memory_order_relaxed);
 	run_op(s, OP_HASH);
-	for (unsigned i = 0; i < n; i++)
-		total += s->w[i].n_changed;
-	if (grow(s, total) < 0) {
-		/* the hashes are already those of pages nobody got: forget them
-		 * so that the next scan reports these pages again */
-		for (unsigned i = 0; i < n; i++)
-			for (uint64_t j = 0; j < s->w[i].n_changed; j++) {
-				uint64_t p = s->cand[s->w[i].first + j];
-
-				s->unknown[p / 64] |= UINT64_C(1) << (p % 64);
-			}
-		return -ENOMEM;
+	total = s->n_front;
+	for (uint64_t c = s->meet; c < s->nchunks; c++) {
+		s->chunks[c].dst = total;
+		total += s->chunks[c].n;
 	}
-	for (unsigned i = 0; i < n; off += s->w[i].n_changed, i++)
-		memcpy(s->pfn + off, s->cand + s->w[i].first, s->w[i].n_changed * sizeof(uint64_t));
-	direct = s->w[0].n_direct;
-	deferred = total - direct;
-	if (deferred >= MIN_SPLIT_COPY && s->started > 0) {
-		for (unsigned i = 0; i < n; i++) {
-			s->w[i].copy_lo = direct + deferred * i / n;
-			s->w[i].copy_hi = direct + deferred * (i + 1) / n;
-		}
-		run_op(s, OP_COPY);
-	} else {
-		s->w[0].copy_lo = direct;
-		s->w[0].copy_hi = total;
-		copy_slots(s, &s->w[0]);
+	staged = total - s->n_front;
+	for (unsigned i = 0; i < s->threads; i++)
+		nomem |= s->w[i].nomem;
+	if (nomem || grow_buf(&s->data, &s->cap, total, s->npages) < 0)
+		return scan_failed(s);
+	if (staged > 0) {
+		atomic_store_explicit(&s->next_move, s->meet, memory_order_relaxed);
+		if (staged >= MIN_SPLIT_COPY)
+			run_op(s, OP_MOVE);
+		else
+			do_op(s, &s->w[0], OP_MOVE);
 	}
 	res->n_pages = total;
 	res->pfn = s->pfn;
@@ -465,16 +623,17 @@ int vft_scan_copy_range(struct vft_scan *s, uint64_t first, uint64_t count,
 		memset(res, 0, sizeof(*res));
 	if (s == NULL || res == NULL || first > s->npages || count > s->npages - first)
 		return -EINVAL;
-	if (grow(s, count) < 0)
+	if (grow_buf(&s->data, &s->cap, count, s->npages) < 0)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < count; i++) {
 		uint64_t p = first + i;
 		uint8_t *dst = s->data + i * PAGE;
 
+		/* a cached copy: the hash reads it right back. The copy is what
+		 * the backup gets, RAM may already differ. */
 		memcpy(dst, s->ram + p * PAGE, PAGE);
-		/* the copy is what the backup gets: RAM may already differ */
 		s->hash_of[p] = s->hash(dst, PAGE);
-		s->unknown[p / 64] &= ~(UINT64_C(1) << (p % 64));
+		clear_bit(s->unknown, p);
 		s->pfn[i] = p;
 	}
 	res->n_pages = count;
