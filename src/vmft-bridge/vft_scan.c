@@ -29,8 +29,8 @@
  *
  * A changed page is copied right after it is hashed, while it is in L1 and
  * its TLB entry is hot: reading it again later, after the scan moved on,
- * costs ~0.6 us a page in a VM (nested page walk) against ~0.16 us for the
- * hot copy. Worker 0 always knows where its pages go in the result (the
+ * cost ~0.6 us a page on the VM (cache and TLB misses) against ~0.16 us for
+ * the hot copy. Worker 0 always knows where its pages go in the result (the
  * front chunks are all its own, in order), so it copies them to their final
  * place. The other workers cannot know their pages' offsets before worker 0
  * is done, so they copy theirs to their own staging and, after the scan, all
@@ -90,6 +90,7 @@ struct vft_scan {
 	unsigned started; /* worker threads running (threads - 1 once init is done) */
 	bool sync_ok;     /* mu, go_cv, done_cv exist */
 	hash_fn hash;
+	bool vzeroupper;      /* hash may leave AVX upper state dirty */
 	uint64_t *hash_of;    /* per page: hash of the content last reported */
 	uint64_t *unknown;    /* bitmap: the page's hash_of means nothing */
 	uint64_t *cand;       /* changed pfns of the workers' chunks, per chunk */
@@ -167,6 +168,20 @@ static inline void copy_page_nt(uint8_t *dst, const uint8_t *src)
 #endif
 }
 
+/* The dispatcher's AVX-512 kernel returns with the upper halves of the
+ * vector registers dirty: legacy SSE code that runs next in the thread
+ * (copy_page_nt, the caller's double arithmetic) then runs at less than half
+ * speed, until a vzeroupper. */
+static inline void clean_upper(const struct vft_scan *s)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	if (s->vzeroupper)
+		__asm__ __volatile__("vzeroupper");
+#else
+	(void)s;
+#endif
+}
+
 /* Non-temporal stores are not ordered by the atomics that publish them. */
 static inline void nt_fence(void)
 {
@@ -175,10 +190,10 @@ static inline void nt_fence(void)
 #endif
 }
 
-/* Spins up to SPIN_NS until ((*v & mask) == x) == eq: a scan's hand-offs follow each other
- * within microseconds, and a thread sleeping on a condvar needs a futex
- * wake-up, a few us on bare metal but ~150 us in a VM whose idle vCPU
- * halts. False: sleep. */
+/* Spins up to SPIN_NS until ((*v & mask) == x) == eq; false: time to sleep.
+ * A scan's hand-offs follow each other within microseconds, and a thread
+ * asleep on a condvar needs a futex wake-up: a few us on bare metal, ~100 us
+ * on the VM, whose idle vCPUs halt. */
 static bool spin_until(_Atomic uint64_t *v, uint64_t mask, uint64_t x, bool eq)
 {
 	uint64_t t0 = 0;
@@ -263,6 +278,7 @@ static void hash_front(struct vft_scan *s, struct worker *w)
 			hash_of[i] = h;
 			clear_bit(unknown, i);
 			pfn[n] = i;
+			clean_upper(s);
 			if (!w->nomem && grow_buf(&s->data, &s->cap, n + 1, s->npages) < 0)
 				w->nomem = true;
 			if (!w->nomem)
@@ -301,6 +317,7 @@ static void hash_back(struct vft_scan *s, struct worker *w)
 			hash_of[i] = h;
 			clear_bit(unknown, i);
 			cand[n++] = i;
+			clean_upper(s);
 			if (!w->nomem && grow_buf(&w->stage, &w->cap, w->staged + 1, s->npages) < 0)
 				w->nomem = true;
 			if (!w->nomem)
@@ -334,6 +351,7 @@ static void do_op(struct vft_scan *s, struct worker *w, enum scan_op op)
 		hash_back(s, w);
 	else if (op == OP_MOVE)
 		move_staged(s);
+	clean_upper(s);
 	nt_fence();
 }
 
@@ -472,17 +490,25 @@ void vft_scan_fini(struct vft_scan *s)
 static int start_workers(struct vft_scan *s)
 {
 	sigset_t all, old;
-	int rc = 0;
+	pthread_attr_t attr;
+	int rc;
 
+	rc = pthread_attr_init(&attr);
+	if (rc != 0)
+		return -rc;
+	/* the workers need little stack; 64 of them at the default 8 MiB
+	 * would be half a GiB of address space */
+	pthread_attr_setstacksize(&attr, 256 * 1024);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (unsigned i = 1; i < s->threads; i++) {
-		rc = pthread_create(&s->w[i].tid, NULL, worker_main, &s->w[i]);
+		rc = pthread_create(&s->w[i].tid, &attr, worker_main, &s->w[i]);
 		if (rc != 0)
 			break;
 		s->started = i;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 	for (unsigned i = 1; i <= s->started; i++) {
 		char name[16];
 
@@ -533,14 +559,19 @@ int vft_scan_init(struct vft_scan **out, const void *ram, uint64_t size, unsigne
 	if (ram == NULL || size == 0 || size % PAGE != 0 || threads == 0 || threads > MAX_THREADS ||
 	    size / PAGE / CHUNK >= UINT32_MAX)
 		return -EINVAL;
-	s = calloc(1, sizeof(*s));
+	/* aligned: the atomics have cache lines of their own */
+	s = aligned_alloc(_Alignof(struct vft_scan), sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;
+	memset(s, 0, sizeof(*s));
 	s->ram = ram;
 	s->npages = size / PAGE;
 	s->nchunks = (s->npages + CHUNK - 1) / CHUNK;
 	s->threads = threads;
 	s->hash = XXH3_64bits_dispatch != NULL ? XXH3_64bits_dispatch : XXH3_64bits;
+#if defined(__x86_64__) || defined(__i386__)
+	s->vzeroupper = XXH3_64bits_dispatch != NULL && __builtin_cpu_supports("avx");
+#endif
 	rc = alloc_state(s);
 	if (rc < 0) {
 		vft_scan_fini(s);
@@ -555,6 +586,7 @@ int vft_scan_init(struct vft_scan **out, const void *ram, uint64_t size, unsigne
 	/* the dispatcher picks its kernel on the first call: here, not racing
 	 * in the workers */
 	s->hash(s->data, PAGE);
+	clean_upper(s);
 	rc = start_workers(s);
 	if (rc < 0) {
 		vft_scan_fini(s);
@@ -636,6 +668,7 @@ int vft_scan_copy_range(struct vft_scan *s, uint64_t first, uint64_t count,
 		clear_bit(s->unknown, p);
 		s->pfn[i] = p;
 	}
+	clean_upper(s);
 	res->n_pages = count;
 	res->pfn = s->pfn;
 	res->data = s->data;

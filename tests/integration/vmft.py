@@ -52,7 +52,7 @@ VM = "fg1"
 MEM_MB = int(os.environ.get("VMFT_MEM_MB", "64"))
 KILLS = int(os.environ.get("VMFT_KILLS", "50"))
 BLADE_EVERY = int(os.environ.get("VMFT_BLADE_EVERY", "10"))
-EPOCH_MS = int(os.environ.get("VMFT_EPOCH_MS", "50"))
+EPOCH_MS = int(os.environ.get("VMFT_EPOCH_MS", "100"))
 FAILS = []
 ENGINES = {}  # slot -> (Popen of nsenter, engine pid)
 

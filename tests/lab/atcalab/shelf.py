@@ -437,14 +437,16 @@ class Console:
 
     NOISE = re.compile(r"^(Activate session|Session closed| channel=| rq_lun=|\s*[0-9a-f]{2}( [0-9a-f]{2})*\s*$)")
 
-    def __init__(self, host, port, timeout=5.0):
+    # generous: under a loaded make check (guests spinning on both CPUs)
+    # ipmi_sim can take seconds to print its prompt
+    def __init__(self, host, port, timeout=15.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
         self._read_prompt()
         self.command("noecho")
 
     def _read_prompt(self):
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15
         while not self.buf.endswith(b"> "):
             if time.monotonic() > deadline:
                 raise LabError("ipmi_sim console: no prompt")
