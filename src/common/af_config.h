@@ -288,6 +288,13 @@ int af_cfg_print(const struct af_config *cfg, FILE *f);
 /* Lookups. */
 const struct af_cfg_blade *af_cfg_blade_by_slot(const struct af_config *cfg, uint32_t slot);
 const struct af_cfg_blade *af_cfg_blade_by_host(const struct af_config *cfg, const char *host);
+
+/* A protected VM whose QEMU the checkpoint engine (atca-vmft) runs, rather
+ * than libvirt: protection ft with a disk of its own. */
+static inline bool af_cfg_vm_has_engine(const struct af_cfg_vm *v)
+{
+	return v->protection == AF_PROT_FT && v->disk[0] != '\0';
+}
 /* Partner slot of a blade, or 0 if it is not in a pair. */
 uint32_t af_cfg_partner(const struct af_config *cfg, uint32_t slot);
 

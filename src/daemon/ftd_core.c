@@ -216,11 +216,38 @@ static void hook_notify(void *opaque, const char *kind, const char *text)
 	af_log(AF_SS_RECOVERY, LOG_NOTICE, "NOTIFY %s: %s", kind, text);
 }
 
+/* The checkpoint engines of this blade, through the vmft-bridge (started
+ * after recovery: until then, none is known). */
+static int hook_engine_order(void *opaque, const char *vm, const char *order, bool force,
+                             rcv_fence_done_fn done, void *cookie)
+{
+	struct ftd_ctx *c = opaque;
+
+	return c->vft ? vft_order(c->vft, vm, order, force, done, cookie) : -ENOTCONN;
+}
+
+static void hook_engine_forget(void *opaque, void *cookie)
+{
+	struct ftd_ctx *c = opaque;
+
+	vft_order_forget(c->vft, cookie);
+}
+
+static int hook_engine_state(void *opaque, const char *vm, char *state, size_t len)
+{
+	struct ftd_ctx *c = opaque;
+
+	return c->vft ? vft_engine_state(c->vft, vm, state, len) : -ENOTCONN;
+}
+
 static const struct rcv_hooks rcv_hooks = {
         .fence = ftd_fence_hook,
         .fence_forget = ftd_fence_hook_forget,
         .send = hook_send,
         .notify = hook_notify,
+        .engine_order = hook_engine_order,
+        .engine_forget = hook_engine_forget,
+        .engine_state = hook_engine_state,
 };
 
 static int m_rcv_init(struct ftd_ctx *c)

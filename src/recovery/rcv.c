@@ -115,8 +115,7 @@ void rcv_build_cluster(const struct rcv *m, struct rcv_cluster *c, uint64_t now)
 		c->vms[i].running = v->running_on != 0;
 		c->vms[i].restarts_recent =
 		        rcv_restarts_recent(v, cfg->vms[i].restart_window_ms, now);
-		/* no engine yet: no backup is ever in sync, FT VMs restart */
-		c->vms[i].backup_in_sync = false;
+		c->vms[i].backup_in_sync = rcv_view_backup_ready(m, &cfg->vms[i]);
 	}
 }
 

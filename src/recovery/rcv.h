@@ -34,6 +34,17 @@ struct rcv_hooks {
 	int (*send)(void *opaque, const void *buf, size_t len);
 	/* Tells the operator (log, SNMP). kind: "recovery-started", ... */
 	void (*notify)(void *opaque, const char *kind, const char *text);
+	/* The checkpoint engine of a VM it protects on this blade (a VM with
+	 * protection ft and a disk is no libvirt domain: its engine runs its
+	 * QEMU). engine_order: "promote" (force: its old primary is confirmed
+	 * off), "start" (boot it here from its disk, as primary), "quit";
+	 * done(cookie, ..) later. 0 or -errno (then done is not called).
+	 * engine_state: what the engine here last said ("protected",
+	 * "standby", ...); -errno when none runs here. Optional. */
+	int (*engine_order)(void *opaque, const char *vm, const char *order, bool force,
+	                    rcv_fence_done_fn done, void *cookie);
+	void (*engine_forget)(void *opaque, void *cookie);
+	int (*engine_state)(void *opaque, const char *vm, char *state, size_t len);
 };
 
 /* Creates the module: it plans and shows, but acts only after

@@ -118,6 +118,69 @@ static int running_elsewhere(const struct rcv *m, const char *vm, int here)
 	return on;
 }
 
+/* A VM whose checkpoint engine runs its QEMU: its steps are orders to the
+ * engine on the step's blade, which only that blade's daemon can give (the
+ * engine's control socket is local). Promotion is the FT path: the backup
+ * goes on from its last committed epoch; forced when the old primary's blade
+ * is confirmed off (its link may not have dropped yet). */
+static int act_engine(struct rcv *m, const struct rcv_run *r, unsigned i, enum rcv_step_kind kind)
+{
+	const struct rcv_step *s = &r->plan.steps[i];
+	const char *order = kind == RCV_STEP_PROMOTE                                   ? "promote"
+	                    : kind == RCV_STEP_START_VM || kind == RCV_STEP_RESTART_VM ? "start"
+	                    : kind == RCV_STEP_STOP_VM                                 ? "quit"
+	                                                                               : NULL;
+	int vi = rcv_vm_index(m, s->vm), from, other, rc;
+	bool force = false;
+	struct rcv_act *a;
+	char msg[160];
+
+	if (kind == RCV_STEP_STOP_VM && m->off[s->blade]) {
+		rcv_exec_step_done(&m->exec, r->id, i, 0, "its blade is off", af_mono_ns());
+		return 0;
+	}
+	if (order == NULL || m->hooks.engine_order == NULL) {
+		snprintf(msg, sizeof(msg), "%s: no checkpoint-engine way to %s it", s->vm,
+		         rcv_step_names[kind]);
+		rcv_exec_step_done(&m->exec, r->id, i, -ENOTSUP, msg, af_mono_ns());
+		return 0;
+	}
+	if (s->blade != m->local) {
+		snprintf(msg, sizeof(msg),
+		         "the engine of %s on blade %d takes orders from that "
+		         "blade's daemon only",
+		         s->vm, s->blade);
+		rcv_exec_step_done(&m->exec, r->id, i, -EXDEV, msg, af_mono_ns());
+		return 0;
+	}
+	if (kind != RCV_STEP_STOP_VM) {
+		other = running_elsewhere(m, s->vm, s->blade);
+		if (other != 0) {
+			snprintf(msg, sizeof(msg), "refused: blade %d still reports %s running",
+			         other, s->vm);
+			rcv_exec_step_done(&m->exec, r->id, i, -EEXIST, msg, af_mono_ns());
+			return 0;
+		}
+	}
+	if (kind == RCV_STEP_PROMOTE && vi >= 0) {
+		from = m->vms[vi].running_on ? m->vms[vi].running_on : m->vms[vi].last_blade;
+		force = from > 0 && from != s->blade && m->off[from];
+	}
+	a = act_new(m, r, i, false);
+	if (a == NULL)
+		return -ENOMEM;
+	a->is_engine = true;
+	af_notice("recovery: plan %llu: order %s%s to the engine of %s on blade %d",
+	          (unsigned long long)r->id, order, force ? " (force: old primary off)" : "", s->vm,
+	          s->blade);
+	rc = m->hooks.engine_order(m->hooks_opaque, s->vm, order, force, act_done, a);
+	if (rc < 0) {
+		act_unlink(m, a);
+		free(a);
+	}
+	return rc;
+}
+
 static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_kind kind)
 {
 	struct rcv *m = opaque;
@@ -152,6 +215,8 @@ static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_
 		 * in progress): not a failure, try again within the step's time */
 		return rc == -ENOTCONN ? -EAGAIN : rc;
 	}
+	if (vi >= 0 && af_cfg_vm_has_engine(&m->env.cfg->vms[vi]))
+		return act_engine(m, r, i, kind);
 	if (m->virt == NULL || dom == NULL)
 		return -ENOTSUP;
 	if (kind == RCV_STEP_STOP_VM && m->off[s->blade]) {
@@ -190,9 +255,11 @@ static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_
 		rc = rcv_virt_restart(m->virt, s->blade, dom, s->timeout_ms, act_done, a);
 		break;
 	case RCV_STEP_PROMOTE:
-		/* the engine is not there yet: the VM starts from its disk */
-		af_notice("recovery: plan %llu: no checkpoint engine yet, %s starts from its disk",
-		          (unsigned long long)r->id, s->vm);
+		/* a hot backup without an engine (a libvirt domain): none is
+		 * kept, the VM starts from its disk */
+		af_notice(
+		        "recovery: plan %llu: %s has no checkpoint engine, it starts from its disk",
+		        (unsigned long long)r->id, s->vm);
 		/* fall through */
 	case RCV_STEP_START_VM:
 		rc = rcv_virt_start(m->virt, s->blade, dom,
@@ -239,6 +306,8 @@ static void cancel(void *opaque, const struct rcv_run *r, unsigned i)
 		act_unlink(m, a);
 		if (a->is_fence && m->hooks.fence_forget != NULL)
 			m->hooks.fence_forget(m->hooks_opaque, a);
+		else if (a->is_engine && m->hooks.engine_forget != NULL)
+			m->hooks.engine_forget(m->hooks_opaque, a);
 		else if (m->virt != NULL)
 			rcv_virt_forget(m->virt, a);
 		free(a);
@@ -295,6 +364,8 @@ void rcv_acts_drop(struct rcv *m)
 		m->acts = a->next;
 		if (a->is_fence && m->hooks.fence_forget != NULL)
 			m->hooks.fence_forget(m->hooks_opaque, a);
+		else if (a->is_engine && m->hooks.engine_forget != NULL)
+			m->hooks.engine_forget(m->hooks_opaque, a);
 		else if (m->virt != NULL)
 			rcv_virt_forget(m->virt, a);
 		free(a);

@@ -69,6 +69,7 @@ struct rcv_act {
 	uint64_t run;
 	unsigned step;
 	bool is_fence;
+	bool is_engine; /* carried out by a checkpoint engine (vmft-bridge) */
 	enum rcv_step_kind kind;
 	int blade, from; /* where it acts (from: a migration's source) */
 	char vm[AF_VM_NAME_MAX];
@@ -122,6 +123,10 @@ struct rcv {
 /* rcv.c */
 void rcv_schedule(struct rcv *m);
 int rcv_vm_index(const struct rcv *m, const char *name);
+/* Whether this blade holds a hot backup of v that can take over: its
+ * checkpoint engine here is a backup with a committed epoch. Only the
+ * backup's own daemon knows; it is the one that carries a takeover out. */
+bool rcv_view_backup_ready(const struct rcv *m, const struct af_cfg_vm *v);
 int rcv_vm_by_domain(const struct rcv *m, const char *domain);
 unsigned rcv_restarts_recent(const struct rcv_vm_view *v, uint64_t window_ms, uint64_t now);
 void rcv_plan_requested(struct rcv *m, uint32_t from, const struct rcv_plan *p);

@@ -221,6 +221,33 @@ void rcv_view_vm_state(struct rcv *m, int blade, const char *vm, const char *sta
 	placement(m);
 }
 
+bool rcv_view_backup_ready(const struct rcv *m, const struct af_cfg_vm *v)
+{
+	char state[16];
+
+	if (!af_cfg_vm_has_engine(v) || m->hooks.engine_state == NULL ||
+	    m->hooks.engine_state(m->hooks_opaque, v->name, state, sizeof(state)) < 0)
+		return false;
+	return strcmp(state, "standby") == 0 || strcmp(state, "orphaned") == 0;
+}
+
+/* What the engine of v here says, as a libvirt state for the cluster: a
+ * primary engine holds the guest (running; paused while it promotes); a
+ * backup holds no live copy and is not listed. NULL: not listed. */
+static const char *engine_vm_state(const struct rcv *m, const struct af_cfg_vm *v)
+{
+	static const char *const primary[] = {"booting", "unprotected", "syncing", "protected"};
+	char state[16];
+
+	if (!af_cfg_vm_has_engine(v) || m->hooks.engine_state == NULL ||
+	    m->hooks.engine_state(m->hooks_opaque, v->name, state, sizeof(state)) < 0)
+		return NULL;
+	for (size_t k = 0; k < AF_ARRAY_SIZE(primary); k++)
+		if (strcmp(state, primary[k]) == 0)
+			return "running";
+	return strcmp(state, "promoting") == 0 ? "paused" : NULL;
+}
+
 void rcv_view_local_list(struct rcv *m, const struct rcv_virt_dom *d, unsigned n)
 {
 	struct rcv_peer *me = &m->peers[m->local];
@@ -236,6 +263,17 @@ void rcv_view_local_list(struct rcv *m, const struct rcv_virt_dom *d, unsigned n
 		           sizeof(st->vms[0].name));
 		af_strlcpy(st->vms[st->n_vms].state, dom_state_name(d[i].state),
 		           sizeof(st->vms[0].state));
+		st->n_vms++;
+	}
+	/* the engines' guests are no libvirt domains: their engines say */
+	for (unsigned vi = 0; vi < m->env.cfg->n_vms && st->n_vms < RCV_MAX_VMS; vi++) {
+		const char *es = engine_vm_state(m, &m->env.cfg->vms[vi]);
+
+		if (es == NULL)
+			continue;
+		af_strlcpy(st->vms[st->n_vms].name, m->env.cfg->vms[vi].name,
+		           sizeof(st->vms[0].name));
+		af_strlcpy(st->vms[st->n_vms].state, es, sizeof(st->vms[0].state));
 		st->n_vms++;
 	}
 	me->valid = true;

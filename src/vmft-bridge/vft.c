@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,25 @@ struct vft_link {
 	int fd; /* subscription connection, -1 when not connected */
 	char buf[2048];
 	size_t len;
+	char state[16]; /* the engine's state as it last said; "" unknown */
+};
+
+/* An order carried out by a thread of its own, so that the loop never waits
+ * for an engine (a promotion may wait seconds for the old primary's disk
+ * lock): the thread writes the job to a pipe when it is done, the loop
+ * joins it and calls done. */
+struct vft_job {
+	struct vft *m;
+	pthread_t th;
+	char path[108]; /* the engine's control socket */
+	char vm[AF_CFG_NAME_MAX];
+	char order[16];
+	bool force;
+	vft_done_fn done; /* NULL once forgotten */
+	void *cookie;
+	int rc;
+	char msg[256];
+	struct vft_job *next;
 };
 
 struct vft {
@@ -44,11 +64,13 @@ struct vft {
 	qb_loop_timer_handle timer;
 	bool timer_on;
 	unsigned connected;
+	int job_pipe[2];
+	struct vft_job *jobs;
 };
 
 static bool engine_vm(const struct af_cfg_vm *v)
 {
-	return v->protection == AF_PROT_FT && v->disk[0] != '\0';
+	return af_cfg_vm_has_engine(v);
 }
 
 static int ctl_path(const struct vft *m, const struct af_cfg_vm *v, struct sockaddr_un *sa)
@@ -117,6 +139,8 @@ static void engine_event(struct vft *m, const struct af_cfg_vm *v, const char *e
 	struct af_event e;
 	int blade = (int)local_slot(m);
 
+	if (strcmp(ev, "state") == 0)
+		return; /* logged by link_line as "is <state>" */
 	af_info("vmft-bridge: engine of vm %s: %s%s%s", v->name, ev, detail[0] ? ": " : "", detail);
 	if (m->env.event_sink == NULL)
 		return;
@@ -130,7 +154,7 @@ static void engine_event(struct vft *m, const struct af_cfg_vm *v, const char *e
 	} else {
 		return;
 	}
-	m->env.event_sink(&e, m->env.sink_opaque);
+	m->env.event_sink(m->env.sink_opaque, &e);
 }
 
 static void link_close(struct vft *m, unsigned i)
@@ -141,24 +165,36 @@ static void link_close(struct vft *m, unsigned i)
 	close(m->links[i].fd);
 	m->links[i].fd = -1;
 	m->links[i].len = 0;
+	m->links[i].state[0] = '\0';
 	m->connected--;
 }
 
 static void link_line(struct vft *m, unsigned i, const char *line)
 {
 	const struct af_cfg_vm *v = &m->env.cfg->vms[i];
-	json_object *o = json_tokener_parse(line), *ev, *detail;
+	json_object *o = json_tokener_parse(line), *ev, *detail, *st;
 
 	if (o == NULL || !json_object_is_type(o, json_type_object)) {
 		af_warn("vmft-bridge: engine of vm %s sent a malformed line: ignored", v->name);
-	} else if (json_object_object_get_ex(o, "event", &ev) &&
-	           json_object_is_type(ev, json_type_string)) {
+		goto out;
+	}
+	if (json_object_object_get_ex(o, "state", &st) &&
+	    json_object_is_type(st, json_type_string) &&
+	    strlen(json_object_get_string(st)) < sizeof(m->links[i].state) &&
+	    strcmp(m->links[i].state, json_object_get_string(st)) != 0) {
+		af_strlcpy(m->links[i].state, json_object_get_string(st),
+		           sizeof(m->links[i].state));
+		af_info("vmft-bridge: engine of vm %s is %s", v->name, m->links[i].state);
+	}
+	if (json_object_object_get_ex(o, "event", &ev) &&
+	    json_object_is_type(ev, json_type_string)) {
 		const char *d = json_object_object_get_ex(o, "detail", &detail)
 		                        ? json_object_get_string(detail)
 		                        : "";
 
 		engine_event(m, v, json_object_get_string(ev), d ? d : "");
 	}
+out:
 	if (o)
 		json_object_put(o);
 }
@@ -233,26 +269,31 @@ static void on_timer(void *data)
 
 /* ---- the manager's orders ---------------------------------------------------------- */
 
-int vft_request(struct vft *m, const char *vm, const char *cmd, bool force, char *reply, size_t len)
+/* One request line, one answer line, on the control socket at path. */
+static int request_at(const char *path, const char *cmd, bool force, char *reply, size_t len)
 {
-	const struct af_cfg_vm *v;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	/* a promotion may wait up to 3 s for the old primary's disk lock */
+	struct timeval tv = {.tv_sec = 5};
 	char req[128];
 	size_t got = 0;
 	int fd, n, rc = 0;
 
-	if (m == NULL || vm == NULL || cmd == NULL || reply == NULL || len < 2)
-		return -EINVAL;
 	reply[0] = '\0';
-	v = find_vm(m, vm, NULL);
-	if (v == NULL)
-		return -ENOENT;
 	n = snprintf(req, sizeof(req), "{\"cmd\":\"%s\"%s}\n", cmd, force ? ",\"force\":true" : "");
 	if (n < 0 || (size_t)n >= sizeof(req) || strpbrk(cmd, "\"\\") != NULL)
 		return -EINVAL;
-	/* a promotion may wait up to 3 s for the old primary's disk lock */
-	fd = ctl_connect(m, v, 5000);
+	if (af_strlcpy(sa.sun_path, path, sizeof(sa.sun_path)) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return fd == -ENOENT || fd == -ECONNREFUSED ? -ENOTCONN : fd;
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = errno == ENOENT || errno == ECONNREFUSED ? -ENOTCONN : -errno;
+		goto out;
+	}
 	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
 		rc = -errno;
 		goto out;
@@ -280,6 +321,187 @@ int vft_request(struct vft *m, const char *vm, const char *cmd, bool force, char
 out:
 	close(fd);
 	return rc;
+}
+
+int vft_request(struct vft *m, const char *vm, const char *cmd, bool force, char *reply, size_t len)
+{
+	const struct af_cfg_vm *v;
+	struct sockaddr_un sa;
+	int rc;
+
+	if (m == NULL || vm == NULL || cmd == NULL || reply == NULL || len < 2)
+		return -EINVAL;
+	reply[0] = '\0';
+	if (strpbrk(cmd, "\"\\") != NULL)
+		return -EINVAL;
+	v = find_vm(m, vm, NULL);
+	if (v == NULL)
+		return -ENOENT;
+	rc = ctl_path(m, v, &sa);
+	if (rc < 0)
+		return rc;
+	return request_at(sa.sun_path, cmd, force, reply, len);
+}
+
+/* ---- orders carried out off the loop ----------------------------------------------- */
+
+/* The engine's answer: ok, or its error as the message. */
+static int answer_rc(const char *reply, char *msg, size_t len)
+{
+	json_object *o = json_tokener_parse(reply), *ok, *err;
+	int rc = -EPROTO;
+
+	snprintf(msg, len, "malformed answer from the engine");
+	if (o != NULL && json_object_is_type(o, json_type_object) &&
+	    json_object_object_get_ex(o, "ok", &ok) && json_object_is_type(ok, json_type_boolean)) {
+		if (json_object_get_boolean(ok)) {
+			rc = 0;
+			msg[0] = '\0';
+		} else {
+			rc = -EREMOTEIO;
+			snprintf(msg, len, "%s",
+			         json_object_object_get_ex(o, "error", &err)
+			                 ? json_object_get_string(err)
+			                 : "refused");
+		}
+	}
+	if (o)
+		json_object_put(o);
+	return rc;
+}
+
+static void *job_main(void *arg)
+{
+	struct vft_job *j = arg;
+	char reply[2048];
+	int rc;
+
+	if (strcmp(j->order, "promote") == 0) {
+		rc = request_at(j->path, "promote", j->force, reply, sizeof(reply));
+		if (rc == 0)
+			rc = answer_rc(reply, j->msg, sizeof(j->msg));
+	} else {
+		/* "quit" and "start": the engine here (if any) stops first; the
+		 * start itself is the loop's (it forks) */
+		rc = request_at(j->path, "quit", false, reply, sizeof(reply));
+		if (rc == 0)
+			rc = answer_rc(reply, j->msg, sizeof(j->msg));
+		if (rc == -ENOTCONN)
+			rc = 0; /* none ran */
+		/* the engine exits after its answer: wait until its socket is
+		 * gone (a new engine could not take its pidfile before) */
+		for (int i = 0; rc == 0 && i < 500 && access(j->path, F_OK) == 0; i++)
+			usleep(10000);
+	}
+	if (rc < 0 && j->msg[0] == '\0')
+		snprintf(j->msg, sizeof(j->msg), "%s", strerror(-rc));
+	j->rc = rc;
+	while (write(j->m->job_pipe[1], &j, sizeof(j)) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+static void job_unlink(struct vft *m, struct vft_job *j)
+{
+	for (struct vft_job **p = &m->jobs; *p != NULL; p = &(*p)->next) {
+		if (*p == j) {
+			*p = j->next;
+			return;
+		}
+	}
+}
+
+static int32_t on_job(int32_t fd, int32_t revents, void *data)
+{
+	struct vft *m = data;
+	struct vft_job *j;
+
+	(void)revents;
+	while (read(fd, &j, sizeof(j)) == (ssize_t)sizeof(j)) {
+		pthread_join(j->th, NULL);
+		job_unlink(m, j);
+		if (j->rc == 0 && strcmp(j->order, "start") == 0) {
+			char err[200] = "";
+
+			j->rc = vft_engine_start(m, j->vm, "primary", err, sizeof(err));
+			if (j->rc < 0)
+				snprintf(j->msg, sizeof(j->msg), "%s",
+				         err[0] ? err : strerror(-j->rc));
+		}
+		af_log(AF_LOG_SS, j->rc == 0 ? LOG_NOTICE : LOG_WARNING,
+		       "vmft-bridge: order %s%s to the engine of vm %s: %s", j->order,
+		       j->force ? " (force)" : "", j->vm, j->rc == 0 ? "done" : j->msg);
+		if (j->done)
+			j->done(j->cookie, j->rc, j->rc == 0 ? "" : j->msg);
+		free(j);
+	}
+	return 0;
+}
+
+int vft_order(struct vft *m, const char *vm, const char *order, bool force, vft_done_fn done,
+              void *cookie)
+{
+	const struct af_cfg_vm *v;
+	struct sockaddr_un sa;
+	struct vft_job *j;
+	int rc;
+
+	if (m == NULL || vm == NULL || order == NULL || done == NULL)
+		return -EINVAL;
+	if (strcmp(order, "promote") != 0 && strcmp(order, "start") != 0 &&
+	    strcmp(order, "quit") != 0)
+		return -EINVAL;
+	if (m->env.loop == NULL || m->job_pipe[0] < 0)
+		return -ENOTSUP;
+	v = find_vm(m, vm, NULL);
+	if (v == NULL)
+		return -ENOENT;
+	rc = ctl_path(m, v, &sa);
+	if (rc < 0)
+		return rc;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return -ENOMEM;
+	j->m = m;
+	af_strlcpy(j->path, sa.sun_path, sizeof(j->path));
+	af_strlcpy(j->vm, v->name, sizeof(j->vm));
+	af_strlcpy(j->order, order, sizeof(j->order));
+	j->force = force;
+	j->done = done;
+	j->cookie = cookie;
+	rc = -pthread_create(&j->th, NULL, job_main, j);
+	if (rc < 0) {
+		free(j);
+		return rc;
+	}
+	j->next = m->jobs;
+	m->jobs = j;
+	af_info("vmft-bridge: order %s%s to the engine of vm %s", order, force ? " (force)" : "",
+	        v->name);
+	return 0;
+}
+
+void vft_order_forget(struct vft *m, void *cookie)
+{
+	if (m == NULL)
+		return;
+	for (struct vft_job *j = m->jobs; j != NULL; j = j->next)
+		if (j->cookie == cookie)
+			j->done = NULL;
+}
+
+int vft_engine_state(const struct vft *m, const char *vm, char *state, size_t len)
+{
+	unsigned i;
+
+	if (m == NULL || vm == NULL || state == NULL || len == 0)
+		return -EINVAL;
+	if (find_vm(m, vm, &i) == NULL)
+		return -ENOENT;
+	if (m->links[i].fd < 0 || m->links[i].state[0] == '\0')
+		return -ENOTCONN;
+	af_strlcpy(state, m->links[i].state, len);
+	return 0;
 }
 
 int vft_engine_start(struct vft *m, const char *vm, const char *role, char *err, size_t errlen)
@@ -347,9 +569,17 @@ int vft_init(struct vft **out, const struct af_module_env *env)
 	if (m == NULL)
 		return -ENOMEM;
 	m->env = *env;
+	m->job_pipe[0] = m->job_pipe[1] = -1;
 	for (unsigned i = 0; i < AF_MAX_VMS; i++)
 		m->links[i].fd = -1;
 	if (m->env.loop) {
+		if (pipe2(m->job_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+			int rc = -errno;
+
+			free(m);
+			return rc;
+		}
+		qb_loop_poll_add(m->env.loop, QB_LOOP_HIGH, m->job_pipe[0], POLLIN, m, on_job);
 		qb_loop_timer_add(m->env.loop, QB_LOOP_LOW, 10 * AF_NS_PER_MS, m, on_timer,
 		                  &m->timer);
 		m->timer_on = true;
@@ -399,6 +629,20 @@ void vft_fini(struct vft *m)
 			link_close(m, i);
 	if (m->timer_on)
 		qb_loop_timer_del(m->env.loop, m->timer);
+	/* orders under way end within their socket timeout: wait for them,
+	 * their callers are told nothing (they are going away too) */
+	while (m->jobs != NULL) {
+		struct vft_job *j = m->jobs;
+
+		m->jobs = j->next;
+		pthread_join(j->th, NULL);
+		free(j);
+	}
+	if (m->job_pipe[0] >= 0) {
+		qb_loop_poll_del(m->env.loop, m->job_pipe[0]);
+		close(m->job_pipe[0]);
+		close(m->job_pipe[1]);
+	}
 	af_info("vmft-bridge: stopped");
 	free(m);
 }

@@ -32,6 +32,23 @@ void vft_fini(struct vft *m);
 int vft_request(struct vft *m, const char *vm, const char *cmd, bool force, char *reply,
                 size_t len);
 
+/* An order the recovery planner gives the engine of a protected VM on this
+ * blade, carried out off the loop: "promote" (force: the old primary is
+ * confirmed off, do not wait for the link to drop), "quit" (the engine
+ * stops, with its guest), "start" (the engine here, a backup, stops; a
+ * primary engine boots the guest from its disk). done(cookie, 0 or -errno,
+ * why) is called later from the loop, unless forgotten first. Returns 0, or
+ * -errno and done is never called. */
+typedef void (*vft_done_fn)(void *cookie, int rc, const char *msg);
+int vft_order(struct vft *m, const char *vm, const char *order, bool force, vft_done_fn done,
+              void *cookie);
+void vft_order_forget(struct vft *m, void *cookie);
+
+/* The state the engine of vm on this blade last reported ("protected",
+ * "standby", "orphaned", ...). -ENOENT: vm has no engine; -ENOTCONN: none is
+ * connected here. */
+int vft_engine_state(const struct vft *m, const char *vm, char *state, size_t len);
+
 /* Starts the engine of a protected VM on this blade, detached (it outlives
  * the daemon), as "primary" (boots the guest) or "backup". */
 int vft_engine_start(struct vft *m, const char *vm, const char *role, char *err, size_t errlen);

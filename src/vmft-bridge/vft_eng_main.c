@@ -130,7 +130,10 @@ void eng_fire(struct vft_eng *e, int event, const char *why)
 		return;
 	if (why)
 		af_info("vmft %s: %s", e->vm->name, why);
-	af_fsm_fire(&e->fsm, event);
+	/* the manager plans with the engine's state (a backup in standby can
+	 * take over, a primary runs the guest): every change reaches it */
+	if (af_fsm_fire(&e->fsm, event) >= 0)
+		eng_emit(e, "state", why);
 }
 
 /* An event line to every subscribed control client. */
@@ -471,6 +474,33 @@ static json_object *ok_obj(void)
 	return o;
 }
 
+/* The raw per-epoch samples, oldest first: for benchmarks, which want
+ * their own percentiles over exactly the epochs they watched. */
+static json_object *ring_json(const struct eng_ring *r)
+{
+	json_object *a = json_object_new_array();
+	uint32_t first = r->n < ENG_SAMPLES ? 0 : r->next;
+
+	for (uint32_t k = 0; k < r->n; k++)
+		json_object_array_add(a, json_object_new_double(r->v[(first + k) % ENG_SAMPLES]));
+	return a;
+}
+
+static json_object *samples_json(struct vft_eng *e)
+{
+	json_object *o = json_object_new_object();
+
+	pthread_mutex_lock(&e->lock);
+	json_object_object_add(o, "epoch", json_object_new_int64((int64_t)e->st.last_epoch));
+	json_object_object_add(o, "pause_ms", ring_json(&e->st.pause_ms));
+	json_object_object_add(o, "scan_ms", ring_json(&e->st.scan_ms));
+	json_object_object_add(o, "bytes", ring_json(&e->st.bytes));
+	json_object_object_add(o, "send_ms", ring_json(&e->st.send_ms));
+	pthread_mutex_unlock(&e->lock);
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	return o;
+}
+
 static void handle_command(struct vft_eng *e, unsigned i, const char *line)
 {
 	json_object *req = json_tokener_parse(line), *cmd = NULL, *force = NULL;
@@ -491,9 +521,15 @@ static void handle_command(struct vft_eng *e, unsigned i, const char *line)
 
 		json_object_object_add(o, "ok", json_object_new_boolean(1));
 		reply(e, i, o);
+	} else if (strcmp(c, "samples") == 0) {
+		reply(e, i, samples_json(e));
 	} else if (strcmp(c, "subscribe") == 0) {
+		json_object *o = ok_obj();
+
 		e->client_sub[i] = true;
-		reply(e, i, ok_obj());
+		json_object_object_add(o, "state",
+		                       json_object_new_string(af_fsm_state_name(&e->fsm)));
+		reply(e, i, o);
 	} else if (strcmp(c, "promote") == 0) {
 		if (!e->is_backup) {
 			reply(e, i, error_obj("", "not a backup: nothing to promote"));

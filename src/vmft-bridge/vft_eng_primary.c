@@ -329,7 +329,8 @@ static int read_devstate(struct psess *ps, int fd)
 }
 
 /* stop, device state, changed pages, cont: the guest's pause. */
-static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res, double *pause_ms)
+static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res, double *pause_ms,
+                   double *scan_ms)
 {
 	struct vft_eng *e = ps->e;
 	char err[256], uri[4200], status[32];
@@ -375,7 +376,9 @@ static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res
 			goto resume;
 		}
 	}
+	*scan_ms = af_mono_s();
 	rc = vft_scan_run(e->scan, res);
+	*scan_ms = (af_mono_s() - *scan_ms) * 1e3;
 	if (rc < 0)
 		snprintf(err, sizeof(err), "page scan: %s", strerror(-rc));
 resume:
@@ -427,10 +430,10 @@ static int ship_epoch(struct psess *ps, uint64_t epoch, uint64_t n_pages, uint64
 	struct vft_epoch_end end = {0};
 	uint8_t endb[VFT_EPOCH_END_SIZE];
 	struct iovec iov;
-	double pause_ms, t0;
+	double pause_ms, scan_ms = 0, t0;
 	int rc;
 
-	rc = capture(ps, epoch, &res, &pause_ms);
+	rc = capture(ps, epoch, &res, &pause_ms, &scan_ms);
 	if (rc < 0)
 		return rc;
 	t0 = af_mono_s();
@@ -467,6 +470,7 @@ static int ship_epoch(struct psess *ps, uint64_t epoch, uint64_t n_pages, uint64
 	e->st.bytes_total += e->st.bytes_last_epoch;
 	e->st.devstate_bytes = ps->dev_len;
 	eng_ring_add(&e->st.pause_ms, pause_ms);
+	eng_ring_add(&e->st.scan_ms, scan_ms);
 	eng_ring_add(&e->st.bytes, (double)e->st.bytes_last_epoch);
 	eng_ring_add(&e->st.send_ms, (af_mono_s() - t0) * 1e3);
 	pthread_mutex_unlock(&e->lock);
