@@ -20,6 +20,12 @@ the manager does after fencing. Every time:
 
 Corrupt frames: a fake primary sends a frame with a bad checksum to a backup
 engine, which drops the connection without committing anything.
+
+The manager: atca-ftd on both blades shows the engines (atca-ftctl vm
+status), turns a lost backup into a vm-unprotected fault (cleared once a new
+backup is synchronised), starts engines on order; then, with recovery in
+act mode, blade 1 (the primary's) loses power and atca-ftd on blade 2 fences
+it and promotes its backup engine by itself.
 """
 
 import json
