@@ -485,6 +485,8 @@ void ctl_render_vm_order(json_object *doc, FILE *f)
 {
 	if (json_object_object_get_ex(doc, "error", NULL))
 		fprintf(f, "failed: %s\n", ctl_str(doc, "error", "?"));
+	else if (json_object_object_get_ex(doc, "promoted", NULL))
+		fprintf(f, "promoted: %s\n", ctl_str(doc, "promoted", "?"));
 	else if (json_object_object_get_ex(doc, "promote_ms", NULL))
 		fprintf(f, "promoted: the guest runs here from epoch %lld (%.1f ms)\n",
 		        (long long)ctl_int(doc, "epoch", 0), ctl_double(doc, "promote_ms", 0));

@@ -22,6 +22,7 @@ struct smc;
 struct fm;
 struct rcv;
 struct vft;
+struct ftd_vmft_wait;
 struct ftd_ipc;
 struct ftd_fence_req;
 struct ftd_cluster;
@@ -90,6 +91,7 @@ struct ftd_ctx {
 	struct ftd_event_rec *ev_ring;      /* the last FTD_EVENT_RING events */
 	struct ftd_fence_req *fence_reqs;   /* waiting for the shelf manager */
 	struct ftd_fence_hook *fence_hooks; /* recovery's fences in flight */
+	struct ftd_vmft_wait *vmft_waits;   /* operators' promotions in flight */
 	struct ftd_fault_rec faults[FTD_FAULT_RING];
 	unsigned fault_head, fault_len;
 	unsigned ev_head, ev_len;
@@ -178,6 +180,12 @@ int ftd_fence_hook(void *opaque, int blade, void (*done)(void *cookie, int rc, c
                    void *cookie);
 void ftd_fence_hook_forget(void *opaque, void *cookie);
 void ftd_fence_hooks_drop(struct ftd_ctx *ctx);
+/* "atca-ftctl vm promote": answered once the engine has promoted (or
+ * refused), without holding the loop meanwhile. */
+bool ftd_vmft_deferred(const struct af_ipc_request *req);
+void ftd_vmft_request(struct ftd_ctx *ctx, const struct af_ipc_request *req, ftd_reply_fn reply,
+                      void *opaque);
+void ftd_vmft_forget(struct ftd_ctx *ctx, void *opaque);
 
 /* ftd_cluster.c: corosync CPG + votequorum ----------------------------------- */
 

@@ -156,6 +156,7 @@ static void drop_pending(struct ftd_ipc *ipc, qb_ipcs_connection_t *c)
 		}
 		*p = pd->next;
 		ftd_fence_forget(ipc->ctx, pd);
+		ftd_vmft_forget(ipc->ctx, pd);
 		qb_ipcs_connection_unref(pd->c);
 		free(pd);
 	}
@@ -237,7 +238,10 @@ static void defer(struct ftd_ipc *ipc, qb_ipcs_connection_t *c, const struct af_
 	qb_ipcs_connection_ref(c);
 	pd->next = ipc->pending;
 	ipc->pending = pd;
-	ftd_fence_request(ipc->ctx, req, pending_reply, pd);
+	if (req->op == AF_OP_VMFT)
+		ftd_vmft_request(ipc->ctx, req, pending_reply, pd);
+	else
+		ftd_fence_request(ipc->ctx, req, pending_reply, pd);
 }
 
 static int32_t on_message(qb_ipcs_connection_t *c, void *data, size_t size)
@@ -274,7 +278,7 @@ static int32_t on_message(qb_ipcs_connection_t *c, void *data, size_t size)
 		af_strlcpy(conn->client, req.client, sizeof(conn->client));
 	af_debug("IPC %s from pid %d (%s)", af_ipc_op_name(req.op), conn ? (int)conn->pid : -1,
 	         conn ? conn->client : "?");
-	if (req.op == AF_OP_FENCE || req.op == AF_OP_UNFENCE) {
+	if (req.op == AF_OP_FENCE || req.op == AF_OP_UNFENCE || ftd_vmft_deferred(&req)) {
 		defer(ipc, c, &req);
 		return 0;
 	}

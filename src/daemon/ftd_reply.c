@@ -315,6 +315,104 @@ static int operator_action(struct ftd_ctx *ctx, const struct af_ipc_request *req
 }
 
 /* vm status|promote|...: the engine's own answer, passed through. */
+/* ---- promotions ordered by an operator, answered when done --------------------------- */
+
+struct ftd_vmft_wait {
+	struct ftd_ctx *ctx;
+	ftd_reply_fn reply;
+	void *opaque;
+	char vm[AF_CFG_NAME_MAX];
+	struct ftd_vmft_wait *next;
+};
+
+bool ftd_vmft_deferred(const struct af_ipc_request *req)
+{
+	return req->op == AF_OP_VMFT &&
+	       (req->count == AF_VMFT_PROMOTE || req->count == AF_VMFT_PROMOTE_FORCE);
+}
+
+static void vmft_wait_unlink(struct ftd_ctx *ctx, struct ftd_vmft_wait *w)
+{
+	for (struct ftd_vmft_wait **p = &ctx->vmft_waits; *p != NULL; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			return;
+		}
+	}
+}
+
+static void vmft_promoted(void *cookie, int rc, const char *msg)
+{
+	struct ftd_vmft_wait *w = cookie;
+	char err[320];
+	json_object *doc;
+
+	vmft_wait_unlink(w->ctx, w);
+	if (rc == 0) {
+		doc = json_object_new_object();
+		json_object_object_add(doc, "ok", json_object_new_boolean(1));
+		json_object_object_add(doc, "vm", json_object_new_string(w->vm));
+		json_object_object_add(doc, "promoted", json_object_new_string(msg));
+	} else {
+		snprintf(err, sizeof(err), "vm '%s': %s", w->vm,
+		         rc == -ENOTCONN ? "no engine runs it on this blade" : msg);
+		doc = ftd_error_json(err, rc);
+	}
+	w->reply(w->opaque, rc, doc);
+	json_object_put(doc);
+	free(w);
+}
+
+void ftd_vmft_request(struct ftd_ctx *ctx, const struct af_ipc_request *req, ftd_reply_fn reply,
+                      void *opaque)
+{
+	struct ftd_vmft_wait *w = calloc(1, sizeof(*w));
+	char err[200];
+	json_object *doc;
+	int rc = w == NULL ? -ENOMEM : ctx->vft == NULL ? -ENOTCONN : 0;
+
+	if (rc == 0) {
+		w->ctx = ctx;
+		w->reply = reply;
+		w->opaque = opaque;
+		af_strlcpy(w->vm, req->blade, sizeof(w->vm));
+		af_notice("promotion of vm %s%s ordered over IPC", req->blade,
+		          req->count == AF_VMFT_PROMOTE_FORCE ? " (force)" : "");
+		rc = vft_order(ctx->vft, req->blade, "promote", req->count == AF_VMFT_PROMOTE_FORCE,
+		               vmft_promoted, w);
+	}
+	if (rc == 0) {
+		w->next = ctx->vmft_waits;
+		ctx->vmft_waits = w;
+		return;
+	}
+	free(w);
+	snprintf(err, sizeof(err), "vm '%s': %s", req->blade,
+	         rc == -ENOENT     ? "not a protected vm with a disk"
+	         : rc == -ENOTCONN ? "vmft-bridge is not running"
+	                           : strerror(-rc));
+	doc = ftd_error_json(err, rc);
+	reply(opaque, rc, doc);
+	json_object_put(doc);
+}
+
+void ftd_vmft_forget(struct ftd_ctx *ctx, void *opaque)
+{
+	struct ftd_vmft_wait **p = &ctx->vmft_waits;
+
+	while (*p != NULL) {
+		struct ftd_vmft_wait *w = *p;
+
+		if (w->opaque != opaque) {
+			p = &w->next;
+			continue;
+		}
+		*p = w->next;
+		vft_order_forget(ctx->vft, w);
+		free(w);
+	}
+}
+
 static int vmft_action(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_object **out)
 {
 	static const char *const cmds[AF_VMFT_CMD_COUNT] = {

@@ -370,6 +370,21 @@ static int answer_rc(const char *reply, char *msg, size_t len)
 	return rc;
 }
 
+/* What a successful promotion says, for the step's or the operator's log. */
+static void promoted_msg(const char *reply, char *msg, size_t len)
+{
+	json_object *o = json_tokener_parse(reply), *ep = NULL, *ms = NULL;
+
+	if (o != NULL && json_object_object_get_ex(o, "epoch", &ep) &&
+	    json_object_object_get_ex(o, "promote_ms", &ms))
+		snprintf(msg, len, "the guest runs here from epoch %lld (promoted in %.1f ms)",
+		         (long long)json_object_get_int64(ep), json_object_get_double(ms));
+	else
+		snprintf(msg, len, "the guest runs here");
+	if (o)
+		json_object_put(o);
+}
+
 static void *job_main(void *arg)
 {
 	struct vft_job *j = arg;
@@ -380,6 +395,8 @@ static void *job_main(void *arg)
 		rc = request_at(j->path, "promote", j->force, reply, sizeof(reply));
 		if (rc == 0)
 			rc = answer_rc(reply, j->msg, sizeof(j->msg));
+		if (rc == 0)
+			promoted_msg(reply, j->msg, sizeof(j->msg));
 	} else {
 		/* "quit" and "start": the engine here (if any) stops first; the
 		 * start itself is the loop's (it forks) */
@@ -432,7 +449,7 @@ static int32_t on_job(int32_t fd, int32_t revents, void *data)
 		       "vmft-bridge: order %s%s to the engine of vm %s: %s", j->order,
 		       j->force ? " (force)" : "", j->vm, j->rc == 0 ? "done" : j->msg);
 		if (j->done)
-			j->done(j->cookie, j->rc, j->rc == 0 ? "" : j->msg);
+			j->done(j->cookie, j->rc, j->msg);
 		free(j);
 	}
 	return 0;
