@@ -309,6 +309,11 @@ START_TEST(test_defaults_and_derived)
 	ck_assert_str_eq(cfg->shelf.managers[1].address, "fe80::1");
 	ck_assert_uint_eq(cfg->shelf.cipher_suite, 17);
 	ck_assert_uint_eq(cfg->vms[1].restart_window_ms, 30 * 60 * 1000);
+	/* a VM's own checkpoint period, or auto (0: vmft.epoch) */
+	ck_assert_uint_eq(cfg->vms[0].epoch_ms, 0);
+	ck_assert_uint_eq(cfg->vms[3].epoch_ms, 300);
+	ck_assert(af_cfg_vm_has_engine(&cfg->vms[3]));
+	ck_assert(!af_cfg_vm_has_engine(&cfg->vms[0])); /* ft without a disk */
 	ck_assert_str_eq(cfg->snmp.targets[0].community, "not public");
 	ck_assert(cfg->snmp.targets[1].cred_loaded);
 	ck_assert_str_eq(cfg->snmp.targets[1].cred.priv_password, "privpass1");

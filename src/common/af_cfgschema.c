@@ -67,6 +67,12 @@ static const char *const snmp_priv_names[AF_SNMP_PRIV_COUNT] = {"aes", "aes192",
 		.name = n, .type = AF_KT_DURATION, .off = offsetof(S, F), .min = lo, .max = hi,    \
 		.def = d                                                                           \
 	}
+/* a duration that may be "auto" (stored as 0: the caller's default) */
+#define K_DURA(n, S, F, lo, hi)                                                                    \
+	{                                                                                          \
+		.name = n, .type = AF_KT_DURATION, .off = offsetof(S, F), .min = lo, .max = hi,    \
+		.def = "auto", .flags = AF_K_AUTO0                                                 \
+	}
 #define K_SIZE(n, S, F, lo, hi, d)                                                                 \
 	{                                                                                          \
 		.name = n, .type = AF_KT_SIZE, .off = offsetof(S, F), .min = lo, .max = hi,        \
@@ -147,6 +153,7 @@ static const struct af_kspec vm_keys[] = {
         K_STR("disk", struct af_cfg_vm, disk, AF_KT_PATH, NULL, 0),
         K_UINT("port", struct af_cfg_vm, port, 1, 65535, "auto", AF_K_AUTO0),
         K_STR("qemu_args", struct af_cfg_vm, qemu_args, AF_KT_STRING, NULL, 0),
+        K_DURA("epoch", struct af_cfg_vm, epoch_ms, 10, 10 * MS_S),
 };
 
 static const struct af_kspec vmft_keys[] = {
@@ -578,6 +585,10 @@ static int set_value(struct af_cfg_load *ld, uint32_t line, const struct af_kspe
 		bool dur = k->type == AF_KT_DURATION;
 		char lo[32], hi[32];
 
+		if ((k->flags & AF_K_AUTO0) && strcmp(v, "auto") == 0) {
+			*(uint64_t *)(void *)field = 0;
+			return 0;
+		}
 		rc = dur ? af_parse_duration_ms(v, &u) : af_parse_size(v, &u);
 		if (rc == -EINVAL) {
 			af_cfg_error(ld, line, "'%s' is not a %s for '%s' (e.g. %s)", v,
@@ -904,6 +915,10 @@ static void print_value(FILE *f, const struct af_kspec *k, const void *obj)
 		break;
 	}
 	case AF_KT_DURATION:
+		if ((k->flags & AF_K_AUTO0) && *(const uint64_t *)(const void *)field == 0) {
+			fputs("auto", f);
+			break;
+		}
 		af_format_duration_ms(*(const uint64_t *)(const void *)field, buf, sizeof(buf));
 		fputs(buf, f);
 		break;

@@ -147,6 +147,7 @@ struct af_cfg_vm {
 	char disk[AF_CFG_PATH_MAX];      /* raw image on shared storage */
 	uint32_t port;                   /* replication TCP port; 0 = vmft.port + index */
 	char qemu_args[AF_CFG_PATH_MAX]; /* extra QEMU arguments, space separated */
+	uint64_t epoch_ms;               /* checkpoint period; 0: vmft.epoch */
 };
 
 /* The checkpoint/replay engine (atca-vmft) of protected VMs. */

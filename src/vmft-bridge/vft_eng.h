@@ -180,6 +180,11 @@ void eng_post(struct vft_eng *e, int kind, int prio, int event, uint64_t epoch, 
 void eng_fire(struct vft_eng *e, int event, const char *why);
 void eng_emit(struct vft_eng *e, const char *event, const char *detail);
 void eng_ring_add(struct eng_ring *r, double v);
+/* The VM's checkpoint period: its own epoch, or vmft.epoch. */
+static inline uint64_t eng_epoch_ms(const struct vft_eng *e)
+{
+	return e->vm->epoch_ms ? e->vm->epoch_ms : e->cfg->vmft.epoch_ms;
+}
 double eng_ring_pct(const struct eng_ring *r, double pct);
 
 /* vft_eng_qemu.c */

@@ -407,7 +407,7 @@ static json_object *status_json(struct vft_eng *e)
 	                                                      ? (now - st.last_commit_at) * 1e3
 	                                                      : -1));
 	json_object_object_add(o, "epoch_period_ms",
-	                       json_object_new_int64((int64_t)e->cfg->vmft.epoch_ms));
+	                       json_object_new_int64((int64_t)eng_epoch_ms(e)));
 	json_object_object_add(o, "pause_p50_ms",
 	                       json_object_new_double(eng_ring_pct(&st.pause_ms, 50)));
 	json_object_object_add(o, "pause_p99_ms",
@@ -942,7 +942,7 @@ int main(int argc, char **argv)
 	          "%llu ms, %u scan threads, machine %016llx)",
 	          e->vm->name, o.role, e->local_slot, e->peer_slot,
 	          e->is_backup ? e->listen_addr : e->peer_addr, e->port,
-	          (unsigned long long)e->cfg->vmft.epoch_ms, e->scan_threads,
+	          (unsigned long long)eng_epoch_ms(e), e->scan_threads,
 	          (unsigned long long)e->config_hash);
 	if (e->is_backup) {
 		rc = eng_backup_start(e, err, sizeof(err));

@@ -547,6 +547,7 @@ static int protect_session(struct vft_eng *e, int fd)
 {
 	struct psess ps = {.e = e, .fd = fd};
 	uint64_t epoch, n_pages = 0, n_frames = 0;
+	double started;
 	int rc;
 
 	ps.last_tx = af_mono_s();
@@ -569,14 +570,21 @@ static int protect_session(struct vft_eng *e, int fd)
 		rc = live_copy(&ps, epoch, &n_pages, &n_frames);
 	if (rc == 0)
 		rc = ship_epoch(&ps, epoch, n_pages, n_frames);
+	started = af_mono_s();
 	while (rc == 0) {
-		double next = af_mono_s() + (double)e->cfg->vmft.epoch_ms / 1000.0;
+		/* epochs start one period apart (not a period after the last
+		 * one was sent): output waits at most about one period plus the
+		 * transfer; an epoch that overran is followed at once */
+		double next = started + (double)eng_epoch_ms(e) / 1000.0;
 
+		if (next < af_mono_s())
+			next = af_mono_s();
 		rc = wait_acks(&ps, next, 0);
 		if (rc == 0)
 			rc = wait_acks(&ps, 0, MAX_UNACKED);
 		if (rc < 0)
 			break;
+		started = af_mono_s();
 		epoch = e->next_epoch++;
 		rc = begin_epoch(&ps, epoch, VFT_EPOCH_INCR);
 		if (rc == 0)
