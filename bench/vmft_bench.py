@@ -116,9 +116,9 @@ class Bench:
         v.guestmod.make_image(lab, v.VM, pps=pps)
         v.write_conf()
         v.start_engine(2, "backup")
+        t0 = time.monotonic()
         v.start_engine(1, "primary")
         v.wait_for("guest output", lambda: v.counters(v.console_text()), timeout=60)
-        t0 = time.monotonic()
         v.wait_protected(1, timeout=120)
         return time.monotonic() - t0
 
@@ -135,6 +135,7 @@ class Bench:
         s = v.ctl(1, "samples", timeout=10)
         n = min(epochs, len(s["pause_ms"]))
         return {"pause": s["pause_ms"][-n:], "scan": s["scan_ms"][-n:],
+                "dev": s.get("devstate_ms", [0])[-n:],
                 "bytes": s["bytes"][-n:], "elapsed": t1 - t0,
                 "bytes_total": st.get("bytes_total", 0) - b0,
                 "epochs": st.get("epoch", 0) - e0, "devstate": st.get("devstate_bytes", 0)}
@@ -146,7 +147,8 @@ class Bench:
         row = {"mem": mem, "pps": pps, "n": len(w["pause"]), "sync_s": sync_s,
                "pause_p50": pct(w["pause"], 50), "pause_p99": pct(w["pause"], 99),
                "pause_max": max(w["pause"]), "scan_p50": pct(w["scan"], 50),
-               "scan_p99": pct(w["scan"], 99), "bytes_p50": pct(w["bytes"], 50),
+               "scan_p99": pct(w["scan"], 99), "dev_p50": pct(w["dev"], 50),
+               "bytes_p50": pct(w["bytes"], 50),
                "bw_mbs": w["bytes_total"] / w["elapsed"] / 1e6, "bound_ms": bound,
                "devstate": w["devstate"]}
         row["ratio"] = row["pause_p50"] / bound
@@ -241,17 +243,21 @@ def report(b, colo, args, threads, scan):
         L.append("%d MiB: scan median %.1f ms (%.1f GB/s)." % (mem, med, gbps))
     L.append("")
     L.append("| RAM MiB | dirty pages/s | epochs | pause p50 ms | pause p99 ms | max ms | "
-             "scan p50 ms | bound ms | p50 / bound | bytes/epoch p50 | replication MB/s | "
-             "initial sync s |")
-    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+             "scan p50 ms | device state p50 ms | bound ms | p50 / bound | bytes/epoch p50 | "
+             "replication MB/s | start -> protected s |")
+    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in b.rows:
-        L.append("| %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %d | %.1f | %.1f |" % (
-            r["mem"], r["pps"], r["n"], r["pause_p50"], r["pause_p99"], r["pause_max"],
-            r["scan_p50"], r["bound_ms"], r["ratio"], r["bytes_p50"], r["bw_mbs"], r["sync_s"]))
+        L.append("| %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %d | %.1f | "
+                 "%.1f |" % (
+                     r["mem"], r["pps"], r["n"], r["pause_p50"], r["pause_p99"], r["pause_max"],
+                     r["scan_p50"], r["dev_p50"], r["bound_ms"], r["ratio"], r["bytes_p50"],
+                     r["bw_mbs"], r["sync_s"]))
     L.append("")
     L.append("Pause = QMP stop .. cont as the engine times it: stop, the device state "
-             "(an x-ignore-shared migration into the engine, %d bytes), the page scan "
-             "with the copy of changed pages, cont." % (b.rows[0]["devstate"] if b.rows else 0))
+             "(an x-ignore-shared migration into the engine, %d bytes: migrate .. completed), "
+             "the page scan with the copy of changed pages, cont. Start -> protected: the "
+             "primary engine started (QEMU, SeaBIOS boot, full synchronisation) until the "
+             "first acknowledged epochs." % (b.rows[0]["devstate"] if b.rows else 0))
     L.append("")
     if b.failover:
         order = [s[1] for s in b.failover]
@@ -286,17 +292,21 @@ def report(b, colo, args, threads, scan):
     pauses = [c for c in colo if c.get("kind") == "colo-pause"]
     fos = [c for c in colo if c.get("kind") == "colo-failover"]
     if pauses:
-        L.append("| RAM MiB | dirty pages/s | checkpoints | pause p50 ms | pause p99 ms | max ms | method |")
-        L.append("|---:|---:|---:|---:|---:|---:|---|")
+        L.append("| transport | RAM MiB | dirty pages/s | checkpoints | pause p50 ms | "
+                 "pause p99 ms | max ms |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
         for c in pauses:
-            L.append("| %s | %s | %s | %.1f | %.1f | %.1f | %s |" % (
-                c.get("mem_mib"), c.get("pps"), c.get("n"), c.get("p50_ms", float("nan")),
-                c.get("p99_ms", float("nan")), c.get("max_ms", float("nan")),
-                c.get("method", "")))
+            L.append("| %s | %s | %s | %s | %.1f | %.1f | %.1f |" % (
+                c.get("transport", "tcp"), c.get("mem_mib"), c.get("pps"), c.get("n"),
+                c.get("p50_ms", float("nan")), c.get("p99_ms", float("nan")),
+                c.get("max_ms", float("nan"))))
+        L.append("")
+        L.append("Method: %s" % pauses[0].get("method", "?"))
         L.append("")
     for c in fos:
-        L.append("COLO failover (%s MiB, n=%s): x-colo-lost-heartbeat -> running p50 %.1f ms, "
-                 "p99 %.1f ms%s." % (c.get("mem_mib"), c.get("n"), c.get("p50_ms", float("nan")),
+        L.append("COLO failover (%s, %s MiB, n=%s): x-colo-lost-heartbeat -> running p50 %.1f ms, "
+                 "p99 %.1f ms%s." % (c.get("transport", "tcp"), c.get("mem_mib"), c.get("n"),
+                                     c.get("p50_ms", float("nan")),
                                      c.get("p99_ms", float("nan")),
                                      (", " + c["method"]) if c.get("method") else ""))
     for c in errs:
@@ -306,7 +316,7 @@ def report(b, colo, args, threads, scan):
     L.append("")
     L.append("```")
     for c in colo:
-        L.append(json.dumps(c, sort_keys=True))
+        L.append(json.dumps({k: v for k, v in c.items() if k != "runs"}, sort_keys=True))
     L.append("```")
     return "\n".join(L) + "\n"
 

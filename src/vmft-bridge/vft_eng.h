@@ -90,7 +90,7 @@ struct eng_stats {
 	uint64_t bytes_total, bytes_last_epoch, pages_last_epoch;
 	uint64_t devstate_bytes;
 	uint64_t syncs; /* full syncs started */
-	struct eng_ring pause_ms, scan_ms, bytes, send_ms;
+	struct eng_ring pause_ms, scan_ms, dev_ms, bytes, send_ms;
 	double sync_started_at;
 	double promote_ms;
 };

@@ -494,6 +494,7 @@ static json_object *samples_json(struct vft_eng *e)
 	json_object_object_add(o, "epoch", json_object_new_int64((int64_t)e->st.last_epoch));
 	json_object_object_add(o, "pause_ms", ring_json(&e->st.pause_ms));
 	json_object_object_add(o, "scan_ms", ring_json(&e->st.scan_ms));
+	json_object_object_add(o, "devstate_ms", ring_json(&e->st.dev_ms));
 	json_object_object_add(o, "bytes", ring_json(&e->st.bytes));
 	json_object_object_add(o, "send_ms", ring_json(&e->st.send_ms));
 	pthread_mutex_unlock(&e->lock);

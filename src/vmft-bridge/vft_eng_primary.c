@@ -328,15 +328,49 @@ static int read_devstate(struct psess *ps, int fd)
 	}
 }
 
-/* stop, device state, changed pages, cont: the guest's pause. */
+/* The device state arrives while the pages are scanned: the two overlap in
+ * the pause (QEMU's migration thread writes it, this thread reads it, the
+ * scan runs on the others). QEMU does not touch guest RAM while saving the
+ * state of a stopped machine. */
+struct devrd {
+	struct psess *ps;
+	int rc;
+	char err[160];
+};
+
+static void *devstate_main(void *arg)
+{
+	struct devrd *d = arg;
+	struct vft_eng *e = d->ps->e;
+	struct timeval tv = {.tv_sec = 5};
+	int cfd;
+
+	setsockopt(e->mig_listen_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cfd = accept4(e->mig_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (cfd < 0) {
+		d->rc = -errno;
+		snprintf(d->err, sizeof(d->err), "QEMU did not send its device state: %s",
+		         strerror(errno));
+		return NULL;
+	}
+	setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	d->rc = read_devstate(d->ps, cfd);
+	close(cfd);
+	if (d->rc < 0)
+		snprintf(d->err, sizeof(d->err), "device state: %s", strerror(-d->rc));
+	return NULL;
+}
+
+/* stop, device state and changed pages, cont: the guest's pause. */
 static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res, double *pause_ms,
-                   double *scan_ms)
+                   double *scan_ms, double *dev_ms)
 {
 	struct vft_eng *e = ps->e;
 	char err[256], uri[4200], status[32];
-	struct timeval tv = {.tv_sec = 5};
-	double t0 = af_mono_s();
-	int rc, cfd = -1, rc2;
+	struct devrd dr = {.ps = ps};
+	double t0 = af_mono_s(), t_dev, t_scan;
+	pthread_t th;
+	int rc, rc2;
 
 	rc = vft_qmp_simple(e->q.qmp, "stop", 2000, err, sizeof(err));
 	if (rc < 0)
@@ -345,22 +379,23 @@ static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res
 	eng_serial_drain(e);
 	eng_output_mark(&e->out, epoch);
 	snprintf(uri, sizeof(uri), "unix:%s/mig.sock", e->dir);
+	t_dev = af_mono_s();
 	rc = vft_qmp_migrate(e->q.qmp, uri, 2000, err, sizeof(err));
 	if (rc < 0)
 		goto resume;
-	setsockopt(e->mig_listen_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	cfd = accept4(e->mig_listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (cfd < 0) {
-		rc = -errno;
-		snprintf(err, sizeof(err), "QEMU did not send its device state: %s",
-		         strerror(errno));
-		goto resume;
-	}
-	setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	rc = read_devstate(ps, cfd);
-	close(cfd);
+	rc = -pthread_create(&th, NULL, devstate_main, &dr);
 	if (rc < 0) {
-		snprintf(err, sizeof(err), "device state: %s", strerror(-rc));
+		/* no thread: read it here, then scan */
+		devstate_main(&dr);
+	}
+	t_scan = af_mono_s();
+	rc2 = vft_scan_run(e->scan, res);
+	*scan_ms = (af_mono_s() - t_scan) * 1e3;
+	if (rc == 0)
+		pthread_join(th, NULL);
+	rc = dr.rc;
+	if (rc < 0) {
+		snprintf(err, sizeof(err), "%s", dr.err);
 		goto resume;
 	}
 	for (int i = 0;; i++) {
@@ -376,9 +411,8 @@ static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res
 			goto resume;
 		}
 	}
-	*scan_ms = af_mono_s();
-	rc = vft_scan_run(e->scan, res);
-	*scan_ms = (af_mono_s() - *scan_ms) * 1e3;
+	*dev_ms = (af_mono_s() - t_dev) * 1e3;
+	rc = rc2;
 	if (rc < 0)
 		snprintf(err, sizeof(err), "page scan: %s", strerror(-rc));
 resume:
@@ -430,10 +464,10 @@ static int ship_epoch(struct psess *ps, uint64_t epoch, uint64_t n_pages, uint64
 	struct vft_epoch_end end = {0};
 	uint8_t endb[VFT_EPOCH_END_SIZE];
 	struct iovec iov;
-	double pause_ms, scan_ms = 0, t0;
+	double pause_ms, scan_ms = 0, dev_ms = 0, t0;
 	int rc;
 
-	rc = capture(ps, epoch, &res, &pause_ms, &scan_ms);
+	rc = capture(ps, epoch, &res, &pause_ms, &scan_ms, &dev_ms);
 	if (rc < 0)
 		return rc;
 	t0 = af_mono_s();
@@ -471,6 +505,7 @@ static int ship_epoch(struct psess *ps, uint64_t epoch, uint64_t n_pages, uint64
 	e->st.devstate_bytes = ps->dev_len;
 	eng_ring_add(&e->st.pause_ms, pause_ms);
 	eng_ring_add(&e->st.scan_ms, scan_ms);
+	eng_ring_add(&e->st.dev_ms, dev_ms);
 	eng_ring_add(&e->st.bytes, (double)e->st.bytes_last_epoch);
 	eng_ring_add(&e->st.send_ms, (af_mono_s() - t0) * 1e3);
 	pthread_mutex_unlock(&e->lock);
