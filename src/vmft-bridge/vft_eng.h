@@ -146,6 +146,13 @@ struct vft_eng {
 
 	/* primary */
 	pthread_t epoch_thread;
+	/* Test crash point (ATCA_VMFT_CRASH_AT=[qemu-]pause|transfer|commit:N):
+	 * in the Nth incremental epoch of a session, at that moment, the
+	 * engine SIGKILLs itself (or its QEMU), so that the lab test kills a
+	 * primary exactly in the pause, the transfer, or the backup's commit. */
+	int crash_point; /* ENG_CRASH_* */
+	bool crash_qemu;
+	uint64_t crash_epoch;
 	bool epoch_running;
 	bool protect_wanted; /* the manager wants a backup (default yes) */
 	bool stop_epochs;    /* asks the epoch thread to end */
@@ -180,6 +187,10 @@ void eng_post(struct vft_eng *e, int kind, int prio, int event, uint64_t epoch, 
 void eng_fire(struct vft_eng *e, int event, const char *why);
 void eng_emit(struct vft_eng *e, const char *event, const char *detail);
 void eng_ring_add(struct eng_ring *r, double v);
+enum { ENG_CRASH_NONE, ENG_CRASH_PAUSE, ENG_CRASH_TRANSFER, ENG_CRASH_COMMIT };
+/* Fires the test crash point `point` in incremental epoch number n. */
+void eng_crash_point(struct vft_eng *e, int point, uint64_t n);
+
 /* The VM's checkpoint period: its own epoch, or vmft.epoch. */
 static inline uint64_t eng_epoch_ms(const struct vft_eng *e)
 {

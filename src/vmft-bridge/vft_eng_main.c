@@ -124,6 +124,54 @@ double eng_ring_pct(const struct eng_ring *r, double pct)
 	return tmp[idx < r->n ? idx : r->n - 1];
 }
 
+/* Reads ATCA_VMFT_CRASH_AT; an unreadable value arms nothing, loudly. */
+static void crash_point_arm(struct vft_eng *e)
+{
+	static const char *const names[] = {[ENG_CRASH_PAUSE] = "pause",
+	                                    [ENG_CRASH_TRANSFER] = "transfer",
+	                                    [ENG_CRASH_COMMIT] = "commit"};
+	const char *v = getenv("ATCA_VMFT_CRASH_AT"), *colon;
+	uint64_t n;
+
+	if (v == NULL || v[0] == '\0')
+		return;
+	e->crash_qemu = strncmp(v, "qemu-", 5) == 0;
+	if (e->crash_qemu)
+		v += 5;
+	colon = strchr(v, ':');
+	for (int i = ENG_CRASH_PAUSE; colon && i <= ENG_CRASH_COMMIT; i++)
+		if ((size_t)(colon - v) == strlen(names[i]) &&
+		    strncmp(v, names[i], strlen(names[i])) == 0)
+			e->crash_point = i;
+	if (e->crash_point == ENG_CRASH_NONE || af_parse_u64(colon + 1, 1, UINT64_MAX, &n) < 0) {
+		e->crash_point = ENG_CRASH_NONE;
+		af_warn("vmft %s: ATCA_VMFT_CRASH_AT=%s not understood: no crash point",
+		        e->vm->name, getenv("ATCA_VMFT_CRASH_AT"));
+		return;
+	}
+	e->crash_epoch = n;
+	af_warn("vmft %s: TEST crash point armed: %s %s in incremental epoch %llu", e->vm->name,
+	        e->crash_qemu ? "QEMU killed" : "engine killed", names[e->crash_point],
+	        (unsigned long long)n);
+}
+
+void eng_crash_point(struct vft_eng *e, int point, uint64_t n)
+{
+	static const char *const names[] = {"", "pause", "transfer", "commit"};
+
+	if (e->crash_point != point || n != e->crash_epoch)
+		return;
+	/* straight to stderr: a line posted to the loop would die with us */
+	dprintf(STDERR_FILENO, "vmft %s: TEST crash point %s in incremental epoch %llu: %s\n",
+	        e->vm->name, names[point], (unsigned long long)n,
+	        e->crash_qemu ? "QEMU killed" : "engine killed");
+	if (e->crash_qemu && e->q.pid > 0) {
+		kill(e->q.pid, SIGKILL);
+		return;
+	}
+	kill(getpid(), SIGKILL);
+}
+
 void eng_fire(struct vft_eng *e, int event, const char *why)
 {
 	if (!af_fsm_has(&e->fsm, event))
@@ -938,6 +986,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	e->is_backup = strcmp(o.role, "backup") == 0;
+	if (!e->is_backup)
+		crash_point_arm(e);
 	af_fsm_init(&e->fsm, &fsm_def, e->is_backup ? ES_WAITING : ES_BOOTING, e->vm->name);
 	af_notice("vmft %s: engine %s on blade %u (partner blade %u, replication %s:%u, epoch "
 	          "%llu ms, %u scan threads, machine %016llx)",

@@ -44,6 +44,7 @@ struct psess {
 	size_t dev_len, dev_cap;
 	uint8_t rxbuf[64];
 	bool acked_once;
+	uint64_t n_incr; /* incremental epochs of this session so far */
 };
 
 /* ---- socket helpers ----------------------------------------------------------- */
@@ -412,6 +413,7 @@ static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res
 		}
 	}
 	*dev_ms = (af_mono_s() - t_dev) * 1e3;
+	eng_crash_point(e, ENG_CRASH_PAUSE, ps->n_incr);
 	rc = rc2;
 	if (rc < 0)
 		snprintf(err, sizeof(err), "page scan: %s", strerror(-rc));
@@ -450,6 +452,8 @@ static int send_pages(struct psess *ps, uint64_t epoch, const struct vft_scan_re
 		if (rc < 0)
 			return rc;
 		(*n_frames)++;
+		if (i <= r->n_pages / 2 && r->n_pages / 2 < i + cnt)
+			eng_crash_point(ps->e, ENG_CRASH_TRANSFER, ps->n_incr);
 	}
 	ps->last_tx = af_mono_s();
 	return 0;
@@ -492,6 +496,8 @@ static int ship_epoch(struct psess *ps, uint64_t epoch, uint64_t n_pages, uint64
 		         (unsigned long long)epoch, strerror(-rc));
 		return rc;
 	}
+	/* the backup now commits it */
+	eng_crash_point(e, ENG_CRASH_COMMIT, ps->n_incr);
 	ps->last_tx = af_mono_s();
 	ps->unacked[ps->n_unacked] = epoch;
 	ps->sent_at[ps->n_unacked] = ps->last_tx;
@@ -585,6 +591,8 @@ static int protect_session(struct vft_eng *e, int fd)
 	double started;
 	int rc;
 
+	ps.n_incr = 0;
+
 	ps.last_tx = af_mono_s();
 	rc = handshake(&ps);
 	if (rc < 0)
@@ -620,6 +628,7 @@ static int protect_session(struct vft_eng *e, int fd)
 		if (rc < 0)
 			break;
 		started = af_mono_s();
+		ps.n_incr++;
 		epoch = e->next_epoch++;
 		rc = begin_epoch(&ps, epoch, VFT_EPOCH_INCR);
 		if (rc == 0)

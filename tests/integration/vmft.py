@@ -18,6 +18,11 @@ the manager does after fencing. Every time:
 - a new backup engine on the old primary's blade is synchronised in full
   while the promoted guest runs (re-protection), and the roles swap.
 
+Then six kills at exact moments, through the engine's test crash point
+(ATCA_VMFT_CRASH_AT): the engine or its QEMU dies in the pause, in the
+middle of an epoch's transfer, and just after the epoch's end went out while
+the backup commits it; the backup resumes from exactly the epoch expected.
+
 Corrupt frames: a fake primary sends a frame with a bad checksum to a backup
 engine, which drops the connection without committing anything.
 
@@ -61,6 +66,7 @@ BLADE_EVERY = int(os.environ.get("VMFT_BLADE_EVERY", "10"))
 EPOCH_MS = int(os.environ.get("VMFT_EPOCH_MS", "100"))
 FAILS = []
 MANAGER = []  # ms: blade power lost -> promoted by atca-ftd
+LAST_PROMOTE = {}  # the last promotion's answer
 ENGINES = {}  # slot -> (Popen of nsenter, engine pid)
 
 
@@ -154,12 +160,13 @@ def counters(text):
     return out
 
 
-def start_engine(slot, role):
+def start_engine(slot, role, crash_at=None):
     lab = Lab.load(LAB)
     holder = blademod.holder_of(lab, slot)
     log = open(os.path.join(lab.blade_dir(slot), "vmft-%s.out" % role), "ab")
-    p = subprocess.Popen(blademod.nsenter_cmd(holder, [ENGINE, "-c", conf_path(), "-v", VM,
-                                                      "-r", role, "-b", str(slot), "-f"]),
+    env = ["env", "ATCA_VMFT_CRASH_AT=" + crash_at] if crash_at else []
+    p = subprocess.Popen(blademod.nsenter_cmd(holder, env + [ENGINE, "-c", conf_path(), "-v", VM,
+                                                            "-r", role, "-b", str(slot), "-f"]),
                          stdout=log, stderr=subprocess.STDOUT)
     log.close()
     pid = wait_for("engine in blade %d" % slot,
@@ -443,12 +450,17 @@ def one_kill(i, prim, back, mode, stats):
     lab = Lab.load(LAB)
     st = wait_protected(prim)
     # a random moment: anywhere in an epoch cycle (pause, transfer, commit)
-    time.sleep(random.uniform(0.05, 0.6) + random.uniform(0, EPOCH_MS / 1000.0))
+    if not mode.startswith("self-"):
+        time.sleep(random.uniform(0.05, 0.6) + random.uniform(0, EPOCH_MS / 1000.0))
     pre = status(prim)
     acked = pre.get("acked_epoch", st.get("acked_epoch", 0))
     released_before = counters(console_text())
     t_kill = time.monotonic()
-    if mode == "qemu":
+    if mode.startswith("self-"):
+        # the primary's own test crash point fires (its QEMU or itself)
+        wait_for("the crash point", lambda: not qemu_pids_of(prim), timeout=20)
+        mode = mode[5:]
+    elif mode == "qemu":
         for pid in qemu_pids_of(prim):
             os.kill(pid, signal.SIGKILL)
     elif mode == "engine":
@@ -475,6 +487,8 @@ def one_kill(i, prim, back, mode, stats):
                  % (i, mode, back, t_promote, r.get("promote_ms", 0))):
         print("     reply: %s" % r)
         return False
+    LAST_PROMOTE.clear()
+    LAST_PROMOTE.update(r)
     check(r.get("epoch", 0) >= acked,
           "kill %d: resumed from committed epoch %d >= last acknowledged %d" % (
               i, r.get("epoch", 0), acked))
@@ -491,6 +505,64 @@ def one_kill(i, prim, back, mode, stats):
         print("     went back: %s" % bad)
     check("MISMATCH" not in text, "kill %d: the guest's self-check holds" % i)
     del bst
+    return True
+
+
+def fresh_pair(prim, back, crash_at):
+    """Both engines anew, the primary with a test crash point; the guest
+    boots again, so its console starts over."""
+    for slot in list(ENGINES):
+        try:
+            ctl(slot, "quit", timeout=5)
+        except (OSError, ValueError):
+            pass
+        engine_gone(slot)
+    lab = Lab.load(LAB)
+    for slot in (prim, back):
+        holder = blademod.holder_of(lab, slot)
+        subprocess.run(["rm", "-rf", "/proc/%d/root/dev/shm/atca-vmft/%s" % (holder, VM)],
+                       check=False)
+    try:
+        os.unlink(console_path())
+    except FileNotFoundError:
+        pass
+    # the backup comes once the guest runs: the crash point counts epochs
+    # of the protected session, which must not end before the guest booted
+    start_engine(prim, "primary", crash_at=crash_at)
+    wait_for("guest output", lambda: counters(console_text()), timeout=60)
+    start_engine(back, "backup")
+
+
+def crash_point_tests(first, stats):
+    """Kills at exact moments: the primary's engine (or its QEMU) dies in
+    the pause (guest stopped, state half captured), in the middle of the
+    transfer of an epoch's pages, and right after the epoch's end went out
+    (the backup commits it, unacknowledged)."""
+    lab = Lab.load(LAB)
+    i = first
+    for point in ("pause", "transfer", "commit"):
+        for who in ("engine", "qemu"):
+            n = random.randint(6, 12)
+            fresh_pair(1, 2, "%s%s:%d" % ("qemu-" if who == "qemu" else "", point, n))
+            if not one_kill(i, 1, 2, "self-" + who, stats):
+                return False
+            out = open(os.path.join(lab.blade_dir(1), "vmft-primary.out"),
+                       errors="replace").read()
+            check("TEST crash point %s in incremental epoch %d" % (point, n) in out,
+                  "kill %d: the %s died in the %s of incremental epoch %d" % (
+                      i, "engine" if who == "engine" else "QEMU", point, n))
+            # epoch numbers: the full copy is 1, incremental k is k + 1.
+            # Dead in the pause, or an engine dead mid-transfer: incremental
+            # n never completed. A QEMU dead mid-transfer leaves its engine
+            # to finish sending it; after its end went out the backup has
+            # all of it (unless the dying engine's socket was reset first).
+            want = {("pause", "engine"): [n], ("pause", "qemu"): [n],
+                    ("transfer", "engine"): [n], ("transfer", "qemu"): [n + 1],
+                    ("commit", "engine"): [n, n + 1], ("commit", "qemu"): [n + 1]}[(point, who)]
+            got = LAST_PROMOTE.get("epoch")
+            check(got in want, "kill %d: resumed from epoch %s (expected %s)" % (
+                i, got, " or ".join(map(str, want))))
+            i += 1
     return True
 
 
@@ -526,6 +598,8 @@ def main():
                 lab_cmd("repair", "power", "blade%d" % prim, timeout=120)
             start_engine(prim, "backup")
             prim, back = back, prim
+        if not FAILS:
+            crash_point_tests(KILLS + 1, stats)
         if stats:
             for mode in ("qemu", "engine", "blade"):
                 v = sorted(s[1] for s in stats if s[0] == mode)
