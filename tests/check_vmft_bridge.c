@@ -28,6 +28,7 @@ struct fake {
 	const char *answer;
 	const char *events;
 	bool close_early; /* answer without a newline, then close */
+	bool hangup;      /* a subscriber gets the events, then the engine is gone */
 	char got[256];    /* the last request line */
 };
 
@@ -53,7 +54,7 @@ static void *fake_main(void *arg)
 				 * until it hangs up (but this engine serves one
 				 * connection at a time: with nothing to say, it
 				 * hangs up itself) */
-				while (f->events[0] && recv(c, buf, sizeof(buf), 0) > 0)
+				while (f->events[0] && !f->hangup && recv(c, buf, sizeof(buf), 0) > 0)
 					;
 			} else if (f->close_early) {
 				(void)!send(c, "{\"ok\":tr", 8, MSG_NOSIGNAL);
@@ -65,9 +66,9 @@ static void *fake_main(void *arg)
 	}
 }
 
-static struct af_config *bridge_config(const char *state_dir)
+static struct af_config *bridge_config_engine(const char *state_dir, const char *engine)
 {
-	char text[1024];
+	char text[1400];
 	struct af_cfg_diag diag;
 	struct af_config *cfg = NULL;
 	int n = snprintf(text, sizeof(text),
@@ -79,8 +80,8 @@ static struct af_config *bridge_config(const char *state_dir)
 	                 "vm {\n    name: fg1\n    blade: 1\n    protection: ft\n"
 	                 "    disk: /x.img\n}\n"
 	                 "vm {\n    name: web\n    blade: 2\n    protection: restart\n}\n"
-	                 "vmft {\n    state_dir: %s\n}\n",
-	                 state_dir);
+	                 "vmft {\n    state_dir: %s\n    engine: %s\n}\n",
+	                 state_dir, engine);
 
 	ck_assert_int_lt(n, (int)sizeof(text));
 	ck_assert_int_eq(af_cfg_parse_buffer("bridge", text, (size_t)n,
@@ -88,6 +89,11 @@ static struct af_config *bridge_config(const char *state_dir)
 	                                     &diag),
 	                 0);
 	return cfg;
+}
+
+static struct af_config *bridge_config(const char *state_dir)
+{
+	return bridge_config_engine(state_dir, "/nonexistent/atca-vmft");
 }
 
 static void fake_start(struct fake *f)
@@ -401,6 +407,83 @@ START_TEST(test_order_answers)
 }
 END_TEST
 
+/* ---- a dead backup engine is started again; one stopped by order is not ----------- */
+
+struct respawn_watch {
+	qb_loop_t *loop;
+	const char *marker;
+	int ticks;
+};
+
+static void respawn_tick(void *data)
+{
+	struct respawn_watch *w = data;
+	qb_loop_timer_handle t;
+
+	if (access(w->marker, F_OK) == 0 || --w->ticks <= 0) {
+		qb_loop_stop(w->loop);
+		return;
+	}
+	qb_loop_timer_add(w->loop, QB_LOOP_LOW, 50 * AF_NS_PER_MS, w, respawn_tick, &t);
+}
+
+static bool respawned_within(struct vft *m, qb_loop_t *loop, const char *marker, int ms)
+{
+	struct respawn_watch w = {.loop = loop, .marker = marker, .ticks = ms / 50};
+	qb_loop_timer_handle t;
+
+	(void)m;
+	qb_loop_timer_add(loop, QB_LOOP_LOW, 50 * AF_NS_PER_MS, &w, respawn_tick, &t);
+	qb_loop_run(loop);
+	return access(marker, F_OK) == 0;
+}
+
+START_TEST(test_backup_respawn)
+{
+	struct fake f = {.events = "{\"ok\":true,\"state\":\"standby\"}\n", .hangup = true};
+	char engine[256], marker[256], script[600];
+	struct af_config *cfg;
+	struct af_module_env env = {0};
+	struct vft *m = NULL;
+	qb_loop_t *loop = qb_loop_create();
+	char *text;
+
+	ck_assert_int_eq(af_init("check_vmft_bridge"), 0);
+	fake_start(&f);
+	/* the "engine" only says how it was started */
+	snprintf(engine, sizeof(engine), "%s/engine.sh", f.dir);
+	snprintf(marker, sizeof(marker), "%s/started", f.dir);
+	snprintf(script, sizeof(script), "#!/bin/sh\necho \"$@\" > %s\n", marker);
+	write_file(engine, script, 0700);
+	cfg = bridge_config_engine(f.dir, engine);
+	env = (struct af_module_env){.loop = loop, .cfg = cfg};
+	ck_assert_int_eq(vft_init(&m, &env), 0);
+	/* standby, then gone: started again as a backup after about 1 s */
+	ck_assert(respawned_within(m, loop, marker, 5000));
+	text = slurp(marker);
+	ck_assert_ptr_nonnull(strstr(text, "-v fg1 -r backup -b 1"));
+	free(text);
+	unlink(marker);
+	vft_fini(m);
+	/* one that said it quits (by order or signal) stays stopped */
+	f.events = "{\"ok\":true,\"state\":\"standby\"}\n"
+	           "{\"event\":\"quit\",\"state\":\"standby\",\"detail\":\"by order\"}\n";
+	ck_assert_int_eq(vft_init(&m, &env), 0);
+	ck_assert(!respawned_within(m, loop, marker, 2500));
+	vft_fini(m);
+	/* a primary that dies is a failed guest, not the bridge's to restart */
+	f.events = "{\"ok\":true,\"state\":\"protected\"}\n";
+	ck_assert_int_eq(vft_init(&m, &env), 0);
+	ck_assert(!respawned_within(m, loop, marker, 2500));
+	vft_fini(m);
+	qb_loop_destroy(loop);
+	af_cfg_free(cfg);
+	unlink(engine);
+	fake_stop(&f);
+	af_fini();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vmft_bridge");
@@ -413,5 +496,6 @@ int main(void)
 	add_tcase(s, test_events, 10);
 	add_tcase(s, test_order_invalid, 20);
 	add_tcase(s, test_order_answers, 20);
+	add_tcase(s, test_backup_respawn, 30);
 	return run_suite(s);
 }

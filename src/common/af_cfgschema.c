@@ -168,6 +168,7 @@ static const struct af_kspec vmft_keys[] = {
         K_DUR("ack_timeout", struct af_cfg_vmft, ack_timeout_ms, 100, 10 * MS_MIN, "3s"),
         K_BOOL("standby", struct af_cfg_vmft, standby, "yes"),
         K_SIZE("output_buffer", struct af_cfg_vmft, output_buffer, 4096, 1ULL << 30, "16MiB"),
+        K_BOOL("restart_backup", struct af_cfg_vmft, restart_backup, "yes"),
 };
 
 static const struct af_kspec detection_keys[] = {

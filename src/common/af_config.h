@@ -164,6 +164,7 @@ struct af_cfg_vmft {
 	uint64_t ack_timeout_ms;
 	bool standby;           /* backup keeps a QEMU waiting for promotion */
 	uint64_t output_buffer; /* serial bytes held for output commit before the guest waits */
+	bool restart_backup;    /* atca-ftd starts a dead backup engine again */
 };
 
 struct af_cfg_detection {

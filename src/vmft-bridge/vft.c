@@ -38,7 +38,14 @@ struct vft_link {
 	char buf[2048];
 	size_t len;
 	char state[16]; /* the engine's state as it last said; "" unknown */
+	/* a backup engine that died is started again (a backup protects
+	 * nothing while it is gone), with a growing delay if it keeps dying */
+	uint64_t respawn_at;   /* monotonic ns; 0: none due */
+	uint64_t respawn_wait; /* ns, doubles up to RESPAWN_MAX */
+	unsigned respawns;
 };
+#define RESPAWN_FIRST (1 * AF_NS_PER_S)
+#define RESPAWN_MAX (60 * AF_NS_PER_S)
 
 /* An order carried out by a thread of its own, so that the loop never waits
  * for an engine (a promotion may wait seconds for the old primary's disk
@@ -169,6 +176,52 @@ static void link_close(struct vft *m, unsigned i)
 	m->connected--;
 }
 
+static bool backup_state(const char *s)
+{
+	return strcmp(s, "waiting") == 0 || strcmp(s, "standby") == 0 || strcmp(s, "orphaned") == 0;
+}
+
+/* The engine closed its subscription: it died, or stopped by order. */
+static void engine_gone(struct vft *m, unsigned i)
+{
+	struct vft_link *l = &m->links[i];
+	const struct af_cfg_vm *v = &m->env.cfg->vms[i];
+
+	if (backup_state(l->state) && m->env.cfg->vmft.restart_backup) {
+		l->respawn_wait = l->respawn_wait ? l->respawn_wait * 2 : RESPAWN_FIRST;
+		if (l->respawn_wait > RESPAWN_MAX)
+			l->respawn_wait = RESPAWN_MAX;
+		l->respawn_at = af_mono_ns() + l->respawn_wait;
+		af_warn("vmft-bridge: the backup engine of vm %s died (it was %s): started again "
+		        "in %llu ms",
+		        v->name, l->state, (unsigned long long)(l->respawn_wait / AF_NS_PER_MS));
+	} else {
+		l->respawn_at = 0;
+		af_warn("vmft-bridge: engine of vm %s went away (it was %s)", v->name,
+		        l->state[0] ? l->state : "in an unknown state");
+	}
+	link_close(m, i);
+}
+
+static void respawn_due(struct vft *m, unsigned i)
+{
+	struct vft_link *l = &m->links[i];
+	char err[200] = "";
+	int rc;
+
+	if (l->respawn_at == 0 || af_mono_ns() < l->respawn_at || l->fd >= 0)
+		return;
+	/* if it never shows up (it could not start, or died at once), again
+	 * later, unless its subscription is made first */
+	l->respawn_wait = l->respawn_wait * 2 > RESPAWN_MAX ? RESPAWN_MAX : l->respawn_wait * 2;
+	l->respawn_at = af_mono_ns() + 10 * AF_NS_PER_S + l->respawn_wait;
+	l->respawns++;
+	rc = vft_engine_start(m, m->env.cfg->vms[i].name, "backup", err, sizeof(err));
+	if (rc < 0)
+		af_err("vmft-bridge: the backup engine of vm %s could not be started again: %s",
+		       m->env.cfg->vms[i].name, err[0] ? err : strerror(-rc));
+}
+
 static void link_line(struct vft *m, unsigned i, const char *line)
 {
 	const struct af_cfg_vm *v = &m->env.cfg->vms[i];
@@ -185,9 +238,15 @@ static void link_line(struct vft *m, unsigned i, const char *line)
 		af_strlcpy(m->links[i].state, json_object_get_string(st),
 		           sizeof(m->links[i].state));
 		af_info("vmft-bridge: engine of vm %s is %s", v->name, m->links[i].state);
+		if (strcmp(m->links[i].state, "standby") == 0)
+			m->links[i].respawn_wait = 0;
 	}
 	if (json_object_object_get_ex(o, "event", &ev) &&
-	    json_object_is_type(ev, json_type_string)) {
+	    json_object_is_type(ev, json_type_string) &&
+	    strcmp(json_object_get_string(ev), "quit") == 0)
+		af_strlcpy(m->links[i].state, "quit", sizeof(m->links[i].state));
+	else if (json_object_object_get_ex(o, "event", &ev) &&
+	         json_object_is_type(ev, json_type_string)) {
 		const char *d = json_object_object_get_ex(o, "detail", &detail)
 		                        ? json_object_get_string(detail)
 		                        : "";
@@ -215,8 +274,7 @@ static int32_t on_link(int32_t fd, int32_t revents, void *data)
 	if (r <= 0) {
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			return 0;
-		af_warn("vmft-bridge: engine of vm %s went away", m->env.cfg->vms[i].name);
-		link_close(m, i);
+		engine_gone(m, i);
 		return 0;
 	}
 	m->links[i].len += (size_t)r;
@@ -251,6 +309,7 @@ static void on_timer(void *data)
 
 		if (!engine_vm(v) || m->links[i].fd >= 0)
 			continue;
+		respawn_due(m, i);
 		fd = ctl_connect(m, v, 1000);
 		if (fd < 0)
 			continue;
@@ -260,6 +319,7 @@ static void on_timer(void *data)
 		}
 		m->links[i].fd = fd;
 		m->links[i].len = 0;
+		m->links[i].respawn_at = 0;
 		m->connected++;
 		qb_loop_poll_add(m->env.loop, QB_LOOP_MED, fd, POLLIN, m, on_link);
 		af_info("vmft-bridge: connected to the engine of vm %s", v->name);
@@ -611,16 +671,18 @@ int vft_reconfigure(struct vft *m, const struct af_config *cfg)
 	if (m == NULL || cfg == NULL)
 		return -EINVAL;
 	/* links are indexed by VM position: a new configuration reconnects */
-	for (unsigned i = 0; i < AF_MAX_VMS; i++)
+	for (unsigned i = 0; i < AF_MAX_VMS; i++) {
 		if (m->links[i].fd >= 0)
 			link_close(m, i);
+		m->links[i].respawn_at = 0;
+	}
 	m->env.cfg = cfg;
 	return 0;
 }
 
 void vft_describe(const struct vft *m, struct af_module_status *st)
 {
-	unsigned n = 0;
+	unsigned n = 0, respawns = 0;
 
 	st->name = "vmft-bridge";
 	if (m == NULL) {
@@ -631,10 +693,12 @@ void vft_describe(const struct vft *m, struct af_module_status *st)
 	for (unsigned i = 0; i < m->env.cfg->n_vms; i++)
 		n += engine_vm(&m->env.cfg->vms[i]);
 	st->state = n == 0 ? "disabled" : "running";
+	for (unsigned i = 0; i < AF_MAX_VMS; i++)
+		respawns += m->links[i].respawns;
 	snprintf(st->detail, sizeof(st->detail),
-	         "%u protected vm(s) with an engine, %u engine(s) "
-	         "connected here",
-	         n, m->connected);
+	         "%u protected vm(s) with an engine, %u engine(s) connected here, %u backup "
+	         "restart(s)",
+	         n, m->connected, respawns);
 }
 
 void vft_fini(struct vft *m)

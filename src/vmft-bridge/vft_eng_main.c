@@ -331,6 +331,7 @@ static int32_t on_signal(int32_t sig, void *data)
 		return 0;
 	}
 	af_notice("vmft %s: signal %d: stopping", e->vm->name, sig);
+	eng_emit(e, "quit", "by signal");
 	qb_loop_stop(e->loop);
 	return 0;
 }
@@ -625,6 +626,8 @@ static void handle_command(struct vft_eng *e, unsigned i, const char *line)
 		pthread_mutex_unlock(&e->lock);
 		reply(e, i, ok_obj());
 	} else if (strcmp(c, "quit") == 0) {
+		/* a stop by order: the manager must not start it again */
+		eng_emit(e, "quit", "by order");
 		reply(e, i, ok_obj());
 		e->quitting = true;
 		qb_loop_stop(e->loop);
