@@ -29,6 +29,7 @@
 
 #include <qb/qbloop.h>
 
+#include "vft_eng_output.h"
 #include "af_config.h"
 #include "af_fsm.h"
 #include "vft_proto.h"
@@ -93,22 +94,6 @@ struct eng_stats {
 	struct eng_ring pause_ms, scan_ms, dev_ms, bytes, send_ms;
 	double sync_started_at;
 	double promote_ms;
-};
-
-/* Output commit: serial bytes read from QEMU, held until their epoch is
- * acknowledged. boundary[e % N] = bytes read when epoch e was captured. */
-#define ENG_MARKS 16
-struct eng_output {
-	pthread_mutex_t lock;
-	uint8_t *buf; /* held bytes: buf[0..held) */
-	size_t held, cap, limit;
-	uint64_t read_total;     /* bytes read from QEMU so far */
-	uint64_t released_total; /* bytes written to the console file */
-	uint64_t mark_epoch[ENG_MARKS];
-	uint64_t mark_at[ENG_MARKS];
-	bool hold; /* false: release at once (no backup) */
-	int console_fd;
-	bool reading_paused; /* buffer full: the guest waits */
 };
 
 struct eng_qemu {
@@ -203,11 +188,6 @@ int eng_qemu_start(struct vft_eng *e, const char *ram_path, bool incoming, char 
 void eng_qemu_kill(struct vft_eng *e);
 uint64_t eng_config_hash(struct vft_eng *e);
 int eng_serial_drain(struct vft_eng *e);
-void eng_output_init(struct eng_output *o, size_t limit);
-void eng_output_fini(struct eng_output *o);
-void eng_output_mark(struct eng_output *o, uint64_t epoch);
-void eng_output_release_to(struct eng_output *o, uint64_t epoch);
-void eng_output_set_hold(struct eng_output *o, bool hold);
 
 /* vft_eng_primary.c */
 int eng_primary_start(struct vft_eng *e, char *err, size_t n);

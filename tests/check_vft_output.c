@@ -1,0 +1,197 @@
+/*
+ * src/vmft-bridge/vft_eng_output.c: output commit. Bytes the guest wrote are
+ * released only once their epoch is acknowledged, whole lines first; a
+ * prompt without a newline waits a few epochs at most; a full buffer makes
+ * the reader stop; unprotected output goes out at once.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include "check_util.h"
+#include "vft_eng_output.h"
+
+struct rig {
+	struct eng_output o;
+	int guest[2]; /* [0]: what QEMU writes to, [1]: the engine reads */
+	char *dir, path[256];
+};
+
+static void rig_init(struct rig *r, size_t limit)
+{
+	r->dir = make_temp_dir();
+	snprintf(r->path, sizeof(r->path), "%s/vm.console", r->dir);
+	eng_output_init(&r->o, limit);
+	r->o.console_fd = open(r->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	ck_assert_int_ge(r->o.console_fd, 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, r->guest), 0);
+}
+
+static void rig_fini(struct rig *r)
+{
+	eng_output_fini(&r->o);
+	close(r->guest[0]);
+	close(r->guest[1]);
+	unlink(r->path);
+	remove_temp_dir(r->dir);
+}
+
+static void guest_writes(struct rig *r, const char *s)
+{
+	ck_assert_int_eq(write(r->guest[0], s, strlen(s)), (ssize_t)strlen(s));
+	ck_assert_int_ge(eng_output_read(&r->o, r->guest[1]), 0);
+}
+
+/* What the world has seen so far. */
+static char *seen(struct rig *r)
+{
+	char *t = slurp(r->path);
+
+	ck_assert_ptr_nonnull(t);
+	return t;
+}
+
+static void seen_is(struct rig *r, const char *want)
+{
+	char *t = seen(r);
+
+	ck_assert_str_eq(t, want);
+	free(t);
+}
+
+START_TEST(test_eof_and_full)
+{
+	struct rig r;
+
+	rig_init(&r, 16);
+	/* a full buffer: the engine stops reading (the guest's UART waits) */
+	ck_assert_int_eq(write(r.guest[0], "0123456789abcdefXYZ", 19), 19);
+	ck_assert_int_eq(eng_output_read(&r.o, r.guest[1]), -ENOSPC);
+	ck_assert_uint_eq(r.o.held, 19); /* what one read brought, then no more */
+	ck_assert_int_eq(write(r.guest[0], "more", 4), 4);
+	ck_assert_int_eq(eng_output_read(&r.o, r.guest[1]), -ENOSPC);
+	ck_assert_uint_eq(r.o.held, 19);
+	seen_is(&r, "");
+	/* QEMU gone */
+	close(r.guest[0]);
+	r.guest[0] = open("/dev/null", O_RDONLY);
+	eng_output_set_hold(&r.o, false);
+	ck_assert_int_eq(eng_output_read(&r.o, r.guest[1]), -EPIPE);
+	seen_is(&r, "0123456789abcdefXYZmore");
+	rig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_released_on_ack_only)
+{
+	struct rig r;
+
+	rig_init(&r, 1 << 20);
+	guest_writes(&r, "C 1\nC 2\n");
+	eng_output_mark(&r.o, 1);
+	guest_writes(&r, "C 3\n");
+	eng_output_mark(&r.o, 2);
+	seen_is(&r, "");
+	/* an acknowledgement of an epoch never marked releases nothing */
+	eng_output_release_to(&r.o, 7);
+	seen_is(&r, "");
+	eng_output_release_to(&r.o, 1);
+	seen_is(&r, "C 1\nC 2\n");
+	eng_output_release_to(&r.o, 1); /* again: nothing more */
+	seen_is(&r, "C 1\nC 2\n");
+	eng_output_release_to(&r.o, 2);
+	seen_is(&r, "C 1\nC 2\nC 3\n");
+	rig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_whole_lines)
+{
+	struct rig r;
+
+	rig_init(&r, 1 << 20);
+	/* an epoch ends in the middle of a line: the half line waits for the
+	 * next acknowledgement, so a lost epoch cannot splice two halves */
+	guest_writes(&r, "C 2053682176\nC 20704");
+	eng_output_mark(&r.o, 11);
+	guest_writes(&r, "43008\nC 2087");
+	eng_output_mark(&r.o, 12);
+	eng_output_release_to(&r.o, 11);
+	seen_is(&r, "C 2053682176\n");
+	eng_output_release_to(&r.o, 12);
+	seen_is(&r, "C 2053682176\nC 2070443008\n");
+	rig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_prompt_waits_a_little)
+{
+	struct rig r;
+	uint64_t e;
+
+	rig_init(&r, 1 << 20);
+	guest_writes(&r, "login: ");
+	for (e = 1; e <= ENG_PARTIAL_EPOCHS; e++) {
+		eng_output_mark(&r.o, e);
+		eng_output_release_to(&r.o, e);
+		seen_is(&r, "");
+	}
+	eng_output_mark(&r.o, e);
+	eng_output_release_to(&r.o, e);
+	seen_is(&r, "login: ");
+	rig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_binary_output_not_held_forever)
+{
+	struct rig r;
+	char blob[ENG_PARTIAL_MAX + 10];
+
+	rig_init(&r, 1 << 20);
+	memset(blob, 'x', sizeof(blob) - 1);
+	blob[sizeof(blob) - 1] = '\0';
+	guest_writes(&r, blob);
+	eng_output_mark(&r.o, 1);
+	eng_output_release_to(&r.o, 1);
+	{
+		char *t = seen(&r);
+
+		ck_assert_uint_eq(strlen(t), sizeof(blob) - 1);
+		free(t);
+	}
+	rig_fini(&r);
+}
+END_TEST
+
+START_TEST(test_unprotected_at_once)
+{
+	struct rig r;
+
+	rig_init(&r, 1 << 20);
+	guest_writes(&r, "held\n");
+	seen_is(&r, "");
+	/* the backup is gone (or the manager said release): all of it now,
+	 * half lines too, and what comes next at once */
+	guest_writes(&r, "half");
+	eng_output_set_hold(&r.o, false);
+	seen_is(&r, "held\nhalf");
+	guest_writes(&r, " line\n");
+	seen_is(&r, "held\nhalf line\n");
+	rig_fini(&r);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("vft_output");
+
+	add_tcase(s, test_eof_and_full, 10);
+	add_tcase(s, test_released_on_ack_only, 10);
+	add_tcase(s, test_whole_lines, 10);
+	add_tcase(s, test_prompt_waits_a_little, 10);
+	add_tcase(s, test_binary_output_not_held_forever, 10);
+	add_tcase(s, test_unprotected_at_once, 10);
+	return run_suite(s);
+}
