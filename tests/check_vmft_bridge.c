@@ -54,7 +54,8 @@ static void *fake_main(void *arg)
 				 * until it hangs up (but this engine serves one
 				 * connection at a time: with nothing to say, it
 				 * hangs up itself) */
-				while (f->events[0] && !f->hangup && recv(c, buf, sizeof(buf), 0) > 0)
+				while (f->events[0] && !f->hangup &&
+				       recv(c, buf, sizeof(buf), 0) > 0)
 					;
 			} else if (f->close_early) {
 				(void)!send(c, "{\"ok\":tr", 8, MSG_NOSIGNAL);
