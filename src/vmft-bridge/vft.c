@@ -4,6 +4,7 @@
  * (protect, unprotect, release, promote) and asks its status over the
  * engine's control socket, and turns the engine's events into failure-model
  * events: backup lost -> engine.health state=backup-lost (vm-unprotected),
+ * acknowledgements late -> state=replication-stalled (vm-unprotected too),
  * protected -> state=ok, guest gone -> vm.lifecycle event=stopped-failed,
  * promoted -> vm.lifecycle event=started.
  *
@@ -152,7 +153,8 @@ static void engine_event(struct vft *m, const struct af_cfg_vm *v, const char *e
 	if (m->env.event_sink == NULL)
 		return;
 	if (strcmp(ev, "backup-lost") == 0 || strcmp(ev, "protected") == 0 ||
-	    strcmp(ev, "primary-lost") == 0 || strcmp(ev, "failed") == 0) {
+	    strcmp(ev, "replication-stalled") == 0 || strcmp(ev, "primary-lost") == 0 ||
+	    strcmp(ev, "failed") == 0) {
 		af_event_init(&e, AF_SRC_ENGINE, AF_EV_ENGINE_HEALTH, blade, v->name);
 		af_event_set(&e, "state", "%s", strcmp(ev, "protected") == 0 ? "ok" : ev);
 	} else if (strcmp(ev, "vm-failed") == 0 || strcmp(ev, "promoted") == 0) {

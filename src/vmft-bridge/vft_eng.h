@@ -62,6 +62,8 @@ enum eng_event {
 	EE_PROMOTED,   /* backup: the guest runs here now */
 	EE_FAIL,       /* QEMU died / promotion failed */
 	EE_UNPROTECT,  /* primary: the manager stops protection */
+	EE_STALLED,    /* primary: an epoch waits for its acknowledgement too long */
+	EE_FLOWING,    /* primary: acknowledgements come again after a stall */
 	EE_COUNT
 };
 

@@ -42,7 +42,7 @@ static const char *const event_names[EE_COUNT] = {
         [EE_QEMU_UP] = "qemu-up",     [EE_LINK_UP] = "link-up",     [EE_ACKED] = "acked",
         [EE_LINK_LOST] = "link-lost", [EE_COMMITTED] = "committed", [EE_SYNC_BEGIN] = "sync-begin",
         [EE_PROMOTE] = "promote",     [EE_PROMOTED] = "promoted",   [EE_FAIL] = "fail",
-        [EE_UNPROTECT] = "unprotect",
+        [EE_UNPROTECT] = "unprotect", [EE_STALLED] = "stalled",     [EE_FLOWING] = "flowing",
 };
 static const struct af_fsm_row rows[] = {
         {ES_BOOTING, EE_QEMU_UP, ES_UNPROTECTED},
@@ -222,6 +222,14 @@ static void on_event(struct vft_eng *e, const struct eng_msg *m)
 		break;
 	case EE_SYNC_BEGIN:
 		eng_emit(e, "sync-begin", m->text);
+		break;
+	case EE_STALLED:
+		/* no state of its own: the guest is still protected, but by a
+		 * backup that falls behind; the manager decides */
+		eng_emit(e, "replication-stalled", m->text);
+		break;
+	case EE_FLOWING:
+		eng_emit(e, "protected", m->text);
 		break;
 	case EE_FAIL:
 		eng_fire(e, m->event, NULL);

@@ -44,6 +44,7 @@ struct psess {
 	size_t dev_len, dev_cap;
 	uint8_t rxbuf[64];
 	bool acked_once;
+	bool stalled;    /* replication-stalled reported, not yet flowing again */
 	uint64_t n_incr; /* incremental epochs of this session so far */
 };
 
@@ -239,6 +240,12 @@ static int handle_backup_frame(struct psess *ps, const struct vft_hdr *h)
 		memmove(ps->unacked, ps->unacked + 1, sizeof(ps->unacked[0]) * (MAX_UNACKED - 1));
 		memmove(ps->sent_at, ps->sent_at + 1, sizeof(ps->sent_at[0]) * (MAX_UNACKED - 1));
 		ps->n_unacked--;
+		if (ps->stalled) {
+			ps->stalled = false;
+			eng_post(e, EM_EVENT, LOG_NOTICE, EE_FLOWING, h->epoch,
+			         "vmft %s: replication flows again (epoch %llu acknowledged)",
+			         e->vm->name, (unsigned long long)h->epoch);
+		}
 		if (!ps->acked_once) {
 			ps->acked_once = true;
 			eng_post(e, EM_EVENT, LOG_NOTICE, EE_ACKED, h->epoch,
@@ -269,6 +276,18 @@ static int wait_acks(struct psess *ps, double until, unsigned max_unacked)
 
 		if (e->stop_epochs || !e->protect_wanted)
 			return -ECANCELED;
+		/* a third of the ack timeout without an acknowledgement: the
+		 * backup (or the link) falls behind; said once, before the
+		 * timeout drops the backup */
+		if (ps->n_unacked > 0 && ps->acked_once && !ps->stalled &&
+		    now - ps->sent_at[0] > ackto / 3) {
+			ps->stalled = true;
+			eng_post(
+			        e, EM_EVENT, LOG_WARNING, EE_STALLED, ps->unacked[0],
+			        "vmft %s: replication stalled: epoch %llu unacknowledged for %.0f ms",
+			        e->vm->name, (unsigned long long)ps->unacked[0],
+			        (now - ps->sent_at[0]) * 1e3);
+		}
 		if (ps->n_unacked > 0 && now - ps->sent_at[0] > ackto) {
 			eng_tlog(e, LOG_WARNING,
 			         "vmft %s: epoch %llu not acknowledged within %.0f ms", e->vm->name,

@@ -378,6 +378,27 @@ def bridge_test():
         ok("backup back and synchronised: the vm-unprotected fault is cleared")
     except LabError:
         check(False, "backup back and synchronised: the vm-unprotected fault is cleared")
+    # a backup that falls behind (its engine stopped for longer than a third
+    # of the 2 s ack timeout, less than all of it): replication-stalled
+    def stalls():
+        try:
+            return open(log1, errors="replace").read().count("state=replication-stalled")
+        except OSError:
+            return 0
+    before = stalls()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for("replication-stalled", lambda: stalls() > before, timeout=1.7, step=0.05)
+        ok("backup engine stopped: atca-ftd on blade 1 got replication-stalled")
+    except LabError:
+        check(False, "backup engine stopped: atca-ftd on blade 1 got replication-stalled")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    try:
+        wait_for("vm-unprotected cleared", lambda: not unprotected(), timeout=30, step=0.2)
+        ok("acknowledgements again: the vm-unprotected fault is cleared")
+    except LabError:
+        check(False, "acknowledgements again: the vm-unprotected fault is cleared")
     stop_ftd(1)
     stop_ftd(2)
 
