@@ -214,8 +214,14 @@ def engine_gone(slot):
         return
     labutil.kill(pid, signal.SIGKILL)
     if p is None:  # started by atca-ftd, detached
-        wait_for("engine %d gone" % pid, lambda: not os.path.exists("/proc/%d/cmdline" % pid)
-                 or not open("/proc/%d/cmdline" % pid).read(), timeout=10)
+        def gone():
+            # a zombie has an empty command line; a reaped one is no more
+            try:
+                with open("/proc/%d/cmdline" % pid) as f:
+                    return not f.read()
+            except OSError:
+                return True
+        wait_for("engine %d gone" % pid, gone, timeout=10)
         return
     try:
         p.wait(timeout=5)
