@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -447,6 +448,24 @@ static void promoted_msg(const char *reply, char *msg, size_t len)
 		json_object_put(o);
 }
 
+/* Whether the engine whose control socket is ctl still holds its pidfile. */
+static bool pidfile_held(const char *ctl)
+{
+	char path[160];
+	const char *slash = strrchr(ctl, '/');
+	int fd, held;
+
+	if (slash == NULL || snprintf(path, sizeof(path), "%.*s/engine.pid", (int)(slash - ctl),
+	                              ctl) >= (int)sizeof(path))
+		return false;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	held = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd); /* releases ours, if we got it */
+	return held;
+}
+
 static void *job_main(void *arg)
 {
 	struct vft_job *j = arg;
@@ -470,6 +489,10 @@ static void *job_main(void *arg)
 		/* the engine exits after its answer: wait until its socket is
 		 * gone (a new engine could not take its pidfile before) */
 		for (int i = 0; rc == 0 && i < 500 && access(j->path, F_OK) == 0; i++)
+			usleep(10000);
+		/* ... and until it is gone for good (its pidfile lock released:
+		 * an engine started before would find it taken and give up) */
+		for (int i = 0; rc == 0 && i < 500 && pidfile_held(j->path); i++)
 			usleep(10000);
 	}
 	if (rc < 0 && j->msg[0] == '\0')
