@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -29,6 +30,7 @@ struct fake {
 	const char *events;
 	bool close_early; /* answer without a newline, then close */
 	bool hangup;      /* a subscriber gets the events, then the engine is gone */
+	bool quits;       /* "quit" is obeyed: the engine goes away */
 	char got[256];    /* the last request line */
 };
 
@@ -67,6 +69,18 @@ static void *fake_main(void *arg)
 				while (f->events[0] && !f->hangup &&
 				       recv(c, buf, sizeof(buf), 0) > 0)
 					;
+			} else if (strstr(buf, "\"quit\"") != NULL && f->quits) {
+				/* as an engine does: answer, remove the socket, exit */
+				char path[200];
+
+				(void)!send(c, "{\"ok\":true}\n", 12, MSG_NOSIGNAL);
+				close(c);
+				snprintf(path, sizeof(path), "%s/fg1/ctl.sock", f->dir);
+				unlink(path);
+				lfd = __atomic_exchange_n(&f->lfd, -1, __ATOMIC_SEQ_CST);
+				if (lfd >= 0)
+					close(lfd);
+				return NULL;
 			} else if (f->close_early) {
 				(void)!send(c, "{\"ok\":tr", 8, MSG_NOSIGNAL);
 			} else {
@@ -510,6 +524,72 @@ START_TEST(test_backup_respawn)
 }
 END_TEST
 
+/* "start": the engine here (a backup) is told to quit, and only once it is
+ * gone for good (socket removed, pidfile lock released) does a primary
+ * engine start. */
+struct unlock_at {
+	int fd;
+	uint64_t at_ns;
+};
+
+static void unlock_pidfile(void *data)
+{
+	struct unlock_at *u = data;
+
+	u->at_ns = af_mono_ns();
+	flock(u->fd, LOCK_UN);
+}
+
+START_TEST(test_order_start)
+{
+	struct fake f = {.events = "", .quits = true};
+	char engine[256], marker[256], script[600], pidfile[256];
+	struct af_config *cfg;
+	struct af_module_env env = {0};
+	struct unlock_at u;
+	qb_loop_timer_handle t;
+	struct done_rec d;
+	struct vft *m = NULL;
+	qb_loop_t *loop = qb_loop_create();
+	uint64_t t0;
+	char *text;
+
+	fake_start(&f);
+	snprintf(engine, sizeof(engine), "%s/engine.sh", f.dir);
+	snprintf(marker, sizeof(marker), "%s/started", f.dir);
+	snprintf(script, sizeof(script), "#!/bin/sh\necho \"$@\" > %s\n", marker);
+	write_file(engine, script, 0700);
+	/* the old engine's pidfile, still locked for 300 ms after its exit */
+	snprintf(pidfile, sizeof(pidfile), "%s/fg1/engine.pid", f.dir);
+	u.fd = open(pidfile, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	ck_assert_int_ge(u.fd, 0);
+	ck_assert_int_eq(flock(u.fd, LOCK_EX), 0);
+	cfg = bridge_config_engine(f.dir, engine);
+	env = (struct af_module_env){.loop = loop, .cfg = cfg};
+	ck_assert_int_eq(vft_init(&m, &env), 0);
+	t0 = af_mono_ns();
+	qb_loop_timer_add(loop, QB_LOOP_HIGH, 300 * AF_NS_PER_MS, &u, unlock_pidfile, &t);
+	run_order(m, loop, "start", false, &d);
+	ck_assert_int_eq(d.rc, 0);
+	ck_assert_uint_ge(af_mono_ns() - t0, 300 * AF_NS_PER_MS);
+	/* the engine is detached (double fork): it writes when it runs */
+	for (int i = 0; i < 200 && access(marker, F_OK) != 0; i++)
+		usleep(10000);
+	text = slurp(marker);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(strstr(text, "-v fg1 -r primary -b 1"));
+	free(text);
+	vft_fini(m);
+	qb_loop_destroy(loop);
+	af_cfg_free(cfg);
+	close(u.fd);
+	unlink(pidfile);
+	unlink(marker);
+	unlink(engine);
+	fake_stop(&f);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vmft_bridge");
@@ -523,5 +603,6 @@ int main(void)
 	add_tcase(s, test_order_invalid, 20);
 	add_tcase(s, test_order_answers, 20);
 	add_tcase(s, test_backup_respawn, 30);
+	add_tcase(s, test_order_start, 20);
 	return run_suite(s);
 }
