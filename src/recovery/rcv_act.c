@@ -162,7 +162,19 @@ static int act_engine(struct rcv *m, const struct rcv_run *r, unsigned i, enum r
 			return 0;
 		}
 	}
-	if (kind == RCV_STEP_PROMOTE && vi >= 0) {
+	/* a takeover planned where the backup's state was unknown (by
+	 * another blade) says start; the backup here is ready: promote it,
+	 * the guest loses nothing. Never after a guest fault (restart-vm):
+	 * the backup would replay it. */
+	if (kind == RCV_STEP_START_VM && vi >= 0 &&
+	    (r->plan.rclass == AF_RC_FAILOVER || r->plan.rclass == AF_RC_FENCE_AND_FAILOVER) &&
+	    rcv_view_backup_ready(m, &m->env.cfg->vms[vi])) {
+		af_notice("recovery: plan %llu: the hot backup of %s is on this blade: promoted "
+		          "instead of started from its disk",
+		          (unsigned long long)r->id, s->vm);
+		order = "promote";
+	}
+	if (strcmp(order, "promote") == 0 && vi >= 0) {
 		from = m->vms[vi].running_on ? m->vms[vi].running_on : m->vms[vi].last_blade;
 		force = from > 0 && from != s->blade && m->off[from];
 	}
