@@ -953,6 +953,175 @@ START_TEST(test_plan_switchover)
 }
 END_TEST
 
+/* ---- a checkpoint engine's VM in a takeover ---------------------------------------- */
+
+/* What the hooks of atca-ftd would do: fences and engine orders succeed a
+ * moment later (from the loop), the engine's state is what the test says. */
+struct eng_rig {
+	qb_loop_t *loop;
+	const char *state; /* of fg1's engine on this blade */
+	char orders[4][32];
+	unsigned n_orders;
+	unsigned fences;
+	rcv_fence_done_fn pending_done;
+	void *pending_cookie;
+};
+
+static void rig_finish(void *data)
+{
+	struct eng_rig *g = data;
+	rcv_fence_done_fn done = g->pending_done;
+
+	g->pending_done = NULL;
+	if (done)
+		done(g->pending_cookie, 0, "ok");
+}
+
+static void rig_later(struct eng_rig *g, rcv_fence_done_fn done, void *cookie)
+{
+	qb_loop_timer_handle t;
+
+	g->pending_done = done;
+	g->pending_cookie = cookie;
+	qb_loop_timer_add(g->loop, QB_LOOP_HIGH, 5 * AF_NS_PER_MS, g, rig_finish, &t);
+}
+
+static int rig_fence(void *opaque, int blade, rcv_fence_done_fn done, void *cookie)
+{
+	struct eng_rig *g = opaque;
+
+	(void)blade;
+	g->fences++;
+	rig_later(g, done, cookie);
+	return 0;
+}
+
+static void rig_fence_forget(void *opaque, void *cookie)
+{
+	(void)opaque;
+	(void)cookie;
+}
+
+static int rig_send(void *opaque, const void *buf, size_t len)
+{
+	(void)opaque;
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+static int rig_engine_order(void *opaque, const char *vm, const char *order, bool force,
+                            rcv_fence_done_fn done, void *cookie)
+{
+	struct eng_rig *g = opaque;
+
+	if (g->n_orders < 4)
+		snprintf(g->orders[g->n_orders++], sizeof(g->orders[0]), "%s %s%s", order, vm,
+		         force ? " force" : "");
+	g->state = "unprotected"; /* promoted, or started: a primary */
+	rig_later(g, done, cookie);
+	return 0;
+}
+
+static int rig_engine_state(void *opaque, const char *vm, char *state, size_t len)
+{
+	struct eng_rig *g = opaque;
+
+	if (strcmp(vm, "fg1") != 0 || g->state == NULL)
+		return -ENOENT;
+	snprintf(state, len, "%s", g->state);
+	return 0;
+}
+
+static void rig_stop(void *data)
+{
+	qb_loop_stop(data);
+}
+
+/* Blade 2 holds fg1's backup; blade 1 (fg1's) dies. */
+static void engine_takeover(const char *state_at_plan, const char *state_at_act,
+                            const char *want_order)
+{
+	char text[1024], *dir = make_temp_dir();
+	struct af_cfg_diag diag;
+	struct af_config *cfg = NULL;
+	struct eng_rig g = {0};
+	const struct rcv_hooks hooks = {.fence = rig_fence,
+	                                .fence_forget = rig_fence_forget,
+	                                .send = rig_send,
+	                                .engine_order = rig_engine_order,
+	                                .engine_state = rig_engine_state};
+	bool nodes[AF_MAX_BLADES + 1] = {false}, daemons[AF_MAX_BLADES + 1] = {false};
+	struct af_fault f =
+	        fault(AF_LAYER_HARDWARE, AF_SCOPE_BLADE, 1, NULL, AF_RC_FENCE_AND_FAILOVER);
+	struct af_module_env env = {0};
+	qb_loop_timer_handle t;
+	struct rcv *m = NULL;
+	int n = snprintf(text, sizeof(text),
+	                 "daemon {\n state_dir: %s\n}\n"
+	                 "shelf {\n credentials: /x\n manager {\n  address: 127.0.0.1\n }\n}\n"
+	                 "blade {\n slot: 1\n host: b1\n libvirt_uri: test:///default\n}\n"
+	                 "blade {\n slot: 2\n host: b2\n libvirt_uri: test:///default\n}\n"
+	                 "vm {\n name: fg1\n blade: 1\n protection: ft\n disk: /x.img\n}\n",
+	                 dir);
+
+	ck_assert_int_lt(n, (int)sizeof(text));
+	ck_assert_int_eq(af_cfg_parse_buffer("engine", text, (size_t)n,
+	                                     AF_CFG_SKIP_CREDENTIALS | AF_CFG_SKIP_NSS, &cfg,
+	                                     &diag),
+	                 0);
+	g.loop = qb_loop_create();
+	g.state = state_at_plan;
+	env = (struct af_module_env){.loop = g.loop, .cfg = cfg};
+	ck_assert_int_eq(rcv_init(&m, &env), 0);
+	ck_assert_int_eq(rcv_start(m, 2, &hooks, &g), 0);
+	nodes[2] = daemons[2] = true;
+	rcv_membership(m, true, nodes, daemons);
+	/* this blade's libvirt (the test driver) connects: the partner is
+	 * healthy only then */
+	for (int i = 0; i < 250; i++) {
+		struct af_module_status st;
+
+		rcv_describe(m, &st);
+		if (strstr(st.detail, "libvirt connected") != NULL)
+			break;
+		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &t);
+		qb_loop_run(g.loop);
+	}
+	rcv_fault_raised(m, &f);
+	/* between planning and acting, the backup may have become ready */
+	g.state = state_at_act;
+	qb_loop_timer_add(g.loop, QB_LOOP_LOW, 10 * AF_NS_PER_S, g.loop, rig_stop, &t);
+	while (g.n_orders == 0 && qb_loop_timer_expire_time_get(g.loop, t) > 0) {
+		qb_loop_timer_handle s;
+
+		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &s);
+		qb_loop_run(g.loop);
+	}
+	ck_assert_uint_eq(g.fences, 1);
+	ck_assert_uint_eq(g.n_orders, 1);
+	ck_assert_str_eq(g.orders[0], want_order);
+	rcv_fini(m);
+	qb_loop_destroy(g.loop);
+	af_cfg_free(cfg);
+	remove_temp_dir(dir);
+}
+
+START_TEST(test_engine_promote)
+{
+	ck_assert_int_eq(af_init("check_recovery"), 0);
+	/* the backup here is in standby: fence blade 1, then promote it (forced:
+	 * blade 1 is confirmed off) */
+	engine_takeover("standby", "standby", "promote fg1 force");
+	/* no backup in sync when the plan was made (start from disk), but it
+	 * is by the time the step runs: promoted instead */
+	engine_takeover("waiting", "orphaned", "promote fg1 force");
+	/* none ready at all: the engine boots it from its disk */
+	engine_takeover("waiting", "waiting", "start fg1");
+	af_fini();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("recovery");
@@ -975,6 +1144,7 @@ int main(void)
 	add_tcase(s, test_exec_retry, 10);
 	add_tcase(s, test_msg_rejects_bad_input, 10);
 	add_tcase(s, test_msg_round_trip, 10);
+	add_tcase(s, test_engine_promote, 30);
 	add_module_contract_tests(s);
 	return run_suite(s);
 }
