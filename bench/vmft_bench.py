@@ -37,7 +37,6 @@ import os
 import platform
 import random
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -88,30 +87,11 @@ class Bench:
         self.failover = []
         self.sweep = []
 
-    def clean_blades(self):
-        lab = self.v.Lab.load(self.v.LAB)
-        for slot in (1, 2):
-            holder = self.v.blademod.holder_of(lab, slot)
-            shutil.rmtree("/proc/%d/root/dev/shm/atca-vmft/%s" % (holder, self.v.VM),
-                          ignore_errors=True)
-        try:
-            os.unlink(self.v.console_path())
-        except FileNotFoundError:
-            pass
-
-    def stop_engines(self):
-        for slot in list(self.v.ENGINES):
-            try:
-                self.v.ctl(slot, "quit", timeout=5)
-            except (OSError, ValueError):
-                pass
-            self.v.engine_gone(slot)
-
     def protect(self, mem, pps, epoch_ms):
         v = self.v
         lab = v.Lab.load(v.LAB)
-        self.stop_engines()
-        self.clean_blades()
+        v.stop_engines()
+        v.clean_state((1, 2))
         v.MEM_MB, v.EPOCH_MS = mem, epoch_ms
         v.guestmod.make_image(lab, v.VM, pps=pps)
         v.write_conf()
@@ -125,9 +105,9 @@ class Bench:
     def watch(self, epochs):
         """Samples of the next `epochs` epochs of the primary on blade 1."""
         v = self.v
-        e0 = v.status(1).get("epoch", 0)
+        st0 = v.status(1)
         t0 = time.monotonic()
-        b0 = v.status(1).get("bytes_total", 0)
+        e0, b0 = st0.get("epoch", 0), st0.get("bytes_total", 0)
         v.wait_for("%d epochs" % epochs, lambda: v.status(1).get("epoch", 0) >= e0 + epochs,
                    timeout=epochs * 2.0 + 30, step=0.2)
         t1 = time.monotonic()
@@ -141,7 +121,6 @@ class Bench:
                 "epochs": st.get("epoch", 0) - e0, "devstate": st.get("devstate_bytes", 0)}
 
     def steady(self, mem, pps, bound):
-        v = self.v
         sync_s = self.protect(mem, pps, 100)
         w = self.watch(self.args.epochs)
         row = {"mem": mem, "pps": pps, "n": len(w["pause"]), "sync_s": sync_s,
@@ -157,7 +136,6 @@ class Bench:
                                                 row["scan_p50"], bound, row["ratio"],
                                                 row["bw_mbs"], sync_s))
         self.rows.append(row)
-        del v
 
     def failovers(self, mem, pps, n):
         v = self.v
@@ -171,9 +149,8 @@ class Bench:
             v.start_engine(prim, "backup")
             prim, back = back, prim
         self.failover = stats
-        # the last promoted primary is on `prim`... roles swapped back to 1/2
-        # for the next measurement: start over from a fresh pair
-        self.stop_engines()
+        # the next measurement starts over from a fresh pair
+        v.stop_engines()
 
     def epoch_sweep(self, mem, pps, periods):
         for ep in periods:
@@ -390,7 +367,7 @@ def main():
         if args.sweep:
             b.epoch_sweep(256, max(ppss), [int(x) for x in args.sweep.split(",") if x])
     finally:
-        b.stop_engines()
+        v.stop_engines()
         v.lab_cmd("down", check_rc=False, timeout=120)
     colo = [] if args.no_colo else run_colo(args)
     text = report(b, colo, args, threads, scan)

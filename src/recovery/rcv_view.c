@@ -221,14 +221,19 @@ void rcv_view_vm_state(struct rcv *m, int blade, const char *vm, const char *sta
 	placement(m);
 }
 
+/* What the engine of v on this blade last said; false: no engine here. */
+static bool engine_state(const struct rcv *m, const struct af_cfg_vm *v, char *state, size_t len)
+{
+	return af_cfg_vm_has_engine(v) && m->hooks.engine_state != NULL &&
+	       m->hooks.engine_state(m->hooks_opaque, v->name, state, len) == 0;
+}
+
 bool rcv_view_backup_ready(const struct rcv *m, const struct af_cfg_vm *v)
 {
 	char state[16];
 
-	if (!af_cfg_vm_has_engine(v) || m->hooks.engine_state == NULL ||
-	    m->hooks.engine_state(m->hooks_opaque, v->name, state, sizeof(state)) < 0)
-		return false;
-	return strcmp(state, "standby") == 0 || strcmp(state, "orphaned") == 0;
+	return engine_state(m, v, state, sizeof(state)) &&
+	       (strcmp(state, "standby") == 0 || strcmp(state, "orphaned") == 0);
 }
 
 /* What the engine of v here says, as a libvirt state for the cluster: a
@@ -239,8 +244,7 @@ static const char *engine_vm_state(const struct rcv *m, const struct af_cfg_vm *
 	static const char *const primary[] = {"booting", "unprotected", "syncing", "protected"};
 	char state[16];
 
-	if (!af_cfg_vm_has_engine(v) || m->hooks.engine_state == NULL ||
-	    m->hooks.engine_state(m->hooks_opaque, v->name, state, sizeof(state)) < 0)
+	if (!engine_state(m, v, state, sizeof(state)))
 		return NULL;
 	for (size_t k = 0; k < AF_ARRAY_SIZE(primary); k++)
 		if (strcmp(state, primary[k]) == 0)

@@ -92,25 +92,32 @@ static int ctl_path(const struct vft *m, const struct af_cfg_vm *v, struct socka
 	return 0;
 }
 
-static int ctl_connect(const struct vft *m, const struct af_cfg_vm *v, int timeout_ms)
+/* A connection to an engine's control socket, its reads and writes bounded
+ * by timeout_ms. fd or -errno. */
+static int connect_at(const struct sockaddr_un *sa, int timeout_ms)
 {
-	struct sockaddr_un sa;
 	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-	int fd, rc = ctl_path(m, v, &sa);
+	int fd, rc;
 
-	if (rc < 0)
-		return rc;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
 		rc = -errno;
 		close(fd);
 		return rc;
 	}
 	return fd;
+}
+
+static int ctl_connect(const struct vft *m, const struct af_cfg_vm *v, int timeout_ms)
+{
+	struct sockaddr_un sa;
+	int rc = ctl_path(m, v, &sa);
+
+	return rc < 0 ? rc : connect_at(&sa, timeout_ms);
 }
 
 static const struct af_cfg_vm *find_vm(const struct vft *m, const char *name, unsigned *idx)
@@ -122,6 +129,20 @@ static const struct af_cfg_vm *find_vm(const struct vft *m, const char *name, un
 			return &m->env.cfg->vms[i];
 		}
 	return NULL;
+}
+
+/* The control socket of vm's engine here: 0, -ENOENT (no VM protected by
+ * an engine of that name) or -ENAMETOOLONG. */
+static int vm_ctl_path(const struct vft *m, const char *vm, struct sockaddr_un *sa,
+                       const struct af_cfg_vm **out)
+{
+	const struct af_cfg_vm *v = find_vm(m, vm, NULL);
+
+	if (v == NULL)
+		return -ENOENT;
+	if (out)
+		*out = v;
+	return ctl_path(m, v, sa);
 }
 
 /* The daemon's blade: configured, or the blade whose host is this host
@@ -336,8 +357,6 @@ static void on_timer(void *data)
 static int request_at(const char *path, const char *cmd, bool force, char *reply, size_t len)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	/* a promotion may wait up to 3 s for the old primary's disk lock */
-	struct timeval tv = {.tv_sec = 5};
 	char req[128];
 	size_t got = 0;
 	int fd, n, rc = 0;
@@ -348,15 +367,10 @@ static int request_at(const char *path, const char *cmd, bool force, char *reply
 		return -EINVAL;
 	if (af_strlcpy(sa.sun_path, path, sizeof(sa.sun_path)) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* a promotion may wait up to 3 s for the old primary's disk lock */
+	fd = connect_at(&sa, 5000);
 	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = errno == ENOENT || errno == ECONNREFUSED ? -ENOTCONN : -errno;
-		goto out;
-	}
+		return fd == -ENOENT || fd == -ECONNREFUSED ? -ENOTCONN : fd;
 	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
 		rc = -errno;
 		goto out;
@@ -388,7 +402,6 @@ out:
 
 int vft_request(struct vft *m, const char *vm, const char *cmd, bool force, char *reply, size_t len)
 {
-	const struct af_cfg_vm *v;
 	struct sockaddr_un sa;
 	int rc;
 
@@ -397,13 +410,8 @@ int vft_request(struct vft *m, const char *vm, const char *cmd, bool force, char
 	reply[0] = '\0';
 	if (strpbrk(cmd, "\"\\") != NULL)
 		return -EINVAL;
-	v = find_vm(m, vm, NULL);
-	if (v == NULL)
-		return -ENOENT;
-	rc = ctl_path(m, v, &sa);
-	if (rc < 0)
-		return rc;
-	return request_at(sa.sun_path, cmd, force, reply, len);
+	rc = vm_ctl_path(m, vm, &sa, NULL);
+	return rc < 0 ? rc : request_at(sa.sun_path, cmd, force, reply, len);
 }
 
 /* ---- orders carried out off the loop ----------------------------------------------- */
@@ -555,10 +563,7 @@ int vft_order(struct vft *m, const char *vm, const char *order, bool force, vft_
 		return -EINVAL;
 	if (m->env.loop == NULL || m->job_pipe[0] < 0)
 		return -ENOTSUP;
-	v = find_vm(m, vm, NULL);
-	if (v == NULL)
-		return -ENOENT;
-	rc = ctl_path(m, v, &sa);
+	rc = vm_ctl_path(m, vm, &sa, &v);
 	if (rc < 0)
 		return rc;
 	j = calloc(1, sizeof(*j));

@@ -124,12 +124,14 @@ double eng_ring_pct(const struct eng_ring *r, double pct)
 	return tmp[idx < r->n ? idx : r->n - 1];
 }
 
+static const char *const crash_names[] = {[ENG_CRASH_NONE] = "",
+                                          [ENG_CRASH_PAUSE] = "pause",
+                                          [ENG_CRASH_TRANSFER] = "transfer",
+                                          [ENG_CRASH_COMMIT] = "commit"};
+
 /* Reads ATCA_VMFT_CRASH_AT; an unreadable value arms nothing, loudly. */
 static void crash_point_arm(struct vft_eng *e)
 {
-	static const char *const names[] = {[ENG_CRASH_PAUSE] = "pause",
-	                                    [ENG_CRASH_TRANSFER] = "transfer",
-	                                    [ENG_CRASH_COMMIT] = "commit"};
 	const char *v = getenv("ATCA_VMFT_CRASH_AT"), *colon;
 	uint64_t n;
 
@@ -140,8 +142,8 @@ static void crash_point_arm(struct vft_eng *e)
 		v += 5;
 	colon = strchr(v, ':');
 	for (int i = ENG_CRASH_PAUSE; colon && i <= ENG_CRASH_COMMIT; i++)
-		if ((size_t)(colon - v) == strlen(names[i]) &&
-		    strncmp(v, names[i], strlen(names[i])) == 0)
+		if ((size_t)(colon - v) == strlen(crash_names[i]) &&
+		    strncmp(v, crash_names[i], strlen(crash_names[i])) == 0)
 			e->crash_point = i;
 	if (e->crash_point == ENG_CRASH_NONE || af_parse_u64(colon + 1, 1, UINT64_MAX, &n) < 0) {
 		e->crash_point = ENG_CRASH_NONE;
@@ -151,19 +153,17 @@ static void crash_point_arm(struct vft_eng *e)
 	}
 	e->crash_epoch = n;
 	af_warn("vmft %s: TEST crash point armed: %s %s in incremental epoch %llu", e->vm->name,
-	        e->crash_qemu ? "QEMU killed" : "engine killed", names[e->crash_point],
+	        e->crash_qemu ? "QEMU killed" : "engine killed", crash_names[e->crash_point],
 	        (unsigned long long)n);
 }
 
 void eng_crash_point(struct vft_eng *e, int point, uint64_t n)
 {
-	static const char *const names[] = {"", "pause", "transfer", "commit"};
-
 	if (e->crash_point != point || n != e->crash_epoch)
 		return;
 	/* straight to stderr: a line posted to the loop would die with us */
 	dprintf(STDERR_FILENO, "vmft %s: TEST crash point %s in incremental epoch %llu: %s\n",
-	        e->vm->name, names[point], (unsigned long long)n,
+	        e->vm->name, crash_names[point], (unsigned long long)n,
 	        e->crash_qemu ? "QEMU killed" : "engine killed");
 	if (e->crash_qemu && e->q.pid > 0) {
 		kill(e->q.pid, SIGKILL);

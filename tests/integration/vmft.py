@@ -36,6 +36,7 @@ it and promotes its backup engine by itself.
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import struct
@@ -229,16 +230,13 @@ def engine_gone(slot):
         p.kill()
 
 
-def qemu_pids_of(slot):
-    """QEMU processes in a blade's PID namespace that are not yet zombies: a
-    killed QEMU closes its files (and drops its disk lock) only at the end
-    of its exit, after its command line is already gone."""
-    out = []
+def blade_procs(slot):
+    """(pid, comm, state) of each process in a blade's PID namespace."""
     lab = Lab.load(LAB)
     try:
         holder = blademod.holder_of(lab, slot)
     except LabError:
-        return out
+        return
     want = os.readlink("/proc/%d/ns/pid" % holder)
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -246,13 +244,21 @@ def qemu_pids_of(slot):
         try:
             if os.readlink("/proc/%s/ns/pid" % d) != want:
                 continue
-            comm = open("/proc/%s/comm" % d).read().strip()
-            state = open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()[0]
+            with open("/proc/%s/comm" % d) as f:
+                comm = f.read().strip()
+            with open("/proc/%s/stat" % d) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if comm.startswith("qemu-system") and state not in ("Z", "X"):
-            out.append(int(d))
-    return out
+        yield int(d), comm, state
+
+
+def qemu_pids_of(slot):
+    """QEMU processes in a blade's PID namespace that are not yet zombies: a
+    killed QEMU closes its files (and drops its disk lock) only at the end
+    of its exit, after its command line is already gone."""
+    return [pid for pid, comm, state in blade_procs(slot)
+            if comm.startswith("qemu-system") and state not in ("Z", "X")]
 
 
 def wait_protected(slot, timeout=60):
@@ -309,16 +315,30 @@ def open_faults(slot):
 
 def engine_pid(slot):
     """The atca-vmft process in a blade (started by atca-ftd: not ours)."""
-    lab = Lab.load(LAB)
-    want = os.readlink("/proc/%d/ns/pid" % blademod.holder_of(lab, slot))
-    for d in os.listdir("/proc"):
+    return next((pid for pid, comm, _ in blade_procs(slot) if comm == "atca-vmft"), None)
+
+
+def stop_engines():
+    """Every engine the test knows ends: asked to quit, then killed."""
+    for slot in list(ENGINES):
         try:
-            if (d.isdigit() and os.readlink("/proc/%s/ns/pid" % d) == want and
-                    open("/proc/%s/comm" % d).read().strip() == "atca-vmft"):
-                return int(d)
-        except OSError:
-            continue
-    return None
+            ctl(slot, "quit", timeout=5)
+        except (OSError, ValueError):
+            pass
+        engine_gone(slot)
+
+
+def clean_state(slots):
+    """No committed image left on these blades, no console output: the next
+    guest starts from nothing."""
+    lab = Lab.load(LAB)
+    for slot in slots:
+        holder = blademod.holder_of(lab, slot)
+        shutil.rmtree("/proc/%d/root/dev/shm/atca-vmft/%s" % (holder, VM), ignore_errors=True)
+    try:
+        os.unlink(console_path())
+    except FileNotFoundError:
+        pass
 
 
 def bridge_test():
@@ -551,21 +571,8 @@ def one_kill(i, prim, back, mode, stats):
 def fresh_pair(prim, back, crash_at):
     """Both engines anew, the primary with a test crash point; the guest
     boots again, so its console starts over."""
-    for slot in list(ENGINES):
-        try:
-            ctl(slot, "quit", timeout=5)
-        except (OSError, ValueError):
-            pass
-        engine_gone(slot)
-    lab = Lab.load(LAB)
-    for slot in (prim, back):
-        holder = blademod.holder_of(lab, slot)
-        subprocess.run(["rm", "-rf", "/proc/%d/root/dev/shm/atca-vmft/%s" % (holder, VM)],
-                       check=False)
-    try:
-        os.unlink(console_path())
-    except FileNotFoundError:
-        pass
+    stop_engines()
+    clean_state((prim, back))
     # the backup comes once the guest runs: the crash point counts epochs
     # of the protected session, which must not end before the guest booted
     start_engine(prim, "primary", crash_at=crash_at)
@@ -653,12 +660,8 @@ def main():
     finally:
         for slot in list(DAEMONS):
             stop_ftd(slot)
-        for slot in list(ENGINES) if not os.environ.get("VMFT_KEEP_LAB") else []:
-            try:
-                ctl(slot, "quit", timeout=5)
-            except (OSError, ValueError):
-                pass
-            engine_gone(slot)
+        if not os.environ.get("VMFT_KEEP_LAB"):
+            stop_engines()
         if not os.environ.get("VMFT_KEEP_LAB"):
             lab_cmd("down", check_rc=False, timeout=120)
     if FAILS:
