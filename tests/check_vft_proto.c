@@ -9,9 +9,11 @@
 #include <stdint.h>
 
 #include "check_util.h"
+#include "vft_evlog.h"
 #include "vft_proto.h"
 
-#define RAM_PAGES 1024u /* the test VM: 4 MiB */
+#define RAM_PAGES 1024u      /* the test VM: 4 MiB */
+#define DISK_SIZE (1u << 20) /* and a 1 MiB disk */
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -45,6 +47,7 @@ static struct vft_hello hello_msg(void)
 	m.page_size = VFT_PAGE_SIZE;
 	m.flags = 3;
 	snprintf(m.vm, sizeof(m.vm), "db-1.prod_x");
+	m.disk_size = DISK_SIZE;
 	return m;
 }
 
@@ -200,7 +203,7 @@ END_TEST
 
 START_TEST(test_hdr_bad_version)
 {
-	static const uint16_t bad[] = {0, 2, 0x0100, 0xffff};
+	static const uint16_t bad[] = {0, 1, 3, 0x0100, 0xffff};
 	uint8_t raw[VFT_HDR_SIZE];
 	struct vft_hdr h;
 	char err[160];
@@ -245,9 +248,9 @@ START_TEST(test_hdr_fixed_lengths)
 	        {VFT_F_BYE, VFT_BYE_SIZE},
 	};
 
-	ck_assert_uint_eq(VFT_HELLO_SIZE, 96);
+	ck_assert_uint_eq(VFT_HELLO_SIZE, 104);
 	ck_assert_uint_eq(VFT_EPOCH_BEGIN_SIZE, 8);
-	ck_assert_uint_eq(VFT_EPOCH_END_SIZE, 24);
+	ck_assert_uint_eq(VFT_EPOCH_END_SIZE, 40);
 	ck_assert_uint_eq(VFT_ACK_SIZE, 8);
 	ck_assert_uint_eq(VFT_BYE_SIZE, 4);
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
@@ -808,7 +811,7 @@ START_TEST(test_rx_end_totals_mismatch)
 		                          (uint64_t)(120 + delta[i][1]),
 		                          (uint32_t)(4 + delta[i][2])),
 		                 -EBADMSG);
-		assert_err(&p, "received 4, 120 in 4");
+		assert_err(&p, "received 4, 120, 0, 0 in 4");
 	}
 }
 END_TEST
@@ -937,7 +940,7 @@ START_TEST(test_hdr_round_trip)
 	ck_assert_uint_eq(h.check, get64(raw + 24));
 	ck_assert_int_eq(vft_frame_verify(raw, &h, all), 0);
 	/* little-endian on the wire */
-	ck_assert_int_eq(memcmp(raw + 4, (const uint8_t[]){1, 0, 5, 0, 8, 0, 0, 0}, 8), 0);
+	ck_assert_int_eq(memcmp(raw + 4, (const uint8_t[]){2, 0, 5, 0, 8, 0, 0, 0}, 8), 0);
 	ck_assert_int_eq(memcmp(raw + 12, (const uint8_t[]){0xd4, 0xc3, 0xb2, 0xa1}, 4), 0);
 	ck_assert_int_eq(memcmp(raw + 16, (const uint8_t[]){8, 7, 6, 5, 4, 3, 2, 1}, 8), 0);
 	/* an empty payload: no iovec, or an iovec of nothing */
@@ -975,7 +978,7 @@ START_TEST(test_payload_round_trips)
 	ck_assert_uint_eq(get64(b + 16), hm.config_hash);
 	ck_assert_int_eq(memcmp(b + 24, (const uint8_t[]){0, 0x10, 0, 0, 3, 0, 0, 0}, 8), 0);
 	ck_assert_str_eq((const char *)b + 32, "db-1.prod_x");
-	for (size_t i = 32 + strlen(hm.vm); i < VFT_HELLO_SIZE; i++)
+	for (size_t i = 32 + strlen(hm.vm); i < 96; i++)
 		ck_assert_uint_eq(b[i], 0); /* NUL-padded */
 	ck_assert_int_eq(vft_hello_decode(b, VFT_HELLO_SIZE, &hb, err, sizeof(err)), 0);
 	ck_assert_int_eq(memcmp(&hb, &hm, sizeof(hm)), 0);
@@ -1056,6 +1059,374 @@ START_TEST(test_pages_round_trip)
 END_TEST
 
 /* ---- the sequencer: a whole valid session ---- */
+
+/* ---- the event log ---- */
+
+/* one record into buf at *len */
+static void put_event(uint8_t *buf, size_t *len, uint64_t seq, uint16_t kind, uint16_t flags,
+                      uint32_t dlen, uint64_t arg)
+{
+	struct vft_event ev = {
+	        .seq = seq, .kind = kind, .flags = flags, .len = dlen, .arg = arg, .t_ns = 7};
+
+	vft_event_encode_head(buf + *len, &ev);
+	memset(buf + *len + VFT_EV_HDR, 0xc5, dlen);
+	*len += VFT_EV_HDR + dlen;
+}
+
+static size_t events_payload(uint8_t *buf, uint32_t count)
+{
+	memset(buf, 0, 8);
+	put32(buf, count);
+	return 8;
+}
+
+static int decode_events(const uint8_t *buf, size_t len, uint64_t first, char *err)
+{
+	uint32_t n;
+	uint64_t next;
+
+	err[0] = '\0';
+	return vft_events_decode(buf, len, DISK_SIZE, first, &n, &next, err, 256);
+}
+
+START_TEST(test_events_refused)
+{
+	static uint8_t b[VFT_MAX_PAYLOAD];
+	static const struct {
+		uint16_t kind, flags;
+		uint32_t len;
+		uint64_t arg;
+		const char *why;
+	} bad[] = {
+	        {0, 0, 0, 0, "unknown kind"},
+	        {VFT_EV_COUNT, 0, 0, 0, "unknown kind"},
+	        {VFT_EV_DISK_WRITE, 0, 0, 0, "whole sectors"},
+	        {VFT_EV_DISK_WRITE, 0, 100, 0, "whole sectors"},
+	        {VFT_EV_DISK_WRITE, 0, 512, 100, "whole sectors"},
+	        {VFT_EV_DISK_WRITE, 0, 1024, DISK_SIZE - 512, "whole sectors"},
+	        {VFT_EV_DISK_WRITE, 0, 512, UINT64_MAX - 511, "whole sectors"},
+	        {VFT_EV_DISK_WRITE, 0, VFT_EV_DATA_MAX + 512, 0, "whole sectors"},
+	        {VFT_EV_DISK_WRITE, 2, 512, 0, "unknown flags"},
+	        {VFT_EV_DISK_FLUSH, 0, 512, 0, "with data"},
+	        {VFT_EV_DISK_FLUSH, 1, 0, 0, "with data"},
+	        {VFT_EV_NET_IN, 0, 13, 0, "14.."},
+	        {VFT_EV_NET_IN, 0, 64, 1, "argument"},
+	        {VFT_EV_SERIAL_IN, 0, 0, 0, "1.."},
+	        {VFT_EV_SERIAL_IN, 0, VFT_EV_SERIAL_MAX + 1, 0, "1.."},
+	};
+	char err[256];
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		len = events_payload(b, 1);
+		put_event(b, &len, 1, bad[i].kind, bad[i].flags,
+		          bad[i].len > VFT_MAX_PAYLOAD - 100 ? 0 : bad[i].len, bad[i].arg);
+		if (bad[i].len > VFT_MAX_PAYLOAD - 100) /* announce more than is there */
+			put32(b + 8 + 12, bad[i].len);
+		ck_assert_int_eq(decode_events(b, len, 0, err), -EBADMSG);
+		ck_assert_msg(strstr(err, bad[i].why) || strstr(err, "left in the frame"),
+		              "case %zu: reason \"%s\" lacks \"%s\"", i, err, bad[i].why);
+	}
+	/* framing: no record, truncated header, data beyond the frame, bytes
+	 * after the last record, seq 0, a gap, a repeat, the wrong first seq */
+	len = events_payload(b, 0);
+	put_event(b, &len, 1, VFT_EV_DISK_FLUSH, 0, 0, 0);
+	ck_assert_int_eq(decode_events(b, len, 0, err), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "no record"));
+	len = events_payload(b, 2);
+	put_event(b, &len, 1, VFT_EV_DISK_FLUSH, 0, 0, 0);
+	memset(b + len, 0, 16);
+	ck_assert_int_eq(decode_events(b, len + 16, 0, err), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "truncated"));
+	len = events_payload(b, 1);
+	put_event(b, &len, 1, VFT_EV_SERIAL_IN, 0, 10, 0);
+	ck_assert_int_eq(decode_events(b, len - 1, 0, err), -EBADMSG);
+	ck_assert_int_eq(decode_events(b, len + 1, 0, err), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "after record"));
+	len = events_payload(b, 1);
+	put_event(b, &len, 0, VFT_EV_DISK_FLUSH, 0, 0, 0);
+	ck_assert_int_eq(decode_events(b, len, 0, err), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "reserved"));
+	len = events_payload(b, 2);
+	put_event(b, &len, 4, VFT_EV_DISK_FLUSH, 0, 0, 0);
+	put_event(b, &len, 6, VFT_EV_DISK_FLUSH, 0, 0, 0);
+	ck_assert_int_eq(decode_events(b, len, 0, err), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "due"));
+	len = events_payload(b, 2);
+	put_event(b, &len, 4, VFT_EV_DISK_FLUSH, 0, 0, 0);
+	put_event(b, &len, 4, VFT_EV_DISK_FLUSH, 0, 0, 0);
+	ck_assert_int_eq(decode_events(b, len, 0, err), -EBADMSG);
+	len = events_payload(b, 1);
+	put_event(b, &len, 4, VFT_EV_DISK_FLUSH, 0, 0, 0);
+	ck_assert_int_eq(decode_events(b, len, 5, err), -EBADMSG);
+	ck_assert_int_eq(decode_events(b, len, 4, err), 0);
+	/* a flush needs a disk to flush */
+	{
+		uint32_t n;
+		uint64_t next;
+
+		ck_assert_int_eq(vft_events_decode(b, len, 0, 0, &n, &next, err, sizeof(err)),
+		                 -EBADMSG);
+	}
+}
+END_TEST
+
+START_TEST(test_disk_refused)
+{
+	static uint8_t b[8 + VFT_DISK_CHUNK + 512];
+	struct vft_disk d;
+	char err[160];
+
+	memset(b, 0, sizeof(b));
+	ck_assert_int_eq(vft_disk_decode(b, 8, DISK_SIZE, &d, err, sizeof(err)), -EBADMSG);
+	ck_assert_int_eq(vft_disk_decode(b, 8 + 100, DISK_SIZE, &d, err, sizeof(err)), -EBADMSG);
+	ck_assert_int_eq(vft_disk_decode(b, sizeof(b), 1ull << 30, &d, err, sizeof(err)), -EBADMSG);
+	put32(b, 100); /* unaligned offset */
+	ck_assert_int_eq(vft_disk_decode(b, 8 + 512, DISK_SIZE, &d, err, sizeof(err)), -EBADMSG);
+	put32(b, DISK_SIZE - 512); /* one sector too far */
+	ck_assert_int_eq(vft_disk_decode(b, 8 + 1024, DISK_SIZE, &d, err, sizeof(err)), -EBADMSG);
+	ck_assert_int_eq(vft_disk_decode(b, 8 + 512, DISK_SIZE, &d, err, sizeof(err)), 0);
+	ck_assert_uint_eq(d.offset, DISK_SIZE - 512);
+	ck_assert_uint_eq(d.len, 512);
+	memset(b, 0xff, 8); /* offset beyond anything */
+	ck_assert_int_eq(vft_disk_decode(b, 8 + 512, DISK_SIZE, &d, err, sizeof(err)), -EBADMSG);
+	ck_assert_int_eq(hdr_decode_len(VFT_F_DISK, 8 + 100), -EBADMSG);
+	ck_assert_int_eq(hdr_decode_len(VFT_F_DISK, 8 + VFT_DISK_CHUNK + 512), -EBADMSG);
+	ck_assert_int_eq(hdr_decode_len(VFT_F_DISK, 8 + 512), 0);
+	ck_assert_int_eq(hdr_decode_len(VFT_F_EVENTS, 8 + VFT_EV_HDR - 1), -EBADMSG);
+	ck_assert_int_eq(hdr_decode_len(VFT_F_EVENTS, VFT_MAX_PAYLOAD + 1), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_hello_bad_disk_size)
+{
+	struct vft_hello m = hello_msg(), back;
+	uint8_t b[VFT_HELLO_SIZE];
+	char err[160];
+
+	m.disk_size = 1000;
+	vft_hello_encode(b, &m);
+	ck_assert_int_eq(vft_hello_decode(b, sizeof(b), &back, err, sizeof(err)), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "disk size"));
+	m.disk_size = VFT_DISK_MAX + 512;
+	vft_hello_encode(b, &m);
+	ck_assert_int_eq(vft_hello_decode(b, sizeof(b), &back, err, sizeof(err)), -EBADMSG);
+	m.disk_size = 0; /* no disk is a valid HELLO; the engine refuses it */
+	vft_hello_encode(b, &m);
+	ck_assert_int_eq(vft_hello_decode(b, sizeof(b), &back, err, sizeof(err)), 0);
+	m.disk_size = VFT_DISK_MAX;
+	vft_hello_encode(b, &m);
+	ck_assert_int_eq(vft_hello_decode(b, sizeof(b), &back, err, sizeof(err)), 0);
+	ck_assert_uint_eq(back.disk_size, VFT_DISK_MAX);
+}
+END_TEST
+
+static int send_disk(struct peer *p, uint64_t epoch, uint64_t off, uint32_t len)
+{
+	static uint8_t b[8 + VFT_DISK_CHUNK];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(off >> (8 * i));
+	memset(b + 8, 0x3c, len);
+	return send_frame(p, VFT_F_DISK, epoch, b, 8 + len);
+}
+
+/* one EVENTS frame of n disk writes (512 bytes at 0, 512, ...) from seq */
+static int send_events(struct peer *p, uint64_t epoch, uint64_t seq, uint32_t n)
+{
+	static uint8_t b[VFT_MAX_PAYLOAD];
+	size_t len = events_payload(b, n);
+
+	for (uint32_t i = 0; i < n; i++)
+		put_event(b, &len, seq + i, VFT_EV_DISK_WRITE, 0, 512, 512ull * i);
+	return send_frame(p, VFT_F_EVENTS, epoch, b, (uint32_t)len);
+}
+
+static int send_end_ev(struct peer *p, uint64_t epoch, uint64_t pages, uint64_t dev,
+                       uint32_t frames, uint64_t events, uint64_t disk)
+{
+	struct vft_epoch_end m = {.n_pages = pages,
+	                          .devstate_len = dev,
+	                          .n_frames = frames,
+	                          .n_events = events,
+	                          .disk_bytes = disk};
+	uint8_t b[VFT_EPOCH_END_SIZE];
+
+	return send_frame(p, VFT_F_EPOCH_END, epoch, b, (uint32_t)vft_epoch_end_encode(b, &m));
+}
+
+START_TEST(test_rx_disk_and_events_rules)
+{
+	struct peer p;
+
+	/* DISK in an incremental epoch */
+	peer_init(&p);
+	first_epoch(&p);
+	ck_assert_int_eq(send_begin(&p, 2, VFT_EPOCH_INCR), 0);
+	ck_assert_int_eq(send_disk(&p, 2, 0, 512), -EBADMSG);
+	assert_err(&p, "DISK in incremental");
+	/* DISK beyond the disk the HELLO announced */
+	peer_init(&p);
+	ck_assert_int_eq(send_hello(&p), 0);
+	ck_assert_int_eq(send_begin(&p, 1, VFT_EPOCH_FULL), 0);
+	ck_assert_int_eq(send_disk(&p, 1, DISK_SIZE, 512), -EBADMSG);
+	/* DISK after EVENTS, PAGES after EVENTS */
+	peer_init(&p);
+	ck_assert_int_eq(send_hello(&p), 0);
+	ck_assert_int_eq(send_begin(&p, 1, VFT_EPOCH_FULL), 0);
+	ck_assert_int_eq(send_events(&p, 1, 1, 2), 0);
+	ck_assert_int_eq(send_disk(&p, 1, 0, 512), -EBADMSG);
+	assert_err(&p, "DISK after EVENTS");
+	peer_init(&p);
+	ck_assert_int_eq(send_hello(&p), 0);
+	ck_assert_int_eq(send_begin(&p, 1, VFT_EPOCH_FULL), 0);
+	ck_assert_int_eq(send_events(&p, 1, 1, 2), 0);
+	ck_assert_int_eq(send_pages(&p, 1, 1, 0), -EBADMSG);
+	assert_err(&p, "PAGES after EVENTS");
+	/* events outside an epoch */
+	peer_init(&p);
+	first_epoch(&p);
+	ck_assert_int_eq(send_events(&p, 1, 1, 1), -EBADMSG);
+	/* seqs continue across epochs: a gap, a restart */
+	peer_init(&p);
+	ck_assert_int_eq(send_hello(&p), 0);
+	ck_assert_int_eq(send_begin(&p, 1, VFT_EPOCH_FULL), 0);
+	ck_assert_int_eq(send_events(&p, 1, 1, 3), 0);
+	ck_assert_int_eq(send_dev(&p, 1, 16), 0);
+	ck_assert_int_eq(send_end_ev(&p, 1, 0, 16, 2, 3, 0), 0);
+	ck_assert_int_eq(send_begin(&p, 2, VFT_EPOCH_INCR), 0);
+	ck_assert_int_eq(send_events(&p, 2, 5, 1), -EBADMSG);
+	assert_err(&p, "event 5 where 4 was due");
+	/* the end's event and disk totals are checked */
+	peer_init(&p);
+	ck_assert_int_eq(send_hello(&p), 0);
+	ck_assert_int_eq(send_begin(&p, 1, VFT_EPOCH_FULL), 0);
+	ck_assert_int_eq(send_disk(&p, 1, 0, 1024), 0);
+	ck_assert_int_eq(send_events(&p, 1, 1, 3), 0);
+	ck_assert_int_eq(send_dev(&p, 1, 16), 0);
+	ck_assert_int_eq(send_end_ev(&p, 1, 0, 16, 3, 2, 1024), -EBADMSG);
+	peer_init(&p);
+	ck_assert_int_eq(send_hello(&p), 0);
+	ck_assert_int_eq(send_begin(&p, 1, VFT_EPOCH_FULL), 0);
+	ck_assert_int_eq(send_disk(&p, 1, 0, 1024), 0);
+	ck_assert_int_eq(send_dev(&p, 1, 16), 0);
+	ck_assert_int_eq(send_end_ev(&p, 1, 0, 16, 2, 0, 512), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_rx_session_with_disk)
+{
+	struct peer p;
+
+	peer_init(&p);
+	ck_assert_int_eq(send_hello(&p), 0);
+	ck_assert_uint_eq(p.rx.hello.disk_size, DISK_SIZE);
+	ck_assert_int_eq(send_begin(&p, 1, VFT_EPOCH_FULL), 0);
+	ck_assert_int_eq(send_pages(&p, 1, 4, 0), 0);
+	ck_assert_int_eq(send_disk(&p, 1, 0, VFT_DISK_CHUNK), 0);
+	ck_assert_int_eq(p.out.action, VFT_RX_DISK);
+	ck_assert_uint_eq(p.out.disk.len, VFT_DISK_CHUNK);
+	ck_assert_uint_eq(p.out.disk.data[0], 0x3c);
+	ck_assert_int_eq(send_pages(&p, 1, 4, 4), 0); /* pages and disk interleave */
+	ck_assert_int_eq(send_events(&p, 1, 1, 2), 0);
+	ck_assert_int_eq(p.out.action, VFT_RX_EVENTS);
+	ck_assert_uint_eq(p.out.n_events, 2);
+	ck_assert_uint_eq(p.out.events_len, 8 + 2 * (VFT_EV_HDR + 512));
+	ck_assert_int_eq(send_events(&p, 1, 3, 1), 0);
+	ck_assert_int_eq(send_dev(&p, 1, 16), 0);
+	ck_assert_int_eq(send_end_ev(&p, 1, 8, 16, 6, 3, VFT_DISK_CHUNK), 0);
+	ck_assert_int_eq(p.out.action, VFT_RX_END);
+	ck_assert_uint_eq(p.out.end.n_events, 3);
+	ck_assert_int_eq(send_begin(&p, 2, VFT_EPOCH_INCR), 0);
+	ck_assert_int_eq(send_pages(&p, 2, 1, 9), 0);
+	ck_assert_int_eq(send_events(&p, 2, 4, 5), 0);
+	ck_assert_int_eq(send_dev(&p, 2, 16), 0);
+	ck_assert_int_eq(send_end_ev(&p, 2, 1, 16, 3, 5, 0), 0);
+	ck_assert_uint_eq(p.rx.next_ev_seq, 9);
+}
+END_TEST
+
+/* the primary's log: records of every kind in order, a long write split,
+ * nothing kept while off, and batches cut into frames that decode back */
+START_TEST(test_evlog_batches)
+{
+	static uint8_t data[VFT_EV_DATA_MAX * 2 + 1024];
+	struct vft_evlog l;
+	struct vft_evbatch b;
+	uint8_t head[8];
+	size_t pos = 0, start, n, seen = 0;
+	uint64_t want = 1;
+
+	memset(data, 0x77, sizeof(data));
+	vft_evlog_init(&l);
+	ck_assert_int_eq(vft_evlog_add(&l, VFT_EV_DISK_WRITE, 0, 0, data, 512, 1.0), 0);
+	ck_assert_uint_eq(vft_evlog_held(&l), 0); /* off */
+	vft_evlog_start(&l, 1.0);
+	ck_assert(vft_evlog_on(&l));
+	ck_assert_int_eq(vft_evlog_add(&l, VFT_EV_DISK_WRITE, 0, 100, data, 512, 1.0), -EINVAL);
+	ck_assert_int_eq(vft_evlog_add(&l, VFT_EV_DISK_WRITE, 0, 0, data, 100, 1.0), -EINVAL);
+	ck_assert_int_eq(vft_evlog_add(&l, VFT_EV_DISK_FLUSH, 0, 0, data, 512, 1.0), -EINVAL);
+	ck_assert_int_eq(vft_evlog_add(&l, 99, 0, 0, NULL, 0, 1.0), -EINVAL);
+	ck_assert_int_eq(vft_evlog_add(&l, VFT_EV_NET_IN, 0, 0, data, 10, 1.0), -EINVAL);
+	ck_assert_int_eq(
+	        vft_evlog_add(&l, VFT_EV_DISK_WRITE, VFT_EVF_FUA, 4096, data, sizeof(data), 1.5),
+	        0);
+	ck_assert_int_eq(vft_evlog_add(&l, VFT_EV_DISK_FLUSH, 0, 0, NULL, 0, 1.6), 0);
+	ck_assert_int_eq(vft_evlog_add(&l, VFT_EV_NET_IN, 0, 0, data, 60, 1.7), 0);
+	ck_assert_int_eq(vft_evlog_add(&l, VFT_EV_SERIAL_IN, 0, 0, data, 3, 1.8), 0);
+	vft_evlog_take(&l, &b);
+	ck_assert_uint_eq(b.count, 6); /* the write became three records */
+	ck_assert_uint_eq(b.first_seq, 1);
+	ck_assert_uint_eq(l.counts[VFT_EV_DISK_WRITE], 3);
+	ck_assert_uint_eq(l.disk_bytes, sizeof(data));
+	while ((n = vft_evbatch_next(&b, &pos, VFT_MAX_PAYLOAD, head, &start)) > 0) {
+		static uint8_t frame[VFT_MAX_PAYLOAD];
+		struct vft_event ev;
+		size_t p = 8;
+		uint32_t cnt;
+		uint64_t next;
+		char err[160];
+
+		ck_assert_uint_le(8 + n, VFT_MAX_PAYLOAD);
+		memcpy(frame, head, 8);
+		memcpy(frame + 8, b.buf + start, n);
+		ck_assert_int_eq(vft_events_decode(frame, 8 + n, 1ull << 30, want, &cnt, &next, err,
+		                                   sizeof(err)),
+		                 0);
+		while (vft_events_next(frame, 8 + n, &p, &ev) == 1) {
+			ck_assert_uint_eq(ev.seq, want);
+			if (ev.seq == 1) {
+				ck_assert_uint_eq(ev.kind, VFT_EV_DISK_WRITE);
+				ck_assert_uint_eq(ev.flags, VFT_EVF_FUA);
+				ck_assert_uint_eq(ev.arg, 4096);
+				ck_assert_uint_eq(ev.len, VFT_EV_DATA_MAX);
+				ck_assert_uint_eq(ev.t_ns, 500000000ull);
+			}
+			if (ev.seq == 3) {
+				ck_assert_uint_eq(ev.arg, 4096 + 2ull * VFT_EV_DATA_MAX);
+				ck_assert_uint_eq(ev.len, 1024);
+			}
+			want++;
+			seen++;
+		}
+		ck_assert_uint_eq(next, want);
+	}
+	ck_assert_uint_eq(seen, 6);
+	free(b.buf);
+	/* the next epoch continues the seqs; stop drops everything */
+	ck_assert_int_eq(vft_evlog_add(&l, VFT_EV_SERIAL_IN, 0, 0, data, 3, 2.0), 0);
+	vft_evlog_take(&l, &b);
+	ck_assert_uint_eq(b.first_seq, 7);
+	free(b.buf);
+	vft_evlog_take(&l, &b);
+	ck_assert_uint_eq(b.count, 0);
+	ck_assert_ptr_null(b.buf);
+	vft_evlog_stop(&l);
+	ck_assert(!vft_evlog_on(&l));
+	vft_evlog_fini(&l);
+}
+END_TEST
 
 START_TEST(test_rx_full_session)
 {
@@ -1188,5 +1559,11 @@ int main(void)
 	add_tcase(s, test_pages_round_trip, 10);
 	add_tcase(s, test_rx_full_session, 10);
 	add_tcase(s, test_rx_first_epoch_any_number, 10);
+	add_tcase(s, test_events_refused, 10);
+	add_tcase(s, test_disk_refused, 10);
+	add_tcase(s, test_hello_bad_disk_size, 10);
+	add_tcase(s, test_rx_disk_and_events_rules, 10);
+	add_tcase(s, test_rx_session_with_disk, 10);
+	add_tcase(s, test_evlog_batches, 10);
 	return run_suite(s);
 }

@@ -48,7 +48,7 @@ static struct vft_store *open_ok(const char *dir, uint64_t ram_size)
 {
 	struct vft_store *s = NULL;
 	char err[256] = "x";
-	int rc = vft_store_open(&s, dir, ram_size, err, sizeof(err));
+	int rc = vft_store_open(&s, dir, NULL, ram_size, err, sizeof(err));
 
 	ck_assert_msg(rc == 0, "open %s: %d %s", dir, rc, err);
 	ck_assert_ptr_nonnull(s);
@@ -65,7 +65,7 @@ static void stage(struct vft_store *s, struct image *next, bool full, uint64_t s
 
 	ck_assert_ptr_nonnull(pages);
 	ck_assert(dev_len <= DEV_MAX);
-	ck_assert_int_eq(vft_store_begin(s, session, epoch, full), 0);
+	ck_assert_int_eq(vft_store_begin(s, session, epoch, full, 0), 0);
 	if (full) {
 		memset(next->ram, 0, RAM);
 		next->gen++;
@@ -274,16 +274,16 @@ START_TEST(test_open_refuses_bad_args)
 	struct stat st;
 
 	err[0] = '\0';
-	ck_assert_int_eq(vft_store_open(&s, NULL, RAM, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(vft_store_open(&s, NULL, NULL, RAM, err, sizeof(err)), -EINVAL);
 	ck_assert_ptr_null(s);
 	ck_assert_str_ne(err, "");
-	ck_assert_int_eq(vft_store_open(&s, "", RAM, err, sizeof(err)), -EINVAL);
-	ck_assert_int_eq(vft_store_open(NULL, dir, RAM, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(vft_store_open(&s, "", NULL, RAM, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(vft_store_open(NULL, dir, NULL, RAM, err, sizeof(err)), -EINVAL);
 	err[0] = '\0';
-	ck_assert_int_eq(vft_store_open(&s, dir, 0, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(vft_store_open(&s, dir, NULL, 0, err, sizeof(err)), -EINVAL);
 	ck_assert_ptr_eq(strstr(err, "RAM size"), err);
-	ck_assert_int_eq(vft_store_open(&s, dir, RAM + 1, err, sizeof(err)), -EINVAL);
-	ck_assert_int_eq(vft_store_open(&s, dir, 4095, NULL, 0), -EINVAL);
+	ck_assert_int_eq(vft_store_open(&s, dir, NULL, RAM + 1, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(vft_store_open(&s, dir, NULL, 4095, NULL, 0), -EINVAL);
 	ck_assert_ptr_null(s);
 
 	/* a directory under a regular file cannot be made */
@@ -291,15 +291,15 @@ START_TEST(test_open_refuses_bad_args)
 	write_file(path, "x", 0600);
 	path_in(path, sizeof(path), dir, "file/store");
 	err[0] = '\0';
-	ck_assert_int_eq(vft_store_open(&s, path, RAM, err, sizeof(err)), -ENOTDIR);
+	ck_assert_int_eq(vft_store_open(&s, path, NULL, RAM, err, sizeof(err)), -ENOTDIR);
 	ck_assert_ptr_nonnull(strstr(err, "file/store"));
 	path_in(path, sizeof(path), dir, "file");
-	ck_assert_int_eq(vft_store_open(&s, path, RAM, err, sizeof(err)), -ENOTDIR);
+	ck_assert_int_eq(vft_store_open(&s, path, NULL, RAM, err, sizeof(err)), -ENOTDIR);
 	ck_assert_ptr_null(s);
 
 	memset(longdir, 'a', sizeof(longdir) - 1);
 	longdir[sizeof(longdir) - 1] = '\0';
-	ck_assert_int_eq(vft_store_open(&s, longdir, RAM, err, sizeof(err)), -ENAMETOOLONG);
+	ck_assert_int_eq(vft_store_open(&s, longdir, NULL, RAM, err, sizeof(err)), -ENAMETOOLONG);
 
 	/* mkdir -p, mode 0700, and a trailing slash does not leak into ram_path */
 	path_in(path, sizeof(path), dir, "a/b/");
@@ -337,7 +337,7 @@ START_TEST(test_put_before_begin)
 	vft_store_abort(s); /* nothing staged: harmless */
 
 	/* an aborted epoch is gone, files included */
-	ck_assert_int_eq(vft_store_begin(s, 1, 1, true), 0);
+	ck_assert_int_eq(vft_store_begin(s, 1, 1, true, 0), 0);
 	ck_assert(exists(dir, "ram.1"));
 	ck_assert_int_eq(vft_store_put_pages(s, 1, &pfn, page), 0);
 	ck_assert_int_eq(vft_store_put_pages(s, 0, NULL, NULL), 0);
@@ -350,15 +350,15 @@ START_TEST(test_put_before_begin)
 	check_image(s, dir, img);
 
 	/* epoch 0 is "none" */
-	ck_assert_int_eq(vft_store_begin(s, 1, 0, true), -EINVAL);
+	ck_assert_int_eq(vft_store_begin(s, 1, 0, true, 0), -EINVAL);
 	ck_assert_int_eq(vft_store_commit(s), -EINVAL);
 
 	/* begin discards what is staged: INCR's redo.tmp, FULL's pages */
 	commit_epoch(s, img, true, 1, 1, NPAGES, 1, 100);
-	ck_assert_int_eq(vft_store_begin(s, 1, 2, false), 0);
+	ck_assert_int_eq(vft_store_begin(s, 1, 2, false, 0), 0);
 	ck_assert(exists(dir, "redo.tmp"));
 	ck_assert_int_eq(vft_store_put_pages(s, 1, &pfn, page), 0);
-	ck_assert_int_eq(vft_store_begin(s, 1, 2, true), 0);
+	ck_assert_int_eq(vft_store_begin(s, 1, 2, true, 0), 0);
 	ck_assert(!exists(dir, "redo.tmp"));
 	ck_assert(exists(dir, "ram.2"));
 	memset(page, 0xee, sizeof(page));
@@ -391,7 +391,7 @@ START_TEST(test_pfn_out_of_range)
 	memset(bad_pages, 0x11, sizeof(bad_pages));
 	memset(page, 0x77, sizeof(page));
 	/* a refused batch writes nothing (page 2 stays zero) and the epoch goes on */
-	ck_assert_int_eq(vft_store_begin(s, 1, 1, true), 0);
+	ck_assert_int_eq(vft_store_begin(s, 1, 1, true, 0), 0);
 	ck_assert_int_eq(vft_store_put_pages(s, 2, bad, bad_pages), -ERANGE);
 	ck_assert_int_eq(vft_store_put_pages(s, 1, &huge, bad_pages), -ERANGE);
 	ck_assert_int_eq(vft_store_put_pages(s, 1, &one, page), 0);
@@ -400,7 +400,7 @@ START_TEST(test_pfn_out_of_range)
 	memset(img->ram + PAGE, 0x77, PAGE);
 	check_image(s, dir, img);
 
-	ck_assert_int_eq(vft_store_begin(s, 1, 2, false), 0);
+	ck_assert_int_eq(vft_store_begin(s, 1, 2, false, 0), 0);
 	ck_assert_int_eq(vft_store_put_pages(s, 2, bad, bad_pages), -ERANGE);
 	ck_assert_int_eq(vft_store_put_pages(s, 1, &huge, bad_pages), -ERANGE);
 	ck_assert_int_eq(vft_store_put_pages(s, 1, &three, page), 0);
@@ -420,20 +420,20 @@ START_TEST(test_incr_needs_committed_epoch)
 	struct vft_store *s = open_ok(dir, RAM);
 	struct image *img = image_new();
 
-	ck_assert_int_eq(vft_store_begin(s, 1, 1, false), -ENOENT);
-	ck_assert_int_eq(vft_store_begin(s, 1, 2, false), -ENOENT);
+	ck_assert_int_eq(vft_store_begin(s, 1, 1, false, 0), -ENOENT);
+	ck_assert_int_eq(vft_store_begin(s, 1, 2, false, 0), -ENOENT);
 	ck_assert(!exists(dir, "redo.tmp"));
 	commit_epoch(s, img, true, 7, 10, NPAGES, 1, 64);
-	ck_assert_int_eq(vft_store_begin(s, 8, 11, false), -ESTALE);
-	ck_assert_int_eq(vft_store_begin(s, 6, 11, false), -ESTALE);
+	ck_assert_int_eq(vft_store_begin(s, 8, 11, false, 0), -ESTALE);
+	ck_assert_int_eq(vft_store_begin(s, 6, 11, false, 0), -ESTALE);
 	/* recovery re-applies a redo only to the epoch before it */
-	ck_assert_int_eq(vft_store_begin(s, 7, 12, false), -EINVAL);
-	ck_assert_int_eq(vft_store_begin(s, 7, 10, false), -EINVAL);
+	ck_assert_int_eq(vft_store_begin(s, 7, 12, false, 0), -EINVAL);
+	ck_assert_int_eq(vft_store_begin(s, 7, 10, false, 0), -EINVAL);
 	ck_assert_int_eq(vft_store_commit(s), -EINVAL);
 	ck_assert(!exists(dir, "redo.tmp"));
 	/* a new session starts with a FULL epoch, any number */
 	commit_epoch(s, img, true, 8, 3, 10, 2, 64);
-	ck_assert_int_eq(vft_store_begin(s, 7, 4, false), -ESTALE);
+	ck_assert_int_eq(vft_store_begin(s, 7, 4, false, 0), -ESTALE);
 	commit_epoch(s, img, false, 8, 4, 2, 3, 64);
 	check_image(s, dir, img);
 	vft_store_close(s);
@@ -450,7 +450,7 @@ START_TEST(test_devstate_too_big)
 	static const char one[1];
 	const size_t max = 64u << 20;
 
-	ck_assert_int_eq(vft_store_begin(s, 1, 1, true), 0);
+	ck_assert_int_eq(vft_store_begin(s, 1, 1, true, 0), 0);
 	/* refused before a byte is read */
 	ck_assert_int_eq(vft_store_put_devstate(s, one, max + 1), -EFBIG);
 	ck_assert_int_eq(vft_store_put_devstate(s, one, SIZE_MAX), -EFBIG);
@@ -546,7 +546,7 @@ START_TEST(test_corrupt_state)
 	{
 		char err[256] = "x";
 
-		ck_assert_int_eq(vft_store_open(&s, dir, 2 * RAM, err, sizeof(err)), 0);
+		ck_assert_int_eq(vft_store_open(&s, dir, NULL, 2 * RAM, err, sizeof(err)), 0);
 		ck_assert_str_eq(err, "");
 	}
 	{
@@ -789,7 +789,7 @@ static void crash_case(bool full, int point)
 	vft_store_test_crash_after(s, point);
 	ck_assert_int_eq(vft_store_commit(s), -EINTR);
 	/* only close is left */
-	ck_assert_int_eq(vft_store_begin(s, 5, 3, false), -EIO);
+	ck_assert_int_eq(vft_store_begin(s, 5, 3, false, 0), -EIO);
 	ck_assert_int_eq(vft_store_put_pages(s, 1, &pfn, page), -EIO);
 	ck_assert_int_eq(vft_store_put_devstate(s, page, 1), -EIO);
 	ck_assert_int_eq(vft_store_commit(s), -EIO);

@@ -158,6 +158,7 @@ static const struct af_kspec vm_keys[] = {
 
 static const struct af_kspec vmft_keys[] = {
         K_STR("state_dir", struct af_cfg_vmft, state_dir, AF_KT_PATH, "/dev/shm/atca-vmft", 0),
+        K_STR("disk_dir", struct af_cfg_vmft, disk_dir, AF_KT_PATH, AF_STATE_DIR "/vmft", 0),
         K_STR("console_dir", struct af_cfg_vmft, console_dir, AF_KT_PATH, AF_LOG_DIR, 0),
         K_STR("engine", struct af_cfg_vmft, engine, AF_KT_PATH, AF_SBIN_DIR "/atca-vmft", 0),
         K_STR("qemu", struct af_cfg_vmft, qemu, AF_KT_PATH, "/usr/bin/qemu-system-x86_64", 0),

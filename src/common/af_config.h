@@ -144,7 +144,7 @@ struct af_cfg_vm {
 	/* protection ft: the checkpoint/replay engine runs the guest itself */
 	uint64_t memory; /* bytes of guest RAM */
 	uint32_t vcpus;
-	char disk[AF_CFG_PATH_MAX];      /* raw image on shared storage */
+	char disk[AF_CFG_PATH_MAX];      /* raw image: shared (libvirt) or the seed (ft) */
 	uint32_t port;                   /* replication TCP port; 0 = vmft.port + index */
 	char qemu_args[AF_CFG_PATH_MAX]; /* extra QEMU arguments, space separated */
 	uint64_t epoch_ms;               /* checkpoint period; 0: vmft.epoch */
@@ -154,6 +154,7 @@ struct af_cfg_vm {
 struct af_cfg_vmft {
 	struct af_cfg_where where;
 	char state_dir[AF_CFG_PATH_MAX];   /* per-VM runtime + committed images (tmpfs) */
+	char disk_dir[AF_CFG_PATH_MAX];    /* per-VM copies of the guest's disk (persistent) */
 	char console_dir[AF_CFG_PATH_MAX]; /* released serial output, NAME.console */
 	char engine[AF_CFG_PATH_MAX];      /* the atca-vmft program */
 	char qemu[AF_CFG_PATH_MAX];

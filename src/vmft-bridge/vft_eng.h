@@ -32,6 +32,7 @@
 #include "vft_eng_output.h"
 #include "af_config.h"
 #include "af_fsm.h"
+#include "vft_evlog.h"
 #include "vft_proto.h"
 
 struct vft_qmp;
@@ -92,7 +93,9 @@ struct eng_stats {
 	double last_commit_at; /* monotonic s of the last ack/commit */
 	uint64_t bytes_total, bytes_last_epoch, pages_last_epoch;
 	uint64_t devstate_bytes;
-	uint64_t syncs; /* full syncs started */
+	uint64_t events_last_epoch, events_total; /* event records shipped/committed */
+	uint64_t disk_sync_bytes;                 /* primary: disk bytes of the last full sync */
+	uint64_t syncs;                           /* full syncs started */
 	struct eng_ring pause_ms, scan_ms, dev_ms, bytes, send_ms;
 	double sync_started_at;
 	double promote_ms;
@@ -107,12 +110,23 @@ struct eng_qemu {
 	char ram_path[4096];
 };
 
+/* The guest's disk server (vft_eng_disk.c). */
+struct eng_disk {
+	char path[4096]; /* the file served to the next client */
+	int listen_fd, conn_fd;
+	pthread_t thread;
+	bool running, stop;
+	uint64_t reads, writes, flushes, errors, bytes_written; /* under e->lock */
+	struct eng_ring write_us;                               /* write service time */
+};
+
 struct vft_eng {
 	/* configuration */
 	struct af_config *cfg;
 	const struct af_cfg_vm *vm;
 	unsigned local_slot, peer_slot;
-	char dir[4096]; /* state_dir/NAME */
+	char dir[4096];      /* state_dir/NAME */
+	char disk_dir[4096]; /* vmft.disk_dir/NAME */
 	char peer_addr[AF_CFG_HOST_MAX];
 	char listen_addr[AF_CFG_HOST_MAX];
 	uint16_t port;
@@ -130,6 +144,8 @@ struct vft_eng {
 	struct eng_stats st;
 	struct eng_output out;
 	struct eng_qemu q;
+	struct eng_disk disk;
+	struct vft_evlog evlog; /* primary: the open epoch's events */
 
 	/* primary */
 	pthread_t epoch_thread;
@@ -190,6 +206,12 @@ int eng_qemu_start(struct vft_eng *e, const char *ram_path, bool incoming, char 
 void eng_qemu_kill(struct vft_eng *e);
 uint64_t eng_config_hash(struct vft_eng *e);
 int eng_serial_drain(struct vft_eng *e);
+
+/* vft_eng_disk.c */
+int eng_disk_start(struct vft_eng *e, char *err, size_t n);
+void eng_disk_stop(struct vft_eng *e);
+void eng_disk_set_path(struct vft_eng *e, const char *path);
+int eng_disk_pick_primary(struct vft_eng *e, char *path, size_t n, char *err, size_t errn);
 
 /* vft_eng_primary.c */
 int eng_primary_start(struct vft_eng *e, char *err, size_t n);

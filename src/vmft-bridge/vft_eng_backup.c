@@ -94,15 +94,17 @@ static int serve(struct bsess *bs)
 
 			if (strcmp(bs->rx.hello.vm, e->vm->name) != 0 ||
 			    bs->rx.hello.ram_size != e->vm->memory ||
-			    bs->rx.hello.config_hash != e->config_hash) {
+			    bs->rx.hello.config_hash != e->config_hash ||
+			    bs->rx.hello.disk_size == 0) {
 				uint8_t bb[VFT_BYE_SIZE];
 
 				snprintf(why, sizeof(why),
-				         "HELLO for vm '%s' (%llu bytes, machine %016llx) does "
-				         "not match this engine (vm '%s', %llu bytes, machine "
-				         "%016llx)",
+				         "HELLO for vm '%s' (%llu bytes, machine %016llx, disk "
+				         "%llu bytes) does not match this engine (vm '%s', %llu "
+				         "bytes, machine %016llx, a disk)",
 				         bs->rx.hello.vm, (unsigned long long)bs->rx.hello.ram_size,
-				         (unsigned long long)bs->rx.hello.config_hash, e->vm->name,
+				         (unsigned long long)bs->rx.hello.config_hash,
+				         (unsigned long long)bs->rx.hello.disk_size, e->vm->name,
 				         (unsigned long long)e->vm->memory,
 				         (unsigned long long)e->config_hash);
 				send_simple(bs, VFT_F_BYE, 0, bb, vft_bye_encode(bb, 1));
@@ -117,7 +119,8 @@ static int serve(struct bsess *bs)
 		}
 		case VFT_RX_BEGIN:
 			rc = vft_store_begin(e->store, bs->rx.hello.session, h.epoch,
-			                     f.begin.kind == VFT_EPOCH_FULL);
+			                     f.begin.kind == VFT_EPOCH_FULL,
+			                     bs->rx.hello.disk_size);
 			bs->begun_at = af_mono_s();
 			if (rc == 0 && f.begin.kind == VFT_EPOCH_FULL)
 				eng_post(e, EM_EVENT, LOG_NOTICE, EE_SYNC_BEGIN, h.epoch,
@@ -132,6 +135,12 @@ static int serve(struct bsess *bs)
 			break;
 		case VFT_RX_DEVSTATE:
 			rc = vft_store_put_devstate(e->store, f.dev, f.dev_len);
+			break;
+		case VFT_RX_DISK:
+			rc = vft_store_put_disk(e->store, f.disk.offset, f.disk.data, f.disk.len);
+			break;
+		case VFT_RX_EVENTS:
+			rc = vft_store_put_events(e->store, f.events, f.events_len);
 			break;
 		case VFT_RX_END: {
 			struct vft_ack ack;
@@ -153,14 +162,18 @@ static int serve(struct bsess *bs)
 			e->st.bytes_last_epoch = bs->bytes;
 			e->st.bytes_total += bs->bytes;
 			e->st.devstate_bytes = f.end.devstate_len;
+			e->st.events_last_epoch = f.end.n_events;
+			e->st.events_total += f.end.n_events;
 			eng_ring_add(&e->st.bytes, (double)bs->bytes);
 			eng_ring_add(&e->st.send_ms, (af_mono_s() - t0) * 1e3);
 			pthread_mutex_unlock(&e->lock);
 			bs->bytes = 0;
 			eng_post(e, EM_EVENT, LOG_DEBUG, EE_COMMITTED, h.epoch,
-			         "vmft %s: epoch %llu committed (%llu pages, generation %llu)",
+			         "vmft %s: epoch %llu committed (%llu pages, %llu events, "
+			         "generation %llu)",
 			         e->vm->name, (unsigned long long)h.epoch,
-			         (unsigned long long)f.end.n_pages, (unsigned long long)info.gen);
+			         (unsigned long long)f.end.n_pages,
+			         (unsigned long long)f.end.n_events, (unsigned long long)info.gen);
 			break;
 		}
 		case VFT_RX_BYE:
@@ -238,7 +251,7 @@ int eng_backup_start(struct vft_eng *e, char *err, size_t n)
 	char port[8], serr[256];
 	int one = 1, rc;
 
-	rc = vft_store_open(&e->store, e->dir, e->vm->memory, serr, sizeof(serr));
+	rc = vft_store_open(&e->store, e->dir, e->disk_dir, e->vm->memory, serr, sizeof(serr));
 	if (rc < 0) {
 		snprintf(err, n, "store %s: %s", e->dir, serr);
 		return rc;
@@ -305,6 +318,7 @@ void eng_standby_refresh(struct vft_eng *e)
 		return;
 	if (e->q.pid > 0)
 		eng_qemu_kill(e);
+	eng_disk_set_path(e, info.disk_path);
 	if (eng_qemu_start(e, info.ram_path, true, err, sizeof(err)) < 0) {
 		af_warn("vmft %s: standby QEMU: %s (promotion will start one)", e->vm->name, err);
 		return;
@@ -357,6 +371,7 @@ int eng_backup_promote(struct vft_eng *e, char *err, size_t n)
 	if (e->q.pid > 0 && (e->q.gen != info.gen || !e->q.incoming))
 		eng_qemu_kill(e);
 	if (e->q.pid <= 0) {
+		eng_disk_set_path(e, info.disk_path);
 		rc = eng_qemu_start(e, info.ram_path, true, err, n);
 		if (rc < 0)
 			return rc;
@@ -386,6 +401,13 @@ int eng_backup_promote(struct vft_eng *e, char *err, size_t n)
 			return -EIO;
 		}
 		usleep(200);
+	}
+	/* From here the guest writes to the committed RAM file and disk: they
+	 * stop being an epoch the store could offer again. */
+	rc = vft_store_release(e->store);
+	if (rc < 0) {
+		snprintf(err, n, "releasing the committed epoch: %s", strerror(-rc));
+		return rc;
 	}
 	/* cont activates the disk: its write lock is refused while the old
 	 * primary's QEMU still holds it, and a killed QEMU may take some

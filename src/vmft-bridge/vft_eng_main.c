@@ -401,9 +401,14 @@ static int become_primary(struct vft_eng *e, char *err, size_t n)
 
 static int start_primary(struct vft_eng *e, char *err, size_t n)
 {
-	char ram[4200];
+	char ram[4200], disk[4200];
 	int rc;
 
+	rc = eng_disk_pick_primary(e, disk, sizeof(disk), err, n);
+	if (rc < 0)
+		return rc;
+	af_notice("vmft %s: the guest boots from %s", e->vm->name, disk);
+	eng_disk_set_path(e, disk);
 	snprintf(ram, sizeof(ram), "%s/ram.primary", e->dir);
 	unlink(ram);
 	eng_output_set_hold(&e->out, false);
@@ -441,13 +446,30 @@ static json_object *status_json(struct vft_eng *e)
 {
 	json_object *o = json_object_new_object();
 	struct eng_stats st;
+	struct eng_disk d;
+	json_object *dj = json_object_new_object();
 	double now = af_mono_s();
 	bool link;
 
 	pthread_mutex_lock(&e->lock);
 	st = e->st;
+	d = e->disk;
 	link = e->is_backup ? e->conn_fd >= 0 : false;
 	pthread_mutex_unlock(&e->lock);
+	json_object_object_add(dj, "path", json_object_new_string(d.path));
+	json_object_object_add(dj, "attached", json_object_new_boolean(d.conn_fd >= 0));
+	json_object_object_add(dj, "reads", json_object_new_int64((int64_t)d.reads));
+	json_object_object_add(dj, "writes", json_object_new_int64((int64_t)d.writes));
+	json_object_object_add(dj, "bytes_written",
+	                       json_object_new_int64((int64_t)d.bytes_written));
+	json_object_object_add(dj, "flushes", json_object_new_int64((int64_t)d.flushes));
+	json_object_object_add(dj, "errors", json_object_new_int64((int64_t)d.errors));
+	json_object_object_add(dj, "write_p50_us",
+	                       json_object_new_double(eng_ring_pct(&d.write_us, 50)));
+	json_object_object_add(dj, "write_p99_us",
+	                       json_object_new_double(eng_ring_pct(&d.write_us, 99)));
+	json_object_object_add(dj, "sync_bytes",
+	                       json_object_new_int64((int64_t)st.disk_sync_bytes));
 	if (!e->is_backup)
 		link = e->fsm.state == ES_SYNCING || e->fsm.state == ES_PROTECTED;
 	json_object_object_add(o, "vm", json_object_new_string(e->vm->name));
@@ -485,6 +507,10 @@ static json_object *status_json(struct vft_eng *e)
 	json_object_object_add(o, "full_syncs", json_object_new_int64((int64_t)st.syncs));
 	json_object_object_add(o, "promote_ms", json_object_new_double(st.promote_ms));
 	json_object_object_add(o, "qemu_pid", json_object_new_int((int)e->q.pid));
+	json_object_object_add(o, "events_last_epoch",
+	                       json_object_new_int64((int64_t)st.events_last_epoch));
+	json_object_object_add(o, "events_total", json_object_new_int64((int64_t)st.events_total));
+	json_object_object_add(o, "disk", dj);
 	pthread_mutex_lock(&e->out.lock);
 	json_object_object_add(o, "output_held", json_object_new_int64((int64_t)e->out.held));
 	json_object_object_add(o, "output_released",
@@ -904,6 +930,11 @@ static int setup(struct vft_eng *e, const struct opts *o, char *err, size_t n)
 		snprintf(err, n, "%s: %s", e->dir, strerror(-rc));
 		return rc;
 	}
+	if ((size_t)snprintf(e->disk_dir, sizeof(e->disk_dir), "%s/%s", e->cfg->vmft.disk_dir,
+	                     e->vm->name) >= sizeof(e->disk_dir) - 32) {
+		snprintf(err, n, "vmft disk_dir '%s' is too long", e->cfg->vmft.disk_dir);
+		return -ENAMETOOLONG;
+	}
 	e->config_hash = eng_config_hash(e);
 	return 0;
 }
@@ -942,6 +973,8 @@ int main(int argc, char **argv)
 
 	memset(e, 0, sizeof(*e));
 	e->q.serial_fd = e->mig_listen_fd = e->listen_fd = e->conn_fd = e->ctl_fd = -1;
+	e->disk.listen_fd = e->disk.conn_fd = -1;
+	vft_evlog_init(&e->evlog);
 	e->msg_pipe[0] = e->msg_pipe[1] = -1;
 	for (unsigned i = 0; i < AF_ARRAY_SIZE(e->clients); i++)
 		e->clients[i] = -1;
@@ -1006,6 +1039,11 @@ int main(int argc, char **argv)
 	          e->is_backup ? e->listen_addr : e->peer_addr, e->port,
 	          (unsigned long long)eng_epoch_ms(e), e->scan_threads,
 	          (unsigned long long)e->config_hash);
+	rc = eng_disk_start(e, err, sizeof(err));
+	if (rc < 0) {
+		af_err("vmft %s: disk server: %s", e->vm->name, err);
+		goto out;
+	}
 	if (e->is_backup) {
 		rc = eng_backup_start(e, err, sizeof(err));
 		if (rc == 0) {
@@ -1036,6 +1074,7 @@ out:
 		eng_primary_stop(e);
 		eng_backup_stop(e);
 		eng_qemu_kill(e);
+		eng_disk_stop(e);
 	}
 	if (e->scan)
 		vft_scan_fini(e->scan);
@@ -1065,6 +1104,7 @@ out:
 	}
 	if (pidfd >= 0)
 		close(pidfd);
+	vft_evlog_fini(&e->evlog);
 	af_cfg_free(e->cfg);
 	af_fini();
 	return status;

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
@@ -44,8 +46,10 @@ struct psess {
 	size_t dev_len, dev_cap;
 	uint8_t rxbuf[64];
 	bool acked_once;
-	bool stalled;    /* replication-stalled reported, not yet flowing again */
-	uint64_t n_incr; /* incremental epochs of this session so far */
+	bool stalled;          /* replication-stalled reported, not yet flowing again */
+	uint64_t n_incr;       /* incremental epochs of this session so far */
+	struct vft_evbatch ev; /* the captured epoch's events */
+	uint64_t disk_size;
 };
 
 /* ---- socket helpers ----------------------------------------------------------- */
@@ -432,6 +436,9 @@ static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res
 		}
 	}
 	*dev_ms = (af_mono_s() - t_dev) * 1e3;
+	/* the guest is stopped and QEMU drained its disk requests: the log
+	 * holds exactly this epoch's writes and inputs */
+	vft_evlog_take(&e->evlog, &ps->ev);
 	eng_crash_point(e, ENG_CRASH_PAUSE, ps->n_incr);
 	rc = rc2;
 	if (rc < 0)
@@ -478,9 +485,28 @@ static int send_pages(struct psess *ps, uint64_t epoch, const struct vft_scan_re
 	return 0;
 }
 
+/* The epoch's event log, cut into EVENTS frames. */
+static int send_events(struct psess *ps, uint64_t epoch, uint64_t *n_frames)
+{
+	uint8_t head[8];
+	size_t pos = 0, start, len;
+
+	while ((len = vft_evbatch_next(&ps->ev, &pos, VFT_MAX_PAYLOAD, head, &start)) > 0) {
+		struct iovec iov[2] = {{.iov_base = head, .iov_len = 8},
+		                       {.iov_base = ps->ev.buf + start, .iov_len = len}};
+		int rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_EVENTS, epoch, iov, 2);
+
+		if (rc < 0)
+			return rc;
+		(*n_frames)++;
+	}
+	return 0;
+}
+
 /* Captures epoch `epoch` (already begun on the wire with n_pages/n_frames sent
  * before the pause) and ships the rest of it. */
-static int ship_epoch(struct psess *ps, uint64_t epoch, uint64_t n_pages, uint64_t n_frames)
+static int ship_epoch(struct psess *ps, uint64_t epoch, uint64_t n_pages, uint64_t n_frames,
+                      uint64_t disk_bytes)
 {
 	struct vft_eng *e = ps->e;
 	struct vft_scan_result res;
@@ -490,11 +516,17 @@ static int ship_epoch(struct psess *ps, uint64_t epoch, uint64_t n_pages, uint64
 	double pause_ms, scan_ms = 0, dev_ms = 0, t0;
 	int rc;
 
+	free(ps->ev.buf);
+	memset(&ps->ev, 0, sizeof(ps->ev));
 	rc = capture(ps, epoch, &res, &pause_ms, &scan_ms, &dev_ms);
 	if (rc < 0)
 		return rc;
 	t0 = af_mono_s();
 	rc = send_pages(ps, epoch, &res, &n_frames);
+	/* after the pages (the backup's redo appends the log to them), before
+	 * the device state */
+	if (rc == 0)
+		rc = send_events(ps, epoch, &n_frames);
 	for (size_t off = 0; rc == 0 && off < ps->dev_len; off += VFT_DEVSTATE_CHUNK) {
 		iov.iov_base = ps->dev + off;
 		iov.iov_len = ps->dev_len - off < VFT_DEVSTATE_CHUNK ? ps->dev_len - off
@@ -506,6 +538,8 @@ static int ship_epoch(struct psess *ps, uint64_t epoch, uint64_t n_pages, uint64
 		end.n_pages = n_pages + res.n_pages;
 		end.devstate_len = ps->dev_len;
 		end.n_frames = (uint32_t)n_frames;
+		end.n_events = ps->ev.count;
+		end.disk_bytes = disk_bytes;
 		iov.iov_base = endb;
 		iov.iov_len = vft_epoch_end_encode(endb, &end);
 		rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_EPOCH_END, epoch, &iov, 1);
@@ -525,7 +559,9 @@ static int ship_epoch(struct psess *ps, uint64_t epoch, uint64_t n_pages, uint64
 	e->st.epochs_sent++;
 	e->st.last_epoch = epoch;
 	e->st.pages_last_epoch = res.n_pages;
-	e->st.bytes_last_epoch = res.n_pages * VFT_PAGE_SIZE + ps->dev_len;
+	e->st.bytes_last_epoch = res.n_pages * VFT_PAGE_SIZE + ps->dev_len + ps->ev.len;
+	e->st.events_last_epoch = ps->ev.count;
+	e->st.events_total += ps->ev.count;
 	e->st.bytes_total += e->st.bytes_last_epoch;
 	e->st.devstate_bytes = ps->dev_len;
 	eng_ring_add(&e->st.pause_ms, pause_ms);
@@ -570,13 +606,99 @@ static int live_copy(struct psess *ps, uint64_t epoch, uint64_t *n_pages, uint64
 	return 0;
 }
 
+static bool zero_block(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Full sync of the disk while the guest runs: every non-zero block as it is
+ * now. A block the guest writes during the copy may be copied before or
+ * after the write; the write is in the epoch's event log either way (the
+ * log started before the copy), and the backup replays the log after the
+ * copy, so the backup's disk ends as the guest's disk at the capture. */
+static int disk_copy(struct psess *ps, uint64_t epoch, uint64_t *n_frames, uint64_t *bytes)
+{
+	struct vft_eng *e = ps->e;
+	char path[sizeof(e->disk.path)];
+	uint8_t off8[8];
+	uint8_t *buf = NULL;
+	int fd, rc = 0;
+
+	pthread_mutex_lock(&e->lock);
+	af_strlcpy(path, e->disk.path, sizeof(path));
+	pthread_mutex_unlock(&e->lock);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	buf = malloc(VFT_DISK_CHUNK);
+	if (fd < 0 || buf == NULL) {
+		rc = fd < 0 ? -errno : -ENOMEM;
+		eng_tlog(e, LOG_ERR, "vmft %s: disk %s: %s", e->vm->name, path, strerror(-rc));
+		goto out;
+	}
+	for (uint64_t off = 0; off < ps->disk_size; off += VFT_DISK_CHUNK) {
+		size_t len = ps->disk_size - off < VFT_DISK_CHUNK ? (size_t)(ps->disk_size - off)
+		                                                  : VFT_DISK_CHUNK;
+		ssize_t r;
+
+		if (e->stop_epochs || !e->protect_wanted) {
+			rc = -ECANCELED;
+			goto out;
+		}
+		r = pread(fd, buf, len, (off_t)off);
+		if (r < 0 && errno == EINTR) {
+			off -= VFT_DISK_CHUNK;
+			continue;
+		}
+		if (r < 0) {
+			rc = -errno;
+			eng_tlog(e, LOG_ERR, "vmft %s: reading disk %s: %s", e->vm->name, path,
+			         strerror(errno));
+			goto out;
+		}
+		if ((size_t)r < len)
+			memset(buf + r, 0, len - (size_t)r);
+		/* runs of non-zero 4 KiB blocks: the backup's new disk starts as holes */
+		for (size_t b = 0, end; b < len; b = end) {
+			struct iovec iov[2];
+
+			end = b + (len - b < 4096 ? len - b : 4096);
+			if (zero_block(buf + b, end - b))
+				continue;
+			while (end < len) {
+				size_t k = len - end < 4096 ? len - end : 4096;
+
+				if (zero_block(buf + end, k))
+					break;
+				end += k;
+			}
+			for (int i = 0; i < 8; i++)
+				off8[i] = (uint8_t)((off + b) >> (8 * i));
+			iov[0].iov_base = off8;
+			iov[0].iov_len = 8;
+			iov[1].iov_base = buf + b;
+			iov[1].iov_len = end - b;
+			rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_DISK, epoch, iov, 2);
+			if (rc < 0)
+				goto out;
+			(*n_frames)++;
+			*bytes += end - b;
+		}
+	}
+	ps->last_tx = af_mono_s();
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
+}
+
 static int handshake(struct psess *ps)
 {
 	struct vft_eng *e = ps->e;
 	struct vft_hello hello = {.session = e->session,
 	                          .ram_size = e->vm->memory,
 	                          .config_hash = e->config_hash,
-	                          .page_size = VFT_PAGE_SIZE};
+	                          .page_size = VFT_PAGE_SIZE,
+	                          .disk_size = ps->disk_size};
 	uint8_t buf[VFT_HELLO_SIZE];
 	struct iovec iov = {.iov_base = buf};
 	struct vft_welcome w;
@@ -606,11 +728,21 @@ static int handshake(struct psess *ps)
 static int protect_session(struct vft_eng *e, int fd)
 {
 	struct psess ps = {.e = e, .fd = fd};
-	uint64_t epoch, n_pages = 0, n_frames = 0;
+	uint64_t epoch, n_pages = 0, n_frames = 0, disk_bytes = 0;
 	double started;
+	struct stat st;
 	int rc;
 
 	ps.n_incr = 0;
+	pthread_mutex_lock(&e->lock);
+	rc = stat(e->disk.path, &st);
+	pthread_mutex_unlock(&e->lock);
+	if (rc < 0 || st.st_size < (off_t)VFT_SECTOR) {
+		eng_tlog(e, LOG_ERR, "vmft %s: the guest's disk %s: %s", e->vm->name, e->disk.path,
+		         rc < 0 ? strerror(errno) : "smaller than a sector");
+		return -EIO;
+	}
+	ps.disk_size = (uint64_t)st.st_size & ~(uint64_t)(VFT_SECTOR - 1);
 
 	ps.last_tx = af_mono_s();
 	rc = handshake(&ps);
@@ -627,11 +759,19 @@ static int protect_session(struct vft_eng *e, int fd)
 	e->st.sync_started_at = af_mono_s();
 	pthread_mutex_unlock(&e->lock);
 	vft_scan_reset(e->scan);
+	/* from here on every disk write is logged: the copy below may miss it */
+	vft_evlog_start(&e->evlog, af_mono_s());
 	rc = begin_epoch(&ps, epoch, VFT_EPOCH_FULL);
 	if (rc == 0)
 		rc = live_copy(&ps, epoch, &n_pages, &n_frames);
 	if (rc == 0)
-		rc = ship_epoch(&ps, epoch, n_pages, n_frames);
+		rc = disk_copy(&ps, epoch, &n_frames, &disk_bytes);
+	if (rc == 0) {
+		pthread_mutex_lock(&e->lock);
+		e->st.disk_sync_bytes = disk_bytes;
+		pthread_mutex_unlock(&e->lock);
+		rc = ship_epoch(&ps, epoch, n_pages, n_frames, disk_bytes);
+	}
 	started = af_mono_s();
 	while (rc == 0) {
 		/* epochs start one period apart (not a period after the last
@@ -651,9 +791,11 @@ static int protect_session(struct vft_eng *e, int fd)
 		epoch = e->next_epoch++;
 		rc = begin_epoch(&ps, epoch, VFT_EPOCH_INCR);
 		if (rc == 0)
-			rc = ship_epoch(&ps, epoch, 0, 0);
+			rc = ship_epoch(&ps, epoch, 0, 0, 0);
 	}
 out:
+	vft_evlog_stop(&e->evlog);
+	free(ps.ev.buf);
 	if (rc == -ECANCELED) {
 		uint8_t b[VFT_BYE_SIZE];
 		struct iovec iov = {.iov_base = b, .iov_len = vft_bye_encode(b, 0)};

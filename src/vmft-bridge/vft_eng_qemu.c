@@ -96,8 +96,11 @@ static int build_argv(struct vft_eng *e, const char *ram_path, bool incoming, ch
 	ARG("-nodefaults");
 	ARG("-display");
 	ARG("none");
+	/* the disk through the engine's NBD server: it sees every write */
 	ARG("-drive");
-	ARG("file=%s,format=raw,if=ide,cache=none", vm->disk);
+	ARG("driver=raw,file.driver=nbd,file.server.type=unix,file.server.path=%s/nbd.sock,"
+	    "file.export=disk,if=ide,cache=writeback",
+	    e->dir);
 	ARG("-chardev");
 	ARG("socket,id=ser0,path=%s/serial.sock", e->dir);
 	ARG("-serial");

@@ -97,6 +97,8 @@ const char *vft_ftype_name(unsigned type)
 	        [VFT_F_ACK] = "ACK",
 	        [VFT_F_PING] = "PING",
 	        [VFT_F_BYE] = "BYE",
+	        [VFT_F_DISK] = "DISK",
+	        [VFT_F_EVENTS] = "EVENTS",
 	};
 
 	if (type >= VFT_F_COUNT || names[type] == NULL)
@@ -186,6 +188,17 @@ static int check_length(const struct vft_hdr *h, char *err, size_t errlen)
 			return fail(err, errlen, "DEVSTATE length %u outside 1..%u", h->length,
 			            VFT_DEVSTATE_CHUNK);
 		return 0;
+	case VFT_F_DISK:
+		if (h->length < 8 + VFT_SECTOR || h->length > 8 + VFT_DISK_CHUNK ||
+		    (h->length - 8) % VFT_SECTOR != 0)
+			return fail(err, errlen, "DISK length %u is not 8 + n x %u bytes up to %u",
+			            h->length, VFT_SECTOR, 8 + VFT_DISK_CHUNK);
+		return 0;
+	case VFT_F_EVENTS:
+		if (h->length < 8 + VFT_EV_HDR || h->length > VFT_MAX_PAYLOAD)
+			return fail(err, errlen, "EVENTS length %u outside %u..%u", h->length,
+			            8 + VFT_EV_HDR, VFT_MAX_PAYLOAD);
+		return 0;
 	default:
 		return fail(err, errlen, "unknown frame type %u", h->type);
 	}
@@ -252,6 +265,7 @@ size_t vft_hello_encode(uint8_t out[VFT_HELLO_SIZE], const struct vft_hello *m)
 	put_le32(out + 24, m->page_size);
 	put_le32(out + 28, m->flags);
 	memcpy(out + 32, m->vm, n);
+	put_le64(out + 96, m->disk_size);
 	return VFT_HELLO_SIZE;
 }
 
@@ -288,6 +302,11 @@ int vft_hello_decode(const void *p, size_t len, struct vft_hello *m, char *err, 
 			return fail(err, errlen, "HELLO VM name has byte 0x%02x at %zu", b[32 + i],
 			            i);
 	memcpy(m->vm, b + 32, n);
+	m->disk_size = get_le64(b + 96);
+	if (m->disk_size % VFT_SECTOR != 0 || m->disk_size > VFT_DISK_MAX)
+		return fail(err, errlen,
+		            "HELLO disk size %llu is not a multiple of %u up to 16 TiB",
+		            (unsigned long long)m->disk_size, VFT_SECTOR);
 	return 0;
 }
 
@@ -394,6 +413,8 @@ size_t vft_epoch_end_encode(uint8_t out[VFT_EPOCH_END_SIZE], const struct vft_ep
 	put_le64(out + 8, m->devstate_len);
 	put_le32(out + 16, m->n_frames);
 	put_le32(out + 20, 0);
+	put_le64(out + 24, m->n_events);
+	put_le64(out + 32, m->disk_bytes);
 	return VFT_EPOCH_END_SIZE;
 }
 
@@ -408,7 +429,162 @@ int vft_epoch_end_decode(const void *p, size_t len, struct vft_epoch_end *m, cha
 	m->devstate_len = get_le64(b + 8);
 	m->n_frames = get_le32(b + 16);
 	m->reserved = 0;
+	m->n_events = get_le64(b + 24);
+	m->disk_bytes = get_le64(b + 32);
 	return 0;
+}
+
+int vft_disk_decode(const void *p, size_t len, uint64_t disk_size, struct vft_disk *m, char *err,
+                    size_t errlen)
+{
+	const uint8_t *b = p;
+
+	clear_err(err, errlen);
+	if (len < 8 + VFT_SECTOR || len > 8 + VFT_DISK_CHUNK || (len - 8) % VFT_SECTOR != 0)
+		return fail(err, errlen, "DISK payload of %zu bytes", len);
+	m->offset = get_le64(b);
+	m->data = b + 8;
+	m->len = (uint32_t)(len - 8);
+	if (m->offset % VFT_SECTOR != 0 || m->offset > disk_size || disk_size - m->offset < m->len)
+		return fail(err, errlen,
+		            "DISK %u bytes at %llu: not whole sectors of a %llu-byte disk", m->len,
+		            (unsigned long long)m->offset, (unsigned long long)disk_size);
+	return 0;
+}
+
+/* ---- event log ------------------------------------------------------------------------ */
+
+const char *vft_ev_kind_name(unsigned kind)
+{
+	static const char *const names[VFT_EV_COUNT] = {
+	        [VFT_EV_DISK_WRITE] = "disk-write",
+	        [VFT_EV_DISK_FLUSH] = "disk-flush",
+	        [VFT_EV_NET_IN] = "net-in",
+	        [VFT_EV_SERIAL_IN] = "serial-in",
+	};
+
+	if (kind >= VFT_EV_COUNT || names[kind] == NULL)
+		return "?";
+	return names[kind];
+}
+
+void vft_event_encode_head(uint8_t out[VFT_EV_HDR], const struct vft_event *ev)
+{
+	put_le64(out, ev->seq);
+	put_le16(out + 8, ev->kind);
+	put_le16(out + 10, ev->flags);
+	put_le32(out + 12, ev->len);
+	put_le64(out + 16, ev->arg);
+	put_le64(out + 24, ev->t_ns);
+}
+
+static void event_read_head(const uint8_t *b, struct vft_event *ev)
+{
+	ev->seq = get_le64(b);
+	ev->kind = get_le16(b + 8);
+	ev->flags = get_le16(b + 10);
+	ev->len = get_le32(b + 12);
+	ev->arg = get_le64(b + 16);
+	ev->t_ns = get_le64(b + 24);
+	ev->data = b + VFT_EV_HDR;
+}
+
+static int event_check(const struct vft_event *ev, uint64_t disk_size, char *err, size_t errlen)
+{
+	const char *name = vft_ev_kind_name(ev->kind);
+
+	switch (ev->kind) {
+	case VFT_EV_DISK_WRITE:
+		if (ev->len == 0 || ev->len > VFT_EV_DATA_MAX || ev->len % VFT_SECTOR != 0 ||
+		    ev->arg % VFT_SECTOR != 0 || ev->arg > disk_size ||
+		    disk_size - ev->arg < ev->len)
+			return fail(
+			        err, errlen,
+			        "event %llu: %s of %u bytes at %llu: not 1..%u whole sectors of "
+			        "a %llu-byte disk",
+			        (unsigned long long)ev->seq, name, ev->len,
+			        (unsigned long long)ev->arg, VFT_EV_DATA_MAX,
+			        (unsigned long long)disk_size);
+		if (ev->flags & ~VFT_EVF_FUA)
+			return fail(err, errlen, "event %llu: %s with unknown flags 0x%x",
+			            (unsigned long long)ev->seq, name, ev->flags);
+		return 0;
+	case VFT_EV_DISK_FLUSH:
+		if (ev->len != 0 || ev->arg != 0 || ev->flags != 0 || disk_size == 0)
+			return fail(err, errlen, "event %llu: %s with data, flags or no disk",
+			            (unsigned long long)ev->seq, name);
+		return 0;
+	case VFT_EV_NET_IN:
+	case VFT_EV_SERIAL_IN: {
+		uint32_t lo = ev->kind == VFT_EV_NET_IN ? 14 : 1;
+		uint32_t hi = ev->kind == VFT_EV_NET_IN ? VFT_EV_NET_MAX : VFT_EV_SERIAL_MAX;
+
+		if (ev->len < lo || ev->len > hi || ev->arg != 0 || ev->flags != 0)
+			return fail(err, errlen,
+			            "event %llu: %s of %u bytes (%u..%u) or with an "
+			            "argument",
+			            (unsigned long long)ev->seq, name, ev->len, lo, hi);
+		return 0;
+	}
+	default:
+		return fail(err, errlen, "event %llu: unknown kind %u", (unsigned long long)ev->seq,
+		            ev->kind);
+	}
+}
+
+int vft_events_decode(const void *p, size_t len, uint64_t disk_size, uint64_t first_seq,
+                      uint32_t *count, uint64_t *next_seq, char *err, size_t errlen)
+{
+	const uint8_t *b = p;
+	uint64_t want = first_seq;
+	uint32_t n;
+	size_t pos = 8;
+
+	clear_err(err, errlen);
+	if (len < 8 + VFT_EV_HDR)
+		return fail(err, errlen, "EVENTS payload of %zu bytes", len);
+	n = get_le32(b);
+	if (n == 0)
+		return fail(err, errlen, "EVENTS with no record");
+	for (uint32_t i = 0; i < n; i++) {
+		struct vft_event ev;
+
+		if (len - pos < VFT_EV_HDR)
+			return fail(err, errlen, "EVENTS record %u of %u is truncated", i + 1, n);
+		event_read_head(b + pos, &ev);
+		if (ev.len > len - pos - VFT_EV_HDR)
+			return fail(err, errlen, "event %llu: %u data bytes, %zu left in the frame",
+			            (unsigned long long)ev.seq, ev.len, len - pos - VFT_EV_HDR);
+		if (want == 0 && ev.seq == 0)
+			return fail(err, errlen, "event seq 0 is reserved");
+		if (want != 0 && ev.seq != want)
+			return fail(err, errlen, "event %llu where %llu was due",
+			            (unsigned long long)ev.seq, (unsigned long long)want);
+		if (event_check(&ev, disk_size, err, errlen) < 0)
+			return -EBADMSG;
+		if (ev.seq == UINT64_MAX)
+			return fail(err, errlen, "event seq overflow");
+		want = ev.seq + 1;
+		pos += VFT_EV_HDR + ev.len;
+	}
+	if (pos != len)
+		return fail(err, errlen, "EVENTS: %zu bytes after record %u", len - pos, n);
+	*count = n;
+	*next_seq = want;
+	return 0;
+}
+
+int vft_events_next(const uint8_t *p, size_t len, size_t *pos, struct vft_event *ev)
+{
+	if (*pos < 8)
+		*pos = 8;
+	if (*pos >= len || len - *pos < VFT_EV_HDR)
+		return 0;
+	event_read_head(p + *pos, ev);
+	if (ev->len > len - *pos - VFT_EV_HDR)
+		return 0;
+	*pos += VFT_EV_HDR + ev->len;
+	return 1;
 }
 
 size_t vft_ack_encode(uint8_t out[VFT_ACK_SIZE], const struct vft_ack *m)
@@ -482,6 +658,9 @@ static int rx_begin(struct vft_rx *rx, const struct vft_hdr *h, const void *payl
 	rx->n_pages = 0;
 	rx->devstate_len = 0;
 	rx->n_frames = 0;
+	rx->n_events = 0;
+	rx->disk_bytes = 0;
+	rx->events_seen = false;
 	out->action = VFT_RX_BEGIN;
 	return 0;
 }
@@ -511,13 +690,17 @@ static int rx_end(struct vft_rx *rx, const struct vft_hdr *h, const void *payloa
 	if (vft_epoch_end_decode(payload, h->length, &out->end, err, errlen) < 0)
 		return -EBADMSG;
 	if (e->n_pages != rx->n_pages || e->devstate_len != rx->devstate_len ||
-	    e->n_frames != rx->n_frames)
+	    e->n_frames != rx->n_frames || e->n_events != rx->n_events ||
+	    e->disk_bytes != rx->disk_bytes)
 		return fail(err, errlen,
-		            "EPOCH_END %llu announces %llu pages, %llu device-state bytes in %u "
-		            "frames; received %llu, %llu in %u",
+		            "EPOCH_END %llu announces %llu pages, %llu device-state bytes, %llu "
+		            "events, %llu disk bytes in %u frames; received %llu, %llu, %llu, "
+		            "%llu in %u",
 		            (unsigned long long)h->epoch, (unsigned long long)e->n_pages,
-		            (unsigned long long)e->devstate_len, e->n_frames,
+		            (unsigned long long)e->devstate_len, (unsigned long long)e->n_events,
+		            (unsigned long long)e->disk_bytes, e->n_frames,
 		            (unsigned long long)rx->n_pages, (unsigned long long)rx->devstate_len,
+		            (unsigned long long)rx->n_events, (unsigned long long)rx->disk_bytes,
 		            rx->n_frames);
 	/* a commit without device state could not be resumed from: the
 	 * backup's devices would not match its RAM */
@@ -557,6 +740,8 @@ int vft_rx_step(struct vft_rx *rx, const struct vft_hdr *h, const void *payload,
 	case VFT_F_EPOCH_BEGIN:
 	case VFT_F_PAGES:
 	case VFT_F_DEVSTATE:
+	case VFT_F_DISK:
+	case VFT_F_EVENTS:
 	case VFT_F_EPOCH_END:
 		if (!rx->hello_seen)
 			return fail(err, errlen, "%s before HELLO", name);
@@ -591,6 +776,9 @@ int vft_rx_step(struct vft_rx *rx, const struct vft_hdr *h, const void *payload,
 		if (rx_in_epoch(rx, h, err, errlen) < 0 ||
 		    vft_pages_decode(payload, h->length, rx->max_pfn, &out->pages, err, errlen) < 0)
 			return -EBADMSG;
+		if (rx->events_seen)
+			return fail(err, errlen, "PAGES after EVENTS in epoch %llu",
+			            (unsigned long long)h->epoch);
 		rx->n_pages += out->pages.count;
 		rx->n_frames++;
 		out->action = VFT_RX_PAGES;
@@ -606,6 +794,33 @@ int vft_rx_step(struct vft_rx *rx, const struct vft_hdr *h, const void *payload,
 		rx->devstate_len += h->length;
 		rx->n_frames++;
 		out->action = VFT_RX_DEVSTATE;
+		return 0;
+	case VFT_F_DISK:
+		if (rx_in_epoch(rx, h, err, errlen) < 0 ||
+		    vft_disk_decode(payload, h->length, rx->hello.disk_size, &out->disk, err,
+		                    errlen) < 0)
+			return -EBADMSG;
+		if (rx->open_kind != VFT_EPOCH_FULL)
+			return fail(err, errlen, "DISK in incremental epoch %llu",
+			            (unsigned long long)h->epoch);
+		if (rx->events_seen)
+			return fail(err, errlen, "DISK after EVENTS in epoch %llu",
+			            (unsigned long long)h->epoch);
+		rx->disk_bytes += out->disk.len;
+		rx->n_frames++;
+		out->action = VFT_RX_DISK;
+		return 0;
+	case VFT_F_EVENTS:
+		if (rx_in_epoch(rx, h, err, errlen) < 0 ||
+		    vft_events_decode(payload, h->length, rx->hello.disk_size, rx->next_ev_seq,
+		                      &out->n_events, &rx->next_ev_seq, err, errlen) < 0)
+			return -EBADMSG;
+		out->events = payload;
+		out->events_len = h->length;
+		rx->events_seen = true;
+		rx->n_events += out->n_events;
+		rx->n_frames++;
+		out->action = VFT_RX_EVENTS;
 		return 0;
 	default: /* VFT_F_EPOCH_END, the only type left */
 		if (rx_in_epoch(rx, h, err, errlen) < 0)

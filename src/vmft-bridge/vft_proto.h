@@ -28,7 +28,7 @@
 #include <sys/uio.h>
 
 #define VFT_MAGIC 0x31544656u
-#define VFT_PROTO_VERSION 1
+#define VFT_PROTO_VERSION 2
 #define VFT_HDR_SIZE 32
 #define VFT_PAGE_SIZE 4096u
 #define VFT_PAGE_SHIFT 12
@@ -38,6 +38,14 @@
 /* device-state bytes per DEVSTATE frame */
 #define VFT_DEVSTATE_CHUNK (1u << 20)
 #define VFT_MAX_PAYLOAD (8u + VFT_BATCH_PAGES * (8u + VFT_PAGE_SIZE))
+/* the guest's disk: sectors, the largest disk a HELLO may announce, disk
+ * bytes per DISK frame, and data bytes per event record (a larger guest
+ * write is logged as several records, in order) */
+#define VFT_SECTOR 512u
+#define VFT_DISK_MAX (1ull << 44)
+#define VFT_DISK_CHUNK (1u << 20)
+#define VFT_EV_DATA_MAX (512u << 10)
+#define VFT_EV_HDR 32u
 
 enum vft_ftype {
 	VFT_F_HELLO = 1,   /* P->B: who I am, RAM size */
@@ -49,6 +57,8 @@ enum vft_ftype {
 	VFT_F_ACK,         /* B->P: epoch committed */
 	VFT_F_PING,        /* either way: heartbeat, empty payload */
 	VFT_F_BYE,         /* either way: orderly close, with a reason */
+	VFT_F_DISK,        /* P->B: disk content of a full sync (offset + sectors) */
+	VFT_F_EVENTS,      /* P->B: the epoch's event log (disk writes, inputs), in order */
 	VFT_F_COUNT
 };
 
@@ -83,7 +93,7 @@ int vft_frame_verify(const uint8_t raw[VFT_HDR_SIZE], const struct vft_hdr *h, c
 /* ---- payloads ---- (encode returns the payload length; decode returns 0 or
  * -EBADMSG with a reason in err) */
 
-#define VFT_HELLO_SIZE 96
+#define VFT_HELLO_SIZE 104
 struct vft_hello {
 	uint64_t session;     /* random per primary incarnation */
 	uint64_t ram_size;    /* bytes, multiple of VFT_PAGE_SIZE, > 0 */
@@ -91,6 +101,7 @@ struct vft_hello {
 	uint32_t page_size;   /* VFT_PAGE_SIZE */
 	uint32_t flags;
 	char vm[VFT_VM_NAME_MAX]; /* NUL-terminated, NUL-padded on the wire */
+	uint64_t disk_size;       /* bytes, multiple of VFT_SECTOR, 0 = no disk */
 };
 size_t vft_hello_encode(uint8_t out[VFT_HELLO_SIZE], const struct vft_hello *m);
 int vft_hello_decode(const void *p, size_t len, struct vft_hello *m, char *err, size_t errlen);
@@ -132,16 +143,76 @@ int vft_pages_decode(const void *p, size_t len, uint64_t max_pfn, struct vft_pag
                      size_t errlen);
 uint64_t vft_pages_pfn(const struct vft_pages *m, uint32_t i);
 
-#define VFT_EPOCH_END_SIZE 24
+#define VFT_EPOCH_END_SIZE 40
 struct vft_epoch_end {
 	uint64_t n_pages;      /* PAGES entries sent in this epoch */
 	uint64_t devstate_len; /* DEVSTATE bytes sent in this epoch */
-	uint32_t n_frames;     /* PAGES + DEVSTATE frames in this epoch */
+	uint32_t n_frames;     /* PAGES + DEVSTATE + DISK + EVENTS frames in this epoch */
 	uint32_t reserved;
+	uint64_t n_events;   /* event records sent in this epoch */
+	uint64_t disk_bytes; /* DISK data bytes sent in this epoch (full sync) */
 };
 size_t vft_epoch_end_encode(uint8_t out[VFT_EPOCH_END_SIZE], const struct vft_epoch_end *m);
 int vft_epoch_end_decode(const void *p, size_t len, struct vft_epoch_end *m, char *err,
                          size_t errlen);
+
+/* DISK payload: u64 byte offset, then the data; offset and length are
+ * multiples of VFT_SECTOR, the length is 1 sector..VFT_DISK_CHUNK and the
+ * range lies within the disk the HELLO announced. */
+struct vft_disk {
+	uint64_t offset;
+	const uint8_t *data;
+	uint32_t len;
+};
+int vft_disk_decode(const void *p, size_t len, uint64_t disk_size, struct vft_disk *m, char *err,
+                    size_t errlen);
+
+/* ---- the event log --------------------------------------------------------
+ * What the primary's guest did or received during an epoch that RAM and
+ * device state do not carry: its disk writes (the backup replays them on its
+ * own copy of the disk at commit) and its non-deterministic inputs (frames
+ * from the network, serial input), each with its place in one order.
+ *
+ * EVENTS payload: u32 count, u32 reserved, then count records of
+ *    0  u64 seq    1, 2, 3, ... over a connection, no gap, no repeat
+ *    8  u16 kind   enum vft_ev_kind
+ *   10  u16 flags  VFT_EVF_*
+ *   12  u32 len    data bytes that follow the record header
+ *   16  u64 arg    DISK_WRITE: byte offset on the disk; else 0
+ *   24  u64 t_ns   monotonic ns since the primary's session began
+ *   32  data
+ */
+enum vft_ev_kind {
+	VFT_EV_DISK_WRITE = 1, /* data written at arg (sectors) */
+	VFT_EV_DISK_FLUSH,     /* the guest flushed its disk (no data) */
+	VFT_EV_NET_IN,         /* an Ethernet frame delivered to the guest */
+	VFT_EV_SERIAL_IN,      /* bytes delivered to the guest's serial port */
+	VFT_EV_COUNT
+};
+#define VFT_EVF_FUA 1u /* DISK_WRITE: the guest asked for forced unit access */
+#define VFT_EV_NET_MAX 65550u
+#define VFT_EV_SERIAL_MAX 4096u
+const char *vft_ev_kind_name(unsigned kind);
+
+struct vft_event {
+	uint64_t seq;
+	uint16_t kind, flags;
+	uint32_t len;
+	uint64_t arg, t_ns;
+	const uint8_t *data;
+};
+/* Writes a record header (VFT_EV_HDR bytes); the data follows it. */
+void vft_event_encode_head(uint8_t out[VFT_EV_HDR], const struct vft_event *ev);
+/* Checks a whole EVENTS payload: count >= 1, every record complete and of a
+ * known kind with a length its kind allows (a DISK_WRITE of whole sectors
+ * within disk_size), seqs consecutive from first_seq (0: from whatever the
+ * first record says), no byte left over. *count and *next_seq (the seq the
+ * next record must have) are set on success. */
+int vft_events_decode(const void *p, size_t len, uint64_t disk_size, uint64_t first_seq,
+                      uint32_t *count, uint64_t *next_seq, char *err, size_t errlen);
+/* Iterates the records of a payload vft_events_decode accepted (or of a
+ * store's copy of one): *pos starts at 8; 1 with *ev filled, 0 at the end. */
+int vft_events_next(const uint8_t *p, size_t len, size_t *pos, struct vft_event *ev);
 
 #define VFT_ACK_SIZE 8
 struct vft_ack {
@@ -162,10 +233,12 @@ int vft_bye_decode(const void *p, size_t len, uint32_t *reason, char *err, size_
  * from its own start), every later one is INCR with epoch = last begun + 1
  * (a primary never resumes incrementally on a new connection: what it sent
  * but the backup did not commit is unknown, so it resyncs in full);
- * PAGES/DEVSTATE only inside an open epoch and with its epoch number;
- * EPOCH_END with the open epoch's number and totals equal to what was
- * received; a FULL epoch carries a DEVSTATE; PING anywhere; WELCOME/ACK never
- * (they go the other way). On a violation it returns -EBADMSG with a reason
+ * PAGES/DEVSTATE/DISK/EVENTS only inside an open epoch and with its epoch
+ * number; DISK only in a FULL epoch and before its EVENTS; PAGES never after
+ * EVENTS in an epoch (the store appends the log after the pages); event seqs
+ * continue across the epochs of a connection; EPOCH_END with the open
+ * epoch's number and totals equal to what was received; every epoch carries
+ * a DEVSTATE; PING anywhere; WELCOME/ACK never (they go the other way). On a violation it returns -EBADMSG with a reason
  * and the connection must be dropped. */
 enum vft_rx_action {
 	VFT_RX_NONE = 0, /* nothing to do (PING) */
@@ -173,6 +246,8 @@ enum vft_rx_action {
 	VFT_RX_BEGIN,    /* start staging epoch h->epoch (kind in begin) */
 	VFT_RX_PAGES,    /* stage the pages */
 	VFT_RX_DEVSTATE, /* stage the device-state chunk */
+	VFT_RX_DISK,     /* stage disk content (full sync) */
+	VFT_RX_EVENTS,   /* stage the event records */
 	VFT_RX_END,      /* commit the epoch, then ACK it */
 	VFT_RX_BYE,      /* peer closes */
 };
@@ -185,7 +260,10 @@ struct vft_rx {
 	uint64_t last_epoch; /* last epoch begun */
 	uint64_t n_pages, devstate_len;
 	uint32_t n_frames;
-	uint64_t max_pfn; /* from HELLO: ram_size / VFT_PAGE_SIZE */
+	uint64_t n_events, disk_bytes;
+	bool events_seen;     /* in the open epoch */
+	uint64_t next_ev_seq; /* 0 = no event yet on this connection */
+	uint64_t max_pfn;     /* from HELLO: ram_size / VFT_PAGE_SIZE */
 	struct vft_hello hello;
 };
 void vft_rx_init(struct vft_rx *rx);
@@ -198,6 +276,10 @@ struct vft_rx_frame {
 	struct vft_pages pages;
 	const uint8_t *dev;
 	size_t dev_len;
+	struct vft_disk disk;
+	const uint8_t *events; /* the whole EVENTS payload */
+	size_t events_len;
+	uint32_t n_events;
 	struct vft_epoch_end end;
 	uint32_t bye_reason;
 };

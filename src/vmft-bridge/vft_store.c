@@ -6,21 +6,32 @@
  *
  * state:
  *    0  "VFTSTAT1"
- *    8  u32 version (1), u32 zero
- *   16  u64 gen, u64 epoch, u64 session, u64 ram_size, u64 devstate_len
- *   56  devstate_len bytes of device state
+ *    8  u32 version (2), u32 zero
+ *   16  u64 gen, u64 epoch, u64 session, u64 ram_size, u64 devstate_len,
+ *       u64 disk_size
+ *   64  devstate_len bytes of device state
  *    .  u64 XXH3-64 of every byte before it
  *
  * redo:
- *    0  "VFTREDO1"
- *    8  u64 gen, u64 epoch, u64 session, u64 n_pages, u64 devstate_len
- *   48  n_pages records {u64 pfn, 4096 bytes of page}, in the order received
+ *    0  "VFTREDO2"
+ *    8  u64 gen, u64 epoch, u64 session, u64 n_pages, u64 devstate_len,
+ *       u64 events_len, u64 n_events
+ *   64  n_pages records {u64 pfn, 4096 bytes of page}, in the order received
  *       (a page sent twice is applied twice: the last one wins)
+ *    .  events_len bytes: n_events event records (vft_proto.h) in their order;
+ *       the disk writes among them are applied in that order
  *    .  devstate_len bytes of device state
  *    .  trailer {u64 XXH3-64, "VFTREDOZ"}
- * The checksum covers the records, the device state and then the header, in
- * that order: records are hashed as they are staged (no second pass over
- * them before the commit), the header's counts are known only at commit.
+ * The checksum covers the records, the events, the device state and then
+ * the header, in that order: records are hashed as they are staged (no
+ * second pass over them before the commit), the header's counts are known
+ * only at commit.
+ *
+ * The disk (optional): disk_dir/disk.<gen> is the disk of generation <gen>,
+ * next to ram.<gen> in the same role. disk_dir is persistent storage while
+ * dir is usually tmpfs: when state is gone (the blade rebooted), the newest
+ * disk.* is kept as the blade's latest copy of the guest's disk, and new
+ * generations are numbered above it.
  *
  * Nothing here logs but vft_store_open(): the other calls run on the
  * engine's receiver thread, which reports through the caller's return codes.
@@ -28,6 +39,8 @@
 #include "config.h"
 
 #include "vft_store.h"
+
+#include "vft_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -51,12 +64,12 @@
 #define MAX_DEVSTATE (64u << 20) /* bytes: a device state beyond this is a bug */
 
 #define STATE_MAGIC "VFTSTAT1"
-#define STATE_VERSION 1u
-#define STATE_HDR 56u
+#define STATE_VERSION 2u
+#define STATE_HDR 64u
 
-#define REDO_MAGIC "VFTREDO1"
+#define REDO_MAGIC "VFTREDO2"
 #define REDO_END_MAGIC "VFTREDOZ"
-#define REDO_HDR 48u
+#define REDO_HDR 64u
 #define REDO_REC (8u + PAGE_SIZE_)
 #define REDO_TRAILER 16u
 
@@ -64,6 +77,11 @@
  * records written per pwritev when an epoch is staged (IOV_MAX is 1024). */
 #define CHUNK_RECS 64u
 #define STAGE_BATCH 256u
+/* iobuf holds CHUNK_RECS page records or one event record as a payload */
+#define IOBUF_SIZE                                                                                 \
+	(CHUNK_RECS * REDO_REC > 8 + VFT_EV_HDR + VFT_EV_DATA_MAX                                  \
+	         ? CHUNK_RECS * REDO_REC                                                           \
+	         : 8 + VFT_EV_HDR + VFT_EV_DATA_MAX)
 
 /* dir + "/ram." + 20 digits + NUL must fit vft_store_info.ram_path. */
 #define DIR_MAX (sizeof(((struct vft_store_info *)0)->ram_path) - 32)
@@ -76,33 +94,47 @@ struct vft_store {
 	uint64_t ram_size;
 	uint64_t n_ram_pages;
 
+	/* the disk, if the store has one */
+	char disk_dir[DIR_MAX];
+	int disk_dir_fd;   /* -1: no disk */
+	uint64_t disk_top; /* highest disk.<gen> present: new generations go above */
+	uint64_t kept_gen; /* nothing committed: the latest disk kept (0: none) */
+
 	/* the committed epoch */
 	uint64_t gen, epoch, session;
-	int ram_fd; /* ram.<gen>, -1 while gen is 0 */
+	int ram_fd;  /* ram.<gen>, -1 while gen is 0 */
+	int disk_fd; /* disk.<gen>, -1 while gen is 0 or without disk */
+	uint64_t disk_size;
 	uint8_t *devstate;
 	size_t devstate_len, devstate_cap;
 
 	/* the staged epoch */
 	enum stage stage;
 	uint64_t st_session, st_epoch;
-	int st_fd;         /* FULL: ram.<gen+1>; INCR: redo.tmp */
+	uint64_t st_gen; /* FULL: the new generation */
+	int st_fd;       /* FULL: ram.<st_gen>; INCR: redo.tmp */
+	int st_disk_fd;  /* FULL: disk.<st_gen> */
+	uint64_t st_disk_size;
 	uint64_t st_off;   /* INCR: where the next record goes */
 	uint64_t st_pages; /* INCR: records written */
-	uint8_t *st_dev;   /* swapped with devstate on commit: no copy */
+	uint64_t st_events_len, st_n_events;
+	bool st_events;  /* events staged: no page may follow */
+	uint8_t *st_dev; /* swapped with devstate on commit: no copy */
 	size_t st_dev_len, st_dev_cap;
 
 	XXH3_state_t *hash; /* the staged redo's running checksum */
+	int apply_fd;       /* where event_apply writes */
 	uint8_t *iobuf;     /* CHUNK_RECS records */
 	int crash_point;
 	bool dead; /* a commit stopped half-way: only close is left */
 };
 
 struct state_hdr {
-	uint64_t gen, epoch, session, ram_size, devstate_len;
+	uint64_t gen, epoch, session, ram_size, devstate_len, disk_size;
 };
 
 struct redo_hdr {
-	uint64_t gen, epoch, session, n_pages, devstate_len;
+	uint64_t gen, epoch, session, n_pages, devstate_len, events_len, n_events;
 };
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -228,6 +260,21 @@ static void ram_name(char *buf, size_t len, uint64_t gen)
 	snprintf(buf, len, "ram.%llu", (unsigned long long)gen);
 }
 
+static void disk_name(char *buf, size_t len, uint64_t gen)
+{
+	snprintf(buf, len, "disk.%llu", (unsigned long long)gen);
+}
+
+static bool has_disk(const struct vft_store *s)
+{
+	return s->disk_dir_fd >= 0;
+}
+
+static int fd_sync(int fd)
+{
+	return fd < 0 || fsync(fd) == 0 ? 0 : -errno;
+}
+
 static int grow(uint8_t **buf, size_t *cap, size_t need)
 {
 	size_t n = *cap ? *cap : 65536;
@@ -265,7 +312,7 @@ static void set_devstate(struct vft_store *s, uint8_t **dev, size_t *len, size_t
 
 /* Writes state.tmp and syncs it; state.tmp is removed on failure. */
 static int state_write_tmp(struct vft_store *s, uint64_t gen, uint64_t epoch, uint64_t session,
-                           const uint8_t *dev, size_t dev_len)
+                           const uint8_t *dev, size_t dev_len, uint64_t disk_size)
 {
 	uint8_t hdr[STATE_HDR], sum[8];
 	int fd, rc;
@@ -278,6 +325,7 @@ static int state_write_tmp(struct vft_store *s, uint64_t gen, uint64_t epoch, ui
 	put_le64(hdr + 32, session);
 	put_le64(hdr + 40, s->ram_size);
 	put_le64(hdr + 48, dev_len);
+	put_le64(hdr + 56, disk_size);
 	if (XXH3_64bits_reset(s->hash) != XXH_OK ||
 	    XXH3_64bits_update(s->hash, hdr, STATE_HDR) != XXH_OK ||
 	    XXH3_64bits_update(s->hash, dev, dev_len) != XXH_OK)
@@ -360,6 +408,7 @@ static int state_read(struct vft_store *s, struct state_hdr *h, uint8_t **dev, c
 	h->session = get_le64(hdr + 32);
 	h->ram_size = get_le64(hdr + 40);
 	h->devstate_len = get_le64(hdr + 48);
+	h->disk_size = get_le64(hdr + 56);
 	if (h->devstate_len > MAX_DEVSTATE ||
 	    (uint64_t)st.st_size != STATE_HDR + h->devstate_len + 8) {
 		set_err(why, whylen, "%lld bytes for a device state of %llu", (long long)st.st_size,
@@ -411,6 +460,77 @@ static void redo_hdr_encode(uint8_t out[REDO_HDR], const struct redo_hdr *h)
 	put_le64(out + 24, h->session);
 	put_le64(out + 32, h->n_pages);
 	put_le64(out + 40, h->devstate_len);
+	put_le64(out + 48, h->events_len);
+	put_le64(out + 56, h->n_events);
+}
+
+/* Reads the events of a redo (events_len bytes at off) one record at a time
+ * into s->iobuf. For each: fn(s, ev) if fn is set. Returns 0, 1 when a
+ * record is malformed (why says why), or -errno. */
+static int events_walk(struct vft_store *s, int fd, uint64_t off, uint64_t events_len,
+                       uint64_t n_events, int (*fn)(struct vft_store *, const struct vft_event *),
+                       char *why, size_t whylen)
+{
+	uint64_t pos = 0, n = 0;
+	int rc;
+
+	while (pos < events_len) {
+		struct vft_event ev;
+		uint8_t head[8 + VFT_EV_HDR];
+		size_t p = 0, len;
+		uint32_t cnt;
+		uint64_t next;
+
+		if (events_len - pos < VFT_EV_HDR)
+			goto bad;
+		memset(head, 0, 8);
+		head[0] = 1;
+		if ((rc = pread_all(fd, head + 8, VFT_EV_HDR, off + pos)) < 0)
+			return rc;
+		/* the record alone, as a one-record EVENTS payload */
+		memcpy(s->iobuf, head, sizeof(head));
+		p = (size_t)head[8 + 12] | (size_t)head[8 + 13] << 8 | (size_t)head[8 + 14] << 16 |
+		    (size_t)head[8 + 15] << 24;
+		if (p > VFT_EV_DATA_MAX || p > events_len - pos - VFT_EV_HDR)
+			goto bad;
+		if ((rc = pread_all(fd, s->iobuf + sizeof(head), p, off + pos + VFT_EV_HDR)) < 0)
+			return rc;
+		if (vft_events_decode(s->iobuf, sizeof(head) + p, s->disk_size, 0, &cnt, &next, why,
+		                      whylen) < 0)
+			return 1;
+		len = sizeof(head) + p;
+		p = 8;
+		if (vft_events_next(s->iobuf, len, &p, &ev) != 1)
+			goto bad;
+		if (fn != NULL && (rc = fn(s, &ev)) != 0)
+			return rc;
+		pos += VFT_EV_HDR + ev.len;
+		n++;
+	}
+	if (n != n_events)
+		goto bad;
+	return 0;
+bad:
+	set_err(why, whylen, "malformed event record at byte %llu of %llu", (unsigned long long)pos,
+	        (unsigned long long)events_len);
+	return 1;
+}
+
+static int events_hash(struct vft_store *s, const struct vft_event *ev)
+{
+	uint8_t head[VFT_EV_HDR];
+
+	vft_event_encode_head(head, ev);
+	if (XXH3_64bits_update(s->hash, head, VFT_EV_HDR) != XXH_OK ||
+	    XXH3_64bits_update(s->hash, ev->data, ev->len) != XXH_OK)
+		return -EINVAL;
+	return 0;
+}
+
+static int events_verify(struct vft_store *s, int fd, uint64_t off, const struct redo_hdr *h,
+                         char *why, size_t whylen)
+{
+	return events_walk(s, fd, off, h->events_len, h->n_events, events_hash, why, whylen);
 }
 
 /* Checks a redo from end to end: 0 with *h and *dev (malloc'd), 1 when it is
@@ -443,12 +563,21 @@ static int redo_verify(struct vft_store *s, int fd, struct redo_hdr *h, uint8_t 
 	h->session = get_le64(hdr + 24);
 	h->n_pages = get_le64(hdr + 32);
 	h->devstate_len = get_le64(hdr + 40);
-	if (h->devstate_len > MAX_DEVSTATE ||
+	h->events_len = get_le64(hdr + 48);
+	h->n_events = get_le64(hdr + 56);
+	if (h->devstate_len > MAX_DEVSTATE || h->events_len > size ||
 	    h->n_pages > (size - REDO_HDR - REDO_TRAILER) / REDO_REC ||
-	    size != REDO_HDR + h->n_pages * REDO_REC + h->devstate_len + REDO_TRAILER) {
-		set_err(why, whylen, "%llu bytes for %llu pages and a device state of %llu",
+	    size != REDO_HDR + h->n_pages * REDO_REC + h->events_len + h->devstate_len +
+	                    REDO_TRAILER) {
+		set_err(why, whylen,
+		        "%llu bytes for %llu pages, %llu bytes of events and a device state of "
+		        "%llu",
 		        (unsigned long long)size, (unsigned long long)h->n_pages,
-		        (unsigned long long)h->devstate_len);
+		        (unsigned long long)h->events_len, (unsigned long long)h->devstate_len);
+		return 1;
+	}
+	if (h->events_len > 0 && !has_disk(s)) {
+		set_err(why, whylen, "events for a store without disk");
 		return 1;
 	}
 	if (XXH3_64bits_reset(s->hash) != XXH_OK)
@@ -473,6 +602,9 @@ static int redo_verify(struct vft_store *s, int fd, struct redo_hdr *h, uint8_t 
 		done += n;
 		off += n * REDO_REC;
 	}
+	if ((rc = events_verify(s, fd, off, h, why, whylen)) != 0)
+		return rc;
+	off += h->events_len;
 	buf = malloc(h->devstate_len ? h->devstate_len : 1);
 	if (buf == NULL)
 		return -ENOMEM;
@@ -500,11 +632,22 @@ fail:
 	return rc;
 }
 
-/* Writes the n_pages records of the redo open as fd into ram.<gen>.
- * Idempotent: a crash half-way is repaired by applying it again. */
-static int redo_apply(struct vft_store *s, int fd, uint64_t n_pages)
+/* A disk write of the log goes to the disk being brought to the epoch. */
+static int event_apply(struct vft_store *s, const struct vft_event *ev)
 {
-	uint64_t off = REDO_HDR;
+	if (ev->kind != VFT_EV_DISK_WRITE)
+		return 0;
+	return pwrite_all(s->apply_fd, ev->data, ev->len, ev->arg);
+}
+
+/* Writes the page records of the redo open as fd into ram.<gen>, then its
+ * disk writes into disk.<gen>, in order. Idempotent: a crash half-way is
+ * repaired by applying it again (each write lands where it landed before,
+ * and the last one to a sector still wins). */
+static int redo_apply(struct vft_store *s, int fd, const struct redo_hdr *h)
+{
+	uint64_t off = REDO_HDR, n_pages = h->n_pages;
+	char why[160];
 	int rc;
 
 	for (uint64_t done = 0; done < n_pages;) {
@@ -524,7 +667,11 @@ static int redo_apply(struct vft_store *s, int fd, uint64_t n_pages)
 		done += n;
 		off += n * REDO_REC;
 	}
-	return 0;
+	if (h->events_len == 0)
+		return 0;
+	s->apply_fd = s->disk_fd;
+	rc = events_walk(s, fd, off, h->events_len, h->n_events, event_apply, why, sizeof(why));
+	return rc > 0 ? -EIO : rc; /* verified before: a bad record now is the disk's fault */
 }
 
 /* ---- open and recovery ----------------------------------------------------------------- */
@@ -563,10 +710,136 @@ static int discard_committed(struct vft_store *s)
 
 	if (s->ram_fd >= 0)
 		close(s->ram_fd);
-	s->ram_fd = -1;
+	if (s->disk_fd >= 0)
+		close(s->disk_fd);
+	s->ram_fd = s->disk_fd = -1;
 	s->gen = s->epoch = s->session = 0;
 	s->devstate_len = 0;
+	s->disk_size = 0;
 	return rc;
+}
+
+/* "disk.<n>" -> n, 0 for any other name. */
+static uint64_t disk_gen_of(const char *name)
+{
+	char *end;
+	unsigned long long g;
+
+	if (strncmp(name, "disk.", 5) != 0 || name[5] < '1' || name[5] > '9')
+		return 0;
+	errno = 0;
+	g = strtoull(name + 5, &end, 10);
+	return errno == 0 && *end == '\0' ? g : 0;
+}
+
+/* Highest disk.<n> in the open directory dfd (0: none). */
+static int disk_highest(int dfd, uint64_t *top)
+{
+	struct dirent *e;
+	DIR *d;
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	*top = 0;
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		int rc = -errno;
+
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	while ((e = readdir(d)) != NULL) {
+		uint64_t g = disk_gen_of(e->d_name);
+
+		if (g > *top)
+			*top = g;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Removes every disk.* but the committed generation's or, with nothing
+ * committed, the newest (the blade's latest copy of the guest's disk), and
+ * any seed left half-copied. */
+static int remove_stale_disk(struct vft_store *s, char *err, size_t errlen)
+{
+	struct dirent *e;
+	uint64_t keep;
+	DIR *d;
+	int fd, rc;
+
+	if (!has_disk(s))
+		return 0;
+	if ((rc = disk_highest(s->disk_dir_fd, &s->disk_top)) < 0) {
+		set_err(err, errlen, "cannot list %s: %s", s->disk_dir, strerror(-rc));
+		return rc;
+	}
+	keep = s->gen ? s->gen : s->disk_top;
+	s->kept_gen = s->gen ? 0 : s->disk_top;
+	if (s->gen > s->disk_top)
+		s->disk_top = s->gen;
+	fd = openat(s->disk_dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		rc = -errno;
+		if (fd >= 0)
+			close(fd);
+		set_err(err, errlen, "cannot list %s: %s", s->disk_dir, strerror(-rc));
+		return rc;
+	}
+	rc = 0;
+	while ((e = readdir(d)) != NULL) {
+		uint64_t g = disk_gen_of(e->d_name);
+		bool tmp = strncmp(e->d_name, "disk.", 5) == 0 && strstr(e->d_name, ".tmp") != NULL;
+
+		if ((g == 0 && !tmp) || g == keep)
+			continue;
+		if (unlinkat(s->disk_dir_fd, e->d_name, 0) < 0 && errno != ENOENT) {
+			rc = -errno;
+			set_err(err, errlen, "cannot remove %s/%s: %s", s->disk_dir, e->d_name,
+			        strerror(errno));
+			break;
+		}
+		af_info("vmft store %s: removed %s (not the %s disk)", s->disk_dir, e->d_name,
+		        s->gen ? "committed" : "latest");
+	}
+	closedir(d);
+	if (rc == 0 && fsync(s->disk_dir_fd) < 0)
+		rc = -errno;
+	return rc;
+}
+
+/* Opens disk.<gen> of a readable state, or says why it does not match. */
+static int open_committed_disk(struct vft_store *s, uint64_t gen, uint64_t size, char *why,
+                               size_t whylen)
+{
+	char name[32];
+	struct stat st;
+	int fd;
+
+	if (!has_disk(s) || size == 0) {
+		if (has_disk(s) != (size != 0)) {
+			set_err(why, whylen, "the committed epoch %s a disk, the store %s",
+			        size ? "has" : "has no", has_disk(s) ? "has" : "has none");
+			return 1;
+		}
+		return 0;
+	}
+	disk_name(name, sizeof(name), gen);
+	fd = openat(s->disk_dir_fd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		set_err(why, whylen, "%s/%s is missing", s->disk_dir, name);
+		return 1;
+	}
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size) {
+		set_err(why, whylen, "%s/%s is %lld bytes, not %llu", s->disk_dir, name,
+		        (long long)st.st_size, (unsigned long long)size);
+		close(fd);
+		return 1;
+	}
+	s->disk_fd = fd;
+	s->disk_size = size;
+	return 0;
 }
 
 /* Removes every ram.* but the committed generation's. */
@@ -685,10 +958,10 @@ static int recover_redo(struct vft_store *s, char *err, size_t errlen)
 		        (unsigned long long)s->session, (unsigned long long)s->epoch);
 		goto drop;
 	}
-	if ((rc = redo_apply(s, fd, h.n_pages)) == 0 && fsync(s->ram_fd) < 0)
-		rc = -errno;
-	if (rc == 0 &&
-	    (rc = state_write_tmp(s, s->gen, h.epoch, h.session, dev, h.devstate_len)) == 0)
+	if ((rc = redo_apply(s, fd, &h)) == 0 && (rc = fd_sync(s->ram_fd)) == 0)
+		rc = fd_sync(s->disk_fd);
+	if (rc == 0 && (rc = state_write_tmp(s, s->gen, h.epoch, h.session, dev, h.devstate_len,
+	                                     s->disk_size)) == 0)
 		rc = state_install(s, &renamed);
 	if (rc < 0) {
 		set_err(err, errlen, "cannot re-apply %s/redo: %s", s->dir, strerror(-rc));
@@ -698,8 +971,9 @@ static int recover_redo(struct vft_store *s, char *err, size_t errlen)
 	dev_cap = h.devstate_len;
 	set_devstate(s, &dev, &dev_len, &dev_cap);
 	s->epoch = h.epoch;
-	af_info("vmft store %s: redo of epoch %llu re-applied (%llu pages)", s->dir,
-	        (unsigned long long)h.epoch, (unsigned long long)h.n_pages);
+	af_info("vmft store %s: redo of epoch %llu re-applied (%llu pages, %llu events)", s->dir,
+	        (unsigned long long)h.epoch, (unsigned long long)h.n_pages,
+	        (unsigned long long)h.n_events);
 drop:
 	rc = unlink_at(s, "redo");
 	if (rc < 0)
@@ -742,6 +1016,15 @@ static int recover(struct vft_store *s, char *err, size_t errlen)
 			free(dev);
 			return rc;
 		}
+		if (rc == 0) {
+			rc = open_committed_disk(s, h.gen, h.disk_size, why, sizeof(why));
+			if (rc < 0) {
+				set_err(err, errlen, "cannot open %s/disk.%llu: %s", s->disk_dir,
+				        (unsigned long long)h.gen, strerror(-rc));
+				free(dev);
+				return rc;
+			}
+		}
 		if (rc > 0)
 			af_err("vmft store %s: %s: nothing committed", s->dir, why);
 	}
@@ -758,7 +1041,9 @@ static int recover(struct vft_store *s, char *err, size_t errlen)
 		return rc;
 	}
 	free(dev);
-	if ((rc = recover_redo(s, err, errlen)) < 0 || (rc = remove_stale_ram(s, err, errlen)) < 0)
+	if ((rc = recover_redo(s, err, errlen)) < 0 ||
+	    (rc = remove_stale_ram(s, err, errlen)) < 0 ||
+	    (rc = remove_stale_disk(s, err, errlen)) < 0)
 		return rc;
 	if (fsync(s->dir_fd) < 0) {
 		rc = -errno;
@@ -766,14 +1051,14 @@ static int recover(struct vft_store *s, char *err, size_t errlen)
 		return rc;
 	}
 	if (s->gen)
-		af_info("vmft store %s: committed gen %llu epoch %llu session %llu", s->dir,
+		af_info("vmft store %s: committed gen %llu epoch %llu session %llu%s", s->dir,
 		        (unsigned long long)s->gen, (unsigned long long)s->epoch,
-		        (unsigned long long)s->session);
+		        (unsigned long long)s->session, has_disk(s) ? " with its disk" : "");
 	return 0;
 }
 
-int vft_store_open(struct vft_store **out, const char *dir, uint64_t ram_size, char *err,
-                   size_t errlen)
+int vft_store_open(struct vft_store **out, const char *dir, const char *disk_dir, uint64_t ram_size,
+                   char *err, size_t errlen)
 {
 	struct vft_store *s;
 	size_t len;
@@ -802,13 +1087,14 @@ int vft_store_open(struct vft_store **out, const char *dir, uint64_t ram_size, c
 		return -ENOMEM;
 	}
 	s->dir_fd = s->ram_fd = s->st_fd = -1;
+	s->disk_dir_fd = s->disk_fd = s->st_disk_fd = -1;
 	memcpy(s->dir, dir, len + 1);
 	while (len > 1 && s->dir[len - 1] == '/')
 		s->dir[--len] = '\0'; /* ram_path reads "dir/ram.N" */
 	s->ram_size = ram_size;
 	s->n_ram_pages = ram_size / PAGE_SIZE_;
 	s->hash = XXH3_createState();
-	s->iobuf = malloc(CHUNK_RECS * REDO_REC);
+	s->iobuf = malloc(IOBUF_SIZE);
 	if (s->hash == NULL || s->iobuf == NULL) {
 		rc = -ENOMEM;
 		set_err(err, errlen, "out of memory");
@@ -823,6 +1109,23 @@ int vft_store_open(struct vft_store **out, const char *dir, uint64_t ram_size, c
 		rc = -errno;
 		set_err(err, errlen, "cannot open %s: %s", s->dir, strerror(-rc));
 		goto fail;
+	}
+	if (disk_dir != NULL && disk_dir[0] != '\0') {
+		if (af_strlcpy(s->disk_dir, disk_dir, sizeof(s->disk_dir)) >= sizeof(s->disk_dir)) {
+			rc = -ENAMETOOLONG;
+			set_err(err, errlen, "disk directory name too long");
+			goto fail;
+		}
+		if ((rc = mkdir_p(s->disk_dir)) < 0) {
+			set_err(err, errlen, "cannot create %s: %s", s->disk_dir, strerror(-rc));
+			goto fail;
+		}
+		s->disk_dir_fd = open(s->disk_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (s->disk_dir_fd < 0) {
+			rc = -errno;
+			set_err(err, errlen, "cannot open %s: %s", s->disk_dir, strerror(-rc));
+			goto fail;
+		}
 	}
 	if ((rc = recover(s, err, errlen)) < 0)
 		goto fail;
@@ -842,15 +1145,24 @@ static void stage_discard(struct vft_store *s, bool remove)
 
 	if (s->st_fd >= 0)
 		close(s->st_fd);
-	s->st_fd = -1;
+	if (s->st_disk_fd >= 0)
+		close(s->st_disk_fd);
+	s->st_fd = s->st_disk_fd = -1;
 	if (remove && s->stage == ST_FULL) {
-		ram_name(name, sizeof(name), s->gen + 1);
+		ram_name(name, sizeof(name), s->st_gen);
 		unlink_at(s, name);
+		if (has_disk(s)) {
+			disk_name(name, sizeof(name), s->st_gen);
+			if (unlinkat(s->disk_dir_fd, name, 0) < 0 && errno != ENOENT)
+				s->dead = true; /* open removes it */
+		}
 	} else if (remove && s->stage == ST_INCR) {
 		unlink_at(s, "redo.tmp");
 	}
 	s->stage = ST_NONE;
 	s->st_dev_len = 0;
+	s->st_events = false;
+	s->st_events_len = s->st_n_events = 0;
 }
 
 /* The commit stops as a killed process would: files stay as they are. */
@@ -874,8 +1186,12 @@ void vft_store_close(struct vft_store *s)
 	stage_discard(s, !s->dead && s->dir_fd >= 0);
 	if (s->ram_fd >= 0)
 		close(s->ram_fd);
+	if (s->disk_fd >= 0)
+		close(s->disk_fd);
 	if (s->dir_fd >= 0)
 		close(s->dir_fd);
+	if (s->disk_dir_fd >= 0)
+		close(s->disk_dir_fd);
 	XXH3_freeState(s->hash);
 	free(s->iobuf);
 	free(s->devstate);
@@ -894,6 +1210,10 @@ void vft_store_info(const struct vft_store *s, struct vft_store_info *info)
 	if (s->gen)
 		snprintf(info->ram_path, sizeof(info->ram_path), "%s/ram.%llu", s->dir,
 		         (unsigned long long)s->gen);
+	info->disk_size = s->disk_size;
+	if (s->gen && s->disk_fd >= 0)
+		snprintf(info->disk_path, sizeof(info->disk_path), "%s/disk.%llu", s->disk_dir,
+		         (unsigned long long)s->gen);
 }
 
 const void *vft_store_devstate(const struct vft_store *s, size_t *len)
@@ -902,7 +1222,29 @@ const void *vft_store_devstate(const struct vft_store *s, size_t *len)
 	return s->devstate;
 }
 
-int vft_store_begin(struct vft_store *s, uint64_t session, uint64_t epoch, bool full)
+/* The new generation's disk, sized and empty (sparse): the full sync writes
+ * what is not zero. */
+static int create_disk(struct vft_store *s, uint64_t gen, uint64_t size)
+{
+	char name[32];
+	int fd;
+
+	disk_name(name, sizeof(name), gen);
+	fd = openat(s->disk_dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0) {
+		int rc = -errno;
+
+		close(fd);
+		unlinkat(s->disk_dir_fd, name, 0);
+		return rc;
+	}
+	return fd;
+}
+
+int vft_store_begin(struct vft_store *s, uint64_t session, uint64_t epoch, bool full,
+                    uint64_t disk_size)
 {
 	char name[32];
 	int fd, rc;
@@ -920,6 +1262,8 @@ int vft_store_begin(struct vft_store *s, uint64_t session, uint64_t epoch, bool 
 		/* recovery re-applies a redo only to the epoch before it */
 		if (epoch != s->epoch + 1)
 			return -EINVAL;
+		if (disk_size != s->disk_size)
+			return -EINVAL;
 		fd = openat(s->dir_fd, "redo.tmp", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return -errno;
@@ -932,7 +1276,10 @@ int vft_store_begin(struct vft_store *s, uint64_t session, uint64_t epoch, bool 
 		s->st_pages = 0;
 		s->stage = ST_INCR;
 	} else {
-		ram_name(name, sizeof(name), s->gen + 1);
+		if ((disk_size != 0) != has_disk(s) || disk_size % 512 != 0)
+			return -EINVAL;
+		s->st_gen = (s->gen > s->disk_top ? s->gen : s->disk_top) + 1;
+		ram_name(name, sizeof(name), s->st_gen);
 		fd = openat(s->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return -errno;
@@ -942,6 +1289,18 @@ int vft_store_begin(struct vft_store *s, uint64_t session, uint64_t epoch, bool 
 			unlink_at(s, name);
 			return rc;
 		}
+		if (has_disk(s)) {
+			s->st_disk_fd = create_disk(s, s->st_gen, disk_size);
+			if (s->st_disk_fd < 0) {
+				rc = s->st_disk_fd;
+				s->st_disk_fd = -1;
+				close(fd);
+				unlink_at(s, name);
+				return rc;
+			}
+			s->disk_top = s->st_gen;
+		}
+		s->st_disk_size = disk_size;
 		s->stage = ST_FULL;
 	}
 	s->st_fd = fd;
@@ -1007,7 +1366,7 @@ int vft_store_put_pages(struct vft_store *s, uint32_t count, const uint64_t *pfn
 
 	if (s->dead)
 		return -EIO;
-	if (s->stage == ST_NONE || (count > 0 && (pfns == NULL || pages == NULL)))
+	if (s->stage == ST_NONE || s->st_events || (count > 0 && (pfns == NULL || pages == NULL)))
 		return -EINVAL;
 	/* all checked first: a refused batch leaves the staging as it was */
 	for (uint32_t i = 0; i < count; i++) {
@@ -1038,6 +1397,65 @@ int vft_store_put_devstate(struct vft_store *s, const void *buf, size_t len)
 	return 0;
 }
 
+int vft_store_put_disk(struct vft_store *s, uint64_t offset, const void *data, size_t len)
+{
+	int rc;
+
+	if (s->dead)
+		return -EIO;
+	if (s->stage != ST_FULL || s->st_disk_fd < 0 || s->st_events || (len > 0 && data == NULL))
+		return -EINVAL;
+	if (offset % 512 != 0 || len % 512 != 0 || offset > s->st_disk_size ||
+	    s->st_disk_size - offset < len)
+		return -ERANGE;
+	rc = pwrite_all(s->st_disk_fd, data, len, offset);
+	if (rc < 0)
+		stage_discard(s, true);
+	return rc;
+}
+
+int vft_store_put_events(struct vft_store *s, const void *payload, size_t len)
+{
+	uint64_t disk_size = s->stage == ST_FULL ? s->st_disk_size : s->disk_size;
+	uint32_t count;
+	uint64_t next;
+	size_t pos = 8;
+	struct vft_event ev;
+	int rc = 0;
+
+	if (s->dead)
+		return -EIO;
+	if (s->stage == ST_NONE || payload == NULL)
+		return -EINVAL;
+	/* the receiver checked it against the HELLO; the store checks it
+	 * against the disk it writes */
+	if (vft_events_decode(payload, len, disk_size, 0, &count, &next, NULL, 0) < 0)
+		return -EBADMSG;
+	if (s->stage == ST_FULL) {
+		/* straight onto the new disk, in order, after its content */
+		s->apply_fd = s->st_disk_fd;
+		while (rc == 0 && vft_events_next(payload, len, &pos, &ev) == 1)
+			rc = s->apply_fd >= 0 ? event_apply(s, &ev) : 0;
+	} else {
+		struct iovec iov = {.iov_base = (uint8_t *)payload + 8, .iov_len = len - 8};
+
+		if (XXH3_64bits_update(s->hash, iov.iov_base, iov.iov_len) != XXH_OK)
+			rc = -EINVAL;
+		if (rc == 0)
+			rc = pwritev_all(s->st_fd, &iov, 1, s->st_off);
+		if (rc == 0)
+			s->st_off += len - 8;
+	}
+	if (rc < 0) {
+		stage_discard(s, true);
+		return rc;
+	}
+	s->st_events = true;
+	s->st_events_len += len - 8;
+	s->st_n_events += count;
+	return 0;
+}
+
 /* The staged epoch becomes the committed one in memory. */
 static void adopt_stage(struct vft_store *s)
 {
@@ -1053,14 +1471,13 @@ static int commit_full(struct vft_store *s)
 	bool renamed;
 	int rc;
 
-	if (fsync(s->st_fd) < 0) {
-		rc = -errno;
+	if ((rc = fd_sync(s->st_fd)) < 0 || (rc = fd_sync(s->st_disk_fd)) < 0 ||
+	    (has_disk(s) && (rc = fd_sync(s->disk_dir_fd)) < 0))
 		goto fail;
-	}
 	if (crash_here(s, 1) || crash_here(s, 2))
 		return crashed(s);
-	if ((rc = state_write_tmp(s, s->gen + 1, s->st_epoch, s->st_session, s->st_dev,
-	                          s->st_dev_len)) < 0)
+	if ((rc = state_write_tmp(s, s->st_gen, s->st_epoch, s->st_session, s->st_dev,
+	                          s->st_dev_len, s->st_disk_size)) < 0)
 		goto fail;
 	if (crash_here(s, 3))
 		return crashed(s);
@@ -1076,17 +1493,27 @@ static int commit_full(struct vft_store *s)
 	}
 	if (crash_here(s, 4))
 		return crashed(s);
-	/* The new generation is committed: the old RAM file is garbage, and a
-	 * failure to remove it is repaired by the next open. */
+	/* The new generation is committed: the old RAM file and disk are
+	 * garbage, and a failure to remove them is repaired by the next open. */
 	if (s->gen) {
 		ram_name(name, sizeof(name), s->gen);
 		unlink_at(s, name);
 	}
+	if (has_disk(s) && (s->gen || s->kept_gen)) {
+		/* the old generation's, or the latest copy an empty store kept */
+		disk_name(name, sizeof(name), s->gen ? s->gen : s->kept_gen);
+		unlinkat(s->disk_dir_fd, name, 0);
+		s->kept_gen = 0;
+	}
 	if (s->ram_fd >= 0)
 		close(s->ram_fd);
+	if (s->disk_fd >= 0)
+		close(s->disk_fd);
 	s->ram_fd = s->st_fd;
-	s->st_fd = -1;
-	s->gen++;
+	s->disk_fd = s->st_disk_fd;
+	s->disk_size = s->st_disk_size;
+	s->st_fd = s->st_disk_fd = -1;
+	s->gen = s->st_gen;
 	adopt_stage(s);
 	s->stage = ST_NONE;
 	return 0;
@@ -1104,6 +1531,8 @@ static int commit_incr(struct vft_store *s)
 	        .session = s->st_session,
 	        .n_pages = s->st_pages,
 	        .devstate_len = s->st_dev_len,
+	        .events_len = s->st_events_len,
+	        .n_events = s->st_n_events,
 	};
 	uint8_t hdr[REDO_HDR], trl[REDO_TRAILER];
 	bool renamed;
@@ -1142,16 +1571,14 @@ static int commit_incr(struct vft_store *s)
 		return crashed(s);
 	/* Past the point of no return: a failure from here on leaves a redo
 	 * that the next open re-applies, so the store is only fit for close. */
-	if ((rc = redo_apply(s, s->st_fd, s->st_pages)) < 0)
+	if ((rc = redo_apply(s, s->st_fd, &h)) < 0)
 		goto dead;
-	if (fsync(s->ram_fd) < 0) {
-		rc = -errno;
+	if ((rc = fd_sync(s->ram_fd)) < 0 || (h.events_len > 0 && (rc = fd_sync(s->disk_fd)) < 0))
 		goto dead;
-	}
 	if (crash_here(s, 3))
 		return crashed(s);
-	if ((rc = state_write_tmp(s, s->gen, s->st_epoch, s->st_session, s->st_dev,
-	                          s->st_dev_len)) < 0 ||
+	if ((rc = state_write_tmp(s, s->gen, s->st_epoch, s->st_session, s->st_dev, s->st_dev_len,
+	                          s->disk_size)) < 0 ||
 	    (rc = state_install(s, &renamed)) < 0)
 		goto dead;
 	if (crash_here(s, 4))
@@ -1190,4 +1617,144 @@ void vft_store_abort(struct vft_store *s)
 void vft_store_test_crash_after(struct vft_store *s, int point)
 {
 	s->crash_point = point;
+}
+
+int vft_store_release(struct vft_store *s)
+{
+	int rc;
+
+	stage_discard(s, !s->dead);
+	/* state first: from here on no open calls these files an epoch */
+	if ((rc = unlink_at(s, "state")) < 0 || (rc = unlink_at(s, "redo")) < 0)
+		return rc;
+	if (fsync(s->dir_fd) < 0)
+		return -errno;
+	if (s->ram_fd >= 0)
+		close(s->ram_fd);
+	if (s->disk_fd >= 0)
+		close(s->disk_fd);
+	s->ram_fd = s->disk_fd = -1;
+	s->gen = s->epoch = s->session = 0;
+	s->dead = true; /* only close is left */
+	return 0;
+}
+
+int vft_store_forget(const char *dir)
+{
+	char path[DIR_MAX + 16];
+	int dfd;
+
+	if (snprintf(path, sizeof(path), "%s/state", dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/redo", dir);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	fsync(dfd);
+	close(dfd);
+	return 0;
+}
+
+int vft_store_latest_disk(const char *disk_dir, char *path, size_t n, uint64_t *gen)
+{
+	uint64_t top;
+	int dfd, rc;
+
+	dfd = open(disk_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	rc = disk_highest(dfd, &top);
+	close(dfd);
+	if (rc < 0)
+		return rc;
+	if (top == 0)
+		return -ENOENT;
+	if ((size_t)snprintf(path, n, "%s/disk.%llu", disk_dir, (unsigned long long)top) >= n)
+		return -ENAMETOOLONG;
+	if (gen != NULL)
+		*gen = top;
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+int vft_store_seed_disk(const char *disk_dir, const char *image, char *path, size_t n, char *err,
+                        size_t errlen)
+{
+	char tmp[DIR_MAX + 32];
+	uint8_t *buf = NULL;
+	struct stat st;
+	int in = -1, out = -1, rc;
+	uint64_t off = 0;
+
+	if ((rc = mkdir_p(disk_dir)) < 0) {
+		set_err(err, errlen, "cannot create %s: %s", disk_dir, strerror(-rc));
+		return rc;
+	}
+	if ((size_t)snprintf(path, n, "%s/disk.1", disk_dir) >= n ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/disk.1.tmp", disk_dir) >= sizeof(tmp)) {
+		set_err(err, errlen, "disk directory name too long");
+		return -ENAMETOOLONG;
+	}
+	in = open(image, O_RDONLY | O_CLOEXEC);
+	if (in < 0 || fstat(in, &st) < 0) {
+		rc = -errno;
+		set_err(err, errlen, "cannot read the disk image %s: %s", image, strerror(-rc));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size % 512 != 0) {
+		rc = -EINVAL;
+		set_err(err, errlen, "disk image %s: %lld bytes, not a whole number of sectors",
+		        image, (long long)st.st_size);
+		goto out;
+	}
+	buf = malloc(1u << 20);
+	out = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (buf == NULL || out < 0 || ftruncate(out, st.st_size) < 0) {
+		rc = buf == NULL ? -ENOMEM : -errno;
+		set_err(err, errlen, "cannot create %s: %s", tmp, strerror(-rc));
+		goto out;
+	}
+	/* zero blocks stay holes: a mostly empty image costs what it holds */
+	while (off < (uint64_t)st.st_size) {
+		size_t len = (uint64_t)st.st_size - off < (1u << 20) ? (size_t)(st.st_size - off)
+		                                                     : (1u << 20);
+
+		if ((rc = pread_all(in, buf, len, off)) < 0 ||
+		    (!all_zero(buf, len) && (rc = pwrite_all(out, buf, len, off)) < 0)) {
+			set_err(err, errlen, "copying %s to %s: %s", image, tmp, strerror(-rc));
+			goto out;
+		}
+		off += len;
+	}
+	if (fsync(out) < 0 || rename(tmp, path) < 0) {
+		rc = -errno;
+		set_err(err, errlen, "cannot install %s: %s", path, strerror(-rc));
+		goto out;
+	}
+	rc = 0;
+	{
+		int dfd = open(disk_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+out:
+	if (rc < 0 && out >= 0)
+		unlink(tmp);
+	if (out >= 0)
+		close(out);
+	if (in >= 0)
+		close(in);
+	free(buf);
+	return rc;
 }

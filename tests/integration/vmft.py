@@ -124,6 +124,7 @@ def write_conf(mode="dry-run"):
 vmft {
     engine: %s
     state_dir: /dev/shm/atca-vmft
+    disk_dir: /var/lib/atca-ft/vmft
     console_dir: /var/lib/libvirt/images/console
     epoch: %dms
     heartbeat_timeout: 500ms
