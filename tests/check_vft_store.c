@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "check_util.h"
+#include "vft_proto.h"
 #include "vft_store.h"
 
 #define PAGE 4096u
@@ -857,6 +858,296 @@ END_TEST
 
 /* Random epochs, aborts, reopens and crashes against the image in memory
  * (VFT_STORE_SEED=N replays another sequence). */
+/* ---- the disk ---- */
+
+#define DISK (64u * 1024)
+
+struct dimage {
+	uint8_t d[DISK];
+};
+
+static void write_bin(const char *path, const void *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, p, n), (ssize_t)n);
+	close(fd);
+}
+
+static struct vft_store *open_disk_ok(const char *dir, const char *ddir)
+{
+	struct vft_store *s = NULL;
+	char err[256] = "x";
+	int rc = vft_store_open(&s, dir, ddir, RAM, err, sizeof(err));
+
+	ck_assert_msg(rc == 0, "open %s: %d %s", dir, rc, err);
+	return s;
+}
+
+/* EVENTS payload of n disk writes: write i puts byte tag+i on sectors
+ * [sec[i], sec[i] + cnt[i]); img follows them in order. */
+static size_t disk_events(uint8_t *buf, uint64_t seq, uint32_t n, const uint32_t *sec,
+                          const uint32_t *cnt, uint8_t tag, struct dimage *img)
+{
+	size_t len = 8;
+
+	memset(buf, 0, 8);
+	buf[0] = (uint8_t)n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct vft_event ev = {.seq = seq + i,
+		                       .kind = VFT_EV_DISK_WRITE,
+		                       .len = cnt[i] * 512,
+		                       .arg = (uint64_t)sec[i] * 512};
+
+		vft_event_encode_head(buf + len, &ev);
+		memset(buf + len + VFT_EV_HDR, tag + (int)i, ev.len);
+		if (img)
+			memset(img->d + ev.arg, tag + (int)i, ev.len);
+		len += VFT_EV_HDR + ev.len;
+	}
+	return len;
+}
+
+static void check_disk(struct vft_store *s, const struct dimage *img)
+{
+	struct vft_store_info info;
+	uint8_t *got;
+	size_t len;
+
+	vft_store_info(s, &info);
+	ck_assert_uint_eq(info.disk_size, DISK);
+	ck_assert_str_ne(info.disk_path, "");
+	got = (uint8_t *)slurp(info.disk_path);
+	ck_assert_ptr_nonnull(got);
+	{
+		struct stat st;
+
+		ck_assert_int_eq(stat(info.disk_path, &st), 0);
+		len = (size_t)st.st_size;
+	}
+	ck_assert_uint_eq(len, DISK);
+	ck_assert_msg(memcmp(got, img->d, DISK) == 0, "disk %s differs", info.disk_path);
+	free(got);
+}
+
+/* a full sync of the disk: content (with a zero hole), then writes that
+ * land on it and beside it, in order */
+static void full_with_disk(struct vft_store *s, struct dimage *img, uint64_t session,
+                           uint64_t epoch)
+{
+	static uint8_t ev[65536];
+	uint8_t content[8192], dev[100];
+	const uint32_t sec[] = {2, 3, 100};
+	const uint32_t cnt[] = {2, 1, 4};
+	uint64_t pfn = 1;
+	uint8_t page[PAGE];
+	size_t len;
+
+	memset(img, 0, sizeof(*img));
+	memset(content, 0x11, sizeof(content));
+	ck_assert_int_eq(vft_store_begin(s, session, epoch, true, DISK), 0);
+	memset(page, 0x42, sizeof(page));
+	ck_assert_int_eq(vft_store_put_pages(s, 1, &pfn, page), 0);
+	ck_assert_int_eq(vft_store_put_disk(s, 0, content, sizeof(content)), 0);
+	memcpy(img->d, content, sizeof(content));
+	ck_assert_int_eq(vft_store_put_disk(s, 32768, content, 512), 0);
+	memcpy(img->d + 32768, content, 512);
+	len = disk_events(ev, 1, 3, sec, cnt, 0xa0, img);
+	ck_assert_int_eq(vft_store_put_events(s, ev, len), 0);
+	memset(dev, 7, sizeof(dev));
+	ck_assert_int_eq(vft_store_put_devstate(s, dev, sizeof(dev)), 0);
+}
+
+START_TEST(test_disk_refused)
+{
+	static uint8_t ev[65536];
+	char *dir = make_temp_dir(), ddir[300];
+	struct vft_store *s;
+	struct dimage img;
+	const uint32_t sec[] = {DISK / 512 - 1}, cnt[] = {2}, ok_sec[] = {0}, ok_cnt[] = {1};
+	uint64_t pfn = 0;
+	uint8_t page[PAGE] = {0};
+	size_t len;
+
+	snprintf(ddir, sizeof(ddir), "%s/disks", dir);
+	s = open_disk_ok(dir, ddir);
+	/* a store with a disk needs one in a full sync, and whole sectors */
+	ck_assert_int_eq(vft_store_begin(s, 1, 1, true, 0), -EINVAL);
+	ck_assert_int_eq(vft_store_begin(s, 1, 1, true, DISK + 100), -EINVAL);
+	ck_assert_int_eq(vft_store_begin(s, 1, 1, true, DISK), 0);
+	ck_assert_int_eq(vft_store_put_disk(s, 100, page, 512), -ERANGE);
+	ck_assert_int_eq(vft_store_put_disk(s, DISK - 512, page, 1024), -ERANGE);
+	ck_assert_int_eq(vft_store_put_disk(s, 0, page, 100), -ERANGE);
+	/* a write beyond the disk, a malformed payload */
+	len = disk_events(ev, 1, 1, sec, cnt, 1, NULL);
+	ck_assert_int_eq(vft_store_put_events(s, ev, len), -EBADMSG);
+	ck_assert_int_eq(vft_store_put_events(s, ev, 20), -EBADMSG);
+	ck_assert_int_eq(vft_store_begin(s, 1, 1, true, DISK), 0);
+	len = disk_events(ev, 1, 1, ok_sec, ok_cnt, 1, NULL);
+	ck_assert_int_eq(vft_store_put_events(s, ev, len), 0);
+	/* nothing after the log but the device state */
+	ck_assert_int_eq(vft_store_put_pages(s, 1, &pfn, page), -EINVAL);
+	ck_assert_int_eq(vft_store_put_disk(s, 0, page, 512), -EINVAL);
+	vft_store_abort(s);
+	full_with_disk(s, &img, 1, 1);
+	ck_assert_int_eq(vft_store_commit(s), 0);
+	/* an incremental epoch: no DISK, the committed disk's size */
+	ck_assert_int_eq(vft_store_begin(s, 1, 2, false, DISK * 2), -EINVAL);
+	ck_assert_int_eq(vft_store_begin(s, 1, 2, false, DISK), 0);
+	ck_assert_int_eq(vft_store_put_disk(s, 0, page, 512), -EINVAL);
+	vft_store_abort(s);
+	check_disk(s, &img);
+	vft_store_close(s);
+	/* a store without a disk takes no disk */
+	s = open_ok(dir, RAM);
+	ck_assert_int_eq(vft_store_begin(s, 1, 1, true, DISK), -EINVAL);
+	vft_store_close(s);
+	remove_temp_dir(dir);
+}
+END_TEST
+
+/* Full sync then incremental epochs with disk writes; a crash at each step
+ * of each commit reopens as the old or the new epoch, disk included. */
+START_TEST(test_disk_commits_and_crashes)
+{
+	static uint8_t ev[1 << 20];
+	char *dir = make_temp_dir(), ddir[300];
+	struct vft_store *s;
+	struct vft_store_info info;
+	struct dimage img, next;
+	uint8_t dev[64];
+	uint64_t epoch = 1;
+
+	snprintf(ddir, sizeof(ddir), "%s/disks", dir);
+	s = open_disk_ok(dir, ddir);
+	full_with_disk(s, &img, 9, epoch);
+	ck_assert_int_eq(vft_store_commit(s), 0);
+	check_disk(s, &img);
+	memset(dev, 3, sizeof(dev));
+	for (int point = 0; point <= 4; point++) {
+		const uint32_t sec[] = {5, 0, 6, 127}, cnt[] = {3, 1, 1, 1};
+		size_t len;
+		bool crashed;
+
+		next = img;
+		ck_assert_int_eq(vft_store_begin(s, 9, epoch + 1, false, DISK), 0);
+		len = disk_events(ev, 100 + 4 * (uint64_t)point, 4, sec, cnt,
+		                  (uint8_t)(0x30 + 16 * point), &next);
+		ck_assert_int_eq(vft_store_put_events(s, ev, len), 0);
+		ck_assert_int_eq(vft_store_put_devstate(s, dev, sizeof(dev)), 0);
+		vft_store_test_crash_after(s, point);
+		crashed = point > 0;
+		ck_assert_int_eq(vft_store_commit(s), crashed ? -EINTR : 0);
+		vft_store_close(s);
+		s = open_disk_ok(dir, ddir);
+		vft_store_info(s, &info);
+		/* past the redo's rename (step 2) the epoch is committed */
+		if (!crashed || point >= 2) {
+			ck_assert_uint_eq(info.epoch, epoch + 1);
+			img = next;
+			epoch++;
+		} else {
+			ck_assert_uint_eq(info.epoch, epoch);
+		}
+		check_disk(s, &img);
+	}
+	/* a crash in a second full sync keeps the old generation and its disk */
+	for (int point = 1; point <= 4; point++) {
+		struct dimage fresh;
+		uint64_t gen;
+
+		vft_store_info(s, &info);
+		gen = info.gen;
+		full_with_disk(s, &fresh, 10 + (uint64_t)point, 50 + (uint64_t)point);
+		vft_store_test_crash_after(s, point);
+		ck_assert_int_eq(vft_store_commit(s), -EINTR);
+		vft_store_close(s);
+		s = open_disk_ok(dir, ddir);
+		vft_store_info(s, &info);
+		if (point >= 4) {
+			ck_assert_uint_gt(info.gen, gen);
+			img = fresh;
+		} else {
+			ck_assert_uint_eq(info.gen, gen);
+		}
+		check_disk(s, &img);
+	}
+	vft_store_close(s);
+	remove_temp_dir(dir);
+}
+END_TEST
+
+/* Promotion hands the files to the guest; what a reopened store, a cold
+ * start and a seed see afterwards. */
+START_TEST(test_disk_release_latest_seed)
+{
+	char *dir = make_temp_dir(), ddir[300], path[600], image[400], err[256];
+	struct vft_store *s;
+	struct vft_store_info info;
+	struct dimage img;
+	uint64_t gen, g2;
+	uint8_t *got;
+
+	snprintf(ddir, sizeof(ddir), "%s/disks", dir);
+	ck_assert_int_eq(vft_store_latest_disk(ddir, path, sizeof(path), &gen), -ENOENT);
+	s = open_disk_ok(dir, ddir);
+	full_with_disk(s, &img, 1, 1);
+	ck_assert_int_eq(vft_store_commit(s), 0);
+	vft_store_info(s, &info);
+	gen = info.gen;
+	ck_assert_int_eq(vft_store_release(s), 0);
+	vft_store_close(s);
+	/* no epoch any more, but the blade's latest disk stays */
+	snprintf(path, sizeof(path), "%s/state", dir);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	s = open_disk_ok(dir, ddir);
+	vft_store_info(s, &info);
+	ck_assert_uint_eq(info.epoch, 0);
+	ck_assert_int_eq(vft_store_latest_disk(ddir, path, sizeof(path), &g2), 0);
+	ck_assert_uint_eq(g2, gen);
+	/* the next full sync numbers its generation above it, then drops it */
+	full_with_disk(s, &img, 2, 1);
+	ck_assert_int_eq(vft_store_commit(s), 0);
+	vft_store_info(s, &info);
+	ck_assert_uint_gt(info.gen, gen);
+	snprintf(path, sizeof(path), "%s/disk.%llu", ddir, (unsigned long long)gen);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	check_disk(s, &img);
+	vft_store_close(s);
+	/* forget: a cold primary makes the epoch go */
+	ck_assert_int_eq(vft_store_forget(dir), 0);
+	s = open_disk_ok(dir, ddir);
+	vft_store_info(s, &info);
+	ck_assert_uint_eq(info.epoch, 0);
+	vft_store_close(s);
+	/* seeding: an image of whole sectors is copied, anything else refused */
+	snprintf(image, sizeof(image), "%s/seed.img", dir);
+	memset(img.d, 0, sizeof(img.d));
+	memset(img.d + 4096, 0x99, 512);
+	write_bin(image, img.d, DISK);
+	{
+		char sd[400];
+
+		snprintf(sd, sizeof(sd), "%s/seeded", dir);
+		ck_assert_int_eq(
+		        vft_store_seed_disk(sd, image, path, sizeof(path), err, sizeof(err)), 0);
+		got = (uint8_t *)slurp(path);
+		ck_assert_ptr_nonnull(got);
+		ck_assert_int_eq(memcmp(got, img.d, DISK), 0);
+		free(got);
+		write_bin(image, "short", 5);
+		ck_assert_int_eq(
+		        vft_store_seed_disk(sd, image, path, sizeof(path), err, sizeof(err)),
+		        -EINVAL);
+		ck_assert_int_eq(vft_store_seed_disk(sd, "/nonexistent/x", path, sizeof(path), err,
+		                                     sizeof(err)),
+		                 -ENOENT);
+	}
+	remove_temp_dir(dir);
+}
+END_TEST
+
 START_TEST(test_random)
 {
 	char *dir = make_temp_dir();
@@ -936,6 +1227,9 @@ int main(void)
 	add_tcase(s, test_crash_full, 20);
 	add_tcase(s, test_crash_incr, 20);
 	add_tcase(s, test_crash_first_full, 20);
+	add_tcase(s, test_disk_refused, 20);
+	add_tcase(s, test_disk_commits_and_crashes, 30);
+	add_tcase(s, test_disk_release_latest_seed, 20);
 	add_tcase(s, test_random, 120);
 	return run_suite(s);
 }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "vft_nbd.h"
 #include "vft_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -138,7 +139,70 @@ static void round_trip_end(const uint8_t *p, size_t len)
 	expect(memcmp(b, p, 20) == 0);
 	expect(vft_epoch_end_decode(b, sizeof(b), &back, err, sizeof(err)) == 0);
 	expect(back.n_pages == m.n_pages && back.devstate_len == m.devstate_len &&
-	       back.n_frames == m.n_frames);
+	       back.n_frames == m.n_frames && back.n_events == m.n_events &&
+	       back.disk_bytes == m.disk_bytes);
+}
+
+/* DISK and EVENTS: what decodes lies within the disk, and the records an
+ * iteration walks are exactly the ones the decoder counted, in seq order */
+static void check_disk_events(const uint8_t *p, size_t len)
+{
+	static const uint64_t sizes[] = {0, 512, 1u << 20, 1ull << 40};
+	char err[256];
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		struct vft_disk d;
+		struct vft_event ev;
+		uint32_t count;
+		uint64_t next, want = 0;
+		size_t pos = 8, n = 0;
+		int rc = vft_disk_decode(p, len, sizes[k], &d, err, sizeof(err));
+
+		check_reason(rc, err);
+		if (rc == 0)
+			expect(d.offset % 512 == 0 && d.len % 512 == 0 && d.len > 0 &&
+			       d.offset + d.len <= sizes[k]);
+		rc = vft_events_decode(p, len, sizes[k], 0, &count, &next, err, sizeof(err));
+		check_reason(rc, err);
+		if (rc != 0)
+			continue;
+		while (vft_events_next(p, len, &pos, &ev) == 1) {
+			expect(want == 0 || ev.seq == want);
+			expect(ev.kind > 0 && ev.kind < VFT_EV_COUNT);
+			if (ev.kind == VFT_EV_DISK_WRITE)
+				expect(ev.arg + ev.len <= sizes[k]);
+			want = ev.seq + 1;
+			n++;
+		}
+		expect(n == count && pos == len && want == next);
+	}
+}
+
+/* the NBD codec on the same bytes: option, GO data and request decoders */
+static void check_nbd(const uint8_t *p, size_t len)
+{
+	struct vft_nbd_opt o;
+	struct vft_nbd_go g;
+	struct vft_nbd_req r;
+	uint32_t flags, nerr;
+	char err[256];
+
+	if (len >= 4)
+		(void)vft_nbd_client_flags(p, &flags, err, sizeof(err));
+	if (len >= VFT_NBD_OPT_SIZE) {
+		int rc = vft_nbd_opt_decode(p, &o, err, sizeof(err));
+
+		expect(rc == 0 || rc == -EBADMSG || rc == -EMSGSIZE);
+		if (rc == 0)
+			expect(o.len <= VFT_NBD_OPT_MAX);
+	}
+	if (vft_nbd_go_decode(p, (uint32_t)(len > VFT_NBD_OPT_MAX ? VFT_NBD_OPT_MAX : len), &g, err,
+	                      sizeof(err)) == 0)
+		expect(strlen(g.name) < sizeof(g.name));
+	if (len >= VFT_NBD_REQ_SIZE &&
+	    vft_nbd_req_decode(p, 1u << 20, &r, &nerr, err, sizeof(err)) == 0 && nerr == 0 &&
+	    (r.type == VFT_NBD_CMD_READ || r.type == VFT_NBD_CMD_WRITE))
+		expect(r.len > 0 && r.len <= VFT_NBD_MAX_BLOCK && r.offset + r.len <= (1u << 20));
 }
 
 static void round_trip_small(const uint8_t *p, size_t len)
@@ -188,6 +252,14 @@ static void check_step(const struct vft_rx *rx, const struct vft_hdr *h, const v
 		break;
 	case VFT_F_EPOCH_END:
 		expect(out->action == VFT_RX_END && !rx->open && out->end.devstate_len > 0);
+		break;
+	case VFT_F_DISK:
+		expect(out->action == VFT_RX_DISK && rx->open_kind == VFT_EPOCH_FULL &&
+		       out->disk.offset + out->disk.len <= rx->hello.disk_size);
+		break;
+	case VFT_F_EVENTS:
+		expect(out->action == VFT_RX_EVENTS && out->n_events >= 1 && rx->events_seen &&
+		       out->events == payload && out->events_len == h->length);
 		break;
 	case VFT_F_PING:
 		expect(out->action == VFT_RX_NONE);
@@ -242,6 +314,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		round_trip_pages(payload, h.length);
 		round_trip_end(payload, h.length);
 		round_trip_small(payload, h.length);
+		check_disk_events(payload, h.length);
+		check_nbd(payload, h.length);
 
 		if (rx_alive) {
 			err[0] = 'x';

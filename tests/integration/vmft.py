@@ -565,6 +565,13 @@ def one_kill(i, prim, back, mode, stats):
         at = text.find("C %d" % bad[0][1])
         print("     around it: %r" % text[max(0, at - 120):at + 60])
     check("MISMATCH" not in text, "kill %d: the guest's self-check holds" % i)
+    # the promoted guest writes to its disk through the new primary's engine
+    w0 = status(back).get("disk", {}).get("writes", 0)
+    wait_for("disk writes on the promoted guest",
+             lambda: status(back).get("disk", {}).get("writes", 0) > w0, timeout=10)
+    check(True,
+          "kill %d: the promoted guest writes to its disk (%d writes so far)" % (
+              i, status(back).get("disk", {}).get("writes", 0)))
     del bst
     return True
 
@@ -626,7 +633,10 @@ def main():
     lab_cmd("up", "--blades", "2", timeout=180)
     try:
         lab = Lab.load(LAB)
-        guestmod.make_image(lab, VM, pps=int(os.environ.get("VMFT_PPS", "2000")))
+        # the counter goes to disk every period: the disk replication is
+        # under load through every kill
+        guestmod.make_image(lab, VM, pps=int(os.environ.get("VMFT_PPS", "2000")),
+                            disk=os.environ.get("VMFT_DISK", "1") == "1")
         write_conf()
         start_engine(2, "backup")
         corrupt_frame_test(2)
