@@ -2,7 +2,8 @@
  * src/vmft-bridge/vft_eng_output.c: output commit. Bytes the guest wrote are
  * released only once their epoch is acknowledged, whole lines first; a
  * prompt without a newline waits a few epochs at most; a full buffer makes
- * the reader stop; unprotected output goes out at once.
+ * the reader stop; unprotected output goes out at once. Network frames:
+ * released by epoch, in order, dropped (never queued) when the queue is full.
  */
 #include "config.h"
 
@@ -183,6 +184,113 @@ START_TEST(test_unprotected_at_once)
 }
 END_TEST
 
+/* ---- network frames ---- */
+
+struct wire {
+	uint8_t first[64]; /* first byte of each frame sent, in order */
+	size_t lens[64];
+	unsigned n;
+};
+
+static void wire_send(void *ctx, const uint8_t *f, size_t len)
+{
+	struct wire *w = ctx;
+
+	ck_assert_uint_lt(w->n, 64);
+	w->first[w->n] = f[0];
+	w->lens[w->n++] = len;
+}
+
+static void frame(struct eng_frameq *q, uint8_t tag, size_t len, int want)
+{
+	uint8_t f[2000];
+
+	memset(f, tag, sizeof(f));
+	ck_assert_int_eq(eng_frameq_push(q, f, len), want);
+}
+
+START_TEST(test_frames_refused_and_dropped)
+{
+	struct eng_frameq q;
+	struct wire w = {0};
+	uint8_t f[16] = {0};
+
+	eng_frameq_init(&q, 3 * (12 + 1000), wire_send, &w);
+	ck_assert_int_eq(eng_frameq_push(&q, f, 0), -EINVAL);
+	ck_assert_int_eq(eng_frameq_push(&q, NULL, 10), -EINVAL);
+	ck_assert_int_eq(eng_frameq_push(&q, f, 65551), -EINVAL);
+	/* three fit; the fourth is dropped, not queued, never sent */
+	frame(&q, 1, 1000, 0);
+	frame(&q, 2, 1000, 0);
+	frame(&q, 3, 1000, 0);
+	frame(&q, 4, 1000, -ENOBUFS);
+	ck_assert_uint_eq(q.dropped, 1);
+	ck_assert_uint_eq(w.n, 0);
+	eng_frameq_mark(&q, 1);
+	eng_frameq_release_to(&q, 1);
+	ck_assert_uint_eq(w.n, 3);
+	ck_assert_uint_eq(w.first[2], 3);
+	/* room again */
+	frame(&q, 5, 1000, 0);
+	eng_frameq_fini(&q);
+}
+END_TEST
+
+START_TEST(test_frames_released_by_epoch)
+{
+	struct eng_frameq q;
+	struct wire w = {0};
+
+	eng_frameq_init(&q, 1 << 20, wire_send, &w);
+	frame(&q, 1, 60, 0);
+	frame(&q, 2, 1514, 0);
+	eng_frameq_mark(&q, 7); /* capture of epoch 7 */
+	frame(&q, 3, 100, 0);   /* epoch 8 */
+	/* an acknowledgement of an epoch never captured, or an old one,
+	 * releases nothing */
+	eng_frameq_release_to(&q, 6);
+	eng_frameq_release_to(&q, 9);
+	ck_assert_uint_eq(w.n, 0);
+	eng_frameq_release_to(&q, 7);
+	ck_assert_uint_eq(w.n, 2);
+	ck_assert_uint_eq(w.first[0], 1);
+	ck_assert_uint_eq(w.lens[1], 1514);
+	eng_frameq_release_to(&q, 7); /* twice: nothing more */
+	ck_assert_uint_eq(w.n, 2);
+	eng_frameq_mark(&q, 8);
+	frame(&q, 4, 100, 0);
+	eng_frameq_mark(&q, 9);
+	eng_frameq_release_to(&q, 9); /* acks are cumulative */
+	ck_assert_uint_eq(w.n, 4);
+	ck_assert_uint_eq(w.first[3], 4);
+	ck_assert_uint_eq(q.len, 0);
+	eng_frameq_fini(&q);
+}
+END_TEST
+
+START_TEST(test_frames_unprotected_at_once)
+{
+	struct eng_frameq q;
+	struct wire w = {0};
+
+	eng_frameq_init(&q, 1 << 20, wire_send, &w);
+	frame(&q, 1, 60, 0);
+	eng_frameq_set_hold(&q, false); /* held ones go out first */
+	ck_assert_uint_eq(w.n, 1);
+	frame(&q, 2, 60, 0);
+	ck_assert_uint_eq(w.n, 2);
+	ck_assert_uint_eq(w.first[1], 2);
+	/* protected again (a new backup): held from now on */
+	eng_frameq_set_hold(&q, true);
+	frame(&q, 3, 60, 0);
+	ck_assert_uint_eq(w.n, 2);
+	eng_frameq_mark(&q, 20);
+	eng_frameq_release_to(&q, 20);
+	ck_assert_uint_eq(w.n, 3);
+	eng_frameq_fini(&q);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vft_output");
@@ -193,5 +301,8 @@ int main(void)
 	add_tcase(s, test_prompt_waits_a_little, 10);
 	add_tcase(s, test_binary_output_not_held_forever, 10);
 	add_tcase(s, test_unprotected_at_once, 10);
+	add_tcase(s, test_frames_refused_and_dropped, 10);
+	add_tcase(s, test_frames_released_by_epoch, 10);
+	add_tcase(s, test_frames_unprotected_at_once, 10);
 	return run_suite(s);
 }

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +218,83 @@ static void check_pairs(struct af_cfg_load *ld)
 	}
 }
 
+/* "xx:xx:xx:xx:xx:xx" of a unicast address into mac[6]. */
+int af_cfg_parse_mac(const char *s, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++) {
+		unsigned v = 0;
+
+		for (int k = 0; k < 2; k++, s++) {
+			char c = *s;
+
+			if (c >= '0' && c <= '9')
+				v = v * 16 + (unsigned)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				v = v * 16 + (unsigned)(c - 'a' + 10);
+			else if (c >= 'A' && c <= 'F')
+				v = v * 16 + (unsigned)(c - 'A' + 10);
+			else
+				return -EINVAL;
+		}
+		if (*s != (i == 5 ? '\0' : ':'))
+			return -EINVAL;
+		if (i < 5)
+			s++;
+		mac[i] = (uint8_t)v;
+	}
+	return mac[0] & 1 ? -EINVAL : 0; /* multicast: no NIC has it */
+}
+
+static void check_vm_net(struct af_cfg_load *ld, struct af_cfg_vm *v)
+{
+	uint8_t mac[6];
+	struct in_addr a;
+
+	if (v->nic[0] == '\0') {
+		if (v->mac[0] || v->net_interface[0] || v->ip[0])
+			af_cfg_error(ld,
+			             af_cfg_line_of("vm", &v->where,
+			                            v->mac[0]             ? "mac"
+			                            : v->net_interface[0] ? "net_interface"
+			                                                  : "ip"),
+			             "vm '%s' has mac, net_interface or ip but no nic", v->name);
+		return;
+	}
+	if (strpbrk(v->nic, " \t") || strstr(v->nic, "netdev=") || strstr(v->nic, "mac="))
+		af_cfg_error(ld, af_cfg_line_of("vm", &v->where, "nic"),
+		             "vm '%s': nic '%s' is a QEMU device and its options (e.g. e1000 or "
+		             "ne2k_isa,iobase=0x300,irq=9), without spaces, netdev= or mac= (the "
+		             "engine sets those)",
+		             v->name, v->nic);
+	if (!af_cfg_vm_has_engine(v))
+		af_cfg_warning(ld, af_cfg_line_of("vm", &v->where, "nic"),
+		               "vm '%s': nic is for VMs the checkpoint engine runs (protection ft "
+		               "with a disk); ignored",
+		               v->name);
+	if (v->net_interface[0] == '\0')
+		af_cfg_error(ld, af_cfg_line_of("vm", &v->where, "nic"),
+		             "vm '%s' has a nic but no net_interface (the blade's interface its "
+		             "frames use)",
+		             v->name);
+	if (v->mac[0] == '\0') {
+		/* stable per name: both blades, every restart, the same identity */
+		uint32_t h = 2166136261u;
+
+		for (const char *p = v->name; *p; p++)
+			h = (h ^ (uint8_t)*p) * 16777619u;
+		snprintf(v->mac, sizeof(v->mac), "52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff,
+		         (h >> 8) & 0xff, h & 0xff);
+	} else if (af_cfg_parse_mac(v->mac, mac) < 0) {
+		af_cfg_error(ld, af_cfg_line_of("vm", &v->where, "mac"),
+		             "vm '%s': mac '%s' is not a unicast xx:xx:xx:xx:xx:xx address",
+		             v->name, v->mac);
+	}
+	if (v->ip[0] && inet_pton(AF_INET, v->ip, &a) != 1)
+		af_cfg_error(ld, af_cfg_line_of("vm", &v->where, "ip"),
+		             "vm '%s': ip '%s' must be an IPv4 address (for gratuitous ARP)",
+		             v->name, v->ip);
+}
+
 static void check_vms(struct af_cfg_load *ld)
 {
 	struct af_config *cfg = ld->cfg;
@@ -239,6 +317,7 @@ static void check_vms(struct af_cfg_load *ld)
 		}
 		if (v->port == 0)
 			v->port = cfg->vmft.port + i;
+		check_vm_net(ld, v);
 		if (v->protection == AF_PROT_FT && v->disk[0] == '\0')
 			af_cfg_warning(ld, af_cfg_line_of("vm", &v->where, "protection"),
 			               "vm '%s' has protection ft but no disk: the checkpoint "

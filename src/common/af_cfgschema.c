@@ -154,6 +154,10 @@ static const struct af_kspec vm_keys[] = {
         K_UINT("port", struct af_cfg_vm, port, 1, 65535, "auto", AF_K_AUTO0),
         K_STR("qemu_args", struct af_cfg_vm, qemu_args, AF_KT_STRING, NULL, 0),
         K_DURA("epoch", struct af_cfg_vm, epoch_ms, 10, 10 * MS_S),
+        K_STR("nic", struct af_cfg_vm, nic, AF_KT_STRING, NULL, 0),
+        K_STR("mac", struct af_cfg_vm, mac, AF_KT_STRING, NULL, 0),
+        K_STR("net_interface", struct af_cfg_vm, net_interface, AF_KT_NAME, NULL, 0),
+        K_STR("ip", struct af_cfg_vm, ip, AF_KT_HOST, NULL, 0),
 };
 
 static const struct af_kspec vmft_keys[] = {

@@ -148,6 +148,11 @@ struct af_cfg_vm {
 	uint32_t port;                   /* replication TCP port; 0 = vmft.port + index */
 	char qemu_args[AF_CFG_PATH_MAX]; /* extra QEMU arguments, space separated */
 	uint64_t epoch_ms;               /* checkpoint period; 0: vmft.epoch */
+	/* its network: frames through the engine (output commit) */
+	char nic[AF_CFG_PATH_MAX]; /* QEMU NIC device ("e1000", ...); "" = no NIC */
+	char mac[18];              /* xx:xx:xx:xx:xx:xx; derived from the name if unset */
+	char net_interface[16];    /* the blade's interface the guest's frames use */
+	char ip[AF_CFG_HOST_MAX];  /* the guest's IPv4 address, for gratuitous ARP */
 };
 
 /* The checkpoint/replay engine (atca-vmft) of protected VMs. */
@@ -294,6 +299,9 @@ const struct af_cfg_blade *af_cfg_blade_by_host(const struct af_config *cfg, con
 
 /* A protected VM whose QEMU the checkpoint engine (atca-vmft) runs, rather
  * than libvirt: protection ft with a disk of its own. */
+/* "xx:xx:xx:xx:xx:xx" (unicast) into mac: 0 or -EINVAL. */
+int af_cfg_parse_mac(const char *s, uint8_t mac[6]);
+
 static inline bool af_cfg_vm_has_engine(const struct af_cfg_vm *v)
 {
 	return v->protection == AF_PROT_FT && v->disk[0] != '\0';

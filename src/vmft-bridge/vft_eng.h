@@ -79,13 +79,6 @@ struct eng_msg {
 	char text[400];
 };
 
-/* Sample ring for the pause and commit statistics. */
-#define ENG_SAMPLES 1024
-struct eng_ring {
-	uint32_t n, next;
-	double v[ENG_SAMPLES];
-};
-
 struct eng_stats {
 	uint64_t epochs_sent, epochs_acked, epochs_committed;
 	uint64_t last_epoch;   /* primary: last sent; backup: last committed */
@@ -96,6 +89,7 @@ struct eng_stats {
 	uint64_t events_last_epoch, events_total; /* event records shipped/committed */
 	uint64_t disk_sync_bytes;                 /* primary: disk bytes of the last full sync */
 	uint64_t syncs;                           /* full syncs started */
+	uint64_t frozen_epoch; /* primary: the guest is held stopped after this acked epoch */
 	struct eng_ring pause_ms, scan_ms, dev_ms, bytes, send_ms;
 	double sync_started_at;
 	double promote_ms;
@@ -118,6 +112,20 @@ struct eng_disk {
 	bool running, stop;
 	uint64_t reads, writes, flushes, errors, bytes_written; /* under e->lock */
 	struct eng_ring write_us;                               /* write service time */
+};
+
+/* The guest's network (vft_eng_net.c). */
+struct eng_net {
+	int qfd;              /* datagrams with QEMU's NIC backend */
+	int pfd;              /* packet socket on net_interface (primary only) */
+	char qemu_path[4200]; /* QEMU's end */
+	uint8_t mac[6];
+	uint32_t ip; /* network order, 0 = none */
+	pthread_mutex_t rxlock;
+	uint8_t gbuf[65552], wbuf[65552];
+	uint64_t tx_frames, tx_errors; /* atomic: the epoch thread releases */
+	uint64_t rx_frames, rx_dropped, bad_frames, announcements;
+	unsigned announce_left;
 };
 
 struct vft_eng {
@@ -145,6 +153,8 @@ struct vft_eng {
 	struct eng_output out;
 	struct eng_qemu q;
 	struct eng_disk disk;
+	struct eng_net net;
+	struct eng_frameq netq; /* outbound frames under output commit */
 	struct vft_evlog evlog; /* primary: the open epoch's events */
 
 	/* primary */
@@ -158,6 +168,7 @@ struct vft_eng {
 	uint64_t crash_epoch;
 	bool epoch_running;
 	bool protect_wanted; /* the manager wants a backup (default yes) */
+	bool freeze_wanted;  /* hold the guest stopped after the next acked epoch */
 	bool stop_epochs;    /* asks the epoch thread to end */
 	pthread_cond_t wake; /* epoch thread sleeps on it between retries */
 	int repl_fd;         /* owned by the epoch thread */
@@ -169,6 +180,10 @@ struct vft_eng {
 
 	/* backup */
 	pthread_t rx_thread;
+	/* Test fault (ATCA_VMFT_TEST_DISK=eio|slow:MS): the backup's commits
+	 * fail as on a dead disk, or each takes MS longer, as on a slow one. */
+	bool test_disk_eio;
+	unsigned test_disk_slow_ms;
 	bool rx_running;
 	int listen_fd;
 	int conn_fd;
@@ -184,12 +199,12 @@ struct vft_eng {
 };
 
 /* vft_eng_main.c */
+void eng_hold_output(struct vft_eng *e, bool hold);
 void eng_post(struct vft_eng *e, int kind, int prio, int event, uint64_t epoch, const char *fmt,
               ...) __attribute__((format(printf, 6, 7)));
 #define eng_tlog(e, prio, ...) eng_post((e), EM_LOG, (prio), 0, 0, __VA_ARGS__)
 void eng_fire(struct vft_eng *e, int event, const char *why);
 void eng_emit(struct vft_eng *e, const char *event, const char *detail);
-void eng_ring_add(struct eng_ring *r, double v);
 enum { ENG_CRASH_NONE, ENG_CRASH_PAUSE, ENG_CRASH_TRANSFER, ENG_CRASH_COMMIT };
 /* Fires the test crash point `point` in incremental epoch number n. */
 void eng_crash_point(struct vft_eng *e, int point, uint64_t n);
@@ -199,7 +214,6 @@ static inline uint64_t eng_epoch_ms(const struct vft_eng *e)
 {
 	return e->vm->epoch_ms ? e->vm->epoch_ms : e->cfg->vmft.epoch_ms;
 }
-double eng_ring_pct(const struct eng_ring *r, double pct);
 
 /* vft_eng_qemu.c */
 int eng_qemu_start(struct vft_eng *e, const char *ram_path, bool incoming, char *err, size_t n);
@@ -212,6 +226,15 @@ int eng_disk_start(struct vft_eng *e, char *err, size_t n);
 void eng_disk_stop(struct vft_eng *e);
 void eng_disk_set_path(struct vft_eng *e, const char *path);
 int eng_disk_pick_primary(struct vft_eng *e, char *path, size_t n, char *err, size_t errn);
+
+/* vft_eng_net.c */
+int eng_net_open(struct vft_eng *e, char *err, size_t n);
+void eng_net_watch(struct vft_eng *e);
+void eng_net_before_qemu(struct vft_eng *e);
+int eng_net_attach(struct vft_eng *e, char *err, size_t n);
+int eng_net_drain(struct vft_eng *e);
+void eng_net_announce(struct vft_eng *e);
+void eng_net_close(struct vft_eng *e);
 
 /* vft_eng_primary.c */
 int eng_primary_start(struct vft_eng *e, char *err, size_t n);

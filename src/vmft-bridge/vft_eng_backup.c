@@ -148,7 +148,9 @@ static int serve(struct bsess *bs)
 			double t0 = af_mono_s();
 			struct vft_store_info info;
 
-			rc = vft_store_commit(e->store);
+			if (e->test_disk_slow_ms)
+				usleep(e->test_disk_slow_ms * 1000u);
+			rc = e->test_disk_eio ? -EIO : vft_store_commit(e->store);
 			if (rc < 0)
 				break;
 			ack.commit_us = (uint64_t)((af_mono_s() - t0) * 1e6);
@@ -251,6 +253,16 @@ int eng_backup_start(struct vft_eng *e, char *err, size_t n)
 	char port[8], serr[256];
 	int one = 1, rc;
 
+	{
+		const char *f = getenv("ATCA_VMFT_TEST_DISK");
+
+		if (f && strcmp(f, "eio") == 0)
+			e->test_disk_eio = true;
+		else if (f && strncmp(f, "slow:", 5) == 0)
+			e->test_disk_slow_ms = (unsigned)strtoul(f + 5, NULL, 10);
+		if (f && (e->test_disk_eio || e->test_disk_slow_ms))
+			af_warn("vmft %s: test fault: the backup's disk is %s", e->vm->name, f);
+	}
 	rc = vft_store_open(&e->store, e->dir, e->disk_dir, e->vm->memory, serr, sizeof(serr));
 	if (rc < 0) {
 		snprintf(err, n, "store %s: %s", e->dir, serr);

@@ -96,34 +96,6 @@ void eng_post(struct vft_eng *e, int kind, int prio, int event, uint64_t epoch, 
 		;
 }
 
-void eng_ring_add(struct eng_ring *r, double v)
-{
-	r->v[r->next] = v;
-	r->next = (r->next + 1) % ENG_SAMPLES;
-	if (r->n < ENG_SAMPLES)
-		r->n++;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-double eng_ring_pct(const struct eng_ring *r, double pct)
-{
-	double tmp[ENG_SAMPLES];
-	size_t idx;
-
-	if (r->n == 0)
-		return 0;
-	memcpy(tmp, r->v, sizeof(double) * r->n);
-	qsort(tmp, r->n, sizeof(double), cmp_double);
-	idx = (size_t)(pct / 100.0 * (double)(r->n - 1) + 0.5);
-	return tmp[idx < r->n ? idx : r->n - 1];
-}
-
 static const char *const crash_names[] = {[ENG_CRASH_NONE] = "",
                                           [ENG_CRASH_PAUSE] = "pause",
                                           [ENG_CRASH_TRANSFER] = "transfer",
@@ -387,10 +359,20 @@ static int map_ram(struct vft_eng *e, const char *path, char *err, size_t n)
 	return rc;
 }
 
+/* Serial bytes and network frames: held for output commit, or not. */
+void eng_hold_output(struct vft_eng *e, bool hold)
+{
+	eng_output_set_hold(&e->out, hold);
+	eng_frameq_set_hold(&e->netq, hold);
+}
+
 static int become_primary(struct vft_eng *e, char *err, size_t n)
 {
 	int rc = map_ram(e, e->q.ram_path, err, n);
 
+	if (rc < 0)
+		return rc;
+	rc = eng_net_attach(e, err, n);
 	if (rc < 0)
 		return rc;
 	e->is_backup = false;
@@ -411,7 +393,7 @@ static int start_primary(struct vft_eng *e, char *err, size_t n)
 	eng_disk_set_path(e, disk);
 	snprintf(ram, sizeof(ram), "%s/ram.primary", e->dir);
 	unlink(ram);
-	eng_output_set_hold(&e->out, false);
+	eng_hold_output(e, false);
 	rc = eng_qemu_start(e, ram, false, err, n);
 	if (rc < 0)
 		return rc;
@@ -433,8 +415,9 @@ static int promote(struct vft_eng *e, char *err, size_t n)
 		return rc;
 	}
 	/* nothing can roll this guest back any more: its output goes out at once */
-	eng_output_set_hold(&e->out, false);
+	eng_hold_output(e, false);
 	rc = become_primary(e, err, n);
+	eng_net_announce(e);
 	eng_fire(e, EE_PROMOTED, NULL);
 	eng_emit(e, "promoted", "");
 	return rc;
@@ -511,6 +494,41 @@ static json_object *status_json(struct vft_eng *e)
 	                       json_object_new_int64((int64_t)st.events_last_epoch));
 	json_object_object_add(o, "events_total", json_object_new_int64((int64_t)st.events_total));
 	json_object_object_add(o, "disk", dj);
+	json_object_object_add(o, "frozen", json_object_new_boolean(st.frozen_epoch != 0));
+	json_object_object_add(o, "frozen_epoch", json_object_new_int64((int64_t)st.frozen_epoch));
+	if (e->vm->nic[0] != '\0') {
+		json_object *nj = json_object_new_object();
+
+		pthread_mutex_lock(&e->netq.lock);
+		json_object_object_add(
+		        nj, "held_frames",
+		        json_object_new_int64((int64_t)(e->netq.in_total - e->netq.out_total)));
+		json_object_object_add(nj, "held_bytes",
+		                       json_object_new_int64((int64_t)e->netq.len));
+		json_object_object_add(nj, "dropped",
+		                       json_object_new_int64((int64_t)e->netq.dropped));
+		json_object_object_add(nj, "hold_p50_ms",
+		                       json_object_new_double(eng_ring_pct(&e->netq.hold_ms, 50)));
+		json_object_object_add(nj, "hold_p99_ms",
+		                       json_object_new_double(eng_ring_pct(&e->netq.hold_ms, 99)));
+		pthread_mutex_unlock(&e->netq.lock);
+		json_object_object_add(nj, "mac", json_object_new_string(e->vm->mac));
+		json_object_object_add(nj, "interface",
+		                       json_object_new_string(e->vm->net_interface));
+		json_object_object_add(nj, "tx_frames",
+		                       json_object_new_int64((int64_t)__atomic_load_n(
+		                               &e->net.tx_frames, __ATOMIC_RELAXED)));
+		json_object_object_add(nj, "tx_errors",
+		                       json_object_new_int64((int64_t)__atomic_load_n(
+		                               &e->net.tx_errors, __ATOMIC_RELAXED)));
+		json_object_object_add(nj, "rx_frames",
+		                       json_object_new_int64((int64_t)e->net.rx_frames));
+		json_object_object_add(nj, "rx_dropped",
+		                       json_object_new_int64((int64_t)e->net.rx_dropped));
+		json_object_object_add(nj, "announcements",
+		                       json_object_new_int64((int64_t)e->net.announcements));
+		json_object_object_add(o, "net", nj);
+	}
 	pthread_mutex_lock(&e->out.lock);
 	json_object_object_add(o, "output_held", json_object_new_int64((int64_t)e->out.held));
 	json_object_object_add(o, "output_released",
@@ -523,6 +541,7 @@ static json_object *status_json(struct vft_eng *e)
 		json_object_object_add(o, "committed_epoch",
 		                       json_object_new_int64((int64_t)info.epoch));
 		json_object_object_add(o, "generation", json_object_new_int64((int64_t)info.gen));
+		json_object_object_add(o, "committed_disk", json_object_new_string(info.disk_path));
 	}
 	return o;
 }
@@ -647,7 +666,7 @@ static void handle_command(struct vft_eng *e, unsigned i, const char *line)
 			eng_fire(e, EE_UNPROTECT, "protection stopped by the manager");
 		}
 		af_notice("vmft %s: held output released by the manager's order", e->vm->name);
-		eng_output_set_hold(&e->out, false);
+		eng_hold_output(e, false);
 		reply(e, i, ok_obj());
 	} else if (strcmp(c, "protect") == 0) {
 		if (e->is_backup) {
@@ -658,6 +677,19 @@ static void handle_command(struct vft_eng *e, unsigned i, const char *line)
 		e->protect_wanted = true;
 		pthread_cond_broadcast(&e->wake);
 		pthread_mutex_unlock(&e->lock);
+		reply(e, i, ok_obj());
+	} else if (strcmp(c, "freeze") == 0 || strcmp(c, "thaw") == 0) {
+		/* a consistent cut for checks: the next epoch is captured and
+		 * acknowledged with the guest left stopped, until thaw */
+		if (e->is_backup) {
+			reply(e, i, error_obj("", "a backup runs no guest"));
+			goto out;
+		}
+		pthread_mutex_lock(&e->lock);
+		e->freeze_wanted = c[0] == 'f';
+		pthread_cond_broadcast(&e->wake);
+		pthread_mutex_unlock(&e->lock);
+		af_notice("vmft %s: %s ordered", e->vm->name, c);
 		reply(e, i, ok_obj());
 	} else if (strcmp(c, "quit") == 0) {
 		/* a stop by order: the manager must not start it again */
@@ -974,6 +1006,8 @@ int main(int argc, char **argv)
 	memset(e, 0, sizeof(*e));
 	e->q.serial_fd = e->mig_listen_fd = e->listen_fd = e->conn_fd = e->ctl_fd = -1;
 	e->disk.listen_fd = e->disk.conn_fd = -1;
+	e->net.qfd = e->net.pfd = -1;
+	pthread_mutex_init(&e->net.rxlock, NULL);
 	vft_evlog_init(&e->evlog);
 	e->msg_pipe[0] = e->msg_pipe[1] = -1;
 	for (unsigned i = 0; i < AF_ARRAY_SIZE(e->clients); i++)
@@ -1044,6 +1078,12 @@ int main(int argc, char **argv)
 		af_err("vmft %s: disk server: %s", e->vm->name, err);
 		goto out;
 	}
+	rc = eng_net_open(e, err, sizeof(err));
+	if (rc < 0) {
+		af_err("vmft %s: network: %s", e->vm->name, err);
+		goto out;
+	}
+	eng_net_watch(e);
 	if (e->is_backup) {
 		rc = eng_backup_start(e, err, sizeof(err));
 		if (rc == 0) {
@@ -1075,6 +1115,7 @@ out:
 		eng_backup_stop(e);
 		eng_qemu_kill(e);
 		eng_disk_stop(e);
+		eng_net_close(e);
 	}
 	if (e->scan)
 		vft_scan_fini(e->scan);

@@ -11,7 +11,36 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+void eng_ring_add(struct eng_ring *r, double v)
+{
+	r->v[r->next] = v;
+	r->next = (r->next + 1) % ENG_SAMPLES;
+	if (r->n < ENG_SAMPLES)
+		r->n++;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double eng_ring_pct(const struct eng_ring *r, double pct)
+{
+	double tmp[ENG_SAMPLES];
+	size_t idx;
+
+	if (r->n == 0)
+		return 0;
+	memcpy(tmp, r->v, sizeof(double) * r->n);
+	qsort(tmp, r->n, sizeof(double), cmp_double);
+	idx = (size_t)(pct / 100.0 * (double)(r->n - 1) + 0.5);
+	return tmp[idx < r->n ? idx : r->n - 1];
+}
 
 void eng_output_init(struct eng_output *o, size_t limit)
 {
@@ -145,4 +174,131 @@ int eng_output_read(struct eng_output *o, int fd)
 	rc = output_read_locked(o, fd);
 	pthread_mutex_unlock(&o->lock);
 	return rc;
+}
+
+/* ---- network frames ---------------------------------------------------------------- */
+
+#define FRAME_MAX 65550u
+#define FREC_HDR 12u /* u32 length, f64 monotonic s when taken */
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void eng_frameq_init(struct eng_frameq *q, size_t limit, eng_frame_send_fn send, void *ctx)
+{
+	memset(q, 0, sizeof(*q));
+	pthread_mutex_init(&q->lock, NULL);
+	q->limit = limit;
+	q->hold = true;
+	q->send = send;
+	q->ctx = ctx;
+}
+
+void eng_frameq_fini(struct eng_frameq *q)
+{
+	free(q->buf);
+	q->buf = NULL;
+	pthread_mutex_destroy(&q->lock);
+}
+
+/* Hands the n oldest held frames to send() and forgets them. */
+static void frameq_out_locked(struct eng_frameq *q, uint64_t n)
+{
+	size_t off = 0;
+	double now = mono_s();
+
+	while (n > 0 && off < q->len) {
+		uint32_t flen;
+		double at;
+
+		memcpy(&flen, q->buf + off, 4);
+		memcpy(&at, q->buf + off + 4, 8);
+		if (q->send)
+			q->send(q->ctx, q->buf + off + FREC_HDR, flen);
+		eng_ring_add(&q->hold_ms, (now - at) * 1e3);
+		off += FREC_HDR + (size_t)flen;
+		q->out_total++;
+		n--;
+	}
+	memmove(q->buf, q->buf + off, q->len - off);
+	q->len -= off;
+}
+
+int eng_frameq_push(struct eng_frameq *q, const uint8_t *frame, size_t len)
+{
+	uint32_t flen = (uint32_t)len;
+	double now = mono_s();
+	int rc = 0;
+
+	if (len == 0 || len > FRAME_MAX || frame == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&q->lock);
+	if (!q->hold) {
+		q->in_total++;
+		q->out_total++;
+		if (q->send)
+			q->send(q->ctx, frame, len);
+		goto out;
+	}
+	if (q->len + FREC_HDR + len > q->limit) {
+		q->dropped++;
+		rc = -ENOBUFS;
+		goto out;
+	}
+	if (q->cap - q->len < FREC_HDR + len) {
+		size_t ncap = q->cap ? q->cap : 65536;
+		uint8_t *nb;
+
+		while (ncap - q->len < FREC_HDR + len)
+			ncap *= 2;
+		nb = realloc(q->buf, ncap);
+		if (nb == NULL) {
+			q->dropped++;
+			rc = -ENOBUFS;
+			goto out;
+		}
+		q->buf = nb;
+		q->cap = ncap;
+	}
+	memcpy(q->buf + q->len, &flen, 4);
+	memcpy(q->buf + q->len + 4, &now, 8);
+	memcpy(q->buf + q->len + FREC_HDR, frame, len);
+	q->len += FREC_HDR + len;
+	q->in_total++;
+out:
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+void eng_frameq_mark(struct eng_frameq *q, uint64_t epoch)
+{
+	pthread_mutex_lock(&q->lock);
+	q->mark_epoch[epoch % ENG_MARKS] = epoch;
+	q->mark_at[epoch % ENG_MARKS] = q->in_total;
+	pthread_mutex_unlock(&q->lock);
+}
+
+void eng_frameq_release_to(struct eng_frameq *q, uint64_t epoch)
+{
+	pthread_mutex_lock(&q->lock);
+	/* frames go in order: a dropped frame was never counted in, so the
+	 * held frames are exactly in_total - out_total of them */
+	if (q->mark_epoch[epoch % ENG_MARKS] == epoch &&
+	    q->mark_at[epoch % ENG_MARKS] > q->out_total)
+		frameq_out_locked(q, q->mark_at[epoch % ENG_MARKS] - q->out_total);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void eng_frameq_set_hold(struct eng_frameq *q, bool hold)
+{
+	pthread_mutex_lock(&q->lock);
+	q->hold = hold;
+	if (!hold)
+		frameq_out_locked(q, UINT64_MAX);
+	pthread_mutex_unlock(&q->lock);
 }

@@ -49,6 +49,7 @@ struct psess {
 	bool stalled;          /* replication-stalled reported, not yet flowing again */
 	uint64_t n_incr;       /* incremental epochs of this session so far */
 	struct vft_evbatch ev; /* the captured epoch's events */
+	bool held_stopped;     /* freeze: the capture left the guest stopped */
 	uint64_t disk_size;
 };
 
@@ -236,6 +237,7 @@ static int handle_backup_frame(struct psess *ps, const struct vft_hdr *h)
 			break;
 		}
 		eng_output_release_to(&e->out, h->epoch);
+		eng_frameq_release_to(&e->netq, h->epoch);
 		pthread_mutex_lock(&e->lock);
 		e->st.epochs_acked++;
 		e->st.acked_epoch = h->epoch;
@@ -402,6 +404,8 @@ static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res
 	/* everything the guest wrote before it stopped belongs to this epoch */
 	eng_serial_drain(e);
 	eng_output_mark(&e->out, epoch);
+	eng_net_drain(e);
+	eng_frameq_mark(&e->netq, epoch);
 	snprintf(uri, sizeof(uri), "unix:%s/mig.sock", e->dir);
 	t_dev = af_mono_s();
 	rc = vft_qmp_migrate(e->q.qmp, uri, 2000, err, sizeof(err));
@@ -444,6 +448,11 @@ static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res
 	if (rc < 0)
 		snprintf(err, sizeof(err), "page scan: %s", strerror(-rc));
 resume:
+	if (rc == 0 && e->freeze_wanted) {
+		ps->held_stopped = true;
+		*pause_ms = (af_mono_s() - t0) * 1e3;
+		return 0;
+	}
 	rc2 = vft_qmp_simple(e->q.qmp, "cont", 2000, rc < 0 ? NULL : err, rc < 0 ? 0 : sizeof(err));
 	if (rc == 0)
 		rc = rc2;
@@ -725,6 +734,39 @@ static int handshake(struct psess *ps)
 	return 0;
 }
 
+/* Freeze: epoch was captured with the guest left stopped; once the backup
+ * acknowledged it, primary and backup hold the same epoch (RAM, devices,
+ * disk) until thaw. Heartbeats go on meanwhile. */
+static int hold_frozen(struct psess *ps, uint64_t epoch)
+{
+	struct vft_eng *e = ps->e;
+	char err[256];
+	int rc = wait_acks(ps, 0, 1);
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&e->lock);
+	e->st.frozen_epoch = epoch;
+	pthread_mutex_unlock(&e->lock);
+	eng_tlog(e, LOG_NOTICE, "vmft %s: frozen after epoch %llu (acknowledged)", e->vm->name,
+	         (unsigned long long)epoch);
+	while (rc == 0 && e->freeze_wanted)
+		rc = wait_acks(ps, af_mono_s() + 0.05, 0);
+	pthread_mutex_lock(&e->lock);
+	e->st.frozen_epoch = 0;
+	pthread_mutex_unlock(&e->lock);
+	if (rc < 0)
+		return rc;
+	ps->held_stopped = false;
+	rc = vft_qmp_simple(e->q.qmp, "cont", 2000, err, sizeof(err));
+	if (rc < 0) {
+		eng_tlog(e, LOG_ERR, "vmft %s: cont after thaw: %s", e->vm->name, err);
+		return -EIO;
+	}
+	eng_tlog(e, LOG_NOTICE, "vmft %s: thawed", e->vm->name);
+	return 0;
+}
+
 static int protect_session(struct vft_eng *e, int fd)
 {
 	struct psess ps = {.e = e, .fd = fd};
@@ -750,7 +792,7 @@ static int protect_session(struct vft_eng *e, int fd)
 		goto out;
 	epoch = e->next_epoch++;
 	/* from here on, output waits for the backup */
-	eng_output_set_hold(&e->out, true);
+	eng_hold_output(e, true);
 	eng_post(e, EM_EVENT, LOG_NOTICE, EE_LINK_UP, epoch,
 	         "vmft %s: backup engine on blade %u (%s:%u) reached: full sync as epoch %llu",
 	         e->vm->name, e->peer_slot, e->peer_addr, e->port, (unsigned long long)epoch);
@@ -771,6 +813,8 @@ static int protect_session(struct vft_eng *e, int fd)
 		e->st.disk_sync_bytes = disk_bytes;
 		pthread_mutex_unlock(&e->lock);
 		rc = ship_epoch(&ps, epoch, n_pages, n_frames, disk_bytes);
+		if (rc == 0 && ps.held_stopped)
+			rc = hold_frozen(&ps, epoch);
 	}
 	started = af_mono_s();
 	while (rc == 0) {
@@ -792,8 +836,12 @@ static int protect_session(struct vft_eng *e, int fd)
 		rc = begin_epoch(&ps, epoch, VFT_EPOCH_INCR);
 		if (rc == 0)
 			rc = ship_epoch(&ps, epoch, 0, 0, 0);
+		if (rc == 0 && ps.held_stopped)
+			rc = hold_frozen(&ps, epoch);
 	}
 out:
+	if (ps.held_stopped) /* never leave the guest stopped behind */
+		vft_qmp_simple(e->q.qmp, "cont", 2000, NULL, 0);
 	vft_evlog_stop(&e->evlog);
 	free(ps.ev.buf);
 	if (rc == -ECANCELED) {

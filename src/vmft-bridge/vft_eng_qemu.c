@@ -101,6 +101,15 @@ static int build_argv(struct vft_eng *e, const char *ram_path, bool incoming, ch
 	ARG("driver=raw,file.driver=nbd,file.server.type=unix,file.server.path=%s/nbd.sock,"
 	    "file.export=disk,if=ide,cache=writeback",
 	    e->dir);
+	if (vm->nic[0] != '\0') {
+		/* frames through the engine: output commit, input log */
+		ARG("-netdev");
+		ARG("dgram,id=n0,local.type=unix,local.path=%s/net-q.sock,remote.type=unix,"
+		    "remote.path=%s/net-e.sock",
+		    e->dir, e->dir);
+		ARG("-device");
+		ARG("%s,netdev=n0,mac=%s", vm->nic, vm->mac);
+	}
 	ARG("-chardev");
 	ARG("socket,id=ser0,path=%s/serial.sock", e->dir);
 	ARG("-serial");
@@ -172,6 +181,7 @@ int eng_qemu_start(struct vft_eng *e, const char *ram_path, bool incoming, char 
 	}
 	snprintf(path, sizeof(path), "%s/qmp.sock", e->dir);
 	unlink(path);
+	eng_net_before_qemu(e);
 	pid = fork();
 	if (pid < 0) {
 		rc = -errno;
