@@ -372,9 +372,6 @@ static int become_primary(struct vft_eng *e, char *err, size_t n)
 
 	if (rc < 0)
 		return rc;
-	rc = eng_net_attach(e, err, n);
-	if (rc < 0)
-		return rc;
 	e->is_backup = false;
 	serial_watch(e, true);
 	e->protect_wanted = true;
@@ -398,7 +395,21 @@ static int start_primary(struct vft_eng *e, char *err, size_t n)
 	if (rc < 0)
 		return rc;
 	eng_fire(e, EE_QEMU_UP, NULL);
+	rc = eng_net_attach(e, err, n);
+	if (rc < 0)
+		return rc;
 	return become_primary(e, err, n);
+}
+
+static void net_after_promote(void *data)
+{
+	struct vft_eng *e = data;
+	char err[300];
+
+	if (eng_net_attach(e, err, sizeof(err)) < 0)
+		af_err("vmft %s: the guest has no network: %s", e->vm->name, err);
+	eng_frameq_set_hold(&e->netq, false);
+	eng_net_announce(e);
 }
 
 static int promote(struct vft_eng *e, char *err, size_t n)
@@ -414,10 +425,13 @@ static int promote(struct vft_eng *e, char *err, size_t n)
 		eng_emit(e, "failed", err);
 		return rc;
 	}
-	/* nothing can roll this guest back any more: its output goes out at once */
-	eng_hold_output(e, false);
+	/* nothing can roll this guest back any more: its output goes out at
+	 * once; its frames once the network is attached, right after the
+	 * answer (putting an interface in promiscuous mode takes milliseconds
+	 * the promotion need not wait for: the frames wait in the queue) */
+	eng_output_set_hold(&e->out, false);
 	rc = become_primary(e, err, n);
-	eng_net_announce(e);
+	qb_loop_job_add(e->loop, QB_LOOP_HIGH, e, net_after_promote);
 	eng_fire(e, EE_PROMOTED, NULL);
 	eng_emit(e, "promoted", "");
 	return rc;

@@ -33,6 +33,7 @@ act mode, blade 1 (the primary's) loses power and atca-ftd on blade 2 fences
 it and promotes its backup engine by itself.
 """
 
+import hashlib
 import json
 import os
 import random
@@ -65,6 +66,11 @@ MEM_MB = int(os.environ.get("VMFT_MEM_MB", "64"))
 KILLS = int(os.environ.get("VMFT_KILLS", "50"))
 BLADE_EVERY = int(os.environ.get("VMFT_BLADE_EVERY", "10"))
 EPOCH_MS = int(os.environ.get("VMFT_EPOCH_MS", "100"))
+DISK_DIR = "/var/lib/atca-ft/vmft"
+NET = os.environ.get("VMFT_NET", "1") == "1"
+FREEZE_EVERY = int(os.environ.get("VMFT_FREEZE_EVERY", "5"))
+GUEST_HOST = 200  # the guest's address on the management network: .200
+UDP_PORT = 7777
 FAILS = []
 MANAGER = []  # ms: blade power lost -> promoted by atca-ftd
 LAST_PROMOTE = {}  # the last promotion's answer
@@ -124,7 +130,7 @@ def write_conf(mode="dry-run"):
 vmft {
     engine: %s
     state_dir: /dev/shm/atca-vmft
-    disk_dir: /var/lib/atca-ft/vmft
+    disk_dir: %s
     console_dir: /var/lib/libvirt/images/console
     epoch: %dms
     heartbeat_timeout: 500ms
@@ -136,8 +142,16 @@ vm {
     protection: ft
     memory: %dMiB
     disk: /var/lib/libvirt/images/%s.img
-}
-""" % (mode, ENGINE, EPOCH_MS, VM, MEM_MB, VM))
+%s}
+""" % (mode, ENGINE, DISK_DIR, EPOCH_MS, VM, MEM_MB, VM, net_conf()))
+
+
+def net_conf():
+    """The guest's NIC through the engine, on the blades' management port."""
+    if not NET:
+        return ""
+    return "    nic: ne2k_isa,iobase=0x300,irq=9\n    net_interface: mgmt0\n    ip: %s\n" % (
+        Lab.load(LAB).mgmt(GUEST_HOST))
 
 
 def console_path():
@@ -162,11 +176,13 @@ def counters(text):
     return out
 
 
-def start_engine(slot, role, crash_at=None):
+def start_engine(slot, role, crash_at=None, disk_fault=None):
     lab = Lab.load(LAB)
     holder = blademod.holder_of(lab, slot)
     log = open(os.path.join(lab.blade_dir(slot), "vmft-%s.out" % role), "ab")
     env = ["env", "ATCA_VMFT_CRASH_AT=" + crash_at] if crash_at else []
+    if disk_fault:
+        env = (env or ["env"]) + ["ATCA_VMFT_TEST_DISK=" + disk_fault]
     p = subprocess.Popen(blademod.nsenter_cmd(holder, env + [ENGINE, "-c", conf_path(), "-v", VM,
                                                             "-r", role, "-b", str(slot), "-f"]),
                          stdout=log, stderr=subprocess.STDOUT)
@@ -174,8 +190,10 @@ def start_engine(slot, role, crash_at=None):
     pid = wait_for("engine in blade %d" % slot,
                    lambda: (labutil.direct_children(p.pid) or [None])[0], timeout=5)
     ENGINES[slot] = (p, pid)
+    # the engine answers on its socket (a stale socket file of an engine
+    # that is still exiting would look the same to a mere existence test)
     wait_for("engine control socket in blade %d" % slot,
-             lambda: os.path.exists(ctl_path(slot)) or p.poll() is not None, timeout=10)
+             lambda: status(slot).get("role") == role or p.poll() is not None, timeout=20)
     if p.poll() is not None:
         raise LabError("engine (%s) on blade %d exited: see %s" % (
             role, slot, os.path.join(lab.blade_dir(slot), "vmft-%s.out" % role)))
@@ -229,6 +247,16 @@ def engine_gone(slot):
         p.wait(timeout=5)
     except subprocess.TimeoutExpired:
         p.kill()
+
+    # gone for good: its pidfile lock too (a thread in a disk sync holds
+    # the process a little after SIGKILL)
+    def dead():
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().split(")")[-1].split()[0] == "Z"
+        except OSError:
+            return True
+    wait_for("engine %d exited" % pid, dead, timeout=20)
 
 
 def blade_procs(slot):
@@ -336,10 +364,130 @@ def clean_state(slots):
     for slot in slots:
         holder = blademod.holder_of(lab, slot)
         shutil.rmtree("/proc/%d/root/dev/shm/atca-vmft/%s" % (holder, VM), ignore_errors=True)
+        shutil.rmtree("/proc/%d/root%s/%s" % (holder, DISK_DIR, VM), ignore_errors=True)
     try:
         os.unlink(console_path())
     except FileNotFoundError:
         pass
+
+
+def in_blade(slot, path):
+    """A path inside blade `slot` (its mount namespace), from the host."""
+    return "/proc/%d/root%s" % (blademod.holder_of(Lab.load(LAB), slot), path)
+
+
+def file_hash(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def frozen_check(prim, back, what):
+    """Freeze the pair at an acknowledged epoch: the backup has committed
+    exactly that epoch, and its disk is the primary's disk, byte for byte."""
+    ctl(prim, "freeze")
+    try:
+        st = wait_for("frozen", lambda: (lambda s: s if s.get("frozen") else None)(status(prim)),
+                      timeout=10)
+        bst = status(back)
+        pdisk, bdisk = st.get("disk", {}).get("path", ""), bst.get("committed_disk", "")
+        same = bool(pdisk and bdisk) and \
+            file_hash(in_blade(prim, pdisk)) == file_hash(in_blade(back, bdisk))
+        ok_ = check(bst.get("committed_epoch") == st["frozen_epoch"] and same,
+                    "%s: frozen at epoch %d, backup committed %s; disks %s (%s, %s)" % (
+                        what, st["frozen_epoch"], bst.get("committed_epoch"),
+                        "identical" if same else "DIFFER", pdisk, bdisk))
+    finally:
+        ctl(prim, "thaw")
+    wait_for("thawed", lambda: not status(prim).get("frozen"), timeout=10)
+    return ok_
+
+
+def backup_disk_fault_test(prim, back):
+    """A backup whose disk is slow, then dead: the primary's guest goes on,
+    its disk intact (its own check, and a frozen comparison once a healthy
+    backup is back)."""
+    for fault in ("slow:900", "eio"):
+        stop_one(back)
+        start_engine(back, "backup", disk_fault=fault)
+        before = status(prim).get("disk", {}).get("writes", 0)
+        n0 = len(counters(console_text()))
+        if fault == "eio":
+            # every full sync fails at the backup's commit: the primary
+            # keeps trying; the manager's part is to stop protection
+            time.sleep(3)
+            check(status(prim).get("acked_epoch", 0) == 0 or
+                  status(prim).get("state") != "protected",
+                  "backup disk eio: the primary is never protected by it (state %s)" %
+                  status(prim).get("state"))
+            ctl(prim, "unprotect")
+            n0 = len(counters(console_text()))
+        time.sleep(2)
+        st = status(prim)
+        text = console_text()
+        check(st.get("disk", {}).get("writes", 0) > before and
+              st.get("disk", {}).get("errors", 1) == 0 and "MISMATCH" not in text and
+              len(counters(text)) > n0,
+              "backup disk %s: the primary's guest keeps running and writing (%d writes, "
+              "%d errors, state %s)" % (fault, st.get("disk", {}).get("writes", 0),
+                                       st.get("disk", {}).get("errors", -1), st.get("state")))
+    stop_one(back)
+    start_engine(back, "backup")
+    ctl(prim, "protect")
+    wait_protected(prim)
+    frozen_check(prim, back, "after the faulty backups, a healthy one")
+
+
+SINK = {}
+
+
+def start_sink():
+    """The UDP receiver, on the lab's NMS host (a namespace on the same
+    management network as the blades' mgmt0)."""
+    lab = Lab.load(LAB)
+    out = lab.path("udp-sink.txt")
+    p = subprocess.Popen(["ip", "netns", "exec", lab.ns("nms"), sys.executable,
+                          os.path.join(TOP, "tests", "integration", "udp_sink.py"), str(UDP_PORT), out])
+    SINK.update(p=p, out=out)
+
+
+def stop_sink():
+    p = SINK.get("p")
+    if p is not None and p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def sink_seqs():
+    try:
+        with open(SINK["out"]) as f:
+            return [int(ln.split()[0]) for ln in f if ln.strip()]
+    except (OSError, KeyError, ValueError, IndexError):
+        return []
+
+
+def net_check(what):
+    """Every datagram that reached the network came from a state no
+    failover took back: the guest's send sequence never goes backwards."""
+    if not NET:
+        return True
+    seqs = sink_seqs()
+    back = [(a, b) for a, b in zip(seqs, seqs[1:]) if b <= a]
+    gaps = sum(1 for a, b in zip(seqs, seqs[1:]) if b > a + 1)
+    return check(seqs and not back,
+                 "%s: %d datagrams received, sequence never goes back (%d gaps: datagrams of "
+                 "epochs lost in a failover, never sent)%s" % (
+                     what, len(seqs), gaps, "" if not back else "; went back: %s" % back[:3]))
+
+
+def stop_one(slot):
+    try:
+        ctl(slot, "quit", timeout=5)
+    except (OSError, ValueError):
+        pass
+    engine_gone(slot)
 
 
 def bridge_test():
@@ -508,6 +656,8 @@ def corrupt_frame_test(backup_slot):
 def one_kill(i, prim, back, mode, stats):
     lab = Lab.load(LAB)
     st = wait_protected(prim)
+    if i % FREEZE_EVERY == 0:
+        frozen_check(prim, back, "kill %d, before" % i)
     # a random moment: anywhere in an epoch cycle (pause, transfer, commit)
     if not mode.startswith("self-"):
         time.sleep(random.uniform(0.05, 0.6) + random.uniform(0, EPOCH_MS / 1000.0))
@@ -564,7 +714,10 @@ def one_kill(i, prim, back, mode, stats):
         print("     went back: %s" % bad)
         at = text.find("C %d" % bad[0][1])
         print("     around it: %r" % text[max(0, at - 120):at + 60])
-    check("MISMATCH" not in text, "kill %d: the guest's self-check holds" % i)
+    check("MISMATCH" not in text.replace("DMISMATCH", ""),
+          "kill %d: the guest's self-check holds" % i)
+    check("DMISMATCH" not in text,
+          "kill %d: the guest's disk matches its memory (its read-back of its last record)" % i)
     # the promoted guest writes to its disk through the new primary's engine
     w0 = status(back).get("disk", {}).get("writes", 0)
     wait_for("disk writes on the promoted guest",
@@ -636,8 +789,12 @@ def main():
         # the counter goes to disk every period: the disk replication is
         # under load through every kill
         guestmod.make_image(lab, VM, pps=int(os.environ.get("VMFT_PPS", "2000")),
-                            disk=os.environ.get("VMFT_DISK", "1") == "1")
+                            disk=os.environ.get("VMFT_DISK", "1") == "1", net=NET,
+                            net_src_ip=lab.mgmt(GUEST_HOST), net_dst_ip="255.255.255.255",
+                            net_port=UDP_PORT)
         write_conf()
+        if NET:
+            start_sink()
         start_engine(2, "backup")
         corrupt_frame_test(2)
         start_engine(1, "primary")
@@ -648,8 +805,11 @@ def main():
         if os.environ.get("VMFT_CRASH_ONLY"):
             crash_point_tests(1, [])
             return 1 if FAILS else 0
+        frozen_check(1, 2, "protected")
         bridge_test()
         prim, back = manager_failover_test()
+        wait_protected(prim)
+        backup_disk_fault_test(prim, back)
         stats = []
         modes = ["qemu", "engine"]
         for i in range(1, KILLS + 1):
@@ -660,6 +820,7 @@ def main():
                 lab_cmd("repair", "power", "blade%d" % prim, timeout=120)
             start_engine(prim, "backup")
             prim, back = back, prim
+        net_check("after %d kills" % KILLS)
         if not FAILS:
             crash_point_tests(KILLS + 1, stats)
         if stats:
@@ -669,6 +830,7 @@ def main():
                     print("promotion after %s kill: n=%d median %.1f ms max %.1f ms" % (
                         mode, len(v), v[len(v) // 2], v[-1]))
     finally:
+        stop_sink()
         for slot in list(DAEMONS):
             stop_ftd(slot)
         if not os.environ.get("VMFT_KEEP_LAB"):

@@ -4,12 +4,26 @@ as/ld, run as libvirt domains on the blades.
 The guest boots from a raw disk image, enters long mode, drops to ring 3
 and counts, in RAM and in a register, checking they agree. Every period
 (10 ms by default) it prints "C <counter>" on its serial port; optionally it
-dirties a number of pages per second, writes the counter to a disk sector
-and sends it in an Ethernet frame. Images, serial logs and packet captures
-live in the lab's shared storage (/var/lib/libvirt/images in every blade,
-DIR/shared on the host), so any blade can start any guest.
+dirties a number of pages per second, and every io_every periods:
+
+- disk: reads back the record sector (DISK_LBA) and compares it with its
+  RAM copy of the record it last wrote ("DMISMATCH want <n> got <m>" on a
+  difference: resumed from a checkpoint whose disk is older or newer than
+  its RAM), then writes a new record: "PGDISK01", counter, period, TSC,
+  write sequence number (disk_record() reads it). At boot it prints
+  "D <counter>" (or "D none") from the record it finds. disk_sectors > 1
+  adds that many - 1 filler sectors per cycle (LBA 1024..DISK_LBA-1) as a
+  load for benchmarks; the S lines show disk_bytes and write latencies.
+- net: sends one UDP/IPv4 broadcast datagram (to net_dst_ip:net_port,
+  from net_src_ip:net_port) with "PGNET002", counter, send sequence number
+  and TSC (parse_udp_counters() reads them from the pcap).
+
+Images, serial logs and packet captures live in the lab's shared storage
+(/var/lib/libvirt/images in every blade, DIR/shared on the host), so any
+blade can start any guest.
 """
 
+import ipaddress
 import os
 import re
 import shutil
@@ -25,8 +39,10 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(HERE, "guest")
 SHARED_IN_BLADE = "/var/lib/libvirt/images"
 COUNTER_GPA = 0x1008  # u64 RAM counter (after the magic "PGSTAT01" at 0x1000)
-DISK_LBA = 2047       # sector receiving the counter: "PGDISK01", counter, period, tsc
-NET_ETHERTYPE = 0x88B5
+DISK_LBA = 2047       # the record: "PGDISK01", counter, period, tsc, write seq (u64 LE)
+DISK_MAGIC = b"PGDISK01"
+NET_MAGIC = b"PGNET002"  # UDP payload: magic, counter, send seq, tsc (u64 LE)
+NET_PORT = 7777
 
 sys.path.insert(0, SRC)
 import mkguest  # noqa: E402  (the image tool lives next to the sources)
@@ -48,12 +64,28 @@ def build_binary(outdir):
     return binary
 
 
-def make_image(lab, name, pps=1000, period_us=10000, disk=False, net=False, stats=True):
+def make_image(lab, name, pps=1000, period_us=10000, disk=False, net=False, stats=True,
+               net_src_ip="10.0.0.2", net_dst_ip="255.255.255.255", net_port=NET_PORT,
+               disk_sectors=1, io_every=1):
+    """The guest's image in the shared storage. net_port is both UDP ports;
+    disk_sectors (1..256) the sectors written per I/O cycle (the record and
+    disk_sectors - 1 filler sectors); disk and net I/O every io_every
+    periods."""
     if not re.match(r"^[a-z][a-z0-9-]{0,30}$", name):
         raise LabError("guest name '%s': lower-case letters, digits and '-'" % name)
+    if not 1 <= disk_sectors <= 256:
+        raise LabError("disk_sectors %d: 1 to 256" % disk_sectors)
+    if not 0 < net_port < 65536:
+        raise LabError("net_port %d: 1 to 65535" % net_port)
+    try:
+        src, dst = int(ipaddress.IPv4Address(net_src_ip)), int(ipaddress.IPv4Address(net_dst_ip))
+    except ValueError as e:
+        raise LabError("guest %s: %s" % (name, e))
     img = bytearray(open(build_binary(lab.path("guest-build")), "rb").read())
     p = mkguest.read_params(img)
-    p.update(pps=pps, period_us=period_us, disk_lba=DISK_LBA)
+    p.update(pps=pps, period_us=period_us, disk_lba=DISK_LBA, net_src_ip=src, net_dst_ip=dst,
+             net_src_port=net_port, net_dst_port=net_port, disk_sectors=disk_sectors,
+             io_every=io_every)
     p["flags"] = (mkguest.F_DISK if disk else 0) | (mkguest.F_NET if net else 0) | \
         (mkguest.F_STATS if stats else 0)
     size = max(1 << 20, (DISK_LBA + 1) * 512)
@@ -184,7 +216,8 @@ def counters(lab, name):
 
 
 def disk_counter(lab, name):
-    """(magic, counter) of the disk sector the guest writes, or None."""
+    """(magic, counter) of the disk sector the guest writes, or None (see
+    also disk_record)."""
     try:
         with open(lab.path("shared", name + ".img"), "rb") as f:
             f.seek(DISK_LBA * 512)
@@ -196,21 +229,89 @@ def disk_counter(lab, name):
     return blk[:8], struct.unpack("<Q", blk[8:16])[0]
 
 
-def net_counters(lab, name):
-    """Counters carried by the guest's frames in its packet capture."""
+def disk_record(image_path):
+    """(counter, seq) of the record at DISK_LBA of a disk image, or None
+    when there is no valid record (no file, too short, wrong magic)."""
     try:
-        data = open(lab.path("shared", name + ".pcap"), "rb").read()
+        with open(image_path, "rb") as f:
+            f.seek(DISK_LBA * 512)
+            blk = f.read(40)
+    except FileNotFoundError:
+        return None
+    if len(blk) < 40 or blk[:8] != DISK_MAGIC:
+        return None
+    counter, seq = struct.unpack_from("<Q", blk, 8)[0], struct.unpack_from("<Q", blk, 32)[0]
+    return counter, seq
+
+
+def pcap_frames(pcap_path):
+    """The frames of a pcap file (QEMU's filter-dump: Ethernet), in order;
+    a record QEMU is still writing is left out."""
+    try:
+        data = open(pcap_path, "rb").read()
     except FileNotFoundError:
         return []
-    out, i = [], 24  # pcap global header
+    if len(data) < 24:
+        return []
+    magic = data[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):  # micro/nanosecond
+        order = "<"
+    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        order = ">"
+    else:
+        return []
+    if struct.unpack_from(order + "I", data, 20)[0] != 1:  # LINKTYPE_ETHERNET
+        return []
+    out, i = [], 24
     while i + 16 <= len(data):
-        incl = struct.unpack_from("<I", data, i + 8)[0]
-        frame = data[i + 16:i + 16 + incl]
+        incl = struct.unpack_from(order + "I", data, i + 8)[0]
+        if i + 16 + incl > len(data):
+            break
+        out.append(data[i + 16:i + 16 + incl])
         i += 16 + incl
-        if len(frame) >= 30 and struct.unpack(">H", frame[12:14])[0] == NET_ETHERTYPE \
-                and frame[14:22] == b"PGCTCN01":
-            out.append(struct.unpack("<Q", frame[22:30])[0])
     return out
+
+
+def ip_checksum_ok(hdr):
+    s = sum(struct.unpack("!%dH" % (len(hdr) // 2), hdr))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s == 0xFFFF
+
+
+def parse_udp_counters(pcap_path, port=None):
+    """(seq, counter) of every valid PGNET002 datagram in a pcap, in capture
+    order: IPv4 with a correct header checksum, not fragmented, UDP (to
+    port, if given), payload starting with the magic. Anything else is
+    ignored."""
+    out = []
+    for fr in pcap_frames(pcap_path):
+        if len(fr) < 14 + 20 or fr[12:14] != b"\x08\x00":
+            continue
+        ip = fr[14:]
+        ihl = (ip[0] & 0x0F) * 4
+        if ip[0] >> 4 != 4 or ihl < 20 or len(ip) < ihl + 8 or ip[9] != 17:
+            continue
+        total = struct.unpack_from("!H", ip, 2)[0]
+        if total < ihl + 8 or total > len(ip) or not ip_checksum_ok(ip[:ihl]):
+            continue
+        if struct.unpack_from("!H", ip, 6)[0] & 0x3FFF:  # a fragment
+            continue
+        udp = ip[ihl:total]
+        dport, ulen = struct.unpack_from("!2xHH", udp)
+        if port is not None and dport != port:
+            continue
+        payload = udp[8:ulen]
+        if ulen < 8 + 32 or ulen > len(udp) or payload[:8] != NET_MAGIC:
+            continue
+        counter, seq = struct.unpack_from("<QQ", payload, 8)
+        out.append((seq, counter))
+    return out
+
+
+def net_counters(lab, name):
+    """Counters carried by the guest's datagrams in its packet capture."""
+    return [c for _, c in parse_udp_counters(lab.path("shared", name + ".pcap"))]
 
 
 def qemu_pids(lab, slot, name=None):

@@ -1,7 +1,9 @@
 /*
  * counter-guest: the atca-lab test guest and failover probe (GNU as, AT&T syntax).
  * It counts in RAM and in a register, checks they agree, prints the counter
- * on COM1 and optionally to its disk and its NIC (see tests/lab/README).
+ * on COM1 and optionally writes it to its disk (reading the previous record
+ * back first: the disk must hold what RAM says it wrote) and sends it in
+ * UDP datagrams on its NIC (see devices.S and tests/lab/README).
  *
  * Image layout (flat binary linked at 0x7C00, see guest.ld):
  *   sector 0      boot sector (loads sectors 1.. to 0x7E00 with int 13h AH=42h)
@@ -9,10 +11,13 @@
  *   sector 2..    64-bit code + data, then static page tables (4 KiB aligned)
  *
  * Fixed guest-physical addresses:
- *   0x1000  status block (magic "PGSTAT01", RAM counter at 0x1008, ...)
- *   0x1200  disk sector buffer, 0x1400 ethernet frame buffer, 0x1480 IDE PRD
- *   0x1800  serial line buffer (ring 3), 0x1C00 line buffer (exceptions)
+ *   0x1000  status block (magic "PGSTAT01", RAM counter at 0x1008, ...;
+ *           0x1000-0x1100 public, 0x1100-0x1400 private variables)
+ *   0x1400  disk record as last written, 0x1600 disk read-back buffer
+ *   0x1800  serial line buffer (ring 3), 0x1A00 ethernet frame buffer,
+ *   0x1A80  IDE PRD tables, 0x1C00 line buffer (exceptions)
  *   0x2000-0x3000  ring-0 stack (TSS.RSP0),  0x3000-0x7000 ring-3 stack
+ *   0x100000-0x120000  disk filler buffer (disk_sectors > 1)
  *
  * Ring 0 only does: load, GDT/IDT/TSS, paging, long mode, mask the PICs,
  * iretq to ring 3 (IOPL=3, IF=0).  Everything else (UART init, TSC
@@ -22,10 +27,13 @@
 
         .set COM1,        0x3F8
         .set STATUS,      0x1000
-        .set DISKBUF,     0x1200
-        .set NETBUF,      0x1400
+        .set DISKBUF,     0x1400
+        .set RDBUF,       0x1600
         .set LINEBUF,     0x1800
+        .set NETBUF,      0x1A00
+        .set PRDS,        0x1A80
         .set EXCBUF,      0x1C00
+        .set FILLBUF,     0x100000
         .set KSTACK_TOP,  0x3000
         .set USTACK_TOP,  0x7000
         .set PARAMS,      0x7E00
@@ -37,14 +45,21 @@
         .set ST_DIRTIED,   0x18    /* pages dirtied so far */
         .set ST_PERIODS,   0x20    /* C lines printed */
         .set ST_LAST_TSC,  0x28    /* TSC at last period */
-        .set ST_DISK_OK,   0x30
-        .set ST_DISK_BUSY, 0x38
-        .set ST_DISK_ERR,  0x40
+        .set ST_DISK_OK,   0x30    /* I/O cycles whose writes all completed */
+        .set ST_DISK_BUSY, 0x38    /* cycles skipped: the previous one still ran */
+        .set ST_DISK_ERR,  0x40    /* failed disk commands */
         .set ST_NET_TX,    0x48
         .set ST_NET_ERR,   0x50
         .set ST_LATE,      0x58    /* periods that had to resync */
         .set ST_BOOT_TSC,  0x60
         .set ST_SPURIOUS,  0x68    /* unexpected interrupts (vector >= 32) */
+        .set ST_DISK_BAD,  0x70    /* read-backs that differed from RAM's record */
+        .set ST_DISK_CHECKED, 0x78 /* read-backs compared */
+        .set ST_DISK_LAT_SUM, 0x80 /* TSC ticks, write phase of each OK cycle */
+        .set ST_DISK_LAT_MAX, 0x88
+        .set ST_DISK_BYTES, 0x90   /* bytes written (record + filler) */
+        .set ST_DISK_SEQ,  0x98    /* write sequence number of the last record issued */
+        .set ST_NET_SEQ,   0xA0    /* sequence number of the last datagram */
         /* private ring-3 variables (not a stable interface) */
         .set V_PERIOD_TICKS, 0x100
         .set V_TPP,          0x108 /* TSC ticks per dirtied page, 0 = off */
@@ -63,7 +78,7 @@
         .set V_CAL_PPM,      0x170
         .set V_LBA,          0x178
         .set V_BMBASE,       0x180 /* bus-master IDE I/O base, 0 = PIO */
-        .set V_DMA_PEND,     0x188
+        .set V_DSTATE,       0x188 /* running disk command, DS_* (devices.S) */
         .set V_IO_EVERY,     0x190
         .set V_IO_CNT,       0x198
         .set V_IO_NS,        0x1A0
@@ -71,6 +86,14 @@
         .set V_CAL_APIT,     0x1B0
         .set V_CAL_AW,       0x1B8
         .set V_CAL_DPIT,     0x1C0
+        .set V_NEXT_POLL,    0x1C8
+        .set V_POLL_TICKS,   0x1D0
+        .set V_REC_VALID,    0x1D8 /* DISKBUF is what the disk holds */
+        .set V_FILL_N,       0x1E0 /* filler sectors per cycle */
+        .set V_FILL_LBA,     0x1E8
+        .set V_IO_T0,        0x1F0
+        .set V_PIO_LEFT,     0x1F8
+        .set V_PIO_PTR,      0x200
 
         /* parameter block (PARAMS + offset) */
         .set P_MAGIC,      0x00    /* "PGPARAM1" */
@@ -85,6 +108,11 @@
         .set P_INJECT,     0x28    /* u64 debug: corrupt RAM counter at this value */
         .set P_DISK_DRIVE, 0x30    /* u32 0 = primary master, 1 = primary slave */
         .set P_IO_EVERY,   0x34    /* u32 disk/net I/O every N periods (0 -> 1) */
+        .set P_NET_SRC_IP, 0x38    /* 4 bytes, network order (0 -> 10.0.0.2) */
+        .set P_NET_DST_IP, 0x3C    /* (0 -> 255.255.255.255) */
+        .set P_NET_SRC_PORT, 0x40  /* u16 (0 -> 7777) */
+        .set P_NET_DST_PORT, 0x42  /* u16 (0 -> 7777) */
+        .set P_DISK_SECTORS, 0x44  /* u32 sectors written per I/O cycle (0 -> 1) */
 
         .set F_DISK,  1
         .set F_NET,   2
@@ -169,6 +197,11 @@ params:
         .quad   0               /* inject_at */
         .long   0               /* disk drive */
         .long   1               /* io_every */
+        .byte   10, 0, 0, 2     /* net_src_ip */
+        .byte   255, 255, 255, 255      /* net_dst_ip */
+        .word   7777            /* net_src_port */
+        .word   7777            /* net_dst_port */
+        .long   1               /* disk_sectors */
         .org    512
 
 /* ===================================================================== */
@@ -410,9 +443,9 @@ user_entry:
         mov     $0x03, %al
         out     %al, %dx                /* DTR RTS */
 
-        /* clear status block (first 0x200 bytes) */
+        /* clear status block */
         mov     $STATUS, %edi
-        mov     $0x40, %ecx
+        mov     $0x80, %ecx
         xor     %eax, %eax
         rep stosq
         mov     $STATUS, %edi
@@ -671,7 +704,12 @@ inner:
         cmp     STATUS+V_NEXT_DIRTY, %r13
         jb      1f
         call    dirty_pages
-1:      cmp     STATUS+V_NEXT_PRINT, %r13
+1:      cmpq    $0, STATUS+V_DSTATE     /* a disk command is running */
+        je      2f
+        cmp     STATUS+V_NEXT_POLL, %r13
+        jb      2f
+        call    disk_poll
+2:      cmp     STATUS+V_NEXT_PRINT, %r13
         jb      main_loop
         call    period_work
         jmp     main_loop
@@ -744,7 +782,7 @@ period_work:
         mov     %rax, STATUS+V_IO_CNT
         testq   $F_DISK, STATUS+V_FLAGS
         jz      2f
-        call    disk_write
+        call    disk_cycle
 2:      testq   $F_NET, STATUS+V_FLAGS
         jz      3f
         call    net_send
@@ -790,6 +828,25 @@ stats_line:
         mov     $s_s_derr, %esi
         mov     STATUS+ST_DISK_ERR, %rax
         call    lb_kv
+        mov     $s_s_dbad, %esi
+        mov     STATUS+ST_DISK_BAD, %rax
+        call    lb_kv
+        mov     $s_s_dbytes, %esi
+        mov     STATUS+ST_DISK_BYTES, %rax
+        call    lb_kv
+        mov     STATUS+ST_DISK_LAT_SUM, %rax
+        mov     STATUS+ST_DISK_OK, %rcx
+        test    %rcx, %rcx
+        jz      3f
+        xor     %edx, %edx
+        div     %rcx
+3:      call    ticks_us
+        mov     $s_s_dlat, %esi
+        call    lb_kv
+        mov     STATUS+ST_DISK_LAT_MAX, %rax
+        call    ticks_us
+        mov     $s_s_dlmax, %esi
+        call    lb_kv
 1:      testq   $F_NET, STATUS+V_FLAGS
         jz      2f
         mov     $s_s_ntx, %esi
@@ -799,6 +856,12 @@ stats_line:
         mov     STATUS+ST_NET_ERR, %rax
         call    lb_kv
 2:      jmp     lb_flush
+
+ticks_us:                       /* rax TSC ticks -> microseconds; clobbers rdx */
+        mov     $1000000, %edx
+        mul     %rdx
+        divq    STATUS+ST_TSC_HZ
+        ret
 
 /* ---------------- TSC calibration vs PIT channel 2 ----------------
  * Channel 2 free-runs in mode 2 (period 65536 PIT ticks = 54.9 ms).  Each
@@ -908,7 +971,7 @@ s_rip:      .asciz " rip="
 s_cs:       .asciz " cs="
 s_rfl:      .asciz " rflags="
 s_cr2:      .asciz " cr2="
-s_boot:     .asciz "BOOT counter-guest v1 ring3 tsc="
+s_boot:     .asciz "BOOT counter-guest v2 ring3 tsc="
 s_p_pps:    .asciz "P pps="
 s_p_period: .asciz " period_us="
 s_p_disk:   .asciz " disk="
@@ -940,13 +1003,23 @@ s_s_dbusy:  .asciz " disk_busy="
 s_s_derr:   .asciz " disk_err="
 s_s_ntx:    .asciz " net_tx="
 s_s_nerr:   .asciz " net_err="
+s_s_dbad:   .asciz " disk_bad="
+s_s_dbytes: .asciz " disk_bytes="
+s_s_dlat:   .asciz " disk_lat_us="
+s_s_dlmax:  .asciz " disk_lat_max_us="
 s_d_mode:   .asciz "D disk_mode="
 s_pio:      .asciz "pio"
 s_dma:      .asciz "dma"
 s_d_bm:     .asciz " bm="
+s_d_sect:   .asciz " sectors="
+s_d_none:   .asciz "D none"
+s_dmm_want: .asciz "DMISMATCH want "
+s_dmm_got:  .asciz " got "
+s_garbage:  .asciz "garbage"
 s_diskerr:  .asciz "DISKERR no ATA device on primary channel, disk off"
 s_neterr:   .asciz "NETERR no NE2000 answering reset, net off"
 s_n_mac:    .asciz "N mac="
+s_n_udp:    .asciz " udp="
 
 /* ---------------- descriptor tables ---------------- */
         .balign 16

@@ -6,7 +6,8 @@
   mkguest.py show  guest.img                       # print parameter block
 
 Parameter block: image byte offset 512 (sector 1, guest-physical 0x7E00),
-little-endian:
+little-endian except the IPv4 addresses (the 4 address bytes in order,
+i.e. network byte order); 0 in a field marked "0 ->" means that default:
   0x00 char[8] magic "PGPARAM1"
   0x08 u32 pps          pages dirtied per second (0 = off)
   0x0C u32 period_us    print period in microseconds (0 -> 10000)
@@ -21,8 +22,17 @@ little-endian:
                         counter reaches this value (0 = never)
   0x30 u32 disk_drive   0 primary master, 1 primary slave
   0x34 u32 io_every     do disk/net I/O every N periods (0 -> 1)
+  0x38 u8[4] net_src_ip IPv4 source of the UDP datagrams (0 -> 10.0.0.2)
+  0x3C u8[4] net_dst_ip IPv4 destination (0 -> 255.255.255.255)
+  0x40 u16 net_src_port UDP source port (0 -> 7777)
+  0x42 u16 net_dst_port UDP destination port (0 -> 7777)
+  0x44 u32 disk_sectors sectors written per I/O cycle (0 -> 1): the record,
+                        plus disk_sectors-1 (at most 255) filler sectors
+                        rotating through LBA 1024..disk_lba-1
+The IPv4 header checksum is not a parameter: the guest computes it at boot.
 """
 import argparse
+import ipaddress
 import os
 import struct
 import sys
@@ -41,7 +51,13 @@ FIELDS = [  # name, offset, struct fmt
     ("inject_at", 0x28, "<Q"),
     ("disk_drive", 0x30, "<I"),
     ("io_every", 0x34, "<I"),
+    ("net_src_ip", 0x38, ">I"),   # big-endian: the address bytes in order
+    ("net_dst_ip", 0x3C, ">I"),
+    ("net_src_port", 0x40, "<H"),
+    ("net_dst_port", 0x42, "<H"),
+    ("disk_sectors", 0x44, "<I"),
 ]
+IP_FIELDS = ("net_src_ip", "net_dst_ip")
 F_DISK, F_NET, F_STATS, F_DISK_PIO = 1, 2, 4, 8
 FLAGS = (("disk", F_DISK), ("net", F_NET), ("stats", F_STATS), ("disk_pio", F_DISK_PIO))
 
@@ -71,6 +87,8 @@ def apply_args(p, a):
             p["flags"] &= ~bit
     if p["disk_lba"] >= 1 << 28:
         sys.exit("disk_lba must fit LBA28")
+    if p["disk_sectors"] > 256:
+        sys.exit("disk_sectors: at most 256 (the record + 255 filler sectors)")
     return p
 
 
@@ -82,11 +100,27 @@ def show(p, out=sys.stdout):
             extra = "  (" + ",".join(s for s, b in FLAGS if v & b) + ")"
         if n in ("region_base", "nic_base"):
             extra = "  (0x%x)" % v
+        if n in IP_FIELDS:
+            extra = "  (%s)" % ip_str(v)
         print("  %-13s @0x%03x = %d%s" % (n, PARAM_OFF + o, v, extra), file=out)
 
 
 def auto_int(s):
     return int(s, 0)
+
+
+def ip_int(s):
+    """An IPv4 address as the u32 the block stores: "10.0.0.2", or a number."""
+    if isinstance(s, int):
+        return s
+    try:
+        return int(ipaddress.IPv4Address(s))
+    except ValueError:
+        return int(s, 0)
+
+
+def ip_str(v):
+    return str(ipaddress.IPv4Address(v)) if v else "default"
 
 
 def add_opts(ap):
@@ -101,6 +135,12 @@ def add_opts(ap):
     ap.add_argument("--check-iters", dest="check_iters", type=auto_int)
     ap.add_argument("--inject-at", dest="inject_at", type=auto_int)
     ap.add_argument("--io-every", dest="io_every", type=auto_int)
+    ap.add_argument("--disk-sectors", dest="disk_sectors", type=auto_int,
+                    help="sectors written per I/O cycle (record + filler, <= 256)")
+    ap.add_argument("--net-src-ip", dest="net_src_ip", type=ip_int)
+    ap.add_argument("--net-dst-ip", dest="net_dst_ip", type=ip_int)
+    ap.add_argument("--net-src-port", dest="net_src_port", type=auto_int)
+    ap.add_argument("--net-dst-port", dest="net_dst_port", type=auto_int)
     for flag, _ in FLAGS:
         opt = flag.replace("_", "-")
         g = ap.add_mutually_exclusive_group()
