@@ -482,6 +482,49 @@ def net_check(what):
                      what, len(seqs), gaps, "" if not back else "; went back: %s" % back[:3]))
 
 
+def eventually(fn, timeout):
+    """fn() true within timeout s (a check, where wait_for is a precondition)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if fn():
+            return True
+        time.sleep(0.02)
+    return bool(fn())
+
+
+def fdb_port(mac):
+    """The port of the lab's management bridge that mac was learned on."""
+    lab = Lab.load(LAB)
+    r = subprocess.run(["bridge", "-n", lab.ns("net"), "fdb", "show", "br", "brmgmt"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for ln in r.stdout.splitlines():
+        f = ln.split()
+        if f and f[0].lower() == mac.lower() and "dev" in f and "permanent" not in f:
+            return f[f.index("dev") + 1]
+    return None
+
+
+def inbound_test(prim):
+    """Frames for the guest (broadcasts from the NMS host) are delivered to
+    its NIC by the primary's engine and logged as input."""
+    if not NET:
+        return
+    lab = Lab.load(LAB)
+    st0 = status(prim)
+    rx0, ev0 = st0.get("net", {}).get("rx_frames", 0), st0.get("events_total", 0)
+    send = ("import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_BROADCAST,1)\n"
+            "for i in range(20):\n s.sendto(b'PING%%03d' %% i, ('%s', 7778))"
+            "\n time.sleep(0.01)\n" % lab.mgmt(255))
+    subprocess.run(["ip", "netns", "exec", lab.ns("nms"), sys.executable, "-c", send],
+                   check=True, timeout=30)
+    st = wait_for("frames delivered", lambda: (lambda s: s if s.get("net", {}).get(
+        "rx_frames", 0) >= rx0 + 20 else None)(status(prim)), timeout=10)
+    check(st["events_total"] > ev0,
+          "inbound: %d frames delivered to the guest's NIC and logged (%d events shipped so "
+          "far)" % (st["net"]["rx_frames"] - rx0, st["events_total"]))
+
+
 def stop_one(slot):
     try:
         ctl(slot, "quit", timeout=5)
@@ -655,9 +698,20 @@ def corrupt_frame_test(backup_slot):
 
 def one_kill(i, prim, back, mode, stats):
     lab = Lab.load(LAB)
-    st = wait_protected(prim)
-    if i % FREEZE_EVERY == 0:
-        frozen_check(prim, back, "kill %d, before" % i)
+    if mode.startswith("self-"):
+        # the crash point may fire a few epochs after protection: a slow
+        # poll must not wait for a "protected" that is already over
+        def protected_or_crashed():
+            s = status(prim)
+            if s.get("state") == "protected" and s.get("epochs_acked", 0) >= 3:
+                return s
+            return {"crashed": True} if not qemu_pids_of(prim) else None
+        st = wait_for("primary on blade %d protected (or crashed)" % prim,
+                      protected_or_crashed, timeout=60, step=0.05)
+    else:
+        st = wait_protected(prim)
+        if i % FREEZE_EVERY == 0:
+            frozen_check(prim, back, "kill %d, before" % i)
     # a random moment: anywhere in an epoch cycle (pause, transfer, commit)
     if not mode.startswith("self-"):
         time.sleep(random.uniform(0.05, 0.6) + random.uniform(0, EPOCH_MS / 1000.0))
@@ -718,6 +772,14 @@ def one_kill(i, prim, back, mode, stats):
           "kill %d: the guest's self-check holds" % i)
     check("DMISMATCH" not in text,
           "kill %d: the guest's disk matches its memory (its read-back of its last record)" % i)
+    if NET:
+        # the switch (the lab's bridge) learned the guest's MAC on the new
+        # blade's port from the engine's announcement
+        mac = status(back).get("net", {}).get("mac", "")
+        port = lab.bridge_port("b%dm" % back)
+        check(eventually(lambda: fdb_port(mac) == port, 5),
+              "kill %d: the lab's switch forwards %s to blade %d (%d announcements)" % (
+                  i, mac, back, status(back).get("net", {}).get("announcements", 0)))
     # the promoted guest writes to its disk through the new primary's engine
     w0 = status(back).get("disk", {}).get("writes", 0)
     wait_for("disk writes on the promoted guest",
@@ -806,6 +868,7 @@ def main():
             crash_point_tests(1, [])
             return 1 if FAILS else 0
         frozen_check(1, 2, "protected")
+        inbound_test(1)
         bridge_test()
         prim, back = manager_failover_test()
         wait_protected(prim)
