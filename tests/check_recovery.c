@@ -1039,7 +1039,7 @@ static void rig_stop(void *data)
 }
 
 /* Blade 2 holds fg1's backup; blade 1 (fg1's) dies. */
-static void engine_takeover(const char *state_at_plan, const char *state_at_act,
+static void engine_takeover(int vm_blade, const char *state_at_plan, const char *state_at_act,
                             const char *want_order)
 {
 	char text[1024], *dir = make_temp_dir();
@@ -1062,8 +1062,8 @@ static void engine_takeover(const char *state_at_plan, const char *state_at_act,
 	                 "shelf {\n credentials: /x\n manager {\n  address: 127.0.0.1\n }\n}\n"
 	                 "blade {\n slot: 1\n host: b1\n libvirt_uri: test:///default\n}\n"
 	                 "blade {\n slot: 2\n host: b2\n libvirt_uri: test:///default\n}\n"
-	                 "vm {\n name: fg1\n blade: 1\n protection: ft\n disk: /x.img\n}\n",
-	                 dir);
+	                 "vm {\n name: fg1\n blade: %d\n protection: ft\n disk: /x.img\n}\n",
+	                 dir, vm_blade);
 
 	ck_assert_int_lt(n, (int)sizeof(text));
 	ck_assert_int_eq(af_cfg_parse_buffer("engine", text, (size_t)n,
@@ -1112,12 +1112,15 @@ START_TEST(test_engine_promote)
 	ck_assert_int_eq(af_init("check_recovery"), 0);
 	/* the backup here is in standby: fence blade 1, then promote it (forced:
 	 * blade 1 is confirmed off) */
-	engine_takeover("standby", "standby", "promote fg1 force");
+	engine_takeover(1, "standby", "standby", "promote fg1 force");
 	/* no backup in sync when the plan was made (start from disk), but it
 	 * is by the time the step runs: promoted instead */
-	engine_takeover("waiting", "orphaned", "promote fg1 force");
+	engine_takeover(1, "waiting", "orphaned", "promote fg1 force");
 	/* none ready at all: the engine boots it from its disk */
-	engine_takeover("waiting", "waiting", "start fg1");
+	engine_takeover(1, "waiting", "waiting", "start fg1");
+	/* the guest runs here and blade 1 held its backup: once blade 1 is
+	 * fenced, the output held for that backup is released */
+	engine_takeover(2, "protected", "unprotected", "release fg1");
 	af_fini();
 }
 END_TEST

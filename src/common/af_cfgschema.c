@@ -36,6 +36,7 @@
 #endif
 
 const char *const af_protection_names[AF_PROT_COUNT] = {"none", "restart", "ft"};
+const char *const af_disk_bus_names[AF_BUS_COUNT] = {"virtio", "ide"};
 const char *const af_rcv_mode_names[AF_RCV_MODE_COUNT] = {"act", "dry-run"};
 const char *const af_no_quorum_names[AF_NOQ_COUNT] = {"stop", "wait"};
 static const char *const priv_names[AF_PRIV_COUNT] = {"user", "operator", "admin"};
@@ -151,6 +152,7 @@ static const struct af_kspec vm_keys[] = {
         K_SIZE("memory", struct af_cfg_vm, memory, 16 << 20, 1ULL << 40, "256MiB"),
         K_UINT("vcpus", struct af_cfg_vm, vcpus, 1, 64, "1", 0),
         K_STR("disk", struct af_cfg_vm, disk, AF_KT_PATH, NULL, 0),
+        K_ENUM("disk_bus", struct af_cfg_vm, disk_bus, af_disk_bus_names, "virtio", 0),
         K_UINT("port", struct af_cfg_vm, port, 1, 65535, "auto", AF_K_AUTO0),
         K_STR("qemu_args", struct af_cfg_vm, qemu_args, AF_KT_STRING, NULL, 0),
         K_DURA("epoch", struct af_cfg_vm, epoch_ms, 10, 10 * MS_S),

@@ -46,6 +46,8 @@ struct af_cfg_where {
 };
 
 enum af_protection { AF_PROT_NONE = 0, AF_PROT_RESTART, AF_PROT_FT, AF_PROT_COUNT };
+/* the bus of an engine VM's disk */
+enum af_disk_bus { AF_BUS_VIRTIO = 0, AF_BUS_IDE, AF_BUS_COUNT };
 enum af_ipmi_priv { AF_PRIV_USER = 0, AF_PRIV_OPERATOR, AF_PRIV_ADMIN, AF_PRIV_COUNT };
 enum af_snmp_version { AF_SNMP_V2C = 0, AF_SNMP_V3, AF_SNMP_VERSION_COUNT };
 enum af_snmp_notify { AF_SNMP_TRAP = 0, AF_SNMP_INFORM, AF_SNMP_NOTIFY_COUNT };
@@ -71,6 +73,7 @@ enum af_snmp_priv {
 };
 
 extern const char *const af_protection_names[AF_PROT_COUNT];
+extern const char *const af_disk_bus_names[AF_BUS_COUNT];
 
 /* Secrets read from a 0600 credentials file; never printed, wiped on free. */
 struct af_ipmi_credentials {
@@ -145,6 +148,7 @@ struct af_cfg_vm {
 	uint64_t memory; /* bytes of guest RAM */
 	uint32_t vcpus;
 	char disk[AF_CFG_PATH_MAX];      /* raw image: shared (libvirt) or the seed (ft) */
+	int disk_bus;                    /* enum af_disk_bus */
 	uint32_t port;                   /* replication TCP port; 0 = vmft.port + index */
 	char qemu_args[AF_CFG_PATH_MAX]; /* extra QEMU arguments, space separated */
 	uint64_t epoch_ms;               /* checkpoint period; 0: vmft.epoch */

@@ -129,6 +129,7 @@ static int act_engine(struct rcv *m, const struct rcv_run *r, unsigned i, enum r
 	const char *order = kind == RCV_STEP_PROMOTE                                   ? "promote"
 	                    : kind == RCV_STEP_START_VM || kind == RCV_STEP_RESTART_VM ? "start"
 	                    : kind == RCV_STEP_STOP_VM                                 ? "quit"
+	                    : kind == RCV_STEP_RELEASE                                 ? "release"
 	                                                                               : NULL;
 	int vi = rcv_vm_index(m, s->vm), from, other, rc;
 	bool force = false;
@@ -153,7 +154,7 @@ static int act_engine(struct rcv *m, const struct rcv_run *r, unsigned i, enum r
 		rcv_exec_step_done(&m->exec, r->id, i, -EXDEV, msg, af_mono_ns());
 		return 0;
 	}
-	if (kind != RCV_STEP_STOP_VM) {
+	if (kind != RCV_STEP_STOP_VM && kind != RCV_STEP_RELEASE) {
 		other = running_elsewhere(m, s->vm, s->blade);
 		if (other != 0) {
 			snprintf(msg, sizeof(msg), "refused: blade %d still reports %s running",
@@ -229,6 +230,11 @@ static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_
 	}
 	if (vi >= 0 && af_cfg_vm_has_engine(&m->env.cfg->vms[vi]))
 		return act_engine(m, r, i, kind);
+	if (kind == RCV_STEP_RELEASE) {
+		/* a libvirt domain holds no output */
+		rcv_exec_step_done(&m->exec, r->id, i, 0, "no held output", af_mono_ns());
+		return 0;
+	}
 	if (m->virt == NULL || dom == NULL)
 		return -ENOTSUP;
 	if (kind == RCV_STEP_STOP_VM && m->off[s->blade]) {

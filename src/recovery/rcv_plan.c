@@ -19,6 +19,7 @@ const char *const rcv_step_names[RCV_STEP_COUNT] = {
         [RCV_STEP_STOP_VM] = "stop-vm",         [RCV_STEP_RESTART_VM] = "restart-vm",
         [RCV_STEP_START_VM] = "start-vm",       [RCV_STEP_PROMOTE] = "promote",
         [RCV_STEP_MIGRATE] = "migrate",         [RCV_STEP_NOTIFY] = "notify",
+        [RCV_STEP_RELEASE] = "release",
 };
 
 void rcv_timeouts_default(struct rcv_timeouts *t)
@@ -108,7 +109,7 @@ static void takeover(const struct rcv_cluster *c, const struct af_fault *f,
                      const struct rcv_timeouts *t, bool fence, struct rcv_plan *p)
 {
 	int n = f->blade, target = takeover_blade(c, n);
-	unsigned promoted = 0, started = 0, left = 0;
+	unsigned promoted = 0, started = 0, left = 0, released = 0;
 
 	p->owner = target ? target : n;
 	if (!c->quorate)
@@ -157,14 +158,28 @@ static void takeover(const struct rcv_cluster *c, const struct af_fault *f,
 			    v->name);
 		}
 	}
+	/* The VMs the partner runs had their hot backups on blade n: with n
+	 * confirmed off, no backup can be promoted behind their back, so what
+	 * their primaries hold for output commit (serial, network frames)
+	 * goes out now instead of waiting for a backup that is not coming. */
+	for (unsigned i = 0; (fence || c->blades[n].off) && i < c->n_vms; i++) {
+		const struct rcv_vm_state *v = &c->vms[i];
+
+		if (v->blade == target && v->protection == AF_PROT_FT && ++released)
+			add(p, RCV_STEP_RELEASE, target, v->name, t->promote_ms,
+			    "the backup of %s on blade %d is gone: its primary releases its held "
+			    "output and runs unprotected",
+			    v->name, n);
+	}
 	if (promoted + started + left == 0)
 		add(p, RCV_STEP_NOTIFY, n, NULL, 0, "blade %d ran no VMs", n);
 	snprintf(p->summary, sizeof(p->summary),
-	         "%s blade %d; on blade %d: %u promoted, %u started; %u left down",
+	         "%s blade %d; on blade %d: %u promoted, %u started%s; %u left down",
 	         fence              ? "fence"
 	         : c->blades[n].off ? "blade off:"
 	                            : "stop the VMs of",
-	         n, target, promoted, started, left);
+	         n, target, promoted, started, released ? ", backups gone: output released" : "",
+	         left);
 }
 
 /* A guest failed: restart it in place while it has restarts left, then

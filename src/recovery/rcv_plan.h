@@ -32,6 +32,7 @@ enum rcv_step_kind {
 	RCV_STEP_PROMOTE,         /* promote the VM's hot backup on the partner */
 	RCV_STEP_MIGRATE,         /* live-migrate the VM to the partner */
 	RCV_STEP_NOTIFY,          /* tell the operator (log, SNMP trap) */
+	RCV_STEP_RELEASE, /* ft: the backup is gone for good: the primary's held output goes */
 	RCV_STEP_COUNT
 };
 extern const char *const rcv_step_names[RCV_STEP_COUNT];

@@ -486,6 +486,10 @@ static void *job_main(void *arg)
 			rc = answer_rc(reply, j->msg, sizeof(j->msg));
 		if (rc == 0)
 			promoted_msg(reply, j->msg, sizeof(j->msg));
+	} else if (strcmp(j->order, "release") == 0) {
+		rc = request_at(j->path, "release", false, reply, sizeof(reply));
+		if (rc == 0)
+			rc = answer_rc(reply, j->msg, sizeof(j->msg));
 	} else {
 		/* "quit" and "start": the engine here (if any) stops first; the
 		 * start itself is the loop's (it forks) */
@@ -559,7 +563,7 @@ int vft_order(struct vft *m, const char *vm, const char *order, bool force, vft_
 	if (m == NULL || vm == NULL || order == NULL || done == NULL)
 		return -EINVAL;
 	if (strcmp(order, "promote") != 0 && strcmp(order, "start") != 0 &&
-	    strcmp(order, "quit") != 0)
+	    strcmp(order, "quit") != 0 && strcmp(order, "release") != 0)
 		return -EINVAL;
 	if (m->env.loop == NULL || m->job_pipe[0] < 0)
 		return -ENOTSUP;

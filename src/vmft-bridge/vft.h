@@ -36,7 +36,8 @@ int vft_request(struct vft *m, const char *vm, const char *cmd, bool force, char
  * blade, carried out off the loop: "promote" (force: the old primary is
  * confirmed off, do not wait for the link to drop), "quit" (the engine
  * stops, with its guest), "start" (the engine here, a backup, stops; a
- * primary engine boots the guest from its disk). done(cookie, 0 or -errno,
+ * primary engine boots the guest from its disk), "release" (the primary's
+ * output held for a backup that is gone goes out). done(cookie, 0 or -errno,
  * why) is called later from the loop, unless forgotten first. Returns 0, or
  * -errno and done is never called. */
 typedef void (*vft_done_fn)(void *cookie, int rc, const char *msg);

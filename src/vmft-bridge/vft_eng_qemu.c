@@ -96,11 +96,18 @@ static int build_argv(struct vft_eng *e, const char *ram_path, bool incoming, ch
 	ARG("-nodefaults");
 	ARG("-display");
 	ARG("none");
-	/* the disk through the engine's NBD server: it sees every write */
+	/* the disk through the engine's NBD server: it sees every write. The
+	 * device is its own argument: the bus is part of the machine (the
+	 * config hash), the socket path is not */
 	ARG("-drive");
 	ARG("driver=raw,file.driver=nbd,file.server.type=unix,file.server.path=%s/nbd.sock,"
-	    "file.export=disk,if=ide,cache=writeback",
+	    "file.export=disk,if=none,id=disk0,cache=writeback",
 	    e->dir);
+	ARG("-device");
+	if (vm->disk_bus == AF_BUS_IDE)
+		ARG("ide-hd,drive=disk0,bus=ide.0,unit=0,bootindex=0");
+	else
+		ARG("virtio-blk-pci,drive=disk0,bootindex=0");
 	if (vm->nic[0] != '\0') {
 		/* frames through the engine: output commit, input log */
 		ARG("-netdev");

@@ -66,11 +66,11 @@ def build_binary(outdir):
 
 def make_image(lab, name, pps=1000, period_us=10000, disk=False, net=False, stats=True,
                net_src_ip="10.0.0.2", net_dst_ip="255.255.255.255", net_port=NET_PORT,
-               disk_sectors=1, io_every=1):
+               disk_sectors=1, io_every=1, disk_pio=False):
     """The guest's image in the shared storage. net_port is both UDP ports;
     disk_sectors (1..256) the sectors written per I/O cycle (the record and
     disk_sectors - 1 filler sectors); disk and net I/O every io_every
-    periods."""
+    periods; disk_pio: ATA PIO instead of bus-master DMA."""
     if not re.match(r"^[a-z][a-z0-9-]{0,30}$", name):
         raise LabError("guest name '%s': lower-case letters, digits and '-'" % name)
     if not 1 <= disk_sectors <= 256:
@@ -87,7 +87,7 @@ def make_image(lab, name, pps=1000, period_us=10000, disk=False, net=False, stat
              net_src_port=net_port, net_dst_port=net_port, disk_sectors=disk_sectors,
              io_every=io_every)
     p["flags"] = (mkguest.F_DISK if disk else 0) | (mkguest.F_NET if net else 0) | \
-        (mkguest.F_STATS if stats else 0)
+        (mkguest.F_STATS if stats else 0) | (mkguest.F_DISK_PIO if disk_pio else 0)
     size = max(1 << 20, (DISK_LBA + 1) * 512)
     img += bytes(size - len(img))
     mkguest.write_params(img, p)
