@@ -274,6 +274,11 @@ START_TEST(test_frames_unprotected_at_once)
 	struct wire w = {0};
 
 	eng_frameq_init(&q, 1 << 20, wire_send, &w);
+	/* nothing ever held: nothing to send (an empty queue has no buffer) */
+	eng_frameq_set_hold(&q, false);
+	eng_frameq_release_to(&q, 3);
+	ck_assert_uint_eq(w.n, 0);
+	eng_frameq_set_hold(&q, true);
 	frame(&q, 1, 60, 0);
 	eng_frameq_set_hold(&q, false); /* held ones go out first */
 	ck_assert_uint_eq(w.n, 1);

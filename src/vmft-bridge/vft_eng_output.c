@@ -225,7 +225,8 @@ static void frameq_out_locked(struct eng_frameq *q, uint64_t n)
 		q->out_total++;
 		n--;
 	}
-	memmove(q->buf, q->buf + off, q->len - off);
+	if (off > 0) /* nothing held yet: buf may still be NULL */
+		memmove(q->buf, q->buf + off, q->len - off);
 	q->len -= off;
 }
 
