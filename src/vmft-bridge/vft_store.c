@@ -1057,6 +1057,24 @@ static int recover(struct vft_store *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* Creates dir (mode 0700) if needed and opens it for the *at calls. */
+static int open_dir(const char *dir, int *fd, char *err, size_t errlen)
+{
+	int rc = mkdir_p(dir);
+
+	if (rc < 0) {
+		set_err(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	*fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*fd < 0) {
+		rc = -errno;
+		set_err(err, errlen, "cannot open %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
 int vft_store_open(struct vft_store **out, const char *dir, const char *disk_dir, uint64_t ram_size,
                    char *err, size_t errlen)
 {
@@ -1100,32 +1118,16 @@ int vft_store_open(struct vft_store **out, const char *dir, const char *disk_dir
 		set_err(err, errlen, "out of memory");
 		goto fail;
 	}
-	if ((rc = mkdir_p(s->dir)) < 0) {
-		set_err(err, errlen, "cannot create %s: %s", s->dir, strerror(-rc));
+	if ((rc = open_dir(s->dir, &s->dir_fd, err, errlen)) < 0)
 		goto fail;
-	}
-	s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->dir_fd < 0) {
-		rc = -errno;
-		set_err(err, errlen, "cannot open %s: %s", s->dir, strerror(-rc));
-		goto fail;
-	}
 	if (disk_dir != NULL && disk_dir[0] != '\0') {
 		if (af_strlcpy(s->disk_dir, disk_dir, sizeof(s->disk_dir)) >= sizeof(s->disk_dir)) {
 			rc = -ENAMETOOLONG;
 			set_err(err, errlen, "disk directory name too long");
 			goto fail;
 		}
-		if ((rc = mkdir_p(s->disk_dir)) < 0) {
-			set_err(err, errlen, "cannot create %s: %s", s->disk_dir, strerror(-rc));
+		if ((rc = open_dir(s->disk_dir, &s->disk_dir_fd, err, errlen)) < 0)
 			goto fail;
-		}
-		s->disk_dir_fd = open(s->disk_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (s->disk_dir_fd < 0) {
-			rc = -errno;
-			set_err(err, errlen, "cannot open %s: %s", s->disk_dir, strerror(-rc));
-			goto fail;
-		}
 	}
 	if ((rc = recover(s, err, errlen)) < 0)
 		goto fail;
