@@ -28,6 +28,7 @@
 #include "af_util.h"
 #include "vft_qmp.h"
 #include "vft_scan.h"
+#include "vft_store.h"
 
 /* at most this many epochs sent and not yet acknowledged: bounds the output
  * held and the staging memory, and makes a slow backup slow the epochs down
@@ -615,11 +616,6 @@ static int live_copy(struct psess *ps, uint64_t epoch, uint64_t *n_pages, uint64
 	return 0;
 }
 
-static bool zero_block(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 /* Full sync of the disk while the guest runs: every non-zero block as it is
  * now. A block the guest writes during the copy may be copied before or
  * after the write; the write is in the epoch's event log either way (the
@@ -670,12 +666,12 @@ static int disk_copy(struct psess *ps, uint64_t epoch, uint64_t *n_frames, uint6
 			struct iovec iov[2];
 
 			end = b + (len - b < 4096 ? len - b : 4096);
-			if (zero_block(buf + b, end - b))
+			if (vft_store_all_zero(buf + b, end - b))
 				continue;
 			while (end < len) {
 				size_t k = len - end < 4096 ? len - end : 4096;
 
-				if (zero_block(buf + end, k))
+				if (vft_store_all_zero(buf + end, k))
 					break;
 				end += k;
 			}

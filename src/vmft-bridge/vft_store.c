@@ -1682,9 +1682,11 @@ int vft_store_latest_disk(const char *disk_dir, char *path, size_t n, uint64_t *
 	return 0;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
+bool vft_store_all_zero(const void *p, size_t n)
 {
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+	const uint8_t *b = p;
+
+	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
 }
 
 int vft_store_seed_disk(const char *disk_dir, const char *image, char *path, size_t n, char *err,
@@ -1730,7 +1732,7 @@ int vft_store_seed_disk(const char *disk_dir, const char *image, char *path, siz
 		                                                     : (1u << 20);
 
 		if ((rc = pread_all(in, buf, len, off)) < 0 ||
-		    (!all_zero(buf, len) && (rc = pwrite_all(out, buf, len, off)) < 0)) {
+		    (!vft_store_all_zero(buf, len) && (rc = pwrite_all(out, buf, len, off)) < 0)) {
 			set_err(err, errlen, "copying %s to %s: %s", image, tmp, strerror(-rc));
 			goto out;
 		}

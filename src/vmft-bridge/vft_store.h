@@ -102,6 +102,10 @@ int vft_store_latest_disk(const char *disk_dir, char *path, size_t n, uint64_t *
 int vft_store_seed_disk(const char *disk_dir, const char *image, char *path, size_t n, char *err,
                         size_t errlen);
 
+/* True when n bytes at p are all zero: a block both the seed and the full
+ * sync leave as a hole. */
+bool vft_store_all_zero(const void *p, size_t n);
+
 /* Tests only: make the next commit stop (as if the process died) right after
  * step `point` (1 = staging written, 2 = redo renamed / new RAM synced,
  * 3 = pages applied, 4 = state renamed), returning -EINTR and leaving the
