@@ -203,7 +203,7 @@ END_TEST
 
 START_TEST(test_hdr_bad_version)
 {
-	static const uint16_t bad[] = {0, 1, 3, 0x0100, 0xffff};
+	static const uint16_t bad[] = {0, 1, 2, 4, 0x0100, 0xffff};
 	uint8_t raw[VFT_HDR_SIZE];
 	struct vft_hdr h;
 	char err[160];
@@ -249,7 +249,8 @@ START_TEST(test_hdr_fixed_lengths)
 	};
 
 	ck_assert_uint_eq(VFT_HELLO_SIZE, 104);
-	ck_assert_uint_eq(VFT_EPOCH_BEGIN_SIZE, 8);
+	ck_assert_uint_eq(VFT_EPOCH_BEGIN_SIZE, 16);
+	ck_assert_uint_eq(VFT_WELCOME_SIZE, 48);
 	ck_assert_uint_eq(VFT_EPOCH_END_SIZE, 40);
 	ck_assert_uint_eq(VFT_ACK_SIZE, 8);
 	ck_assert_uint_eq(VFT_BYE_SIZE, 4);
@@ -545,6 +546,118 @@ START_TEST(test_epoch_begin_bad_kind)
 }
 END_TEST
 
+/* template fields that contradict each other are refused as garbage */
+START_TEST(test_template_fields_refused)
+{
+	static const struct vft_epoch_begin bad_begin[] = {
+	        {.kind = VFT_EPOCH_INCR, .flags = VFT_BEGIN_TMPL_RAM, .tmpl_id = 1},
+	        {.kind = VFT_EPOCH_FULL, .flags = VFT_BEGIN_TMPL_DISK, .tmpl_id = 1},
+	        {.kind = VFT_EPOCH_FULL, .flags = VFT_BEGIN_TMPL_RAM, .tmpl_id = 0},
+	        {.kind = VFT_EPOCH_FULL, .flags = 0, .tmpl_id = 5},
+	        {.kind = VFT_EPOCH_FULL, .flags = 4 | VFT_BEGIN_TMPL_RAM, .tmpl_id = 5},
+	};
+	static const struct vft_welcome bad_welcome[] = {
+	        {.tmpl_id = 1, .tmpl_pages = 0},
+	        {.tmpl_id = 0, .tmpl_pages = 10},
+	        {.tmpl_id = 1, .tmpl_pages = 0, .tmpl_blocks = 3},
+	        {.tmpl_id = 1, .tmpl_pages = UINT64_MAX},
+	        {.tmpl_id = 1, .tmpl_pages = 1, .tmpl_blocks = UINT64_MAX},
+	};
+	uint8_t b[64], t[16 + 8 * 3];
+	struct vft_epoch_begin bb;
+	struct vft_welcome wb;
+	struct vft_tmpl_frame tf;
+	char err[160];
+
+	for (size_t i = 0; i < sizeof(bad_begin) / sizeof(bad_begin[0]); i++) {
+		vft_epoch_begin_encode(b, &bad_begin[i]);
+		ck_assert_int_eq(
+		        vft_epoch_begin_decode(b, VFT_EPOCH_BEGIN_SIZE, &bb, err, sizeof(err)),
+		        -EBADMSG);
+		ck_assert_ptr_nonnull(strstr(err, "template"));
+	}
+	for (size_t i = 0; i < sizeof(bad_welcome) / sizeof(bad_welcome[0]); i++) {
+		vft_welcome_encode(b, &bad_welcome[i]);
+		ck_assert_int_eq(vft_welcome_decode(b, VFT_WELCOME_SIZE, &wb, err, sizeof(err)),
+		                 -EBADMSG);
+		ck_assert_ptr_nonnull(strstr(err, "template"));
+	}
+	/* TMPL: kind, count against length, first index */
+	memset(t, 0, sizeof(t));
+	vft_tmpl_encode_head(t, 2, 3, 0);
+	ck_assert_int_eq(vft_tmpl_decode(t, sizeof(t), &tf, err, sizeof(err)), -EBADMSG);
+	vft_tmpl_encode_head(t, VFT_TMPL_BLOCKS, 4, 0);
+	ck_assert_int_eq(vft_tmpl_decode(t, sizeof(t), &tf, err, sizeof(err)), -EBADMSG);
+	vft_tmpl_encode_head(t, VFT_TMPL_BLOCKS, 0, 0);
+	ck_assert_int_eq(vft_tmpl_decode(t, 16, &tf, err, sizeof(err)), -EBADMSG);
+	vft_tmpl_encode_head(t, VFT_TMPL_PAGES, 3, UINT64_MAX);
+	ck_assert_int_eq(vft_tmpl_decode(t, sizeof(t), &tf, err, sizeof(err)), -EBADMSG);
+	ck_assert_int_eq(vft_tmpl_decode(t, 8, &tf, err, sizeof(err)), -EBADMSG);
+	vft_tmpl_encode_head(t, VFT_TMPL_PAGES, 3, 7);
+	ck_assert_int_eq(vft_tmpl_decode(t, sizeof(t), &tf, err, sizeof(err)), 0);
+	ck_assert_uint_eq(tf.count, 3);
+	ck_assert_uint_eq(tf.first, 7);
+	ck_assert_ptr_eq(tf.hashes, t + 16);
+	ck_assert_int_eq(hdr_decode_len(VFT_F_TMPL, 16 + 8), 0);
+	ck_assert_int_eq(hdr_decode_len(VFT_F_TMPL, 16 + 8 * VFT_TMPL_BATCH), 0);
+	ck_assert_int_eq(hdr_decode_len(VFT_F_TMPL, 16), -EBADMSG);
+	ck_assert_int_eq(hdr_decode_len(VFT_F_TMPL, 16 + 8 * VFT_TMPL_BATCH + 8), -EBADMSG);
+	ck_assert_int_eq(hdr_decode_len(VFT_F_TMPL, 16 + 12), -EBADMSG);
+}
+END_TEST
+
+/* the backup's rules: an epoch is built on the template the backup offered
+ * on this connection, or on none */
+START_TEST(test_rx_template_rules)
+{
+	struct vft_epoch_begin m = {
+	        .kind = VFT_EPOCH_FULL, .flags = VFT_BEGIN_TMPL_RAM, .tmpl_id = 42};
+	uint8_t b[VFT_EPOCH_BEGIN_SIZE + 24];
+	struct peer p;
+
+	/* nothing offered */
+	peer_init(&p);
+	ck_assert_int_eq(send_hello(&p), 0);
+	ck_assert_int_eq(
+	        send_frame(&p, VFT_F_EPOCH_BEGIN, 1, b, (uint32_t)vft_epoch_begin_encode(b, &m)),
+	        -EBADMSG);
+	assert_err(&p, "template");
+	/* another template */
+	peer_init(&p);
+	p.rx.tmpl_id = 41;
+	ck_assert_int_eq(send_hello(&p), 0);
+	ck_assert_int_eq(
+	        send_frame(&p, VFT_F_EPOCH_BEGIN, 1, b, (uint32_t)vft_epoch_begin_encode(b, &m)),
+	        -EBADMSG);
+	/* its disk base was not offered */
+	peer_init(&p);
+	p.rx.tmpl_id = 42;
+	m.flags |= VFT_BEGIN_TMPL_DISK;
+	ck_assert_int_eq(send_hello(&p), 0);
+	ck_assert_int_eq(
+	        send_frame(&p, VFT_F_EPOCH_BEGIN, 1, b, (uint32_t)vft_epoch_begin_encode(b, &m)),
+	        -EBADMSG);
+	/* offered: accepted, RAM only and RAM + disk */
+	for (int disk = 0; disk <= 1; disk++) {
+		peer_init(&p);
+		p.rx.tmpl_id = 42;
+		p.rx.tmpl_blocks = true;
+		m.flags = VFT_BEGIN_TMPL_RAM | (disk ? VFT_BEGIN_TMPL_DISK : 0);
+		ck_assert_int_eq(send_hello(&p), 0);
+		ck_assert_int_eq(send_frame(&p, VFT_F_EPOCH_BEGIN, 1, b,
+		                            (uint32_t)vft_epoch_begin_encode(b, &m)),
+		                 0);
+		ck_assert_uint_eq(p.out.begin.flags, m.flags);
+		ck_assert_uint_eq(p.out.begin.tmpl_id, 42);
+	}
+	/* TMPL never goes to the backup */
+	vft_tmpl_encode_head(b, VFT_TMPL_PAGES, 1, 0);
+	memset(b + 16, 0, 8);
+	ck_assert_int_eq(send_frame(&p, VFT_F_TMPL, 0, b, 24), -EBADMSG);
+	assert_err(&p, "TMPL");
+}
+END_TEST
+
 START_TEST(test_ftype_names)
 {
 	ck_assert_str_eq(vft_ftype_name(VFT_F_HELLO), "HELLO");
@@ -556,6 +669,7 @@ START_TEST(test_ftype_names)
 	ck_assert_str_eq(vft_ftype_name(VFT_F_ACK), "ACK");
 	ck_assert_str_eq(vft_ftype_name(VFT_F_PING), "PING");
 	ck_assert_str_eq(vft_ftype_name(VFT_F_BYE), "BYE");
+	ck_assert_str_eq(vft_ftype_name(VFT_F_TMPL), "TMPL");
 	ck_assert_str_eq(vft_ftype_name(0), "?");
 	ck_assert_str_eq(vft_ftype_name(VFT_F_COUNT), "?");
 	ck_assert_str_eq(vft_ftype_name(UINT32_MAX), "?");
@@ -940,7 +1054,7 @@ START_TEST(test_hdr_round_trip)
 	ck_assert_uint_eq(h.check, get64(raw + 24));
 	ck_assert_int_eq(vft_frame_verify(raw, &h, all), 0);
 	/* little-endian on the wire */
-	ck_assert_int_eq(memcmp(raw + 4, (const uint8_t[]){2, 0, 5, 0, 8, 0, 0, 0}, 8), 0);
+	ck_assert_int_eq(memcmp(raw + 4, (const uint8_t[]){3, 0, 5, 0, 8, 0, 0, 0}, 8), 0);
 	ck_assert_int_eq(memcmp(raw + 12, (const uint8_t[]){0xd4, 0xc3, 0xb2, 0xa1}, 4), 0);
 	ck_assert_int_eq(memcmp(raw + 16, (const uint8_t[]){8, 7, 6, 5, 4, 3, 2, 1}, 8), 0);
 	/* an empty payload: no iovec, or an iovec of nothing */
@@ -959,9 +1073,12 @@ START_TEST(test_payload_round_trips)
 	struct vft_welcome wm = {.committed_epoch = UINT64_MAX - 1,
 	                         .committed_session = 0x8000000000000001ull,
 	                         .flags = 0xfeedu,
-	                         .reserved = 77},
+	                         .reserved = 77,
+	                         .tmpl_id = 0x1122334455667788ull,
+	                         .tmpl_pages = 262144,
+	                         .tmpl_blocks = 16384},
 	                   wb;
-	struct vft_epoch_begin bm = {.kind = VFT_EPOCH_FULL, .reserved = 5}, bb;
+	struct vft_epoch_begin bm = {.kind = VFT_EPOCH_FULL}, bb;
 	struct vft_epoch_end em = {.n_pages = 1ull << 33,
 	                           .devstate_len = 123456789012ull,
 	                           .n_frames = 0xffffffffu,
@@ -990,16 +1107,31 @@ START_TEST(test_payload_round_trips)
 	ck_assert_uint_eq(wb.committed_session, wm.committed_session);
 	ck_assert_uint_eq(wb.flags, wm.flags);
 	ck_assert_uint_eq(wb.reserved, 0);
+	ck_assert_uint_eq(wb.tmpl_id, wm.tmpl_id);
+	ck_assert_uint_eq(wb.tmpl_pages, wm.tmpl_pages);
+	ck_assert_uint_eq(wb.tmpl_blocks, wm.tmpl_blocks);
+	ck_assert_int_eq(memcmp(b + 24, (const uint8_t[]){0x88, 0x77, 0x66, 0x55}, 4), 0);
 
 	for (uint32_t k = VFT_EPOCH_INCR; k <= VFT_EPOCH_FULL; k++) {
 		bm.kind = k;
 		ck_assert_uint_eq(vft_epoch_begin_encode(b, &bm), VFT_EPOCH_BEGIN_SIZE);
-		ck_assert_int_eq(memcmp(b, (const uint8_t[]){(uint8_t)k, 0, 0, 0, 0, 0, 0, 0}, 8),
+		ck_assert_int_eq(memcmp(b,
+		                        (const uint8_t[]){(uint8_t)k, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		                                          0, 0, 0, 0, 0},
+		                        16),
 		                 0);
 		ck_assert_int_eq(
 		        vft_epoch_begin_decode(b, VFT_EPOCH_BEGIN_SIZE, &bb, err, sizeof(err)), 0);
 		ck_assert_uint_eq(bb.kind, k);
 	}
+	bm.kind = VFT_EPOCH_FULL;
+	bm.flags = VFT_BEGIN_TMPL_RAM | VFT_BEGIN_TMPL_DISK;
+	bm.tmpl_id = 0xa0a1a2a3a4a5a6a7ull;
+	vft_epoch_begin_encode(b, &bm);
+	ck_assert_int_eq(memcmp(b + 4, (const uint8_t[]){3, 0, 0, 0, 0xa7, 0xa6}, 6), 0);
+	ck_assert_int_eq(vft_epoch_begin_decode(b, VFT_EPOCH_BEGIN_SIZE, &bb, err, sizeof(err)), 0);
+	ck_assert_uint_eq(bb.flags, bm.flags);
+	ck_assert_uint_eq(bb.tmpl_id, bm.tmpl_id);
 
 	ck_assert_uint_eq(vft_epoch_end_encode(b, &em), VFT_EPOCH_END_SIZE);
 	ck_assert_int_eq(memcmp(b + 16, (const uint8_t[]){0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, 8),
@@ -1537,6 +1669,8 @@ int main(void)
 	add_tcase(s, test_hello_bad_page_and_ram_size, 10);
 	add_tcase(s, test_hello_bad_name, 10);
 	add_tcase(s, test_epoch_begin_bad_kind, 10);
+	add_tcase(s, test_template_fields_refused, 10);
+	add_tcase(s, test_rx_template_rules, 10);
 	add_tcase(s, test_ftype_names, 10);
 	add_tcase(s, test_rx_wrong_seq, 10);
 	add_tcase(s, test_rx_frames_before_hello, 10);

@@ -14,6 +14,8 @@
 #include <sys/resource.h>
 
 #include "check_util.h"
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
 #include "vft_scan.h"
 
 #define PG 4096u
@@ -117,6 +119,14 @@ START_TEST(test_calls_reject)
 	ck_assert_int_eq(vft_scan_copy_range(s, 7, 2, &res), -EINVAL);
 	ck_assert_int_eq(vft_scan_copy_range(s, 1, UINT64_MAX, &res), -EINVAL);
 	ck_assert_int_eq(vft_scan_copy_range(s, UINT64_MAX, 2, &res), -EINVAL);
+	{
+		uint64_t base[8] = {0};
+
+		ck_assert_int_eq(vft_scan_copy_range_diff(NULL, 0, 1, base, &res), -EINVAL);
+		ck_assert_int_eq(vft_scan_copy_range_diff(s, 0, 1, base, NULL), -EINVAL);
+		ck_assert_int_eq(vft_scan_copy_range_diff(s, 7, 2, base, &res), -EINVAL);
+		ck_assert_int_eq(vft_scan_copy_range_diff(s, UINT64_MAX, 2, base, &res), -EINVAL);
+	}
 	ck_assert_uint_eq(res.n_pages, 0);
 	/* refused calls changed nothing: the first scan still sees everything */
 	scan_ok(s, &res);
@@ -287,6 +297,94 @@ START_TEST(test_copy_range)
 	assert_all(&res, ram, n);
 	scan_ok(s, &res);
 	ck_assert_uint_eq(res.n_pages, 0);
+	vft_scan_fini(s);
+	ram_free(ram, n);
+}
+END_TEST
+
+/* A live copy against a template: only pages whose hash differs from the
+ * base are reported, and the next scan reports only what changed after. */
+START_TEST(test_copy_range_diff)
+{
+	const uint64_t n = 300;
+	uint8_t *ram = ram_new(n);
+	uint64_t *base = calloc(n, sizeof(uint64_t)), differ[300], nd = 0, seen = 0;
+	struct vft_scan *s;
+	struct vft_scan_result res;
+
+	ck_assert_ptr_nonnull(base);
+	for (uint64_t p = 0; p < n; p++) {
+		base[p] = XXH3_64bits(ram + p * PG, PG);
+		if (p % 7 == 3 || p == n - 1) {
+			base[p] ^= 1; /* the template held something else there */
+			differ[nd++] = p;
+		}
+	}
+	ck_assert_int_eq(vft_scan_init(&s, ram, n * PG, 2), 0);
+	for (uint64_t first = 0; first < n; first += 256) {
+		uint64_t cnt = n - first < 256 ? n - first : 256;
+
+		ck_assert_int_eq(vft_scan_copy_range_diff(s, first, cnt, base, &res), 0);
+		for (uint64_t i = 0; i < res.n_pages; i++) {
+			ck_assert_uint_eq(res.pfn[i], differ[seen + i]);
+			ck_assert_int_eq(memcmp(res.data + i * PG, ram + res.pfn[i] * PG, PG), 0);
+		}
+		seen += res.n_pages;
+	}
+	ck_assert_uint_eq(seen, nd);
+	scan_ok(s, &res);
+	ck_assert_uint_eq(res.n_pages, 0);
+	ram[5 * PG + 1]++;
+	scan_ok(s, &res);
+	{
+		const uint64_t w5[] = {5};
+
+		assert_result(&res, ram, w5, 1);
+	}
+	/* NULL base: every page */
+	ck_assert_int_eq(vft_scan_copy_range_diff(s, 0, 10, NULL, &res), 0);
+	ck_assert_uint_eq(res.n_pages, 10);
+	vft_scan_fini(s);
+	free(base);
+	ram_free(ram, n);
+}
+END_TEST
+
+/* Two result buffers: the result before a flip survives the next scan. */
+START_TEST(test_flip_keeps_result)
+{
+	const uint64_t n = 64;
+	uint8_t *ram = ram_new(n), keep[PG];
+	struct vft_scan *s;
+	struct vft_scan_result a, b;
+
+	ck_assert_int_eq(vft_scan_flip(NULL), -EINVAL);
+	ck_assert_int_eq(vft_scan_init(&s, ram, n * PG, 2), 0);
+	scan_ok(s, &a);
+	ck_assert_uint_eq(a.n_pages, n);
+	ram[7 * PG] ^= 0xff;
+	ram[9 * PG] ^= 0xff;
+	scan_ok(s, &a); /* pages 7 and 9 */
+	ck_assert_uint_eq(a.n_pages, 2);
+	memcpy(keep, a.data, PG);
+	ck_assert_int_eq(vft_scan_flip(s), 0);
+	ram[7 * PG] ^= 0x0f;
+	ram[30 * PG] ^= 0x0f;
+	scan_ok(s, &b);
+	ck_assert_uint_eq(b.n_pages, 2);
+	ck_assert_ptr_ne(b.data, a.data);
+	/* a is intact: what was staged before the flip */
+	ck_assert_uint_eq(a.pfn[0], 7);
+	ck_assert_uint_eq(a.pfn[1], 9);
+	ck_assert_int_eq(memcmp(a.data, keep, PG), 0);
+	ck_assert_uint_eq(b.pfn[0], 7);
+	ck_assert_uint_eq(b.pfn[1], 30);
+	/* flipping back reuses the first buffer */
+	ck_assert_int_eq(vft_scan_flip(s), 0);
+	ram[1 * PG] ^= 1;
+	scan_ok(s, &a);
+	ck_assert_uint_eq(a.n_pages, 1);
+	ck_assert_int_eq(memcmp(a.data, ram + PG, PG), 0);
 	vft_scan_fini(s);
 	ram_free(ram, n);
 }
@@ -507,6 +605,8 @@ static Suite *scan_suite(void)
 	add_tcase(s, test_thread_counts, 60);
 	add_tcase(s, test_copy_range, 30);
 	add_tcase(s, test_copy_range_remembers_copy, 10);
+	add_tcase(s, test_copy_range_diff, 10);
+	add_tcase(s, test_flip_keeps_result, 10);
 	add_tcase(s, test_reset, 10);
 	add_tcase(s, test_enomem, 30);
 	add_tcase(s, test_model_random, 60);

@@ -97,6 +97,9 @@ void ctl_render_vm_status(json_object *doc, FILE *f);
 void ctl_render_vm_order(json_object *doc, FILE *f);
 
 /* atca-ftctl simulate (offline): returns a CTL_ exit code. */
+/* template list|verify|delete, on the files of this blade */
+int ctl_template_local(bool json, bool yes, const char *config, int argc, char **argv);
+
 int ctl_simulate(const char *rules_path, const char *config_path, bool print_rules, int argc,
                  char **argv);
 

@@ -18,6 +18,9 @@
 #define DEFAULT_IPC "atca-ft"
 #define DEFAULT_TIMEOUT_MS 10000
 
+#ifndef AF_CONFIG_FILE
+#define AF_CONFIG_FILE "/etc/atca-ft/atca-ftd.conf"
+#endif
 #define FENCE_TIMEOUT_MS (11 * 60 * 1000) /* above the longest fence_timeout */
 
 struct ctl_opts {
@@ -62,6 +65,11 @@ static void usage(FILE *f)
 	           "  vm status|protect|unprotect|release NAME\n"
 	           "  vm promote NAME [force]\n"
 	           "  vm start NAME primary|backup\n"
+	           "  template list [VM]   the VM templates kept on this blade (-c: whose\n"
+	           "                       vmft.template_dir; default " AF_CONFIG_FILE ")\n"
+	           "  template create VM   have the VM's engine here make a template now\n"
+	           "  template verify VM   check the VM's template files against their hashes\n"
+	           "  template delete VM   remove the VM's templates here (with --yes)\n"
 	           "                       on: evacuate the blade and keep VMs off it;\n"
 	           "                       off: let it run VMs again\n"
 	           "  simulate FILE        replay an events file through the failure model\n"
@@ -82,7 +90,7 @@ static void usage(FILE *f)
 	           "      --print-rules    simulate: print the rules in effect and stop\n"
 	           "  -c, --config FILE    simulate: the shelf's configuration (blades, pairs,\n"
 	           "                       VMs); with it, the recovery plan of every fault\n"
-	           "                       is printed too\n"
+	           "                       is printed too; template: where the templates are\n"
 	           "  -V, --version        same as the version command\n"
 	           "  -h, --help           this text\n\n"
 	           "Exit codes: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 permission\n"
@@ -492,9 +500,10 @@ static int cmd_vm(const struct ctl_opts *o, int argc, char **argv)
 		const char *name;
 		int cmd;
 	} subs[] = {
-	        {"status", AF_VMFT_STATUS},   {"promote", AF_VMFT_PROMOTE},
-	        {"protect", AF_VMFT_PROTECT}, {"unprotect", AF_VMFT_UNPROTECT},
-	        {"release", AF_VMFT_RELEASE}, {"start", AF_VMFT_START_PRIMARY},
+	        {"status", AF_VMFT_STATUS},     {"promote", AF_VMFT_PROMOTE},
+	        {"protect", AF_VMFT_PROTECT},   {"unprotect", AF_VMFT_UNPROTECT},
+	        {"release", AF_VMFT_RELEASE},   {"start", AF_VMFT_START_PRIMARY},
+	        {"template", AF_VMFT_TEMPLATE},
 	};
 	struct af_ipc_request req = {.op = AF_OP_VMFT, .has_count = true};
 	char action[96], question[320];
@@ -653,6 +662,15 @@ int main(int argc, char **argv)
 		return cmd_maintenance(&o, argc - optind, argv + optind);
 	if (strcmp(cmd, "vm") == 0)
 		return cmd_vm(&o, argc - optind, argv + optind);
+	if (strcmp(cmd, "template") == 0 && optind + 2 == argc &&
+	    strcmp(argv[optind], "create") == 0) {
+		char *sub[2] = {"template", argv[optind + 1]};
+
+		return cmd_vm(&o, 2, sub);
+	}
+	if (strcmp(cmd, "template") == 0)
+		return ctl_template_local(o.json, o.yes, o.config ? o.config : AF_CONFIG_FILE,
+		                          argc - optind, argv + optind);
 	if (strcmp(cmd, "simulate") == 0)
 		return ctl_simulate(o.rules, o.config, o.print_rules, argc - optind, argv + optind);
 	if (strcmp(cmd, "help") == 0) {

@@ -176,6 +176,16 @@ static const struct af_kspec vmft_keys[] = {
         K_BOOL("standby", struct af_cfg_vmft, standby, "yes"),
         K_SIZE("output_buffer", struct af_cfg_vmft, output_buffer, 4096, 1ULL << 30, "16MiB"),
         K_BOOL("restart_backup", struct af_cfg_vmft, restart_backup, "yes"),
+        K_STR("template_dir", struct af_cfg_vmft, template_dir, AF_KT_PATH,
+              AF_STATE_DIR "/vmft-templates", 0),
+        K_BOOL("templates", struct af_cfg_vmft, templates, "yes"),
+        K_DUR("template_interval", struct af_cfg_vmft, template_interval_ms, 0, 7 * 24 * MS_H,
+              "10min"),
+        K_SIZE("template_rate", struct af_cfg_vmft, template_rate, 1 << 20, 1ULL << 40, "256MiB"),
+        K_BOOL("zerocopy", struct af_cfg_vmft, zerocopy, "yes"),
+        K_SIZE("zerocopy_threshold", struct af_cfg_vmft, zerocopy_threshold, 4096, 64 << 20,
+               "16KiB"),
+        K_SIZE("send_buffer", struct af_cfg_vmft, send_buffer, 1 << 20, 1ULL << 40, "256MiB"),
 };
 
 static const struct af_kspec detection_keys[] = {

@@ -175,6 +175,15 @@ struct af_cfg_vmft {
 	bool standby;           /* backup keeps a QEMU waiting for promotion */
 	uint64_t output_buffer; /* serial bytes held for output commit before the guest waits */
 	bool restart_backup;    /* atca-ftd starts a dead backup engine again */
+	/* templates (FVMM): a full sync sends only what differs from the
+	 * backup's template */
+	char template_dir[AF_CFG_PATH_MAX]; /* per-VM templates (persistent) */
+	bool templates;                     /* offer and use templates */
+	uint64_t template_interval_ms;      /* continuous templating period, 0 = off */
+	uint64_t template_rate;             /* bytes/s a refresh reads at most */
+	bool zerocopy;                      /* MSG_ZEROCOPY for page batches */
+	uint64_t zerocopy_threshold;        /* bytes: smaller batches are copied */
+	uint64_t send_buffer;               /* bytes of captured epochs queued for sending */
 };
 
 struct af_cfg_detection {

@@ -60,6 +60,7 @@ enum af_vmft_cmd {
 	AF_VMFT_RELEASE,
 	AF_VMFT_START_PRIMARY,
 	AF_VMFT_START_BACKUP,
+	AF_VMFT_TEMPLATE, /* make a template now */
 	AF_VMFT_CMD_COUNT
 };
 

@@ -420,6 +420,7 @@ static int vmft_action(struct ftd_ctx *ctx, const struct af_ipc_request *req, js
 	        [AF_VMFT_PROMOTE_FORCE] = "promote", [AF_VMFT_PROTECT] = "protect",
 	        [AF_VMFT_UNPROTECT] = "unprotect",   [AF_VMFT_RELEASE] = "release",
 	        [AF_VMFT_START_PRIMARY] = NULL,      [AF_VMFT_START_BACKUP] = NULL,
+	        [AF_VMFT_TEMPLATE] = "template",
 	};
 	char reply[8192], err[256] = "";
 	json_object *o;

@@ -38,6 +38,7 @@
 struct vft_qmp;
 struct vft_scan;
 struct vft_store;
+struct vft_tmpl;
 
 enum eng_state {
 	ES_BOOTING = 0, /* primary: QEMU starting */
@@ -93,6 +94,38 @@ struct eng_stats {
 	struct eng_ring pause_ms, scan_ms, dev_ms, bytes, send_ms;
 	double sync_started_at;
 	double promote_ms;
+	/* the last full sync (primary) */
+	double sync_ms;           /* from its start to its acknowledgement */
+	uint64_t sync_pages;      /* pages it sent */
+	uint64_t sync_tmpl_id;    /* the template it was built on, 0 = none */
+	uint64_t sync_tmpl_pages; /* pages the template saved */
+	/* page batches on the wire (primary) */
+	bool zc_on;
+	uint64_t zc_sends, zc_copied, copy_sends;
+	uint64_t tx_page_bytes, tx_cpu_ns; /* bytes sent, the CPU their sends took */
+};
+
+/* The VM's templates on this blade (vft_eng_tmpl.c). */
+struct eng_tmpl {
+	struct vft_tmpl *t; /* NULL: templates off, or the directory unusable */
+	char dir[4200];
+	uint64_t disk_size; /* the guest's disk (the base a template keeps) */
+	pthread_t thread;
+	bool running, stop, now; /* under e->lock; now: refresh at once */
+	pthread_cond_t wake;
+	/* under e->lock */
+	bool refreshing;
+	uint64_t refreshes, failures;
+	double last_at, last_s; /* monotonic s of the last refresh, its length */
+	char last_error[200];
+	/* the backup's committed image, a refresh's source (under e->lock) */
+	char src_ram[4096], src_disk[4096];
+	uint64_t src_epoch;
+	/* the receiver thread's offer on the current connection */
+	bool pinned;
+	uint64_t pin_id, pin_pages, pin_blocks;
+	unsigned pin_slot;
+	void *pin; /* struct vft_tmpl_pin */
 };
 
 struct eng_qemu {
@@ -156,6 +189,7 @@ struct vft_eng {
 	struct eng_net net;
 	struct eng_frameq netq; /* outbound frames under output commit */
 	struct vft_evlog evlog; /* primary: the open epoch's events */
+	struct eng_tmpl tmpl;
 
 	/* primary */
 	pthread_t epoch_thread;
@@ -235,6 +269,20 @@ int eng_net_attach(struct vft_eng *e, char *err, size_t n);
 int eng_net_drain(struct vft_eng *e);
 void eng_net_announce(struct vft_eng *e);
 void eng_net_close(struct vft_eng *e);
+
+/* vft_eng_tmpl.c */
+int eng_tmpl_start(struct vft_eng *e);
+void eng_tmpl_stop(struct vft_eng *e);
+int eng_tmpl_request(struct vft_eng *e, char *err, size_t n);
+struct json_object;
+struct json_object *eng_tmpl_json(struct vft_eng *e);
+void eng_tmpl_publish_source(struct vft_eng *e, const char *ram, const char *disk, uint64_t epoch);
+/* backup: what its WELCOME offers (pins the template), the hashes after it,
+ * the new generation built from it, the end of the offer */
+void eng_tmpl_offer(struct vft_eng *e, const struct vft_hello *hello, struct vft_welcome *w);
+int eng_tmpl_send_hashes(struct vft_eng *e, int fd, uint32_t *seq);
+int eng_tmpl_build(struct vft_eng *e, uint32_t flags, char *why, size_t n);
+void eng_tmpl_unpin(struct vft_eng *e);
 
 /* vft_eng_primary.c */
 int eng_primary_start(struct vft_eng *e, char *err, size_t n);

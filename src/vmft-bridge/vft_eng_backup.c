@@ -114,7 +114,12 @@ static int serve(struct bsess *bs)
 			vft_store_info(e->store, &info);
 			w.committed_epoch = info.epoch;
 			w.committed_session = info.session;
+			eng_tmpl_offer(e, &bs->rx.hello, &w);
+			bs->rx.tmpl_id = w.tmpl_id;
+			bs->rx.tmpl_blocks = w.tmpl_blocks > 0;
 			rc = send_simple(bs, VFT_F_WELCOME, 0, b, vft_welcome_encode(b, &w));
+			if (rc == 0)
+				rc = eng_tmpl_send_hashes(e, bs->fd, &bs->tx_seq);
 			break;
 		}
 		case VFT_RX_BEGIN:
@@ -125,8 +130,18 @@ static int serve(struct bsess *bs)
 			if (rc == 0 && f.begin.kind == VFT_EPOCH_FULL)
 				eng_post(e, EM_EVENT, LOG_NOTICE, EE_SYNC_BEGIN, h.epoch,
 				         "vmft %s: full sync from the primary on blade %u begins "
-				         "(epoch %llu)",
-				         e->vm->name, e->peer_slot, (unsigned long long)h.epoch);
+				         "(epoch %llu%s)",
+				         e->vm->name, e->peer_slot, (unsigned long long)h.epoch,
+				         f.begin.flags ? ", on this blade's template" : "");
+			if (rc == 0 && f.begin.flags != 0) {
+				rc = eng_tmpl_build(e, f.begin.flags, why, sizeof(why));
+				if (rc < 0) {
+					uint8_t bb[VFT_BYE_SIZE];
+
+					send_simple(bs, VFT_F_BYE, 0, bb, vft_bye_encode(bb, 2));
+					goto broken;
+				}
+			}
 			break;
 		case VFT_RX_PAGES:
 			for (uint32_t i = 0; i < f.pages.count; i++)
@@ -170,6 +185,9 @@ static int serve(struct bsess *bs)
 			eng_ring_add(&e->st.send_ms, (af_mono_s() - t0) * 1e3);
 			pthread_mutex_unlock(&e->lock);
 			bs->bytes = 0;
+			/* the template is in the new generation now */
+			eng_tmpl_unpin(e);
+			eng_tmpl_publish_source(e, info.ram_path, info.disk_path, info.epoch);
 			eng_post(e, EM_EVENT, LOG_DEBUG, EE_COMMITTED, h.epoch,
 			         "vmft %s: epoch %llu committed (%llu pages, %llu events, "
 			         "generation %llu)",
@@ -191,6 +209,7 @@ static int serve(struct bsess *bs)
 		}
 	}
 broken:
+	eng_tmpl_unpin(e);
 	vft_store_abort(e->store);
 	if (!e->stop_epochs)
 		eng_tlog(e, LOG_WARNING, "vmft %s: replication link dropped: %s", e->vm->name, why);
@@ -267,6 +286,13 @@ int eng_backup_start(struct vft_eng *e, char *err, size_t n)
 	if (rc < 0) {
 		snprintf(err, n, "store %s: %s", e->dir, serr);
 		return rc;
+	}
+	{
+		struct vft_store_info info;
+
+		vft_store_info(e->store, &info);
+		if (info.gen != 0)
+			eng_tmpl_publish_source(e, info.ram_path, info.disk_path, info.epoch);
 	}
 	snprintf(port, sizeof(port), "%u", e->port);
 	if (getaddrinfo(e->listen_addr[0] ? e->listen_addr : NULL, port, &hints, &res) != 0 ||

@@ -508,6 +508,49 @@ static json_object *status_json(struct vft_eng *e)
 	                       json_object_new_int64((int64_t)st.events_last_epoch));
 	json_object_object_add(o, "events_total", json_object_new_int64((int64_t)st.events_total));
 	json_object_object_add(o, "disk", dj);
+	json_object_object_add(o, "template", eng_tmpl_json(e));
+	{
+		json_object *sj = json_object_new_object();
+		char id[20];
+
+		snprintf(id, sizeof(id), "%016llx", (unsigned long long)st.sync_tmpl_id);
+		json_object_object_add(sj, "ms", json_object_new_double(st.sync_ms));
+		json_object_object_add(sj, "pages_sent",
+		                       json_object_new_int64((int64_t)st.sync_pages));
+		json_object_object_add(sj, "pages_from_template",
+		                       json_object_new_int64((int64_t)st.sync_tmpl_pages));
+		json_object_object_add(sj, "disk_bytes_sent",
+		                       json_object_new_int64((int64_t)st.disk_sync_bytes));
+		json_object_object_add(sj, "template",
+		                       json_object_new_string(st.sync_tmpl_id ? id : ""));
+		json_object_object_add(o, "last_sync", sj);
+	}
+	{
+		json_object *tj = json_object_new_object();
+
+		json_object_object_add(tj, "zerocopy", json_object_new_boolean(st.zc_on));
+		json_object_object_add(tj, "zc_sends", json_object_new_int64((int64_t)st.zc_sends));
+		json_object_object_add(tj, "zc_copied",
+		                       json_object_new_int64((int64_t)st.zc_copied));
+		json_object_object_add(tj, "copy_sends",
+		                       json_object_new_int64((int64_t)st.copy_sends));
+		json_object_object_add(tj, "page_bytes",
+		                       json_object_new_int64((int64_t)st.tx_page_bytes));
+		json_object_object_add(tj, "cpu_ms",
+		                       json_object_new_double((double)st.tx_cpu_ns / 1e6));
+		json_object_object_add(
+		        tj, "cpu_ms_per_gib",
+		        json_object_new_double(
+		                st.tx_page_bytes
+		                        ? (double)st.tx_cpu_ns / 1e6 /
+		                                  ((double)st.tx_page_bytes / (double)(1u << 30))
+		                        : 0));
+		json_object_object_add(tj, "send_p50_ms",
+		                       json_object_new_double(eng_ring_pct(&st.send_ms, 50)));
+		json_object_object_add(tj, "send_p99_ms",
+		                       json_object_new_double(eng_ring_pct(&st.send_ms, 99)));
+		json_object_object_add(o, "transmission", tj);
+	}
 	json_object_object_add(o, "frozen", json_object_new_boolean(st.frozen_epoch != 0));
 	json_object_object_add(o, "frozen_epoch", json_object_new_int64((int64_t)st.frozen_epoch));
 	if (e->vm->nic[0] != '\0') {
@@ -556,7 +599,10 @@ static json_object *status_json(struct vft_eng *e)
 		                       json_object_new_int64((int64_t)info.epoch));
 		json_object_object_add(o, "generation", json_object_new_int64((int64_t)info.gen));
 		json_object_object_add(o, "committed_disk", json_object_new_string(info.disk_path));
+		json_object_object_add(o, "committed_ram", json_object_new_string(info.ram_path));
 	}
+	if (!e->is_backup)
+		json_object_object_add(o, "ram_path", json_object_new_string(e->q.ram_path));
 	return o;
 }
 
@@ -705,6 +751,15 @@ static void handle_command(struct vft_eng *e, unsigned i, const char *line)
 		pthread_mutex_unlock(&e->lock);
 		af_notice("vmft %s: %s ordered", e->vm->name, c);
 		reply(e, i, ok_obj());
+	} else if (strcmp(c, "template") == 0) {
+		/* a refresh now (continuous templating does it every
+		 * template_interval): answered at once, the status shows it */
+		if (eng_tmpl_request(e, err, sizeof(err)) < 0) {
+			reply(e, i, error_obj("", err));
+		} else {
+			af_notice("vmft %s: template refresh ordered", e->vm->name);
+			reply(e, i, ok_obj());
+		}
 	} else if (strcmp(c, "quit") == 0) {
 		/* a stop by order: the manager must not start it again */
 		eng_emit(e, "quit", "by order");
@@ -1098,6 +1153,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	eng_net_watch(e);
+	eng_tmpl_start(e);
 	if (e->is_backup) {
 		rc = eng_backup_start(e, err, sizeof(err));
 		if (rc == 0) {
@@ -1124,6 +1180,7 @@ int main(int argc, char **argv)
 	qb_loop_run(e->loop);
 	status = 0;
 out:
+	eng_tmpl_stop(e);
 	if (e->loop) {
 		eng_primary_stop(e);
 		eng_backup_stop(e);

@@ -7,9 +7,10 @@
  */
 #include "config.h"
 
-#include "vft_eng.h"
+#include "vft_eng_psess.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -29,30 +30,7 @@
 #include "vft_qmp.h"
 #include "vft_scan.h"
 #include "vft_store.h"
-
-/* at most this many epochs sent and not yet acknowledged: bounds the output
- * held and the staging memory, and makes a slow backup slow the epochs down
- * instead of letting the primary run ahead unprotected */
-#define MAX_UNACKED 2
-
-struct psess {
-	struct vft_eng *e;
-	int fd;
-	uint32_t tx_seq, rx_seq;
-	uint64_t unacked[MAX_UNACKED];
-	double sent_at[MAX_UNACKED];
-	unsigned n_unacked;
-	double last_tx;
-	uint8_t *dev;
-	size_t dev_len, dev_cap;
-	uint8_t rxbuf[64];
-	bool acked_once;
-	bool stalled;          /* replication-stalled reported, not yet flowing again */
-	uint64_t n_incr;       /* incremental epochs of this session so far */
-	struct vft_evbatch ev; /* the captured epoch's events */
-	bool held_stopped;     /* freeze: the capture left the guest stopped */
-	uint64_t disk_size;
-};
+#include "vft_tmpl.h"
 
 /* ---- socket helpers ----------------------------------------------------------- */
 
@@ -136,6 +114,15 @@ static void set_rcvtimeo(int fd, double ms)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
+static void set_sndtimeo(int fd, double ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms - (double)tv.tv_sec * 1000) * 1000);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 static int connect_peer(struct vft_eng *e)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
@@ -190,7 +177,7 @@ static int recv_frame(struct psess *ps, double ms, struct vft_hdr *h)
 	} else {
 		snprintf(why, sizeof(why), "%s", strerror(-rc));
 	}
-	if (rc == 0 && h->length > sizeof(ps->rxbuf)) {
+	if (rc == 0 && h->length > RXBUF_SIZE) {
 		snprintf(why, sizeof(why), "%s frame of %u bytes from the backup",
 		         vft_ftype_name(h->type), h->length);
 		rc = -EBADMSG;
@@ -231,12 +218,21 @@ static int handle_backup_frame(struct psess *ps, const struct vft_hdr *h)
 	case VFT_F_ACK:
 		if (vft_ack_decode(ps->rxbuf, h->length, &ack, why, sizeof(why)) != 0)
 			break;
+		pthread_mutex_lock(&ps->qlock);
 		if (ps->n_unacked == 0 || h->epoch != ps->unacked[0]) {
 			snprintf(why, sizeof(why), "ack of epoch %llu, expected %llu",
 			         (unsigned long long)h->epoch,
 			         (unsigned long long)(ps->n_unacked ? ps->unacked[0] : 0));
+			pthread_mutex_unlock(&ps->qlock);
 			break;
 		}
+		memmove(ps->unacked, ps->unacked + 1,
+		        sizeof(ps->unacked[0]) * (MAX_OUTSTANDING - 1));
+		memmove(ps->sent_at, ps->sent_at + 1,
+		        sizeof(ps->sent_at[0]) * (MAX_OUTSTANDING - 1));
+		ps->n_unacked--;
+		pthread_cond_broadcast(&ps->qcv);
+		pthread_mutex_unlock(&ps->qlock);
 		eng_output_release_to(&e->out, h->epoch);
 		eng_frameq_release_to(&e->netq, h->epoch);
 		pthread_mutex_lock(&e->lock);
@@ -244,9 +240,6 @@ static int handle_backup_frame(struct psess *ps, const struct vft_hdr *h)
 		e->st.acked_epoch = h->epoch;
 		e->st.last_commit_at = af_mono_s();
 		pthread_mutex_unlock(&e->lock);
-		memmove(ps->unacked, ps->unacked + 1, sizeof(ps->unacked[0]) * (MAX_UNACKED - 1));
-		memmove(ps->sent_at, ps->sent_at + 1, sizeof(ps->sent_at[0]) * (MAX_UNACKED - 1));
-		ps->n_unacked--;
 		if (ps->stalled) {
 			ps->stalled = false;
 			eng_post(e, EM_EVENT, LOG_NOTICE, EE_FLOWING, h->epoch,
@@ -255,6 +248,9 @@ static int handle_backup_frame(struct psess *ps, const struct vft_hdr *h)
 		}
 		if (!ps->acked_once) {
 			ps->acked_once = true;
+			pthread_mutex_lock(&e->lock);
+			e->st.sync_ms = (af_mono_s() - e->st.sync_started_at) * 1e3;
+			pthread_mutex_unlock(&e->lock);
 			eng_post(e, EM_EVENT, LOG_NOTICE, EE_ACKED, h->epoch,
 			         "vmft %s: backup synchronised, epoch %llu committed on blade %u",
 			         e->vm->name, (unsigned long long)h->epoch, e->peer_slot);
@@ -268,51 +264,90 @@ static int handle_backup_frame(struct psess *ps, const struct vft_hdr *h)
 	return -EBADMSG;
 }
 
-/* Waits until `until` (monotonic s) handling acks; returns early once fewer
- * than `max_unacked` epochs are outstanding if until is 0. */
-static int wait_acks(struct psess *ps, double until, unsigned max_unacked)
+/* What wait_acks looks at, read at once under qlock. */
+struct qview {
+	unsigned outstanding; /* queued + sent, not acknowledged */
+	unsigned q_len;
+	uint64_t q_bytes;
+	uint64_t first;    /* oldest unacknowledged epoch sent, 0 = none */
+	double first_sent; /* when it was sent */
+	int send_rc;
+};
+
+static void qview(struct psess *ps, struct qview *v)
+{
+	pthread_mutex_lock(&ps->qlock);
+	v->outstanding = ps->q_len + ps->n_unacked;
+	v->q_len = ps->q_len;
+	v->q_bytes = ps->q_bytes;
+	v->first = ps->n_unacked ? ps->unacked[0] : 0;
+	v->first_sent = ps->n_unacked ? ps->sent_at[0] : 0;
+	v->send_rc = ps->send_rc;
+	pthread_mutex_unlock(&ps->qlock);
+}
+
+/* Room for one more capture: fewer than max epochs outstanding, a free
+ * slot in the send queue and its bytes under vmft.send_buffer. */
+static bool has_room(const struct psess *ps, const struct qview *v, unsigned max)
+{
+	return v->outstanding < max && v->q_len < QSLOTS &&
+	       (v->q_len == 0 || v->q_bytes < ps->e->cfg->vmft.send_buffer);
+}
+
+/* Waits until `until` (monotonic s) handling acks; with until 0, returns
+ * as soon as has_room(max). Sends heartbeats when the wire is idle. */
+static int wait_acks(struct psess *ps, double until, unsigned max)
 {
 	struct vft_eng *e = ps->e;
 	double hb = (double)e->cfg->vmft.heartbeat_ms / 1000.0;
 	double ackto = (double)e->cfg->vmft.ack_timeout_ms / 1000.0;
 
 	for (;;) {
-		double now = af_mono_s(), left;
+		double now = af_mono_s(), left, last_tx;
 		struct vft_hdr h;
+		struct qview v;
 		int rc;
 
 		if (e->stop_epochs || !e->protect_wanted)
 			return -ECANCELED;
+		qview(ps, &v);
+		if (v.send_rc < 0)
+			return v.send_rc; /* logged by the sender */
 		/* a third of the ack timeout without an acknowledgement: the
 		 * backup (or the link) falls behind; said once, before the
 		 * timeout drops the backup */
-		if (ps->n_unacked > 0 && ps->acked_once && !ps->stalled &&
-		    now - ps->sent_at[0] > ackto / 3) {
+		if (v.first && ps->acked_once && !ps->stalled && now - v.first_sent > ackto / 3) {
 			ps->stalled = true;
 			eng_post(
-			        e, EM_EVENT, LOG_WARNING, EE_STALLED, ps->unacked[0],
+			        e, EM_EVENT, LOG_WARNING, EE_STALLED, v.first,
 			        "vmft %s: replication stalled: epoch %llu unacknowledged for %.0f ms",
-			        e->vm->name, (unsigned long long)ps->unacked[0],
-			        (now - ps->sent_at[0]) * 1e3);
+			        e->vm->name, (unsigned long long)v.first,
+			        (now - v.first_sent) * 1e3);
 		}
-		if (ps->n_unacked > 0 && now - ps->sent_at[0] > ackto) {
+		if (v.first && now - v.first_sent > ackto) {
 			eng_tlog(e, LOG_WARNING,
 			         "vmft %s: epoch %llu not acknowledged within %.0f ms", e->vm->name,
-			         (unsigned long long)ps->unacked[0], ackto * 1e3);
+			         (unsigned long long)v.first, ackto * 1e3);
 			return -ETIMEDOUT;
 		}
-		if (until == 0 ? ps->n_unacked < max_unacked : now >= until)
+		if (until == 0 ? has_room(ps, &v, max) : now >= until)
 			return 0;
 		/* a silent primary is a dead primary to the backup */
-		if (now - ps->last_tx > hb / 3) {
-			rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_PING, 0, NULL, 0);
+		pthread_mutex_lock(&ps->txlock);
+		last_tx = ps->last_tx;
+		pthread_mutex_unlock(&ps->txlock);
+		if (now - last_tx > hb / 3 && v.q_len == 0) {
+			rc = ps_frame(ps, VFT_F_PING, 0, NULL, 0);
 			if (rc < 0)
 				return rc;
-			ps->last_tx = now;
 		}
 		left = (until == 0 ? ackto : until - now) * 1e3;
 		if (left > hb * 1e3 / 3)
 			left = hb * 1e3 / 3;
+		/* the sender frees a slot without a word on the socket: look
+		 * again soon while it works */
+		if (until == 0 && v.q_len > 0 && left > 2)
+			left = 2;
 		rc = recv_frame(ps, left, &h);
 		if (rc == -EAGAIN)
 			continue;
@@ -326,32 +361,32 @@ static int wait_acks(struct psess *ps, double until, unsigned max_unacked)
 
 /* ---- the paused capture ------------------------------------------------------------ */
 
-static int read_devstate(struct psess *ps, int fd)
+static int read_devstate(struct staged *sl, int fd)
 {
-	ps->dev_len = 0;
+	sl->dev_len = 0;
 	for (;;) {
 		ssize_t r;
 
-		if (ps->dev_cap - ps->dev_len < 65536) {
-			size_t ncap = ps->dev_cap ? ps->dev_cap * 2 : (1u << 20);
+		if (sl->dev_cap - sl->dev_len < 65536) {
+			size_t ncap = sl->dev_cap ? sl->dev_cap * 2 : (1u << 20);
 			uint8_t *nb;
 
 			if (ncap > (64u << 20))
 				return -EFBIG;
-			nb = realloc(ps->dev, ncap);
+			nb = realloc(sl->dev, ncap);
 			if (nb == NULL)
 				return -ENOMEM;
-			ps->dev = nb;
-			ps->dev_cap = ncap;
+			sl->dev = nb;
+			sl->dev_cap = ncap;
 		}
-		r = recv(fd, ps->dev + ps->dev_len, ps->dev_cap - ps->dev_len, 0);
+		r = recv(fd, sl->dev + sl->dev_len, sl->dev_cap - sl->dev_len, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return -errno;
 		if (r == 0)
 			return 0;
-		ps->dev_len += (size_t)r;
+		sl->dev_len += (size_t)r;
 	}
 }
 
@@ -359,8 +394,13 @@ static int read_devstate(struct psess *ps, int fd)
  * the pause (QEMU's migration thread writes it, this thread reads it, the
  * scan runs on the others). QEMU does not touch guest RAM while saving the
  * state of a stopped machine. */
+/* pages per live-copy step: the template's unchanged pages are skipped,
+ * the others leave in full PAGES batches */
+#define LIVE_RANGE (16 * (uint64_t)VFT_BATCH_PAGES)
+
 struct devrd {
-	struct psess *ps;
+	struct vft_eng *e;
+	struct staged *sl;
 	int rc;
 	char err[160];
 };
@@ -368,7 +408,7 @@ struct devrd {
 static void *devstate_main(void *arg)
 {
 	struct devrd *d = arg;
-	struct vft_eng *e = d->ps->e;
+	struct vft_eng *e = d->e;
 	struct timeval tv = {.tv_sec = 5};
 	int cfd;
 
@@ -381,20 +421,20 @@ static void *devstate_main(void *arg)
 		return NULL;
 	}
 	setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	d->rc = read_devstate(d->ps, cfd);
+	d->rc = read_devstate(d->sl, cfd);
 	close(cfd);
 	if (d->rc < 0)
 		snprintf(d->err, sizeof(d->err), "device state: %s", strerror(-d->rc));
 	return NULL;
 }
 
-/* stop, device state and changed pages, cont: the guest's pause. */
-static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res, double *pause_ms,
-                   double *scan_ms, double *dev_ms)
+/* stop, device state and changed pages, cont: the guest's pause. The scan
+ * writes into its current result buffer, free by then (see stage_epoch). */
+static int capture(struct psess *ps, struct staged *sl)
 {
 	struct vft_eng *e = ps->e;
 	char err[256], uri[4200], status[32];
-	struct devrd dr = {.ps = ps};
+	struct devrd dr = {.e = e, .sl = sl};
 	double t0 = af_mono_s(), t_dev, t_scan;
 	pthread_t th;
 	int rc, rc2;
@@ -404,9 +444,9 @@ static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res
 		goto fail;
 	/* everything the guest wrote before it stopped belongs to this epoch */
 	eng_serial_drain(e);
-	eng_output_mark(&e->out, epoch);
+	eng_output_mark(&e->out, sl->epoch);
 	eng_net_drain(e);
-	eng_frameq_mark(&e->netq, epoch);
+	eng_frameq_mark(&e->netq, sl->epoch);
 	snprintf(uri, sizeof(uri), "unix:%s/mig.sock", e->dir);
 	t_dev = af_mono_s();
 	rc = vft_qmp_migrate(e->q.qmp, uri, 2000, err, sizeof(err));
@@ -418,8 +458,8 @@ static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res
 		devstate_main(&dr);
 	}
 	t_scan = af_mono_s();
-	rc2 = vft_scan_run(e->scan, res);
-	*scan_ms = (af_mono_s() - t_scan) * 1e3;
+	rc2 = vft_scan_run(e->scan, &sl->res);
+	sl->scan_ms = (af_mono_s() - t_scan) * 1e3;
 	if (rc == 0)
 		pthread_join(th, NULL);
 	rc = dr.rc;
@@ -440,10 +480,10 @@ static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res
 			goto resume;
 		}
 	}
-	*dev_ms = (af_mono_s() - t_dev) * 1e3;
+	sl->dev_ms = (af_mono_s() - t_dev) * 1e3;
 	/* the guest is stopped and QEMU drained its disk requests: the log
 	 * holds exactly this epoch's writes and inputs */
-	vft_evlog_take(&e->evlog, &ps->ev);
+	vft_evlog_take(&e->evlog, &sl->ev);
 	eng_crash_point(e, ENG_CRASH_PAUSE, ps->n_incr);
 	rc = rc2;
 	if (rc < 0)
@@ -451,135 +491,63 @@ static int capture(struct psess *ps, uint64_t epoch, struct vft_scan_result *res
 resume:
 	if (rc == 0 && e->freeze_wanted) {
 		ps->held_stopped = true;
-		*pause_ms = (af_mono_s() - t0) * 1e3;
+		sl->pause_ms = (af_mono_s() - t0) * 1e3;
 		return 0;
 	}
 	rc2 = vft_qmp_simple(e->q.qmp, "cont", 2000, rc < 0 ? NULL : err, rc < 0 ? 0 : sizeof(err));
 	if (rc == 0)
 		rc = rc2;
-	*pause_ms = (af_mono_s() - t0) * 1e3;
+	sl->pause_ms = (af_mono_s() - t0) * 1e3;
 	if (rc == 0)
 		return 0;
 fail:
 	eng_tlog(e, LOG_ERR, "vmft %s: capture of epoch %llu failed: %s", e->vm->name,
-	         (unsigned long long)epoch, err);
+	         (unsigned long long)sl->epoch, err);
 	/* a capture fails because of QEMU (dead, or refusing), never because
 	 * of the link: the session must not be retried with a dead guest, or
 	 * the backup would keep seeing a live primary and refuse to promote */
 	return -EIO;
 }
 
-static int send_pages(struct psess *ps, uint64_t epoch, const struct vft_scan_result *r,
-                      uint64_t *n_frames)
-{
-	uint8_t head[8 + 8 * VFT_BATCH_PAGES];
-
-	for (uint64_t i = 0; i < r->n_pages; i += VFT_BATCH_PAGES) {
-		uint32_t cnt = (uint32_t)(r->n_pages - i < VFT_BATCH_PAGES ? r->n_pages - i
-		                                                           : VFT_BATCH_PAGES);
-		struct iovec iov[2];
-		int rc;
-
-		iov[0].iov_base = head;
-		iov[0].iov_len = vft_pages_encode_head(head, cnt, r->pfn + i);
-		iov[1].iov_base = (void *)(r->data + i * VFT_PAGE_SIZE);
-		iov[1].iov_len = (size_t)cnt * VFT_PAGE_SIZE;
-		rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_PAGES, epoch, iov, 2);
-		if (rc < 0)
-			return rc;
-		(*n_frames)++;
-		if (i <= r->n_pages / 2 && r->n_pages / 2 < i + cnt)
-			eng_crash_point(ps->e, ENG_CRASH_TRANSFER, ps->n_incr);
-	}
-	ps->last_tx = af_mono_s();
-	return 0;
-}
-
-/* The epoch's event log, cut into EVENTS frames. */
-static int send_events(struct psess *ps, uint64_t epoch, uint64_t *n_frames)
-{
-	uint8_t head[8];
-	size_t pos = 0, start, len;
-
-	while ((len = vft_evbatch_next(&ps->ev, &pos, VFT_MAX_PAYLOAD, head, &start)) > 0) {
-		struct iovec iov[2] = {{.iov_base = head, .iov_len = 8},
-		                       {.iov_base = ps->ev.buf + start, .iov_len = len}};
-		int rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_EVENTS, epoch, iov, 2);
-
-		if (rc < 0)
-			return rc;
-		(*n_frames)++;
-	}
-	return 0;
-}
-
-/* Captures epoch `epoch` (already begun on the wire with n_pages/n_frames sent
- * before the pause) and ships the rest of it. */
-static int ship_epoch(struct psess *ps, uint64_t epoch, uint64_t n_pages, uint64_t n_frames,
-                      uint64_t disk_bytes)
+/* Captures epoch `epoch` into the next free slot of the send queue (the
+ * caller made room) and queues it for the sender. A FULL epoch was begun
+ * and its live copy sent before (pre_*). */
+static int stage_epoch(struct psess *ps, uint64_t epoch, uint32_t kind, uint64_t pre_pages,
+                       uint64_t pre_frames, uint64_t disk_bytes)
 {
 	struct vft_eng *e = ps->e;
-	struct vft_scan_result res;
-	struct vft_epoch_end end = {0};
-	uint8_t endb[VFT_EPOCH_END_SIZE];
-	struct iovec iov;
-	double pause_ms, scan_ms = 0, dev_ms = 0, t0;
+	struct staged *sl;
 	int rc;
 
-	free(ps->ev.buf);
-	memset(&ps->ev, 0, sizeof(ps->ev));
-	rc = capture(ps, epoch, &res, &pause_ms, &scan_ms, &dev_ms);
+	pthread_mutex_lock(&ps->qlock);
+	assert(ps->q_len < QSLOTS);
+	sl = &ps->q[(ps->q_head + ps->q_len) % QSLOTS];
+	pthread_mutex_unlock(&ps->qlock);
+	free(sl->ev.buf);
+	memset(&sl->ev, 0, sizeof(sl->ev));
+	sl->epoch = epoch;
+	sl->kind = kind;
+	sl->n_incr = ps->n_incr;
+	sl->pre_pages = pre_pages;
+	sl->pre_frames = pre_frames;
+	sl->disk_bytes = disk_bytes;
+	rc = capture(ps, sl);
 	if (rc < 0)
 		return rc;
-	t0 = af_mono_s();
-	rc = send_pages(ps, epoch, &res, &n_frames);
-	/* after the pages (the backup's redo appends the log to them), before
-	 * the device state */
-	if (rc == 0)
-		rc = send_events(ps, epoch, &n_frames);
-	for (size_t off = 0; rc == 0 && off < ps->dev_len; off += VFT_DEVSTATE_CHUNK) {
-		iov.iov_base = ps->dev + off;
-		iov.iov_len = ps->dev_len - off < VFT_DEVSTATE_CHUNK ? ps->dev_len - off
-		                                                     : VFT_DEVSTATE_CHUNK;
-		rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_DEVSTATE, epoch, &iov, 1);
-		n_frames++;
-	}
-	if (rc == 0) {
-		end.n_pages = n_pages + res.n_pages;
-		end.devstate_len = ps->dev_len;
-		end.n_frames = (uint32_t)n_frames;
-		end.n_events = ps->ev.count;
-		end.disk_bytes = disk_bytes;
-		iov.iov_base = endb;
-		iov.iov_len = vft_epoch_end_encode(endb, &end);
-		rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_EPOCH_END, epoch, &iov, 1);
-	}
+	/* the next capture fills the scan's other buffer: this one is the
+	 * sender's until its slot is free again */
+	rc = vft_scan_flip(e->scan);
 	if (rc < 0) {
-		eng_tlog(e, LOG_WARNING, "vmft %s: sending epoch %llu: %s", e->vm->name,
-		         (unsigned long long)epoch, strerror(-rc));
+		eng_tlog(e, LOG_ERR, "vmft %s: no memory for a second staging buffer", e->vm->name);
 		return rc;
 	}
-	/* the backup now commits it */
-	eng_crash_point(e, ENG_CRASH_COMMIT, ps->n_incr);
-	ps->last_tx = af_mono_s();
-	ps->unacked[ps->n_unacked] = epoch;
-	ps->sent_at[ps->n_unacked] = ps->last_tx;
-	ps->n_unacked++;
-	pthread_mutex_lock(&e->lock);
-	e->st.epochs_sent++;
-	e->st.last_epoch = epoch;
-	e->st.pages_last_epoch = res.n_pages;
-	e->st.bytes_last_epoch = res.n_pages * VFT_PAGE_SIZE + ps->dev_len + ps->ev.len;
-	e->st.events_last_epoch = ps->ev.count;
-	e->st.events_total += ps->ev.count;
-	e->st.bytes_total += e->st.bytes_last_epoch;
-	e->st.devstate_bytes = ps->dev_len;
-	eng_ring_add(&e->st.pause_ms, pause_ms);
-	eng_ring_add(&e->st.scan_ms, scan_ms);
-	eng_ring_add(&e->st.dev_ms, dev_ms);
-	eng_ring_add(&e->st.bytes, (double)e->st.bytes_last_epoch);
-	eng_ring_add(&e->st.send_ms, (af_mono_s() - t0) * 1e3);
-	pthread_mutex_unlock(&e->lock);
+	sl->bytes = sl->res.n_pages * VFT_PAGE_SIZE + sl->dev_len + sl->ev.len;
+	sl->queued_at = af_mono_s();
+	pthread_mutex_lock(&ps->qlock);
+	ps->q_len++;
+	ps->q_bytes += sl->bytes;
+	pthread_cond_broadcast(&ps->qcv);
+	pthread_mutex_unlock(&ps->qlock);
 	return 0;
 }
 
@@ -587,33 +555,58 @@ static int begin_epoch(struct psess *ps, uint64_t epoch, uint32_t kind)
 {
 	struct vft_epoch_begin b = {.kind = kind};
 	uint8_t buf[VFT_EPOCH_BEGIN_SIZE];
-	struct iovec iov = {.iov_base = buf, .iov_len = vft_epoch_begin_encode(buf, &b)};
+	struct iovec iov;
 
-	return eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_EPOCH_BEGIN, epoch, &iov, 1);
+	if (kind == VFT_EPOCH_FULL && ps->tmpl_pages != NULL) {
+		b.flags = VFT_BEGIN_TMPL_RAM | (ps->tmpl_blocks ? VFT_BEGIN_TMPL_DISK : 0);
+		b.tmpl_id = ps->tmpl_id;
+	}
+	iov.iov_base = buf;
+	iov.iov_len = vft_epoch_begin_encode(buf, &b);
+	return ps_frame(ps, VFT_F_EPOCH_BEGIN, epoch, &iov, 1);
 }
 
 /* Full sync while the guest runs: every page, copied then hashed, so the
- * first paused scan sends exactly what changed since it was copied. */
+ * first paused scan sends exactly what changed since it was copied; on a
+ * template, only the pages whose hash differs from the template's. */
 static int live_copy(struct psess *ps, uint64_t epoch, uint64_t *n_pages, uint64_t *n_frames)
 {
 	struct vft_eng *e = ps->e;
 	uint64_t total = vft_scan_npages(e->scan);
+	/* the scan's two buffers alternate: one is copied into while the
+	 * kernel may still send the other zero-copy */
+	uint32_t ticket[2];
+	unsigned cur = 0;
+	int rc = 0;
 
-	for (uint64_t first = 0; first < total; first += VFT_BATCH_PAGES) {
+	ticket[0] = ticket[1] = vft_zc_last(&ps->zc);
+	for (uint64_t first = 0; rc == 0 && first < total; first += LIVE_RANGE) {
 		struct vft_scan_result res;
-		uint64_t cnt = total - first < VFT_BATCH_PAGES ? total - first : VFT_BATCH_PAGES;
-		int rc;
+		uint64_t cnt = total - first < LIVE_RANGE ? total - first : LIVE_RANGE;
 
 		if (e->stop_epochs || !e->protect_wanted)
 			return -ECANCELED;
-		rc = vft_scan_copy_range(e->scan, first, cnt, &res);
+		rc = ps_zc_wait(ps, ticket[cur]);
 		if (rc == 0)
-			rc = send_pages(ps, epoch, &res, n_frames);
-		if (rc < 0)
-			return rc;
+			rc = vft_scan_copy_range_diff(e->scan, first, cnt, ps->tmpl_pages, &res);
+		if (rc == 0)
+			rc = ps_pages(ps, epoch, &res, n_frames, UINT64_MAX, &ticket[cur]);
+		if (rc == 0)
+			rc = vft_scan_flip(e->scan);
+		cur ^= 1;
 		*n_pages += res.n_pages;
 	}
-	return 0;
+	/* the capture that follows writes into a buffer sent from here */
+	if (rc == 0)
+		rc = ps_zc_wait(ps, vft_zc_last(&ps->zc));
+	return rc;
+}
+
+static bool block_differs(const struct psess *ps, uint64_t off, const uint8_t *p, size_t len)
+{
+	if (ps->tmpl_blocks != NULL)
+		return vft_tmpl_hash(p, len) != ps->tmpl_blocks[off / VFT_TMPL_BLOCK];
+	return !vft_store_all_zero(p, len);
 }
 
 /* Full sync of the disk while the guest runs: every non-zero block as it is
@@ -661,17 +654,18 @@ static int disk_copy(struct psess *ps, uint64_t epoch, uint64_t *n_frames, uint6
 		}
 		if ((size_t)r < len)
 			memset(buf + r, 0, len - (size_t)r);
-		/* runs of non-zero 4 KiB blocks: the backup's new disk starts as holes */
+		/* runs of 4 KiB blocks the backup's new disk lacks: it starts as
+		 * holes, or as the template's disk base */
 		for (size_t b = 0, end; b < len; b = end) {
 			struct iovec iov[2];
 
 			end = b + (len - b < 4096 ? len - b : 4096);
-			if (vft_store_all_zero(buf + b, end - b))
+			if (!block_differs(ps, off + b, buf + b, end - b))
 				continue;
 			while (end < len) {
 				size_t k = len - end < 4096 ? len - end : 4096;
 
-				if (vft_store_all_zero(buf + end, k))
+				if (!block_differs(ps, off + end, buf + end, k))
 					break;
 				end += k;
 			}
@@ -681,7 +675,7 @@ static int disk_copy(struct psess *ps, uint64_t epoch, uint64_t *n_frames, uint6
 			iov[0].iov_len = 8;
 			iov[1].iov_base = buf + b;
 			iov[1].iov_len = end - b;
-			rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_DISK, epoch, iov, 2);
+			rc = ps_frame(ps, VFT_F_DISK, epoch, iov, 2);
 			if (rc < 0)
 				goto out;
 			(*n_frames)++;
@@ -696,6 +690,102 @@ out:
 	return rc;
 }
 
+/* One TMPL frame into the table it belongs to, in order. */
+static int take_hashes(struct psess *ps, const struct vft_hdr *h, const struct vft_welcome *w,
+                       uint64_t got[2], char *why, size_t n)
+{
+	struct vft_tmpl_frame f;
+	uint64_t *table;
+
+	if (h->type != VFT_F_TMPL) {
+		snprintf(why, n, "%s frame among the template's hashes", vft_ftype_name(h->type));
+		return -EBADMSG;
+	}
+	if (vft_tmpl_decode(ps->rxbuf, h->length, &f, why, n) < 0)
+		return -EBADMSG;
+	if (f.what != (got[0] < w->tmpl_pages ? VFT_TMPL_PAGES : VFT_TMPL_BLOCKS) ||
+	    f.first != got[f.what] ||
+	    f.count > (f.what == VFT_TMPL_PAGES ? w->tmpl_pages : w->tmpl_blocks) - f.first) {
+		snprintf(why, n, "template hashes %u..%llu of kind %u out of order",
+		         (unsigned)f.first, (unsigned long long)(f.first + f.count), f.what);
+		return -EBADMSG;
+	}
+	table = f.what == VFT_TMPL_PAGES ? ps->tmpl_pages : ps->tmpl_blocks;
+	for (uint32_t i = 0; i < f.count; i++) {
+		uint64_t v = 0;
+
+		for (int b = 7; b >= 0; b--)
+			v = (v << 8) | f.hashes[(size_t)i * 8 + (size_t)b];
+		table[f.first + i] = v;
+	}
+	got[f.what] += f.count;
+	return 0;
+}
+
+static void drop_template(struct psess *ps)
+{
+	free(ps->tmpl_pages);
+	free(ps->tmpl_blocks);
+	ps->tmpl_pages = ps->tmpl_blocks = NULL;
+	ps->tmpl_id = 0;
+}
+
+/* The hashes of the backup's template, right after its WELCOME, checked
+ * against what it announced: the count, the order, the content id. */
+static int recv_template(struct psess *ps, const struct vft_welcome *w)
+{
+	struct vft_eng *e = ps->e;
+	uint64_t got[2] = {0, 0}, id;
+	char why[200] = "";
+	int rc = 0;
+
+	if (w->tmpl_pages != e->vm->memory / VFT_PAGE_SIZE ||
+	    (w->tmpl_blocks &&
+	     w->tmpl_blocks != (ps->disk_size + VFT_TMPL_BLOCK - 1) / VFT_TMPL_BLOCK)) {
+		snprintf(why, sizeof(why), "a template of %llu pages and %llu blocks for this VM",
+		         (unsigned long long)w->tmpl_pages, (unsigned long long)w->tmpl_blocks);
+		rc = -EBADMSG;
+		goto out;
+	}
+	ps->tmpl_pages = malloc(w->tmpl_pages * sizeof(uint64_t));
+	ps->tmpl_blocks = w->tmpl_blocks ? malloc(w->tmpl_blocks * sizeof(uint64_t)) : NULL;
+	if (ps->tmpl_pages == NULL || (w->tmpl_blocks && ps->tmpl_blocks == NULL)) {
+		snprintf(why, sizeof(why), "no memory for the template's hashes");
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (rc == 0 && (got[0] < w->tmpl_pages || got[1] < w->tmpl_blocks)) {
+		struct vft_hdr h;
+
+		rc = recv_frame(ps, (double)e->cfg->vmft.ack_timeout_ms, &h);
+		if (rc < 0)
+			return rc == -EAGAIN ? -ETIMEDOUT : rc; /* logged */
+		if (h.type == VFT_F_PING)
+			continue;
+		if (h.type == VFT_F_BYE)
+			return handle_backup_frame(ps, &h);
+		rc = take_hashes(ps, &h, w, got, why, sizeof(why));
+	}
+	if (rc < 0)
+		goto out;
+	/* without its disk base the id cannot be recomputed here (the block
+	 * hashes stayed there); the frames' checksums still cover the hashes */
+	id = vft_tmpl_content_id(e->vm->memory, w->tmpl_blocks ? ps->disk_size : 0, ps->tmpl_pages,
+	                         ps->tmpl_blocks);
+	if (id != w->tmpl_id && w->tmpl_blocks) {
+		snprintf(why, sizeof(why), "its hashes make content id %016llx, not %016llx",
+		         (unsigned long long)id, (unsigned long long)w->tmpl_id);
+		rc = -EBADMSG;
+		goto out;
+	}
+	ps->tmpl_id = w->tmpl_id;
+	return 0;
+out:
+	eng_tlog(e, LOG_WARNING, "vmft %s: the backup's template: %s", e->vm->name, why);
+	drop_template(ps);
+	return rc;
+}
+
 static int handshake(struct psess *ps)
 {
 	struct vft_eng *e = ps->e;
@@ -703,6 +793,7 @@ static int handshake(struct psess *ps)
 	                          .ram_size = e->vm->memory,
 	                          .config_hash = e->config_hash,
 	                          .page_size = VFT_PAGE_SIZE,
+	                          .flags = e->cfg->vmft.templates ? VFT_HELLO_TMPL : 0,
 	                          .disk_size = ps->disk_size};
 	uint8_t buf[VFT_HELLO_SIZE];
 	struct iovec iov = {.iov_base = buf};
@@ -713,7 +804,7 @@ static int handshake(struct psess *ps)
 
 	af_strlcpy(hello.vm, e->vm->name, sizeof(hello.vm));
 	iov.iov_len = vft_hello_encode(buf, &hello);
-	rc = eng_send_frame(ps->fd, &ps->tx_seq, VFT_F_HELLO, 0, &iov, 1);
+	rc = ps_frame(ps, VFT_F_HELLO, 0, &iov, 1);
 	if (rc < 0)
 		return rc;
 	rc = recv_frame(ps, (double)e->cfg->vmft.ack_timeout_ms, &h);
@@ -727,7 +818,7 @@ static int handshake(struct psess *ps)
 		         vft_ftype_name(h.type));
 		return -EBADMSG;
 	}
-	return 0;
+	return w.tmpl_pages ? recv_template(ps, &w) : 0;
 }
 
 /* Freeze: epoch was captured with the guest left stopped; once the backup
@@ -763,15 +854,72 @@ static int hold_frozen(struct psess *ps, uint64_t epoch)
 	return 0;
 }
 
-static int protect_session(struct vft_eng *e, int fd)
+static void say_link_up(struct psess *ps, uint64_t epoch)
 {
-	struct psess ps = {.e = e, .fd = fd};
-	uint64_t epoch, n_pages = 0, n_frames = 0, disk_bytes = 0;
-	double started;
-	struct stat st;
+	struct vft_eng *e = ps->e;
+	char tmpl[80] = "";
+
+	if (ps->tmpl_pages)
+		snprintf(tmpl, sizeof(tmpl), " on its template %016llx%s",
+		         (unsigned long long)ps->tmpl_id, ps->tmpl_blocks ? " and disk base" : "");
+	eng_post(e, EM_EVENT, LOG_NOTICE, EE_LINK_UP, epoch,
+	         "vmft %s: backup engine on blade %u (%s:%u) reached: full sync as epoch %llu%s "
+	         "(zero-copy %s)",
+	         e->vm->name, e->peer_slot, e->peer_addr, e->port, (unsigned long long)epoch, tmpl,
+	         ps->zc.on ? "on" : "off");
+	pthread_mutex_lock(&e->lock);
+	e->st.syncs++;
+	e->st.sync_tmpl_id = ps->tmpl_id;
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* The full sync: begun, RAM and disk copied while the guest runs, then
+ * captured like any epoch (what changed meanwhile) and queued. */
+static int full_sync(struct psess *ps, uint64_t epoch)
+{
+	struct vft_eng *e = ps->e;
+	uint64_t n_pages = 0, n_frames = 0, disk_bytes = 0;
 	int rc;
 
-	ps.n_incr = 0;
+	/* the backup copies its template before it reads on: sends may wait
+	 * that long (about 1 s per 256 MiB at worst) */
+	if (ps->tmpl_pages)
+		set_sndtimeo(ps->fd, (double)e->cfg->vmft.ack_timeout_ms +
+		                             (double)(e->vm->memory >> 28) * 1000.0 + 1000.0);
+	vft_scan_reset(e->scan);
+	/* from here on every disk write is logged: the copy below may miss it */
+	vft_evlog_start(&e->evlog, af_mono_s());
+	rc = begin_epoch(ps, epoch, VFT_EPOCH_FULL);
+	if (rc == 0)
+		rc = live_copy(ps, epoch, &n_pages, &n_frames);
+	if (rc == 0)
+		rc = disk_copy(ps, epoch, &n_frames, &disk_bytes);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&e->lock);
+	e->st.disk_sync_bytes = disk_bytes;
+	e->st.sync_tmpl_pages = ps->tmpl_pages ? vft_scan_npages(e->scan) - n_pages : 0;
+	pthread_mutex_unlock(&e->lock);
+	rc = stage_epoch(ps, epoch, VFT_EPOCH_FULL, n_pages, n_frames, disk_bytes);
+	if (rc == 0) {
+		pthread_mutex_lock(&e->lock);
+		e->st.sync_pages = n_pages + ps->q[ps->q_head].res.n_pages;
+		pthread_mutex_unlock(&e->lock);
+	}
+	set_sndtimeo(ps->fd, (double)e->cfg->vmft.ack_timeout_ms);
+	drop_template(ps);
+	return rc;
+}
+
+static int psess_init(struct psess *ps, struct vft_eng *e, int fd)
+{
+	struct stat st;
+	char err[160];
+	int rc;
+
+	memset(ps, 0, sizeof(*ps));
+	ps->e = e;
+	ps->fd = fd;
 	pthread_mutex_lock(&e->lock);
 	rc = stat(e->disk.path, &st);
 	pthread_mutex_unlock(&e->lock);
@@ -780,73 +928,99 @@ static int protect_session(struct vft_eng *e, int fd)
 		         rc < 0 ? strerror(errno) : "smaller than a sector");
 		return -EIO;
 	}
-	ps.disk_size = (uint64_t)st.st_size & ~(uint64_t)(VFT_SECTOR - 1);
+	ps->disk_size = (uint64_t)st.st_size & ~(uint64_t)(VFT_SECTOR - 1);
+	ps->rxbuf = malloc(RXBUF_SIZE);
+	if (ps->rxbuf == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&ps->txlock, NULL);
+	pthread_mutex_init(&ps->qlock, NULL);
+	pthread_cond_init(&ps->qcv, NULL);
+	vft_zc_init(&ps->zc, fd, e->cfg->vmft.zerocopy, (size_t)e->cfg->vmft.zerocopy_threshold,
+	            err, sizeof(err));
+	if (e->cfg->vmft.zerocopy && !ps->zc.on)
+		eng_tlog(e, LOG_INFO, "vmft %s: zero-copy off: %s", e->vm->name, err);
+	ps->last_tx = af_mono_s();
+	return ps_sender_start(ps);
+}
 
-	ps.last_tx = af_mono_s();
+static void psess_fini(struct psess *ps, int rc)
+{
+	struct vft_eng *e = ps->e;
+
+	if (ps->rxbuf == NULL)
+		return;
+	/* an orderly end lets the sender finish the epoch it ships; a broken
+	 * link must not leave it blocked in a send */
+	ps_sender_stop(ps, rc != -ECANCELED);
+	if (ps->held_stopped) /* never leave the guest stopped behind */
+		vft_qmp_simple(e->q.qmp, "cont", 2000, NULL, 0);
+	if (rc == -ECANCELED) {
+		uint8_t b[VFT_BYE_SIZE];
+		struct iovec iov = {.iov_base = b, .iov_len = vft_bye_encode(b, 0)};
+
+		ps_frame(ps, VFT_F_BYE, 0, &iov, 1);
+	}
+	/* the kernel may still hold pages of the staging buffers: the next
+	 * session's first copy must not write them before it let go */
+	if (ps->zc.on)
+		vft_zc_wait(&ps->zc, vft_zc_last(&ps->zc), 1000);
+	for (unsigned i = 0; i < QSLOTS; i++)
+		ps_staged_free(&ps->q[i]);
+	pthread_cond_destroy(&ps->qcv);
+	pthread_mutex_destroy(&ps->qlock);
+	pthread_mutex_destroy(&ps->txlock);
+	free(ps->rxbuf);
+	drop_template(ps);
+}
+
+static int protect_session(struct vft_eng *e, int fd)
+{
+	struct psess ps;
+	uint64_t epoch;
+	double started;
+	int rc;
+
+	rc = psess_init(&ps, e, fd);
+	if (rc < 0)
+		goto out;
+	pthread_mutex_lock(&e->lock);
+	e->st.sync_started_at = af_mono_s();
+	pthread_mutex_unlock(&e->lock);
 	rc = handshake(&ps);
 	if (rc < 0)
 		goto out;
 	epoch = e->next_epoch++;
 	/* from here on, output waits for the backup */
 	eng_hold_output(e, true);
-	eng_post(e, EM_EVENT, LOG_NOTICE, EE_LINK_UP, epoch,
-	         "vmft %s: backup engine on blade %u (%s:%u) reached: full sync as epoch %llu",
-	         e->vm->name, e->peer_slot, e->peer_addr, e->port, (unsigned long long)epoch);
-	pthread_mutex_lock(&e->lock);
-	e->st.syncs++;
-	e->st.sync_started_at = af_mono_s();
-	pthread_mutex_unlock(&e->lock);
-	vft_scan_reset(e->scan);
-	/* from here on every disk write is logged: the copy below may miss it */
-	vft_evlog_start(&e->evlog, af_mono_s());
-	rc = begin_epoch(&ps, epoch, VFT_EPOCH_FULL);
-	if (rc == 0)
-		rc = live_copy(&ps, epoch, &n_pages, &n_frames);
-	if (rc == 0)
-		rc = disk_copy(&ps, epoch, &n_frames, &disk_bytes);
-	if (rc == 0) {
-		pthread_mutex_lock(&e->lock);
-		e->st.disk_sync_bytes = disk_bytes;
-		pthread_mutex_unlock(&e->lock);
-		rc = ship_epoch(&ps, epoch, n_pages, n_frames, disk_bytes);
-		if (rc == 0 && ps.held_stopped)
-			rc = hold_frozen(&ps, epoch);
-	}
+	say_link_up(&ps, epoch);
+	rc = full_sync(&ps, epoch);
+	if (rc == 0 && ps.held_stopped)
+		rc = hold_frozen(&ps, epoch);
 	started = af_mono_s();
 	while (rc == 0) {
 		/* epochs start one period apart (not a period after the last
 		 * one was sent): output waits at most about one period plus the
-		 * transfer; an epoch that overran is followed at once */
+		 * transfer; an epoch that overran is followed at once, as soon
+		 * as the send queue has room */
 		double next = started + (double)eng_epoch_ms(e) / 1000.0;
 
 		if (next < af_mono_s())
 			next = af_mono_s();
 		rc = wait_acks(&ps, next, 0);
 		if (rc == 0)
-			rc = wait_acks(&ps, 0, MAX_UNACKED);
+			rc = wait_acks(&ps, 0, MAX_OUTSTANDING);
 		if (rc < 0)
 			break;
 		started = af_mono_s();
 		ps.n_incr++;
 		epoch = e->next_epoch++;
-		rc = begin_epoch(&ps, epoch, VFT_EPOCH_INCR);
-		if (rc == 0)
-			rc = ship_epoch(&ps, epoch, 0, 0, 0);
+		rc = stage_epoch(&ps, epoch, VFT_EPOCH_INCR, 0, 0, 0);
 		if (rc == 0 && ps.held_stopped)
 			rc = hold_frozen(&ps, epoch);
 	}
 out:
-	if (ps.held_stopped) /* never leave the guest stopped behind */
-		vft_qmp_simple(e->q.qmp, "cont", 2000, NULL, 0);
 	vft_evlog_stop(&e->evlog);
-	free(ps.ev.buf);
-	if (rc == -ECANCELED) {
-		uint8_t b[VFT_BYE_SIZE];
-		struct iovec iov = {.iov_base = b, .iov_len = vft_bye_encode(b, 0)};
-
-		eng_send_frame(fd, &ps.tx_seq, VFT_F_BYE, 0, &iov, 1);
-	}
-	free(ps.dev);
+	psess_fini(&ps, rc);
 	return rc;
 }
 

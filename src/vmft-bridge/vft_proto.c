@@ -99,6 +99,7 @@ const char *vft_ftype_name(unsigned type)
 	        [VFT_F_BYE] = "BYE",
 	        [VFT_F_DISK] = "DISK",
 	        [VFT_F_EVENTS] = "EVENTS",
+	        [VFT_F_TMPL] = "TMPL",
 	};
 
 	if (type >= VFT_F_COUNT || names[type] == NULL)
@@ -198,6 +199,12 @@ static int check_length(const struct vft_hdr *h, char *err, size_t errlen)
 		if (h->length < 8 + VFT_EV_HDR || h->length > VFT_MAX_PAYLOAD)
 			return fail(err, errlen, "EVENTS length %u outside %u..%u", h->length,
 			            8 + VFT_EV_HDR, VFT_MAX_PAYLOAD);
+		return 0;
+	case VFT_F_TMPL:
+		if (h->length < 16 + 8 || h->length > 16 + 8 * VFT_TMPL_BATCH ||
+		    (h->length - 16) % 8 != 0)
+			return fail(err, errlen, "TMPL length %u is not 16 + n x 8 with n in 1..%u",
+			            h->length, VFT_TMPL_BATCH);
 		return 0;
 	default:
 		return fail(err, errlen, "unknown frame type %u", h->type);
@@ -316,6 +323,9 @@ size_t vft_welcome_encode(uint8_t out[VFT_WELCOME_SIZE], const struct vft_welcom
 	put_le64(out + 8, m->committed_session);
 	put_le32(out + 16, m->flags);
 	put_le32(out + 20, 0);
+	put_le64(out + 24, m->tmpl_id);
+	put_le64(out + 32, m->tmpl_pages);
+	put_le64(out + 40, m->tmpl_blocks);
 	return VFT_WELCOME_SIZE;
 }
 
@@ -329,13 +339,26 @@ int vft_welcome_decode(const void *p, size_t len, struct vft_welcome *m, char *e
 	m->committed_session = get_le64(b + 8);
 	m->flags = get_le32(b + 16);
 	m->reserved = 0;
+	m->tmpl_id = get_le64(b + 24);
+	m->tmpl_pages = get_le64(b + 32);
+	m->tmpl_blocks = get_le64(b + 40);
+	if (m->tmpl_pages > VFT_DISK_MAX / VFT_PAGE_SIZE ||
+	    m->tmpl_blocks > VFT_DISK_MAX / VFT_PAGE_SIZE)
+		return fail(err, errlen, "WELCOME offers a template of %llu pages and %llu blocks",
+		            (unsigned long long)m->tmpl_pages, (unsigned long long)m->tmpl_blocks);
+	if ((m->tmpl_pages == 0) != (m->tmpl_id == 0) || (m->tmpl_blocks && !m->tmpl_pages))
+		return fail(err, errlen,
+		            "WELCOME template id %016llx with %llu pages and %llu blocks",
+		            (unsigned long long)m->tmpl_id, (unsigned long long)m->tmpl_pages,
+		            (unsigned long long)m->tmpl_blocks);
 	return 0;
 }
 
 size_t vft_epoch_begin_encode(uint8_t out[VFT_EPOCH_BEGIN_SIZE], const struct vft_epoch_begin *m)
 {
 	put_le32(out, m->kind);
-	put_le32(out + 4, 0);
+	put_le32(out + 4, m->flags);
+	put_le64(out + 8, m->tmpl_id);
 	return VFT_EPOCH_BEGIN_SIZE;
 }
 
@@ -347,10 +370,46 @@ int vft_epoch_begin_decode(const void *p, size_t len, struct vft_epoch_begin *m,
 	if (want_len("EPOCH_BEGIN", len, VFT_EPOCH_BEGIN_SIZE, err, errlen) < 0)
 		return -EBADMSG;
 	m->kind = get_le32(b);
-	m->reserved = 0;
+	m->flags = get_le32(b + 4);
+	m->tmpl_id = get_le64(b + 8);
 	if (m->kind != VFT_EPOCH_INCR && m->kind != VFT_EPOCH_FULL)
 		return fail(err, errlen, "EPOCH_BEGIN kind %u is neither INCR (0) nor FULL (1)",
 		            m->kind);
+	if ((m->flags & ~(VFT_BEGIN_TMPL_RAM | VFT_BEGIN_TMPL_DISK)) != 0 ||
+	    (m->flags == VFT_BEGIN_TMPL_DISK) || (m->flags != 0) != (m->tmpl_id != 0) ||
+	    (m->flags != 0 && m->kind != VFT_EPOCH_FULL))
+		return fail(err, errlen,
+		            "EPOCH_BEGIN %s with template flags %#x and template id %016llx",
+		            m->kind == VFT_EPOCH_FULL ? "FULL" : "INCR", m->flags,
+		            (unsigned long long)m->tmpl_id);
+	return 0;
+}
+
+size_t vft_tmpl_encode_head(uint8_t out[16], uint32_t what, uint32_t count, uint64_t first)
+{
+	put_le32(out, what);
+	put_le32(out + 4, count);
+	put_le64(out + 8, first);
+	return 16;
+}
+
+int vft_tmpl_decode(const void *p, size_t len, struct vft_tmpl_frame *m, char *err, size_t errlen)
+{
+	const uint8_t *b = p;
+
+	if (len < 16)
+		return fail(err, errlen, "TMPL payload of %zu bytes", len);
+	m->what = get_le32(b);
+	m->count = get_le32(b + 4);
+	m->first = get_le64(b + 8);
+	m->hashes = b + 16;
+	if (m->what != VFT_TMPL_PAGES && m->what != VFT_TMPL_BLOCKS)
+		return fail(err, errlen, "TMPL of kind %u", m->what);
+	if (m->count < 1 || m->count > VFT_TMPL_BATCH || len != 16 + (size_t)m->count * 8)
+		return fail(err, errlen, "TMPL of %u hashes in %zu bytes", m->count, len);
+	if (m->first > VFT_DISK_MAX / VFT_PAGE_SIZE)
+		return fail(err, errlen, "TMPL starting at index %llu",
+		            (unsigned long long)m->first);
 	return 0;
 }
 
@@ -651,6 +710,15 @@ static int rx_begin(struct vft_rx *rx, const struct vft_hdr *h, const void *payl
 			            (unsigned long long)rx->last_epoch,
 			            (unsigned long long)rx->last_epoch + 1);
 	}
+	if (out->begin.flags != 0 &&
+	    (rx->tmpl_id == 0 || out->begin.tmpl_id != rx->tmpl_id ||
+	     ((out->begin.flags & VFT_BEGIN_TMPL_DISK) && !rx->tmpl_blocks)))
+		return fail(err, errlen,
+		            "epoch %llu built on template %016llx (flags %#x), the backup offered "
+		            "%016llx%s",
+		            (unsigned long long)h->epoch, (unsigned long long)out->begin.tmpl_id,
+		            out->begin.flags, (unsigned long long)rx->tmpl_id,
+		            rx->tmpl_blocks ? " with a disk base" : "");
 	rx->open = true;
 	rx->open_kind = out->begin.kind;
 	rx->open_epoch = h->epoch;
@@ -736,6 +804,7 @@ int vft_rx_step(struct vft_rx *rx, const struct vft_hdr *h, const void *payload,
 		break;
 	case VFT_F_WELCOME:
 	case VFT_F_ACK:
+	case VFT_F_TMPL:
 		return fail(err, errlen, "%s goes from the backup to the primary", name);
 	case VFT_F_EPOCH_BEGIN:
 	case VFT_F_PAGES:

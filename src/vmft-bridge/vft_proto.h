@@ -28,7 +28,7 @@
 #include <sys/uio.h>
 
 #define VFT_MAGIC 0x31544656u
-#define VFT_PROTO_VERSION 2
+#define VFT_PROTO_VERSION 3
 #define VFT_HDR_SIZE 32
 #define VFT_PAGE_SIZE 4096u
 #define VFT_PAGE_SHIFT 12
@@ -59,6 +59,7 @@ enum vft_ftype {
 	VFT_F_BYE,         /* either way: orderly close, with a reason */
 	VFT_F_DISK,        /* P->B: disk content of a full sync (offset + sectors) */
 	VFT_F_EVENTS,      /* P->B: the epoch's event log (disk writes, inputs), in order */
+	VFT_F_TMPL,        /* B->P: the hashes of the template the backup offers */
 	VFT_F_COUNT
 };
 
@@ -95,32 +96,44 @@ int vft_frame_verify(const uint8_t raw[VFT_HDR_SIZE], const struct vft_hdr *h, c
 
 #define VFT_HELLO_SIZE 104
 struct vft_hello {
-	uint64_t session;     /* random per primary incarnation */
-	uint64_t ram_size;    /* bytes, multiple of VFT_PAGE_SIZE, > 0 */
-	uint64_t config_hash; /* hash of the machine definition: both sides must agree */
-	uint32_t page_size;   /* VFT_PAGE_SIZE */
-	uint32_t flags;
+	uint64_t session;         /* random per primary incarnation */
+	uint64_t ram_size;        /* bytes, multiple of VFT_PAGE_SIZE, > 0 */
+	uint64_t config_hash;     /* hash of the machine definition: both sides must agree */
+	uint32_t page_size;       /* VFT_PAGE_SIZE */
+	uint32_t flags;           /* VFT_HELLO_* */
 	char vm[VFT_VM_NAME_MAX]; /* NUL-terminated, NUL-padded on the wire */
 	uint64_t disk_size;       /* bytes, multiple of VFT_SECTOR, 0 = no disk */
 };
+#define VFT_HELLO_TMPL 1u /* the primary can build a full sync on a template */
 size_t vft_hello_encode(uint8_t out[VFT_HELLO_SIZE], const struct vft_hello *m);
 int vft_hello_decode(const void *p, size_t len, struct vft_hello *m, char *err, size_t errlen);
 
-#define VFT_WELCOME_SIZE 24
+#define VFT_WELCOME_SIZE 48
 struct vft_welcome {
 	uint64_t committed_epoch; /* 0 = nothing committed */
 	uint64_t committed_session;
 	uint32_t flags;
 	uint32_t reserved;
+	/* the template the backup offers (vft_tmpl.h): its content id and
+	 * the hashes that follow in TMPL frames (0 pages = no template; 0
+	 * blocks = no disk base) */
+	uint64_t tmpl_id;
+	uint64_t tmpl_pages;
+	uint64_t tmpl_blocks;
 };
 size_t vft_welcome_encode(uint8_t out[VFT_WELCOME_SIZE], const struct vft_welcome *m);
 int vft_welcome_decode(const void *p, size_t len, struct vft_welcome *m, char *err, size_t errlen);
 
 enum vft_epoch_kind { VFT_EPOCH_INCR = 0, VFT_EPOCH_FULL = 1 };
-#define VFT_EPOCH_BEGIN_SIZE 8
+/* a FULL epoch built on the backup's template: pages (and disk blocks)
+ * the primary does not send are the template's */
+#define VFT_BEGIN_TMPL_RAM 1u
+#define VFT_BEGIN_TMPL_DISK 2u
+#define VFT_EPOCH_BEGIN_SIZE 16
 struct vft_epoch_begin {
-	uint32_t kind; /* enum vft_epoch_kind */
-	uint32_t reserved;
+	uint32_t kind;    /* enum vft_epoch_kind */
+	uint32_t flags;   /* VFT_BEGIN_TMPL_*: FULL only, DISK only with RAM */
+	uint64_t tmpl_id; /* the template's content id, 0 without */
 };
 size_t vft_epoch_begin_encode(uint8_t out[VFT_EPOCH_BEGIN_SIZE], const struct vft_epoch_begin *m);
 int vft_epoch_begin_decode(const void *p, size_t len, struct vft_epoch_begin *m, char *err,
@@ -214,6 +227,20 @@ int vft_events_decode(const void *p, size_t len, uint64_t disk_size, uint64_t fi
  * store's copy of one): *pos starts at 8; 1 with *ev filled, 0 at the end. */
 int vft_events_next(const uint8_t *p, size_t len, size_t *pos, struct vft_event *ev);
 
+/* TMPL payload (B->P, right after WELCOME): u32 what (0 = page hashes,
+ * 1 = disk block hashes), u32 count (1..VFT_TMPL_BATCH), u64 first index,
+ * count x u64 hashes. The page hashes come first, then the block hashes,
+ * each in index order without gap, as many as WELCOME announced. */
+#define VFT_TMPL_BATCH 65536u
+enum vft_tmpl_what { VFT_TMPL_PAGES = 0, VFT_TMPL_BLOCKS = 1 };
+struct vft_tmpl_frame {
+	uint32_t what, count;
+	uint64_t first;
+	const uint8_t *hashes; /* count little-endian u64 */
+};
+size_t vft_tmpl_encode_head(uint8_t out[16], uint32_t what, uint32_t count, uint64_t first);
+int vft_tmpl_decode(const void *p, size_t len, struct vft_tmpl_frame *m, char *err, size_t errlen);
+
 #define VFT_ACK_SIZE 8
 struct vft_ack {
 	uint64_t commit_us; /* how long the backup took to commit */
@@ -234,11 +261,12 @@ int vft_bye_decode(const void *p, size_t len, uint32_t *reason, char *err, size_
  * (a primary never resumes incrementally on a new connection: what it sent
  * but the backup did not commit is unknown, so it resyncs in full);
  * PAGES/DEVSTATE/DISK/EVENTS only inside an open epoch and with its epoch
- * number; DISK only in a FULL epoch and before its EVENTS; PAGES never after
+ * number; a template (EPOCH_BEGIN flags) only in a FULL epoch and only
+ * the one the backup offered; DISK only in a FULL epoch and before its EVENTS; PAGES never after
  * EVENTS in an epoch (the store appends the log after the pages); event seqs
  * continue across the epochs of a connection; EPOCH_END with the open
  * epoch's number and totals equal to what was received; every epoch carries
- * a DEVSTATE; PING anywhere; WELCOME/ACK never (they go the other way). On a violation it returns -EBADMSG with a reason
+ * a DEVSTATE; PING anywhere; WELCOME/ACK/TMPL never (they go the other way). On a violation it returns -EBADMSG with a reason
  * and the connection must be dropped. */
 enum vft_rx_action {
 	VFT_RX_NONE = 0, /* nothing to do (PING) */
@@ -265,6 +293,11 @@ struct vft_rx {
 	uint64_t next_ev_seq; /* 0 = no event yet on this connection */
 	uint64_t max_pfn;     /* from HELLO: ram_size / VFT_PAGE_SIZE */
 	struct vft_hello hello;
+	/* set by the caller when its WELCOME offered a template: a FULL
+	 * epoch may then be built on it (and on its disk base if
+	 * tmpl_blocks), never on another */
+	uint64_t tmpl_id;
+	bool tmpl_blocks;
 };
 void vft_rx_init(struct vft_rx *rx);
 /* Called with a header already accepted by vft_hdr_decode and

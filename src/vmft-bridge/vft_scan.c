@@ -101,9 +101,13 @@ struct vft_scan {
 	uint64_t *pfn;        /* the result's pfns (npages entries, never grows) */
 	uint8_t *data;        /* the result's pages, mmap'd: mremap grows it */
 	uint64_t cap;         /* pages data holds */
-	uint64_t n_front;     /* pages worker 0 put in the result */
-	uint64_t meet;        /* chunks [0, meet) were worker 0's */
-	struct worker *w;     /* threads entries; w[0] is the caller */
+	/* the other result buffer (vft_scan_flip): NULL until first flipped */
+	uint64_t *alt_pfn;
+	uint8_t *alt_data;
+	uint64_t alt_cap;
+	uint64_t n_front; /* pages worker 0 put in the result */
+	uint64_t meet;    /* chunks [0, meet) were worker 0's */
+	struct worker *w; /* threads entries; w[0] is the caller */
 
 	pthread_mutex_t mu;
 	pthread_cond_t go_cv;   /* gen moved */
@@ -479,6 +483,9 @@ void vft_scan_fini(struct vft_scan *s)
 			munmap(s->w[i].stage, s->w[i].cap * PAGE);
 	if (s->data != NULL)
 		munmap(s->data, s->cap * PAGE);
+	if (s->alt_data != NULL)
+		munmap(s->alt_data, s->alt_cap * PAGE);
+	free(s->alt_pfn);
 	free(s->w);
 	free(s->pfn);
 	free(s->chunks);
@@ -599,6 +606,31 @@ int vft_scan_init(struct vft_scan **out, const void *ram, uint64_t size, unsigne
 	return 0;
 }
 
+int vft_scan_flip(struct vft_scan *s)
+{
+	uint64_t *pfn;
+	uint8_t *data;
+	uint64_t cap;
+
+	if (s == NULL)
+		return -EINVAL;
+	if (s->alt_pfn == NULL) {
+		s->alt_pfn = alloc_array(s->npages, sizeof(uint64_t));
+		if (s->alt_pfn == NULL || grow_buf(&s->alt_data, &s->alt_cap, 1, s->npages) < 0)
+			return -ENOMEM;
+	}
+	pfn = s->pfn;
+	data = s->data;
+	cap = s->cap;
+	s->pfn = s->alt_pfn;
+	s->data = s->alt_data;
+	s->cap = s->alt_cap;
+	s->alt_pfn = pfn;
+	s->alt_data = data;
+	s->alt_cap = cap;
+	return 0;
+}
+
 /* A scan that could not copy everything: the hashes it stored are those of
  * pages nobody got, so it forgets them and the next scan reports these pages
  * again. */
@@ -673,6 +705,44 @@ int vft_scan_copy_range(struct vft_scan *s, uint64_t first, uint64_t count,
 	}
 	clean_upper(s);
 	res->n_pages = count;
+	res->pfn = s->pfn;
+	res->data = s->data;
+	res->scan_ns = mono_ns() - t0;
+	return 0;
+}
+
+int vft_scan_copy_range_diff(struct vft_scan *s, uint64_t first, uint64_t count,
+                             const uint64_t *base, struct vft_scan_result *res)
+{
+	uint64_t t0 = mono_ns(), n = 0;
+
+	if (base == NULL)
+		return vft_scan_copy_range(s, first, count, res);
+	if (res != NULL)
+		memset(res, 0, sizeof(*res));
+	if (s == NULL || res == NULL || first > s->npages || count > s->npages - first)
+		return -EINVAL;
+	if (grow_buf(&s->data, &s->cap, count, s->npages) < 0)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t p = first + i, h = s->hash(s->ram + p * PAGE, PAGE);
+		uint8_t *dst;
+
+		/* equal to the base: the backup's copy has exactly the content
+		 * hashed, whatever RAM holds by now; no copy needed */
+		if (h == base[p]) {
+			s->hash_of[p] = h;
+			clear_bit(s->unknown, p);
+			continue;
+		}
+		dst = s->data + n * PAGE;
+		memcpy(dst, s->ram + p * PAGE, PAGE);
+		s->hash_of[p] = s->hash(dst, PAGE);
+		clear_bit(s->unknown, p);
+		s->pfn[n++] = p;
+	}
+	clean_upper(s);
+	res->n_pages = n;
 	res->pfn = s->pfn;
 	res->data = s->data;
 	res->scan_ns = mono_ns() - t0;

@@ -43,6 +43,21 @@ int vft_scan_run(struct vft_scan *s, struct vft_scan_result *res);
 int vft_scan_copy_range(struct vft_scan *s, uint64_t first, uint64_t count,
                         struct vft_scan_result *res);
 
+/* Live copy against a base (a template's page hashes, indexed by pfn):
+ * like vft_scan_copy_range, but only the pages whose hash differs from
+ * base[pfn] are copied and reported; the others are remembered with the
+ * base's hash (the backup holds the base's content for them). NULL base:
+ * vft_scan_copy_range. */
+int vft_scan_copy_range_diff(struct vft_scan *s, uint64_t first, uint64_t count,
+                             const uint64_t *base, struct vft_scan_result *res);
+
+/* Double buffering: the next scan or copy writes its result into the other
+ * of two buffers, so the result of the last one stays valid (and
+ * unmodified) until the call after the next flip, e.g. while it is being
+ * sent, or while the kernel still sends it zero-copy. 0 or -ENOMEM (the
+ * second buffer could not be made: nothing changed). */
+int vft_scan_flip(struct vft_scan *s);
+
 /* Forgets every hash: the next scan reports every page (new backup). */
 void vft_scan_reset(struct vft_scan *s);
 

@@ -1311,6 +1311,15 @@ int vft_store_begin(struct vft_store *s, uint64_t session, uint64_t epoch, bool 
 	return 0;
 }
 
+int vft_store_stage_fds(struct vft_store *s, int *ram_fd, int *disk_fd)
+{
+	if (s->dead || s->stage != ST_FULL)
+		return -EINVAL;
+	*ram_fd = s->st_fd;
+	*disk_fd = s->st_disk_fd;
+	return 0;
+}
+
 /* FULL: straight into the new RAM file, a run of consecutive pages at once. */
 static int put_full(struct vft_store *s, uint32_t count, const uint64_t *pfns, const uint8_t *pages)
 {

@@ -78,6 +78,11 @@ int vft_store_put_disk(struct vft_store *s, uint64_t offset, const void *data, s
  * stages it in the redo, applied at commit after the pages. No page may be
  * put after events (-EINVAL). -EBADMSG for a malformed payload. */
 int vft_store_put_events(struct vft_store *s, const void *payload, size_t len);
+/* A FULL epoch being staged: the new generation's RAM file and disk (-1
+ * without) as created by begin (sparse, all zero), for the caller to fill
+ * with a template's copy before any page arrives (borrowed fds: the store
+ * closes them). -EINVAL when no FULL epoch is staged. */
+int vft_store_stage_fds(struct vft_store *s, int *ram_fd, int *disk_fd);
 /* Appends a chunk of the epoch's device state. */
 int vft_store_put_devstate(struct vft_store *s, const void *buf, size_t len);
 /* Commits the staged epoch atomically (see above); on return the store's

@@ -72,6 +72,9 @@ DISK = os.environ.get("VMFT_DISK", "1") == "1"
 # the counter guest drives IDE only; virtio checks boot (SeaBIOS) and promotion
 DISK_BUS = os.environ.get("VMFT_DISK_BUS", "ide")
 FREEZE_EVERY = int(os.environ.get("VMFT_FREEZE_EVERY", "5"))
+# continuous templating: every blade refreshes its template this often, so
+# the re-protections after kills are templated syncs, racing refreshes
+TEMPLATE_S = int(os.environ.get("VMFT_TEMPLATE_S", "20"))
 GUEST_HOST = 200  # the guest's address on the management network: .200
 UDP_PORT = 7777
 FAILS = []
@@ -138,6 +141,7 @@ vmft {
     epoch: %dms
     heartbeat_timeout: 500ms
     ack_timeout: 2s
+    template_interval: %ds
 }
 vm {
     name: %s
@@ -147,7 +151,7 @@ vm {
     disk: /var/lib/libvirt/images/%s.img
     disk_bus: %s
 %s}
-""" % (mode, ENGINE, DISK_DIR, EPOCH_MS, VM, MEM_MB, VM, DISK_BUS, net_conf()))
+""" % (mode, ENGINE, DISK_DIR, EPOCH_MS, TEMPLATE_S, VM, MEM_MB, VM, DISK_BUS, net_conf()))
 
 
 def net_conf():
@@ -420,23 +424,91 @@ def file_hash(path):
 
 def frozen_check(prim, back, what):
     """Freeze the pair at an acknowledged epoch: the backup has committed
-    exactly that epoch, and its disk is the primary's disk, byte for byte."""
+    exactly that epoch, and its RAM and disk are the primary's, byte for
+    byte."""
     ctl(prim, "freeze")
     try:
         st = wait_for("frozen", lambda: (lambda s: s if s.get("frozen") else None)(status(prim)),
                       timeout=10)
         bst = status(back)
-        pdisk, bdisk = st.get("disk", {}).get("path", ""), bst.get("committed_disk", "")
-        same = bool(pdisk and bdisk) and \
-            file_hash(in_blade(prim, pdisk)) == file_hash(in_blade(back, bdisk))
-        ok_ = check(bst.get("committed_epoch") == st["frozen_epoch"] and same,
-                    "%s: frozen at epoch %d, backup committed %s; disks %s (%s, %s)" % (
+        same = {}
+        for kind, pkey, bkey in (("disk", None, "committed_disk"),
+                                 ("RAM", "ram_path", "committed_ram")):
+            ppath = st.get("disk", {}).get("path", "") if pkey is None else st.get(pkey, "")
+            bpath = bst.get(bkey, "")
+            same[kind] = bool(ppath and bpath) and \
+                file_hash(in_blade(prim, ppath)) == file_hash(in_blade(back, bpath))
+        ok_ = check(bst.get("committed_epoch") == st["frozen_epoch"] and all(same.values()),
+                    "%s: frozen at epoch %d, backup committed %s; %s" % (
                         what, st["frozen_epoch"], bst.get("committed_epoch"),
-                        "identical" if same else "DIFFER", pdisk, bdisk))
+                        ", ".join("%s %s" % (k, "identical" if v else "DIFFERS")
+                                  for k, v in same.items())))
     finally:
         ctl(prim, "thaw")
     wait_for("thawed", lambda: not status(prim).get("frozen"), timeout=10)
     return ok_
+
+
+def resynced(prim, syncs_before, timeout=60):
+    """The primary protected again by a full sync after syncs_before."""
+    def good():
+        st = status(prim)
+        return (st.get("state") == "protected" and st.get("full_syncs", 0) > syncs_before and
+                st.get("last_sync", {}).get("ms", 0) > 0 and st)
+    return wait_for("primary on blade %d synchronised again" % prim, good, timeout=timeout,
+                    step=0.05)
+
+
+def template_test(prim, back):
+    """Templates (FVMM): the backup makes one from its committed epoch; a new
+    backup engine on that blade is synchronised from it (only the pages that
+    differ cross) and ends identical to the primary, as after a full sync; a
+    damaged template is found by hash and the sync falls back to a full one."""
+    r = ctl(back, "template")
+    check(r.get("ok"), "template create on the backup: %s" % r)
+    tj = wait_for("the backup's template",
+                  lambda: (lambda t: t if t.get("id") and not t.get("refreshing") else None)(
+                      status(back).get("template", {})), timeout=60)
+    ok("template %s made on blade %d from epoch %d in %.2f s" % (
+        tj["id"], back, tj.get("source_epoch", 0), tj.get("last_refresh_s", 0)))
+    listed = ftctl_json(back, "-c", conf_path(), "template", "list", VM).get("templates", [])
+    check([t["id"] for t in listed if t.get("active")] == [tj["id"]],
+          "atca-ftctl template list on blade %d: %s" % (
+              back, [(t.get("id"), t.get("source"), t.get("active")) for t in listed]))
+    r = ftctl(back, "-c", conf_path(), "template", "verify", VM)
+    check(r.returncode == 0, "atca-ftctl template verify: %s" % (r.stdout + r.stderr).strip())
+    pages = MEM_MB * 256
+    syncs = status(prim).get("full_syncs", 0)
+    stop_one(back)
+    start_engine(back, "backup")
+    st = resynced(prim, syncs)
+    ls = st.get("last_sync", {})
+    check(ls.get("template") == tj["id"] and ls.get("pages_from_template", 0) > pages // 2,
+          "templated sync: %d of %d pages sent, %d from template %s, %.0f ms" % (
+              ls.get("pages_sent", 0), pages, ls.get("pages_from_template", 0),
+              ls.get("template"), ls.get("ms", 0)))
+    frozen_check(prim, back, "after a templated sync")
+    # one flipped byte in the middle of the template's RAM image
+    path = in_blade(back, tj["ram_path"])
+    with open(path, "r+b") as f:
+        f.seek(pages // 2 * 4096 + 123)
+        b = f.read(1)
+        f.seek(pages // 2 * 4096 + 123)
+        f.write(bytes([b[0] ^ 0x40]))
+    r = ftctl(back, "-c", conf_path(), "template", "verify", VM)
+    check(r.returncode == 1 and "does not match its hash" in r.stderr,
+          "atca-ftctl template verify finds the damage: %s" % r.stderr.strip())
+    syncs = status(prim).get("full_syncs", 0)
+    stop_one(back)
+    start_engine(back, "backup")
+    st = resynced(prim, syncs)
+    ls = st.get("last_sync", {})
+    out = open(os.path.join(Lab.load(LAB).blade_dir(back), "vmft-backup.out"),
+               errors="replace").read()
+    check(ls.get("template") != tj["id"] and "damaged" in out,
+          "damaged template %s refused by hash (backup log), sync without it: %d pages sent" % (
+              tj["id"], ls.get("pages_sent", 0)))
+    frozen_check(prim, back, "after a damaged template")
 
 
 def backup_disk_fault_test(prim, back):
@@ -951,6 +1023,7 @@ def main():
             crash_point_tests(1, [])
             return 1 if FAILS else 0
         frozen_check(1, 2, "protected")
+        template_test(1, 2)
         inbound_test(1)
         bridge_test()
         prim, back = manager_failover_test()

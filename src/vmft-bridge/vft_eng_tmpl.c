@@ -1,0 +1,406 @@
+/*
+ * atca-vmft: the VM's templates on this blade (vft_tmpl.h). A template
+ * thread refreshes the template every vmft.template_interval (continuous
+ * templating) or on the manager's order, from what this blade has: the
+ * running guest's RAM and disk on a primary, the committed image on a
+ * backup. As a backup, the receiver offers the template to a primary
+ * that connects (its content id and hashes after WELCOME) and builds the
+ * new generation of a templated full sync from a checked copy of it.
+ */
+#include "config.h"
+
+#define AF_LOG_SS AF_SS_VMFT
+#include "vft_eng.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "af_log.h"
+#include "af_util.h"
+#include "vft_store.h"
+#include "vft_tmpl.h"
+
+/* The guest's disk size as every copy of it has it: the image's, in whole
+ * sectors (a template's disk base is only offered for that size). */
+static uint64_t image_disk_size(const struct vft_eng *e)
+{
+	struct stat st;
+
+	if (e->vm->disk[0] == '\0' || stat(e->vm->disk, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_size & ~(uint64_t)(VFT_SECTOR - 1);
+}
+
+/* Opens the refresh's sources: 0, or -ENODATA (nothing to copy yet). */
+static int source_open(struct vft_eng *e, struct vft_tmpl_source *src, char *err, size_t n)
+{
+	char ram[4096] = "", disk[4096] = "";
+
+	pthread_mutex_lock(&e->lock);
+	if (e->is_backup) {
+		af_strlcpy(ram, e->tmpl.src_ram, sizeof(ram));
+		af_strlcpy(disk, e->tmpl.src_disk, sizeof(disk));
+		src->epoch = e->tmpl.src_epoch;
+		src->source = "backup";
+	} else {
+		src->ram = e->ram;
+		af_strlcpy(disk, e->disk.path, sizeof(disk));
+		src->epoch = e->st.acked_epoch;
+		src->source = "primary";
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (src->ram == NULL && ram[0] == '\0') {
+		snprintf(err, n, "%s", e->is_backup ? "nothing committed yet" : "no guest RAM yet");
+		return -ENODATA;
+	}
+	if (src->ram == NULL) {
+		src->ram_fd = open(ram, O_RDONLY | O_CLOEXEC);
+		if (src->ram_fd < 0) {
+			snprintf(err, n, "%s: %s", ram, strerror(errno));
+			return -errno;
+		}
+	}
+	if (disk[0] != '\0' && e->tmpl.disk_size > 0) {
+		src->disk_fd = open(disk, O_RDONLY | O_CLOEXEC);
+		if (src->disk_fd < 0) {
+			int rc = -errno;
+
+			snprintf(err, n, "%s: %s", disk, strerror(errno));
+			if (src->ram_fd >= 0)
+				close(src->ram_fd);
+			src->ram_fd = -1;
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int refresh_once(struct vft_eng *e, struct vft_tmpl_info *info, char *err, size_t n)
+{
+	struct vft_tmpl_source src = {.ram_fd = -1,
+	                              .disk_fd = -1,
+	                              .rate_bps = e->cfg->vmft.template_rate,
+	                              .cancel = &e->tmpl.stop};
+	int rc = source_open(e, &src, err, n);
+
+	if (rc < 0)
+		return rc;
+	rc = vft_tmpl_refresh(e->tmpl.t, &src, info, err, n);
+	if (src.ram_fd >= 0)
+		close(src.ram_fd);
+	if (src.disk_fd >= 0)
+		close(src.disk_fd);
+	return rc;
+}
+
+/* Sleeps until a refresh is due (interval elapsed, or ordered); false when
+ * the thread must end. Called and returns with e->lock held. */
+static bool refresh_due(struct vft_eng *e)
+{
+	double interval = (double)e->cfg->vmft.template_interval_ms / 1000.0;
+
+	while (!e->tmpl.stop && !e->tmpl.now &&
+	       (interval <= 0 || af_mono_s() < e->tmpl.last_at + interval)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&e->tmpl.wake, &e->lock, &ts);
+	}
+	return !e->tmpl.stop;
+}
+
+static void *tmpl_main(void *arg)
+{
+	struct vft_eng *e = arg;
+
+	pthread_mutex_lock(&e->lock);
+	while (refresh_due(e)) {
+		struct vft_tmpl_info info;
+		char err[200] = "";
+		double t0 = af_mono_s();
+		int rc;
+
+		e->tmpl.now = false;
+		e->tmpl.refreshing = true;
+		pthread_mutex_unlock(&e->lock);
+		rc = refresh_once(e, &info, err, sizeof(err));
+		pthread_mutex_lock(&e->lock);
+		e->tmpl.refreshing = false;
+		e->tmpl.last_at = af_mono_s();
+		e->tmpl.last_s = e->tmpl.last_at - t0;
+		if (rc == 0) {
+			e->tmpl.refreshes++;
+			e->tmpl.last_error[0] = '\0';
+			eng_tlog(
+			        e, LOG_NOTICE,
+			        "vmft %s: template %016llx (#%llu) made from the %s's %s in %.2f s, "
+			        "%llu pages and blocks written",
+			        e->vm->name, (unsigned long long)info.id,
+			        (unsigned long long)info.seq, info.source,
+			        info.source_epoch ? "epoch" : "image", e->tmpl.last_s,
+			        (unsigned long long)info.pages_written);
+		} else if (rc != -ECANCELED) {
+			e->tmpl.failures++;
+			snprintf(e->tmpl.last_error, sizeof(e->tmpl.last_error), "%s", err);
+			eng_tlog(e, rc == -ENODATA ? LOG_INFO : LOG_WARNING,
+			         "vmft %s: template refresh: %s", e->vm->name, err);
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	return NULL;
+}
+
+int eng_tmpl_start(struct vft_eng *e)
+{
+	struct vft_tmpl_info info;
+	char why[600] = "", err[256] = "";
+	int rc;
+
+	if (!e->cfg->vmft.templates || e->tmpl.running)
+		return 0;
+	snprintf(e->tmpl.dir, sizeof(e->tmpl.dir), "%s/%s", e->cfg->vmft.template_dir, e->vm->name);
+	e->tmpl.disk_size = image_disk_size(e);
+	rc = vft_tmpl_open(&e->tmpl.t, e->tmpl.dir, e->vm->memory, e->tmpl.disk_size,
+	                   e->config_hash, why, sizeof(why), err, sizeof(err));
+	if (why[0] != '\0')
+		af_warn("vmft %s: template not used: %s", e->vm->name, why);
+	if (rc < 0) {
+		/* not fatal: protection works without, full syncs send all */
+		af_warn("vmft %s: templates off: %s", e->vm->name, err);
+		e->tmpl.t = NULL;
+		return 0;
+	}
+	if (vft_tmpl_info(e->tmpl.t, &info) == 0)
+		af_notice(
+		        "vmft %s: template %016llx (#%llu, from the %s, %llu s old) on this blade",
+		        e->vm->name, (unsigned long long)info.id, (unsigned long long)info.seq,
+		        info.source, (unsigned long long)(time(NULL) - (time_t)info.created));
+	e->tmpl.pin = calloc(1, sizeof(struct vft_tmpl_pin));
+	if (e->tmpl.pin == NULL || pthread_cond_init(&e->tmpl.wake, NULL) != 0)
+		goto fail;
+	e->tmpl.last_at = af_mono_s();
+	e->tmpl.stop = false;
+	if (pthread_create(&e->tmpl.thread, NULL, tmpl_main, e) != 0) {
+		pthread_cond_destroy(&e->tmpl.wake);
+		goto fail;
+	}
+	e->tmpl.running = true;
+	return 0;
+fail:
+	af_warn("vmft %s: templates off: no memory or thread", e->vm->name);
+	free(e->tmpl.pin);
+	e->tmpl.pin = NULL;
+	vft_tmpl_close(e->tmpl.t);
+	e->tmpl.t = NULL;
+	return 0;
+}
+
+void eng_tmpl_stop(struct vft_eng *e)
+{
+	if (e->tmpl.running) {
+		pthread_mutex_lock(&e->lock);
+		e->tmpl.stop = true;
+		pthread_cond_broadcast(&e->tmpl.wake);
+		pthread_mutex_unlock(&e->lock);
+		pthread_join(e->tmpl.thread, NULL);
+		pthread_cond_destroy(&e->tmpl.wake);
+		e->tmpl.running = false;
+	}
+	eng_tmpl_unpin(e);
+	free(e->tmpl.pin);
+	e->tmpl.pin = NULL;
+	vft_tmpl_close(e->tmpl.t);
+	e->tmpl.t = NULL;
+}
+
+int eng_tmpl_request(struct vft_eng *e, char *err, size_t n)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&e->lock);
+	if (!e->tmpl.running) {
+		snprintf(err, n, "templates are off on this blade (vmft.templates, or %s unusable)",
+		         e->tmpl.dir[0] ? e->tmpl.dir : e->cfg->vmft.template_dir);
+		rc = -ENOTSUP;
+	} else if (e->tmpl.refreshing || e->tmpl.now) {
+		snprintf(err, n, "a template refresh is already under way");
+		rc = -EBUSY;
+	} else {
+		e->tmpl.now = true;
+		pthread_cond_broadcast(&e->tmpl.wake);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+void eng_tmpl_publish_source(struct vft_eng *e, const char *ram, const char *disk, uint64_t epoch)
+{
+	pthread_mutex_lock(&e->lock);
+	if (strcmp(e->tmpl.src_ram, ram) != 0)
+		af_strlcpy(e->tmpl.src_ram, ram, sizeof(e->tmpl.src_ram));
+	if (strcmp(e->tmpl.src_disk, disk) != 0)
+		af_strlcpy(e->tmpl.src_disk, disk, sizeof(e->tmpl.src_disk));
+	e->tmpl.src_epoch = epoch;
+	pthread_mutex_unlock(&e->lock);
+}
+
+struct json_object *eng_tmpl_json(struct vft_eng *e)
+{
+	json_object *o = json_object_new_object();
+	struct vft_tmpl_info info;
+	struct eng_tmpl t;
+
+	pthread_mutex_lock(&e->lock);
+	t = e->tmpl;
+	pthread_mutex_unlock(&e->lock);
+	json_object_object_add(o, "enabled", json_object_new_boolean(t.running));
+	json_object_object_add(o, "dir", json_object_new_string(t.dir));
+	json_object_object_add(
+	        o, "interval_s",
+	        json_object_new_double((double)e->cfg->vmft.template_interval_ms / 1000.0));
+	json_object_object_add(o, "refreshing", json_object_new_boolean(t.refreshing));
+	json_object_object_add(o, "refreshes", json_object_new_int64((int64_t)t.refreshes));
+	json_object_object_add(o, "failures", json_object_new_int64((int64_t)t.failures));
+	json_object_object_add(o, "last_refresh_s", json_object_new_double(t.last_s));
+	json_object_object_add(o, "last_error", json_object_new_string(t.last_error));
+	if (t.t != NULL && vft_tmpl_info(t.t, &info) == 0) {
+		char id[20];
+
+		snprintf(id, sizeof(id), "%016llx", (unsigned long long)info.id);
+		json_object_object_add(o, "id", json_object_new_string(id));
+		json_object_object_add(o, "seq", json_object_new_int64((int64_t)info.seq));
+		json_object_object_add(o, "source", json_object_new_string(info.source));
+		json_object_object_add(o, "source_epoch",
+		                       json_object_new_int64((int64_t)info.source_epoch));
+		json_object_object_add(o, "created", json_object_new_int64((int64_t)info.created));
+		json_object_object_add(o, "disk_base", json_object_new_boolean(info.disk_size > 0));
+		json_object_object_add(o, "slot", json_object_new_int((int)info.slot));
+		json_object_object_add(o, "ram_path", json_object_new_string(info.ram_path));
+	}
+	return o;
+}
+
+/* ---- the backup's offer ------------------------------------------------------------ */
+
+void eng_tmpl_unpin(struct vft_eng *e)
+{
+	if (!e->tmpl.pinned)
+		return;
+	vft_tmpl_unpin(e->tmpl.t, e->tmpl.pin);
+	e->tmpl.pinned = false;
+	e->tmpl.pin_id = 0;
+	e->tmpl.pin_pages = 0;
+	e->tmpl.pin_blocks = 0;
+}
+
+void eng_tmpl_offer(struct vft_eng *e, const struct vft_hello *hello, struct vft_welcome *w)
+{
+	struct vft_tmpl_pin *pin = e->tmpl.pin;
+
+	eng_tmpl_unpin(e);
+	if (e->tmpl.t == NULL || !(hello->flags & VFT_HELLO_TMPL) ||
+	    vft_tmpl_pin(e->tmpl.t, pin) < 0)
+		return;
+	if (pin->n_pages != hello->ram_size / VFT_PAGE_SIZE) {
+		vft_tmpl_unpin(e->tmpl.t, pin);
+		return;
+	}
+	e->tmpl.pinned = true;
+	e->tmpl.pin_id = pin->info.id;
+	e->tmpl.pin_slot = pin->info.slot;
+	e->tmpl.pin_pages = pin->n_pages;
+	e->tmpl.pin_blocks =
+	        pin->n_blocks > 0 && pin->info.disk_size == hello->disk_size ? pin->n_blocks : 0;
+	w->tmpl_id = pin->info.id;
+	w->tmpl_pages = e->tmpl.pin_pages;
+	w->tmpl_blocks = e->tmpl.pin_blocks;
+}
+
+static int send_table(int fd, uint32_t *seq, uint32_t what, const uint64_t *h, uint64_t n,
+                      uint8_t *buf)
+{
+	for (uint64_t first = 0; first < n; first += VFT_TMPL_BATCH) {
+		uint32_t cnt = (uint32_t)(n - first < VFT_TMPL_BATCH ? n - first : VFT_TMPL_BATCH);
+		struct iovec iov = {.iov_base = buf, .iov_len = 16 + (size_t)cnt * 8};
+		int rc;
+
+		vft_tmpl_encode_head(buf, what, cnt, first);
+		for (uint32_t i = 0; i < cnt; i++)
+			for (int b = 0; b < 8; b++)
+				buf[16 + (size_t)i * 8 + b] = (uint8_t)(h[first + i] >> (8 * b));
+		rc = eng_send_frame(fd, seq, VFT_F_TMPL, 0, &iov, 1);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int eng_tmpl_send_hashes(struct vft_eng *e, int fd, uint32_t *seq)
+{
+	const struct vft_tmpl_pin *pin = e->tmpl.pin;
+	uint8_t *buf;
+	int rc;
+
+	if (!e->tmpl.pinned)
+		return 0;
+	buf = malloc(16 + (size_t)VFT_TMPL_BATCH * 8);
+	if (buf == NULL)
+		return -ENOMEM;
+	rc = send_table(fd, seq, VFT_TMPL_PAGES, pin->page_hashes, e->tmpl.pin_pages, buf);
+	if (rc == 0)
+		rc = send_table(fd, seq, VFT_TMPL_BLOCKS, pin->block_hashes, e->tmpl.pin_blocks,
+		                buf);
+	free(buf);
+	return rc;
+}
+
+int eng_tmpl_build(struct vft_eng *e, uint32_t flags, char *why, size_t n)
+{
+	char err[200] = "";
+	double t0 = af_mono_s();
+	int ram_fd, disk_fd, rc;
+
+	if (!e->tmpl.pinned) {
+		snprintf(why, n, "no template offered");
+		return -EINVAL;
+	}
+	rc = vft_store_stage_fds(e->store, &ram_fd, &disk_fd);
+	if (rc < 0) {
+		snprintf(why, n, "no full sync staged");
+		return rc;
+	}
+	rc = vft_tmpl_copy(e->tmpl.t, e->tmpl.pin, ram_fd,
+	                   (flags & VFT_BEGIN_TMPL_DISK) ? disk_fd : -1, err, sizeof(err));
+	if (rc == -EBADMSG) {
+		unsigned slot = e->tmpl.pin_slot;
+		uint64_t id = e->tmpl.pin_id;
+
+		/* detected by hash: never build on it again; the primary
+		 * reconnects and gets the other template or a plain full sync */
+		eng_tmpl_unpin(e);
+		vft_tmpl_invalidate(e->tmpl.t, slot);
+		snprintf(why, n, "template %016llx is damaged (%s): dropped",
+		         (unsigned long long)id, err);
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(why, n, "copying template: %s", err[0] ? err : strerror(-rc));
+		return rc;
+	}
+	eng_tlog(e, LOG_NOTICE,
+	         "vmft %s: new generation built from template %016llx%s in %.0f ms (hashes "
+	         "checked)",
+	         e->vm->name, (unsigned long long)e->tmpl.pin_id,
+	         (flags & VFT_BEGIN_TMPL_DISK) ? " and its disk base" : "",
+	         (af_mono_s() - t0) * 1e3);
+	return 0;
+}
