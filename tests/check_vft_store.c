@@ -381,6 +381,48 @@ START_TEST(test_put_before_begin)
 }
 END_TEST
 
+/* A full sync built on a base (a template's copy): the staged files are
+ * there to be filled before the pages arrive, and the commit keeps both. */
+START_TEST(test_stage_fds_base)
+{
+	char *dir = make_temp_dir();
+	struct vft_store *s = open_ok(dir, RAM);
+	struct image *img = image_new();
+	uint8_t page[PAGE];
+	uint64_t pfn = 5;
+	int ram_fd = -2, disk_fd = -2;
+
+	/* nothing staged, or an incremental epoch: no files to fill */
+	ck_assert_int_eq(vft_store_stage_fds(s, &ram_fd, &disk_fd), -EINVAL);
+	commit_epoch(s, img, true, 1, 1, NPAGES, 1, 100);
+	ck_assert_int_eq(vft_store_begin(s, 1, 2, false, 0), 0);
+	ck_assert_int_eq(vft_store_stage_fds(s, &ram_fd, &disk_fd), -EINVAL);
+	vft_store_abort(s);
+
+	ck_assert_int_eq(vft_store_begin(s, 2, 7, true, 0), 0);
+	ck_assert_int_eq(vft_store_stage_fds(s, &ram_fd, &disk_fd), 0);
+	ck_assert_int_ge(ram_fd, 0);
+	ck_assert_int_eq(disk_fd, -1); /* a store without disk */
+	memset(img->ram, 0, sizeof(img->ram));
+	fill_page(img->ram + 3 * PAGE, 77, 3); /* the base's page */
+	ck_assert_int_eq(pwrite(ram_fd, img->ram + 3 * PAGE, PAGE, 3 * PAGE), PAGE);
+	fill_page(page, 78, pfn); /* the primary's */
+	memcpy(img->ram + pfn * PAGE, page, PAGE);
+	ck_assert_int_eq(vft_store_put_pages(s, 1, &pfn, page), 0);
+	ck_assert_int_eq(vft_store_put_devstate(s, "dev", 3), 0);
+	ck_assert_int_eq(vft_store_commit(s), 0);
+	img->gen = 2;
+	img->epoch = 7;
+	img->session = 2;
+	memcpy(img->dev, "dev", 3);
+	img->dev_len = 3;
+	check_image(s, dir, img);
+	vft_store_close(s);
+	free(img);
+	remove_temp_dir(dir);
+}
+END_TEST
+
 START_TEST(test_pfn_out_of_range)
 {
 	char *dir = make_temp_dir();
@@ -1217,6 +1259,7 @@ int main(void)
 
 	add_tcase(s, test_open_refuses_bad_args, 10);
 	add_tcase(s, test_put_before_begin, 10);
+	add_tcase(s, test_stage_fds_base, 10);
 	add_tcase(s, test_pfn_out_of_range, 10);
 	add_tcase(s, test_incr_needs_committed_epoch, 10);
 	add_tcase(s, test_devstate_too_big, 10);

@@ -126,6 +126,17 @@ struct eng_tmpl {
 	uint64_t pin_id, pin_pages, pin_blocks;
 	unsigned pin_slot;
 	void *pin; /* struct vft_tmpl_pin */
+	/* the copy of the template into a new generation, beside the
+	 * receiver: what the primary sends wins (copy_mu, bitmaps) */
+	pthread_t copy_th;
+	bool copying, copy_stop;
+	pthread_mutex_t copy_mu;
+	uint64_t *sent_pages, *sent_blocks; /* bitmaps: units the primary wrote */
+	int copy_ram_fd, copy_disk_fd;
+	bool copy_disk;
+	int copy_rc;
+	char copy_err[200];
+	double copy_started, copy_ms;
 };
 
 struct eng_qemu {
@@ -203,6 +214,7 @@ struct vft_eng {
 	bool epoch_running;
 	bool protect_wanted; /* the manager wants a backup (default yes) */
 	bool freeze_wanted;  /* hold the guest stopped after the next acked epoch */
+	int zc_mode;         /* ENG_ZC_*: the control socket's switch (atomic) */
 	bool stop_epochs;    /* asks the epoch thread to end */
 	pthread_cond_t wake; /* epoch thread sleeps on it between retries */
 	int repl_fd;         /* owned by the epoch thread */
@@ -239,6 +251,9 @@ void eng_post(struct vft_eng *e, int kind, int prio, int event, uint64_t epoch, 
 #define eng_tlog(e, prio, ...) eng_post((e), EM_LOG, (prio), 0, 0, __VA_ARGS__)
 void eng_fire(struct vft_eng *e, int event, const char *why);
 void eng_emit(struct vft_eng *e, const char *event, const char *detail);
+/* zero-copy: as configured (and off for a session whose every send the
+ * kernel copies), or forced on or off by the control socket */
+enum { ENG_ZC_AUTO = 0, ENG_ZC_ON, ENG_ZC_OFF };
 enum { ENG_CRASH_NONE, ENG_CRASH_PAUSE, ENG_CRASH_TRANSFER, ENG_CRASH_COMMIT };
 /* Fires the test crash point `point` in incremental epoch number n. */
 void eng_crash_point(struct vft_eng *e, int point, uint64_t n);
@@ -282,6 +297,10 @@ void eng_tmpl_publish_source(struct vft_eng *e, const char *ram, const char *dis
 void eng_tmpl_offer(struct vft_eng *e, const struct vft_hello *hello, struct vft_welcome *w);
 int eng_tmpl_send_hashes(struct vft_eng *e, int fd, uint32_t *seq);
 int eng_tmpl_build(struct vft_eng *e, uint32_t flags, char *why, size_t n);
+int eng_tmpl_put_pages(struct vft_eng *e, uint32_t count, const uint64_t *pfns, const void *pages);
+int eng_tmpl_put_disk(struct vft_eng *e, uint64_t off, const void *data, size_t len);
+int eng_tmpl_finish(struct vft_eng *e, char *why, size_t n);
+void eng_tmpl_abort(struct vft_eng *e);
 void eng_tmpl_unpin(struct vft_eng *e);
 
 /* vft_eng_primary.c */

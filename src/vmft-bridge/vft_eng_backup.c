@@ -84,6 +84,17 @@ static int serve(struct bsess *bs)
 		if (rc < 0)
 			goto broken;
 		bs->bytes += VFT_HDR_SIZE + h.length;
+		/* the template's copy ends before the epoch's log and its commit */
+		if (f.action == VFT_RX_EVENTS || f.action == VFT_RX_DEVSTATE ||
+		    f.action == VFT_RX_END) {
+			rc = eng_tmpl_finish(e, why, sizeof(why));
+			if (rc < 0) {
+				uint8_t bb[VFT_BYE_SIZE];
+
+				send_simple(bs, VFT_F_BYE, 0, bb, vft_bye_encode(bb, 2));
+				goto broken;
+			}
+		}
 		switch (f.action) {
 		case VFT_RX_NONE:
 			break;
@@ -146,13 +157,13 @@ static int serve(struct bsess *bs)
 		case VFT_RX_PAGES:
 			for (uint32_t i = 0; i < f.pages.count; i++)
 				bs->pfns[i] = vft_pages_pfn(&f.pages, i);
-			rc = vft_store_put_pages(e->store, f.pages.count, bs->pfns, f.pages.data);
+			rc = eng_tmpl_put_pages(e, f.pages.count, bs->pfns, f.pages.data);
 			break;
 		case VFT_RX_DEVSTATE:
 			rc = vft_store_put_devstate(e->store, f.dev, f.dev_len);
 			break;
 		case VFT_RX_DISK:
-			rc = vft_store_put_disk(e->store, f.disk.offset, f.disk.data, f.disk.len);
+			rc = eng_tmpl_put_disk(e, f.disk.offset, f.disk.data, f.disk.len);
 			break;
 		case VFT_RX_EVENTS:
 			rc = vft_store_put_events(e->store, f.events, f.events_len);
@@ -209,6 +220,8 @@ static int serve(struct bsess *bs)
 		}
 	}
 broken:
+	/* before the store closes the files the copy writes */
+	eng_tmpl_abort(e);
 	eng_tmpl_unpin(e);
 	vft_store_abort(e->store);
 	if (!e->stop_epochs)

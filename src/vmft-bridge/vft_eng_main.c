@@ -751,6 +751,22 @@ static void handle_command(struct vft_eng *e, unsigned i, const char *line)
 		pthread_mutex_unlock(&e->lock);
 		af_notice("vmft %s: %s ordered", e->vm->name, c);
 		reply(e, i, ok_obj());
+	} else if (strcmp(c, "zerocopy") == 0) {
+		/* {"cmd":"zerocopy","on":false}: page batches copied from the
+		 * next one on; true: zero-copy forced, even where the kernel
+		 * copies anyway (a comparison, or a kernel that misbehaves) */
+		json_object *on = NULL;
+
+		if (req == NULL || !json_object_object_get_ex(req, "on", &on) ||
+		    !json_object_is_type(on, json_type_boolean)) {
+			reply(e, i, error_obj("", "zerocopy wants \"on\": true or false"));
+			goto out;
+		}
+		__atomic_store_n(&e->zc_mode, json_object_get_boolean(on) ? ENG_ZC_ON : ENG_ZC_OFF,
+		                 __ATOMIC_RELAXED);
+		af_notice("vmft %s: zero-copy %s by order", e->vm->name,
+		          json_object_get_boolean(on) ? "on" : "off");
+		reply(e, i, ok_obj());
 	} else if (strcmp(c, "template") == 0) {
 		/* a refresh now (continuous templating does it every
 		 * template_interval): answered at once, the status shows it */

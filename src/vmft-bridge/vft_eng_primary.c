@@ -226,10 +226,8 @@ static int handle_backup_frame(struct psess *ps, const struct vft_hdr *h)
 			pthread_mutex_unlock(&ps->qlock);
 			break;
 		}
-		memmove(ps->unacked, ps->unacked + 1,
-		        sizeof(ps->unacked[0]) * (MAX_OUTSTANDING - 1));
-		memmove(ps->sent_at, ps->sent_at + 1,
-		        sizeof(ps->sent_at[0]) * (MAX_OUTSTANDING - 1));
+		memmove(ps->unacked, ps->unacked + 1, sizeof(ps->unacked[0]) * (MAX_UNACKED - 1));
+		memmove(ps->sent_at, ps->sent_at + 1, sizeof(ps->sent_at[0]) * (MAX_UNACKED - 1));
 		ps->n_unacked--;
 		pthread_cond_broadcast(&ps->qcv);
 		pthread_mutex_unlock(&ps->qlock);

@@ -21,6 +21,9 @@
  * makes a slow backup slow the epochs down instead of letting the primary
  * run ahead unprotected */
 #define MAX_OUTSTANDING 3
+/* the unacknowledged list also holds the epoch being finished (its END
+ * out, its slot not yet free) */
+#define MAX_UNACKED (MAX_OUTSTANDING + 1)
 /* captured epochs queued or being sent: one per result buffer of the scan
  * (the one being sent stays untouched while the next is captured) */
 #define QSLOTS 2
@@ -48,6 +51,7 @@ struct psess {
 	pthread_mutex_t txlock;
 	uint32_t tx_seq;
 	struct vft_zc zc;
+	bool zc_useless; /* the kernel copied every zero-copy send: a local peer */
 	double last_tx;
 
 	/* the epoch thread's own */
@@ -67,8 +71,8 @@ struct psess {
 	struct staged q[QSLOTS];
 	unsigned q_head, q_len;
 	uint64_t q_bytes;
-	uint64_t unacked[MAX_OUTSTANDING];
-	double sent_at[MAX_OUTSTANDING];
+	uint64_t unacked[MAX_UNACKED];
+	double sent_at[MAX_UNACKED];
 	unsigned n_unacked;
 	int send_rc; /* the sender's error: the session ends */
 	bool send_stop;

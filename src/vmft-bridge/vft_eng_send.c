@@ -17,6 +17,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,11 +53,37 @@ static void count_send(struct psess *ps, size_t bytes, uint64_t cpu_ns)
 	pthread_mutex_lock(&e->lock);
 	e->st.tx_page_bytes += bytes;
 	e->st.tx_cpu_ns += cpu_ns;
-	e->st.zc_on = ps->zc.on;
+	e->st.zc_on = ps->zc.on && ps->zc.threshold != SIZE_MAX;
 	e->st.zc_sends = ps->zc.st.zc_sends;
 	e->st.zc_copied = ps->zc.st.copied;
 	e->st.copy_sends = ps->zc.st.copy_sends;
 	pthread_mutex_unlock(&e->lock);
+}
+
+/* Bytes from which a batch goes zero-copy, SIZE_MAX for none. The switch
+ * takes effect at the next batch. A kernel that copies every send anyway
+ * (the peer is a socket on this host: loopback, or a veth into another
+ * namespace) makes zero-copy pure overhead: pinning, notifications and the
+ * copy; the kernel's documentation says to stop then. */
+static size_t zc_threshold(struct psess *ps)
+{
+	int mode = __atomic_load_n(&ps->e->zc_mode, __ATOMIC_RELAXED);
+	const struct vft_zc_stats *z = &ps->zc.st;
+
+	if (mode == ENG_ZC_OFF)
+		return SIZE_MAX;
+	if (mode == ENG_ZC_AUTO && !ps->zc_useless && z->zc_sends >= 64 &&
+	    z->copied * 10 >= z->zc_sends * 9) {
+		ps->zc_useless = true;
+		eng_tlog(ps->e, LOG_NOTICE,
+		         "vmft %s: zero-copy off for this session: the kernel copied %llu of %llu "
+		         "sends (the backup's socket is on this host)",
+		         ps->e->vm->name, (unsigned long long)z->copied,
+		         (unsigned long long)z->zc_sends);
+	}
+	if (mode == ENG_ZC_AUTO && ps->zc_useless)
+		return SIZE_MAX;
+	return (size_t)ps->e->cfg->vmft.zerocopy_threshold;
 }
 
 int ps_pages(struct psess *ps, uint64_t epoch, const struct vft_scan_result *r, uint64_t *n_frames,
@@ -67,6 +94,7 @@ int ps_pages(struct psess *ps, uint64_t epoch, const struct vft_scan_result *r, 
 	int rc = 0;
 
 	pthread_mutex_lock(&ps->txlock);
+	ps->zc.threshold = zc_threshold(ps);
 	*ticket = vft_zc_last(&ps->zc);
 	for (uint64_t i = 0; i < r->n_pages; i += VFT_BATCH_PAGES) {
 		uint32_t cnt = (uint32_t)(r->n_pages - i < VFT_BATCH_PAGES ? r->n_pages - i
@@ -128,6 +156,19 @@ static int send_events(struct psess *ps, struct staged *sl, uint64_t *n_frames)
 	return 0;
 }
 
+/* The epoch counts as sent (waiting for its acknowledgement) before its
+ * END leaves: the backup may commit and acknowledge it before this thread
+ * runs again, and the epoch thread must then know it. */
+static void mark_sent(struct psess *ps, uint64_t epoch)
+{
+	pthread_mutex_lock(&ps->qlock);
+	assert(ps->n_unacked < MAX_UNACKED);
+	ps->unacked[ps->n_unacked] = epoch;
+	ps->sent_at[ps->n_unacked] = af_mono_s();
+	ps->n_unacked++;
+	pthread_mutex_unlock(&ps->qlock);
+}
+
 static int send_rest(struct psess *ps, struct staged *sl, uint64_t *n_frames)
 {
 	struct vft_epoch_end end = {0};
@@ -154,6 +195,7 @@ static int send_rest(struct psess *ps, struct staged *sl, uint64_t *n_frames)
 	end.disk_bytes = sl->disk_bytes;
 	iov.iov_base = endb;
 	iov.iov_len = vft_epoch_end_encode(endb, &end);
+	mark_sent(ps, sl->epoch);
 	return ps_frame(ps, VFT_F_EPOCH_END, sl->epoch, &iov, 1);
 }
 
@@ -236,10 +278,8 @@ static void *sender_main(void *arg)
 			pthread_cond_broadcast(&ps->qcv);
 			break;
 		}
-		assert(ps->n_unacked < MAX_OUTSTANDING);
-		ps->unacked[ps->n_unacked] = sl->epoch;
-		ps->sent_at[ps->n_unacked] = af_mono_s();
-		ps->n_unacked++;
+		/* sent and its pages released by the kernel: the slot (and the
+		 * scan buffer it holds) is free */
 		ps->q_bytes -= sl->bytes;
 		ps->q_head = (ps->q_head + 1) % QSLOTS;
 		ps->q_len--;

@@ -187,6 +187,7 @@ int eng_tmpl_start(struct vft_eng *e)
 	e->tmpl.pin = calloc(1, sizeof(struct vft_tmpl_pin));
 	if (e->tmpl.pin == NULL || pthread_cond_init(&e->tmpl.wake, NULL) != 0)
 		goto fail;
+	pthread_mutex_init(&e->tmpl.copy_mu, NULL);
 	e->tmpl.last_at = af_mono_s();
 	e->tmpl.stop = false;
 	if (pthread_create(&e->tmpl.thread, NULL, tmpl_main, e) != 0) {
@@ -213,8 +214,10 @@ void eng_tmpl_stop(struct vft_eng *e)
 		pthread_mutex_unlock(&e->lock);
 		pthread_join(e->tmpl.thread, NULL);
 		pthread_cond_destroy(&e->tmpl.wake);
+		pthread_mutex_destroy(&e->tmpl.copy_mu);
 		e->tmpl.running = false;
 	}
+	eng_tmpl_abort(e);
 	eng_tmpl_unpin(e);
 	free(e->tmpl.pin);
 	e->tmpl.pin = NULL;
@@ -310,6 +313,12 @@ void eng_tmpl_offer(struct vft_eng *e, const struct vft_hello *hello, struct vft
 	if (e->tmpl.t == NULL || !(hello->flags & VFT_HELLO_TMPL) ||
 	    vft_tmpl_pin(e->tmpl.t, pin) < 0)
 		return;
+	/* removed behind the engine's back (atca-ftctl template delete) */
+	if (access(pin->info.ram_path, R_OK) < 0) {
+		vft_tmpl_unpin(e->tmpl.t, pin);
+		vft_tmpl_invalidate(e->tmpl.t, pin->info.slot);
+		return;
+	}
 	if (pin->n_pages != hello->ram_size / VFT_PAGE_SIZE) {
 		vft_tmpl_unpin(e->tmpl.t, pin);
 		return;
@@ -363,44 +372,182 @@ int eng_tmpl_send_hashes(struct vft_eng *e, int fd, uint32_t *seq)
 	return rc;
 }
 
+static void set_bits(uint64_t *map, uint64_t first, uint64_t n)
+{
+	for (uint64_t i = first; i < first + n; i++)
+		map[i / 64] |= 1ull << (i % 64);
+}
+
+static bool bit(const uint64_t *map, uint64_t i)
+{
+	return (map[i / 64] >> (i % 64)) & 1;
+}
+
+/* A checked chunk of the template: written where the primary has not
+ * written yet (its pages are newer), and not where it is all zero (the new
+ * files start as holes). */
+static int copy_sink(void *arg, bool disk, uint64_t off, const uint8_t *buf, size_t len)
+{
+	struct vft_eng *e = arg;
+	const uint64_t *map = disk ? e->tmpl.sent_blocks : e->tmpl.sent_pages;
+	int fd = disk ? e->tmpl.copy_disk_fd : e->tmpl.copy_ram_fd;
+	int rc = 0;
+
+	pthread_mutex_lock(&e->tmpl.copy_mu);
+	for (size_t b = 0; rc == 0 && b < len;) {
+		size_t end = b;
+
+		while (end < len) {
+			size_t k = len - end < VFT_TMPL_PAGE ? len - end : VFT_TMPL_PAGE;
+
+			if (bit(map, (off + end) / VFT_TMPL_PAGE) ||
+			    vft_store_all_zero(buf + end, k))
+				break;
+			end += k;
+		}
+		if (end > b) {
+			ssize_t w = pwrite(fd, buf + b, end - b, (off_t)(off + b));
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				rc = -errno;
+			else
+				b += (size_t)w;
+			continue;
+		}
+		b += len - b < VFT_TMPL_PAGE ? len - b : VFT_TMPL_PAGE;
+	}
+	pthread_mutex_unlock(&e->tmpl.copy_mu);
+	return rc;
+}
+
+static void *copy_main(void *arg)
+{
+	struct vft_eng *e = arg;
+
+	e->tmpl.copy_rc =
+	        vft_tmpl_copy_to(e->tmpl.t, e->tmpl.pin, e->tmpl.copy_disk, copy_sink, e,
+	                         &e->tmpl.copy_stop, e->tmpl.copy_err, sizeof(e->tmpl.copy_err));
+	e->tmpl.copy_ms = (af_mono_s() - e->tmpl.copy_started) * 1e3;
+	return NULL;
+}
+
+/* Starts building the new generation from the pinned template while the
+ * primary's pages arrive (eng_tmpl_put_*); eng_tmpl_finish waits for it. */
 int eng_tmpl_build(struct vft_eng *e, uint32_t flags, char *why, size_t n)
 {
-	char err[200] = "";
-	double t0 = af_mono_s();
-	int ram_fd, disk_fd, rc;
+	struct eng_tmpl *t = &e->tmpl;
+	int rc;
 
-	if (!e->tmpl.pinned) {
+	if (!t->pinned) {
 		snprintf(why, n, "no template offered");
 		return -EINVAL;
 	}
-	rc = vft_store_stage_fds(e->store, &ram_fd, &disk_fd);
+	rc = vft_store_stage_fds(e->store, &t->copy_ram_fd, &t->copy_disk_fd);
 	if (rc < 0) {
 		snprintf(why, n, "no full sync staged");
 		return rc;
 	}
-	rc = vft_tmpl_copy(e->tmpl.t, e->tmpl.pin, ram_fd,
-	                   (flags & VFT_BEGIN_TMPL_DISK) ? disk_fd : -1, err, sizeof(err));
-	if (rc == -EBADMSG) {
+	t->copy_disk = (flags & VFT_BEGIN_TMPL_DISK) && t->copy_disk_fd >= 0;
+	t->sent_pages = calloc(t->pin_pages / 64 + 1, sizeof(uint64_t));
+	t->sent_blocks = calloc(t->pin_blocks / 64 + 1, sizeof(uint64_t));
+	t->copy_stop = false;
+	t->copy_rc = 0;
+	t->copy_err[0] = '\0';
+	t->copy_started = af_mono_s();
+	if (t->sent_pages == NULL || t->sent_blocks == NULL ||
+	    pthread_create(&t->copy_th, NULL, copy_main, e) != 0) {
+		free(t->sent_pages);
+		free(t->sent_blocks);
+		t->sent_pages = t->sent_blocks = NULL;
+		snprintf(why, n, "no memory or thread for the template copy");
+		return -ENOMEM;
+	}
+	t->copying = true;
+	return 0;
+}
+
+int eng_tmpl_put_pages(struct vft_eng *e, uint32_t count, const uint64_t *pfns, const void *pages)
+{
+	int rc;
+
+	if (!e->tmpl.copying)
+		return vft_store_put_pages(e->store, count, pfns, pages);
+	pthread_mutex_lock(&e->tmpl.copy_mu);
+	for (uint32_t i = 0; i < count; i++)
+		if (pfns[i] < e->tmpl.pin_pages)
+			set_bits(e->tmpl.sent_pages, pfns[i], 1);
+	rc = vft_store_put_pages(e->store, count, pfns, pages);
+	pthread_mutex_unlock(&e->tmpl.copy_mu);
+	return rc;
+}
+
+int eng_tmpl_put_disk(struct vft_eng *e, uint64_t off, const void *data, size_t len)
+{
+	uint64_t first = off / VFT_TMPL_BLOCK,
+	         last = (off + len + VFT_TMPL_BLOCK - 1) / VFT_TMPL_BLOCK;
+	int rc;
+
+	if (!e->tmpl.copying)
+		return vft_store_put_disk(e->store, off, data, len);
+	pthread_mutex_lock(&e->tmpl.copy_mu);
+	if (last > e->tmpl.pin_blocks)
+		last = e->tmpl.pin_blocks;
+	if (first < last)
+		set_bits(e->tmpl.sent_blocks, first, last - first);
+	rc = vft_store_put_disk(e->store, off, data, len);
+	pthread_mutex_unlock(&e->tmpl.copy_mu);
+	return rc;
+}
+
+static void copy_end(struct vft_eng *e)
+{
+	pthread_join(e->tmpl.copy_th, NULL);
+	e->tmpl.copying = false;
+	free(e->tmpl.sent_pages);
+	free(e->tmpl.sent_blocks);
+	e->tmpl.sent_pages = e->tmpl.sent_blocks = NULL;
+}
+
+/* The template copy is complete before the epoch's event log is applied
+ * (its disk writes may cover part of a block) and before the commit. */
+int eng_tmpl_finish(struct vft_eng *e, char *why, size_t n)
+{
+	double t0 = af_mono_s();
+	int rc;
+
+	if (!e->tmpl.copying)
+		return 0;
+	copy_end(e);
+	rc = e->tmpl.copy_rc;
+	if (rc < 0) {
 		unsigned slot = e->tmpl.pin_slot;
 		uint64_t id = e->tmpl.pin_id;
 
-		/* detected by hash: never build on it again; the primary
-		 * reconnects and gets the other template or a plain full sync */
+		/* damaged (found by hash), or its files gone or unreadable:
+		 * never build on it again; the primary reconnects and gets the
+		 * other template or a plain full sync */
 		eng_tmpl_unpin(e);
 		vft_tmpl_invalidate(e->tmpl.t, slot);
-		snprintf(why, n, "template %016llx is damaged (%s): dropped",
-		         (unsigned long long)id, err);
-		return rc;
-	}
-	if (rc < 0) {
-		snprintf(why, n, "copying template: %s", err[0] ? err : strerror(-rc));
+		snprintf(why, n, "template %016llx is %s (%s): dropped", (unsigned long long)id,
+		         rc == -EBADMSG ? "damaged" : "unreadable",
+		         e->tmpl.copy_err[0] ? e->tmpl.copy_err : strerror(-rc));
 		return rc;
 	}
 	eng_tlog(e, LOG_NOTICE,
-	         "vmft %s: new generation built from template %016llx%s in %.0f ms (hashes "
-	         "checked)",
+	         "vmft %s: new generation built from template %016llx%s in %.0f ms beside the "
+	         "primary's pages (hashes checked; waited %.0f ms for it)",
 	         e->vm->name, (unsigned long long)e->tmpl.pin_id,
-	         (flags & VFT_BEGIN_TMPL_DISK) ? " and its disk base" : "",
+	         e->tmpl.copy_disk ? " and its disk base" : "", e->tmpl.copy_ms,
 	         (af_mono_s() - t0) * 1e3);
 	return 0;
+}
+
+void eng_tmpl_abort(struct vft_eng *e)
+{
+	if (!e->tmpl.copying)
+		return;
+	e->tmpl.copy_stop = true;
+	copy_end(e);
 }

@@ -397,6 +397,7 @@ int vft_tmpl_decode(const void *p, size_t len, struct vft_tmpl_frame *m, char *e
 {
 	const uint8_t *b = p;
 
+	clear_err(err, errlen);
 	if (len < 16)
 		return fail(err, errlen, "TMPL payload of %zu bytes", len);
 	m->what = get_le32(b);

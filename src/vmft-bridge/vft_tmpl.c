@@ -782,9 +782,13 @@ static int write_sparse(int fd, const uint8_t *buf, uint64_t off, size_t len)
 struct check {
 	const uint64_t *hashes;
 	uint64_t size;
-	int dst_fd; /* -1: verify only */
+	int dst_fd; /* -1: verify only (or the sink) */
 	bool sparse;
 	uint64_t bad, first;
+	vft_tmpl_sink sink; /* instead of dst_fd when not NULL */
+	void *arg;
+	bool disk;
+	const volatile bool *cancel;
 };
 
 /* Reads size bytes of src_fd, checks every unit against its hash and,
@@ -806,12 +810,20 @@ static int check_file(int src_fd, struct check *c, uint8_t *buf, bool *stop_writ
 				*stop_writing = true;
 			}
 		}
-		if (c->dst_fd >= 0 && !*stop_writing) {
+		if (c->sink != NULL && *stop_writing)
+			return 0; /* a sync has no use for the rest: it falls back */
+		if (c->sink != NULL) {
+			rc = c->sink(c->arg, c->disk, off, buf, len);
+			if (rc < 0)
+				return rc;
+		} else if (c->dst_fd >= 0 && !*stop_writing) {
 			rc = c->sparse ? write_sparse(c->dst_fd, buf, off, len)
 			               : pwrite_all(c->dst_fd, buf, len, off);
 			if (rc < 0)
 				return rc;
 		}
+		if (c->cancel != NULL && *c->cancel)
+			return -ECANCELED;
 		off += len;
 	}
 	return 0;
@@ -856,8 +868,12 @@ static int report_bad(const struct check *ram, const struct check *disk, unsigne
 static int check_pinned(struct vft_tmpl *t, const struct vft_tmpl_pin *pin, int dst_fd,
                         int dst_disk_fd, bool with_disk, char *err, size_t errlen)
 {
-	struct check ram = {pin->page_hashes, pin->info.ram_size, dst_fd, false, 0, 0};
-	struct check disk = {pin->block_hashes, pin->info.disk_size, dst_disk_fd, true, 0, 0};
+	struct check ram = {
+	        .hashes = pin->page_hashes, .size = pin->info.ram_size, .dst_fd = dst_fd};
+	struct check disk = {.hashes = pin->block_hashes,
+	                     .size = pin->info.disk_size,
+	                     .dst_fd = dst_disk_fd,
+	                     .sparse = true};
 	bool stop_writing = false;
 	uint8_t *buf = malloc(CHUNK);
 	int rc;
@@ -886,6 +902,45 @@ int vft_tmpl_copy(struct vft_tmpl *t, const struct vft_tmpl_pin *pin, int dst_fd
 		return -EINVAL;
 	}
 	return check_pinned(t, pin, dst_fd, dst_disk_fd, dst_disk_fd >= 0, err, errlen);
+}
+
+int vft_tmpl_copy_to(struct vft_tmpl *t, const struct vft_tmpl_pin *pin, bool with_disk,
+                     vft_tmpl_sink sink, void *arg, const volatile bool *cancel, char *err,
+                     size_t errlen)
+{
+	struct check ram = {.hashes = pin ? pin->page_hashes : NULL,
+	                    .dst_fd = -1,
+	                    .sink = sink,
+	                    .arg = arg,
+	                    .cancel = cancel};
+	struct check disk = ram;
+	bool stop_writing = false;
+	uint8_t *buf;
+	int rc;
+
+	set_err(err, errlen, "%s", "");
+	if (t == NULL || pin == NULL || pin->page_hashes == NULL || pin->info.slot > 1 ||
+	    sink == NULL) {
+		set_err(err, errlen, "no pinned template or no sink");
+		return -EINVAL;
+	}
+	ram.size = pin->info.ram_size;
+	disk.hashes = pin->block_hashes;
+	disk.size = pin->info.disk_size;
+	disk.disk = true;
+	buf = malloc(CHUNK);
+	if (buf == NULL) {
+		set_err(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = check_image(t->dir_fd, "ram", pin->info.slot, &ram, buf, &stop_writing, err, errlen);
+	if (rc == 0 && !stop_writing && with_disk && pin->n_blocks > 0)
+		rc = check_image(t->dir_fd, "disk", pin->info.slot, &disk, buf, &stop_writing, err,
+		                 errlen);
+	if (rc == 0)
+		rc = report_bad(&ram, &disk, pin->info.slot, err, errlen);
+	free(buf);
+	return rc;
 }
 
 int vft_tmpl_verify(struct vft_tmpl *t, char *err, size_t errlen)

@@ -115,6 +115,18 @@ void vft_tmpl_unpin(struct vft_tmpl *t, struct vft_tmpl_pin *pin);
 int vft_tmpl_copy(struct vft_tmpl *t, const struct vft_tmpl_pin *pin, int dst_fd, int dst_disk_fd,
                   char *err, size_t errlen);
 
+/* Like vft_tmpl_copy, but every checked chunk (1 MiB of RAM image, then of
+ * disk base if with_disk, at aligned offsets; the disk's last chunk may be
+ * short) goes to sink instead of a file: the caller keeps what it still
+ * needs (a sync overlaps this copy with the primary's pages). A damaged
+ * chunk stops the copy before it reaches the sink (-EBADMSG, err says
+ * which unit); a sink error stops it and is returned; *cancel set stops it
+ * (-ECANCELED). */
+typedef int (*vft_tmpl_sink)(void *arg, bool disk, uint64_t off, const uint8_t *buf, size_t len);
+int vft_tmpl_copy_to(struct vft_tmpl *t, const struct vft_tmpl_pin *pin, bool with_disk,
+                     vft_tmpl_sink sink, void *arg, const volatile bool *cancel, char *err,
+                     size_t errlen);
+
 /* Checks the active template's files against its tables without copying:
  * 0, -ENOENT (none) or -EBADMSG (with the first bad page or block and the
  * count in err). */

@@ -74,7 +74,28 @@ static void round_trip_welcome(const uint8_t *p, size_t len)
 	expect(memcmp(b, p, 20) == 0); /* all but the reserved word */
 	expect(vft_welcome_decode(b, sizeof(b), &back, err, sizeof(err)) == 0);
 	expect(back.committed_epoch == m.committed_epoch &&
-	       back.committed_session == m.committed_session && back.flags == m.flags);
+	       back.committed_session == m.committed_session && back.flags == m.flags &&
+	       back.tmpl_id == m.tmpl_id && back.tmpl_pages == m.tmpl_pages &&
+	       back.tmpl_blocks == m.tmpl_blocks);
+	/* an offer is a content id with its pages, and blocks only with pages */
+	expect((m.tmpl_id == 0) == (m.tmpl_pages == 0) && (m.tmpl_blocks == 0 || m.tmpl_pages));
+}
+
+static void round_trip_tmpl(const uint8_t *p, size_t len)
+{
+	struct vft_tmpl_frame m, back;
+	uint8_t head[16];
+	char err[256];
+	int rc = vft_tmpl_decode(p, len, &m, err, sizeof(err));
+
+	check_reason(rc, err);
+	if (rc != 0)
+		return;
+	expect(m.count >= 1 && m.count <= VFT_TMPL_BATCH && len == 16 + 8 * (size_t)m.count);
+	expect(m.hashes == p + 16);
+	expect(vft_tmpl_encode_head(head, m.what, m.count, m.first) == 16);
+	expect(memcmp(head, p, 16) == 0);
+	expect(vft_tmpl_decode(p, len, &back, err, sizeof(err)) == 0 && back.first == m.first);
 }
 
 static void round_trip_begin(const uint8_t *p, size_t len)
@@ -89,9 +110,11 @@ static void round_trip_begin(const uint8_t *p, size_t len)
 		return;
 	expect(m.kind == VFT_EPOCH_INCR || m.kind == VFT_EPOCH_FULL);
 	expect(vft_epoch_begin_encode(b, &m) == VFT_EPOCH_BEGIN_SIZE);
-	expect(memcmp(b, p, 4) == 0);
+	expect(memcmp(b, p, VFT_EPOCH_BEGIN_SIZE) == 0);
 	expect(vft_epoch_begin_decode(b, sizeof(b), &back, err, sizeof(err)) == 0);
-	expect(back.kind == m.kind);
+	expect(back.kind == m.kind && back.flags == m.flags && back.tmpl_id == m.tmpl_id);
+	/* a template only under a full epoch, and the disk only with RAM */
+	expect(m.flags == 0 || (m.kind == VFT_EPOCH_FULL && (m.flags & VFT_BEGIN_TMPL_RAM)));
 }
 
 static void round_trip_pages(const uint8_t *p, size_t len)
@@ -314,6 +337,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		round_trip_pages(payload, h.length);
 		round_trip_end(payload, h.length);
 		round_trip_small(payload, h.length);
+		round_trip_tmpl(payload, h.length);
 		check_disk_events(payload, h.length);
 		check_nbd(payload, h.length);
 

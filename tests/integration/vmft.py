@@ -74,7 +74,7 @@ DISK_BUS = os.environ.get("VMFT_DISK_BUS", "ide")
 FREEZE_EVERY = int(os.environ.get("VMFT_FREEZE_EVERY", "5"))
 # continuous templating: every blade refreshes its template this often, so
 # the re-protections after kills are templated syncs, racing refreshes
-TEMPLATE_S = int(os.environ.get("VMFT_TEMPLATE_S", "20"))
+TEMPLATE_S = int(os.environ.get("VMFT_TEMPLATE_S", "5"))
 GUEST_HOST = 200  # the guest's address on the management network: .200
 UDP_PORT = 7777
 FAILS = []
@@ -509,6 +509,30 @@ def template_test(prim, back):
           "damaged template %s refused by hash (backup log), sync without it: %d pages sent" % (
               tj["id"], ls.get("pages_sent", 0)))
     frozen_check(prim, back, "after a damaged template")
+    r = ftctl(back, "-c", conf_path(), "template", "delete", VM)
+    left = ftctl_json(back, "-c", conf_path(), "template", "list", VM).get("templates", ["?"])
+    check(r.returncode == 0 and left == [], "atca-ftctl template delete: %s, %d left" % (
+        (r.stdout + r.stderr).strip(), len(left)))
+
+
+def zerocopy_test(prim, back):
+    """Zero-copy and copied page batches make the same backup: a frozen check
+    in each mode, and the sender's counters show which mode ran."""
+    for on in (False, True):
+        r = ctl(prim, "zerocopy", on=on)
+        check(r.get("ok"), "zerocopy %s: %s" % (on, r))
+        time.sleep(0.3)  # the epoch in flight may still be in the other mode
+        t0 = status(prim).get("transmission", {})
+        time.sleep(1.5)
+        frozen_check(prim, back, "zero-copy %s" % ("on" if on else "off"))
+        t1 = status(prim).get("transmission", {})
+        zc = t1.get("zc_sends", 0) - t0.get("zc_sends", 0)
+        cp = t1.get("copy_sends", 0) - t0.get("copy_sends", 0)
+        check((zc > 0) if on else (zc == 0 and cp > 0),
+              "zero-copy %s: %d zero-copy sends (%d copied by the kernel in all), %d copied "
+              "sends, %.0f ms CPU per GiB sent so far" % (
+                  "on" if on else "off", zc, t1.get("zc_copied", 0), cp,
+                  t1.get("cpu_ms_per_gib", 0)))
 
 
 def backup_disk_fault_test(prim, back):
@@ -659,6 +683,20 @@ def bridge_test():
     st2 = ftctl_json(2, "vm", "status", VM)
     check(st2.get("role") == "backup" and st2.get("committed_epoch", 0) > 0,
           "backup side: committed epoch %s" % st2.get("committed_epoch"))
+    # a template of the running guest, ordered through the daemon
+    n = status(1).get("template", {}).get("refreshes", 0)
+    r = ftctl(1, "template", "create", VM)
+    check(r.returncode == 0, "atca-ftctl template create %s on the primary's blade: %s" % (
+        VM, (r.stdout + r.stderr).strip()))
+    try:
+        wait_for("the primary's template",
+                 lambda: status(1).get("template", {}).get("refreshes", 0) > n, timeout=60)
+        tj = status(1).get("template", {})
+        ok("template %s made by the primary from the running guest (epoch %d)" % (
+            tj.get("id"), tj.get("source_epoch", 0)))
+    except LabError:
+        check(False, "template create: no new template on blade 1 (%s)" % status(1).get(
+            "template"))
     r = ftctl(1, "vm", "promote", VM)
     check(r.returncode != 0 and "not a backup" in (r.stdout + r.stderr),
           "promoting a primary is refused")
@@ -982,9 +1020,13 @@ def crash_point_tests(first, stats):
             # n never completed. A QEMU dead mid-transfer leaves its engine
             # to finish sending it; after its end went out the backup has
             # all of it (unless the dying engine's socket was reset first).
+            # The sender ships while the next epoch is captured: the epoch
+            # after it may have been captured before QEMU died, and is
+            # shipped too.
             want = {("pause", "engine"): [n], ("pause", "qemu"): [n],
-                    ("transfer", "engine"): [n], ("transfer", "qemu"): [n + 1],
-                    ("commit", "engine"): [n, n + 1], ("commit", "qemu"): [n + 1]}[(point, who)]
+                    ("transfer", "engine"): [n], ("transfer", "qemu"): [n + 1, n + 2],
+                    ("commit", "engine"): [n, n + 1],
+                    ("commit", "qemu"): [n + 1, n + 2]}[(point, who)]
             got = LAST_PROMOTE.get("epoch")
             check(got in want, "kill %d: resumed from epoch %s (expected %s)" % (
                 i, got, " or ".join(map(str, want))))
@@ -1024,6 +1066,7 @@ def main():
             return 1 if FAILS else 0
         frozen_check(1, 2, "protected")
         template_test(1, 2)
+        zerocopy_test(1, 2)
         inbound_test(1)
         bridge_test()
         prim, back = manager_failover_test()
@@ -1040,6 +1083,15 @@ def main():
             if mode == "blade":
                 lab_cmd("repair", "power", "blade%d" % prim, timeout=120)
             start_engine(prim, "backup")
+            ls = resynced(back, 0).get("last_sync", {})
+            if mode == "blade" and TEMPLATE_S:
+                # the repaired blade kept the template it made before it
+                # died: its re-protection sends what changed since
+                check(ls.get("template") and ls.get("pages_from_template", 0) > 0,
+                      "kill %d: the repaired blade's template %s: %d pages sent, %d from it, "
+                      "protected again in %.0f ms" % (
+                          i, ls.get("template") or "(none)", ls.get("pages_sent", 0),
+                          ls.get("pages_from_template", 0), ls.get("ms", 0)))
             prim, back = back, prim
         net_check("after %d kills" % KILLS)
         if not FAILS:
