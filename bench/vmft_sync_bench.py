@@ -145,14 +145,15 @@ class Bench:
         return st["last_sync"]
 
     def full_syncs(self, mem, link):
-        ms, pages = [], []
+        ms, pages, ph = [], [], []
         for _ in range(self.args.runs):
             self.drop_templates(2)
             ls = self.resync()
             ms.append(ls["ms"])
             pages.append(ls["pages_sent"])
+            ph.append(phases(ls))
         self.rows.append(dict(mem=mem, link=link, kind="full sync", diff=None, ms=ms,
-                              pages=statistics.median(pages)))
+                              pages=statistics.median(pages), phases=ph))
         log("%d MiB %s full sync: median %.0f ms (%d pages)" % (
             mem, link, statistics.median(ms), statistics.median(pages)))
 
@@ -166,7 +167,7 @@ class Bench:
                    timeout=120)
 
     def templated(self, mem, link, diff):
-        ms, pages, saved = [], [], []
+        ms, pages, saved, ph = [], [], [], []
         for _ in range(self.args.runs):
             self.make_template()
             self.mutate(mem, diff)
@@ -176,8 +177,9 @@ class Bench:
             ms.append(ls["ms"])
             pages.append(ls["pages_sent"])
             saved.append(ls["pages_from_template"])
+            ph.append(phases(ls))
         self.rows.append(dict(mem=mem, link=link, kind="templated", diff=diff, ms=ms,
-                              pages=statistics.median(pages)))
+                              pages=statistics.median(pages), phases=ph))
         log("%d MiB %s templated %d%%: median %.0f ms (%d pages sent, %d from template)" % (
             mem, link, diff, statistics.median(ms), statistics.median(pages),
             statistics.median(saved)))
@@ -290,6 +292,11 @@ class Bench:
         return self.frozen_ok("after the zero-copy runs")
 
 
+def phases(ls):
+    rest = ls["ms"] - ls.get("handshake_ms", 0) - ls.get("ram_ms", 0) - ls.get("disk_ms", 0)
+    return (ls.get("handshake_ms", 0), ls.get("ram_ms", 0), ls.get("disk_ms", 0), rest)
+
+
 def machine():
     cpu = ""
     for line in open("/proc/cpuinfo"):
@@ -313,8 +320,9 @@ def report(b, args):
            "live migration of the same guest between the same blades, unlimited "
            "bandwidth. %d runs each: median and p99 (p99 of %d runs is their maximum)."
            % (args.pps, args.runs, args.runs), "",
-           "| RAM | link | sync | pages sent | median ms | p99 ms | vs pre-copy |",
-           "|---|---|---|---|---|---|---|"]
+           "| RAM | link | sync | pages sent | median ms | p99 ms | vs pre-copy | "
+           "handshake / RAM / disk / rest ms |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in b.rows:
         pre = [x for x in b.rows if x["mem"] == r["mem"] and x["link"] == r["link"] and
                x["kind"] == "QEMU pre-copy"]
@@ -322,9 +330,13 @@ def report(b, args):
         if pre and r["kind"] != "QEMU pre-copy":
             ratio = "%.1fx faster" % (statistics.median(pre[0]["ms"]) / statistics.median(r["ms"]))
         kind = r["kind"] + (" %d %% differ" % r["diff"] if r["diff"] is not None else "")
-        out.append("| %d MiB | %s | %s | %d | %.0f | %.0f | %s |" % (
+        ph = ""
+        if r.get("phases"):
+            ph = " / ".join("%.0f" % statistics.median(x[i] for x in r["phases"])
+                            for i in range(4))
+        out.append("| %d MiB | %s | %s | %d | %.0f | %.0f | %s | %s |" % (
             r["mem"], r["link"], kind, r["pages"], statistics.median(r["ms"]),
-            pct(r["ms"], 99), ratio))
+            pct(r["ms"], 99), ratio, ph))
     if b.zc:
         out += ["", "Zero-copy (raw link, %d MiB guest at %d pages/s, %d epochs per run, two "
                 "runs per mode): CPU time of the sender per GiB of page batches, and the "

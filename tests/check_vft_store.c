@@ -417,6 +417,41 @@ START_TEST(test_stage_fds_base)
 	memcpy(img->dev, "dev", 3);
 	img->dev_len = 3;
 	check_image(s, dir, img);
+
+	/* a prepared base renamed into place: refused when missing, of the
+	 * wrong size (then gone), for an incremental epoch */
+	{
+		char path[512];
+		int fd;
+
+		ck_assert_int_eq(vft_store_begin_from(s, 3, 8, true, 0, "base.ram", NULL), -ENOENT);
+		snprintf(path, sizeof(path), "%s/base.ram", dir);
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(ftruncate(fd, RAM - PAGE), 0);
+		close(fd);
+		ck_assert_int_eq(vft_store_begin_from(s, 3, 8, true, 0, "base.ram", NULL), -EINVAL);
+		ck_assert(!exists(dir, "base.ram"));
+		ck_assert_int_eq(vft_store_begin_from(s, 2, 8, false, 0, "base.ram", NULL),
+		                 -EINVAL);
+		check_image(s, dir, img);
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(ftruncate(fd, RAM), 0);
+		fill_page(page, 79, 9);
+		ck_assert_int_eq(pwrite(fd, page, PAGE, 9 * PAGE), PAGE);
+		close(fd);
+		ck_assert_int_eq(vft_store_begin_from(s, 3, 8, true, 0, "base.ram", NULL), 0);
+		ck_assert(!exists(dir, "base.ram"));
+		ck_assert_int_eq(vft_store_put_devstate(s, "dev", 3), 0);
+		ck_assert_int_eq(vft_store_commit(s), 0);
+		memset(img->ram, 0, sizeof(img->ram));
+		memcpy(img->ram + 9 * PAGE, page, PAGE);
+		img->gen = 3;
+		img->epoch = 8;
+		img->session = 3;
+		check_image(s, dir, img);
+	}
 	vft_store_close(s);
 	free(img);
 	remove_temp_dir(dir);

@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "check_util.h"
+#include "vft_store.h"
 #include "vft_tmpl.h"
 
 #define PAGE 4096u
@@ -1068,6 +1069,190 @@ START_TEST(test_disk_mismatch)
 }
 END_TEST
 
+/* ---- a sync built on a template ends where a full sync ends ------------------------- */
+
+/* One full epoch into a store of its own: every page of guest (full), or,
+ * on a template, a copy of the template and only the pages whose hash
+ * differs from it (what the primary sends). The committed RAM file. */
+static uint8_t *sync_into(const char *dir, const struct image *guest, struct vft_tmpl *t,
+                          bool sink_path, uint64_t *sent)
+{
+	struct vft_store *st = NULL;
+	struct vft_store_info info;
+	struct vft_tmpl_pin pin = {0};
+	char err[256], sdir[512];
+	uint8_t *ram;
+	size_t len;
+	int ram_fd, disk_fd;
+
+	snprintf(sdir, sizeof(sdir), "%s/store-%s", dir,
+	         t ? (sink_path ? "sink" : "tmpl") : "full");
+	ck_assert_int_eq(vft_store_open(&st, sdir, NULL, guest->ram_size, err, sizeof(err)), 0);
+	ck_assert_int_eq(vft_store_begin(st, 9, 1, true, 0), 0);
+	if (t != NULL) {
+		ck_assert_int_eq(vft_tmpl_pin(t, &pin), 0);
+		ck_assert_int_eq(vft_store_stage_fds(st, &ram_fd, &disk_fd), 0);
+		ck_assert_msg(vft_tmpl_copy(t, &pin, ram_fd, -1, err, sizeof(err)) == 0, "%s", err);
+	}
+	*sent = 0;
+	for (uint64_t p = 0; p < guest->ram_size / PAGE; p++) {
+		const uint8_t *page = guest->ram + p * PAGE;
+
+		if (t != NULL && vft_tmpl_hash(page, PAGE) == pin.page_hashes[p])
+			continue;
+		ck_assert_int_eq(vft_store_put_pages(st, 1, &p, page), 0);
+		(*sent)++;
+	}
+	if (t != NULL)
+		vft_tmpl_unpin(t, &pin);
+	ck_assert_int_eq(vft_store_put_devstate(st, "d", 1), 0);
+	ck_assert_int_eq(vft_store_commit(st), 0);
+	vft_store_info(st, &info);
+	ram = read_all(sdir, strrchr(info.ram_path, '/') + 1, &len);
+	ck_assert_uint_eq(len, guest->ram_size);
+	vft_store_close(st);
+	return ram;
+}
+
+START_TEST(test_template_sync_equals_full)
+{
+	char *dir = make_temp_dir();
+	struct image *guest = image_new(dir, NPAGES), *old = image_dup(guest);
+	struct vft_tmpl *t = open_ok(dir, RAM, DISK, CFG, NULL, 0);
+	uint8_t *full, *tmpl;
+	uint64_t sent_full, sent_tmpl;
+	char err[256];
+
+	/* the template is the guest as it was; 9 pages changed since (3 to
+	 * zero, 10 from zero, 17..59 to another content) */
+	old->disk_fd = guest->disk_fd;
+	refresh_ok(t, old);
+	for (uint64_t p = 3; p < 60; p += 7)
+		set_page(guest, p, p == 3 ? 0 : 5);
+	set_page(guest, 10, 6);
+	full = sync_into(dir, guest, NULL, false, &sent_full);
+	tmpl = sync_into(dir, guest, t, false, &sent_tmpl);
+	ck_assert_uint_eq(sent_full, NPAGES);
+	ck_assert_uint_eq(sent_tmpl, 9);
+	for (uint64_t p = 0; p < NPAGES; p++) {
+		ck_assert_uint_eq(XXH3_64bits(tmpl + p * PAGE, PAGE),
+		                  XXH3_64bits(full + p * PAGE, PAGE));
+		ck_assert_int_eq(memcmp(full + p * PAGE, guest->ram + p * PAGE, PAGE), 0);
+	}
+	free(full);
+	free(tmpl);
+	/* a damaged template is found by its hash before it is used: the
+	 * caller syncs in full instead */
+	{
+		struct vft_tmpl_info info;
+		struct vft_tmpl_pin pin;
+		char name[16];
+		int fd;
+
+		ck_assert_int_eq(vft_tmpl_info(t, &info), 0);
+		snprintf(name, sizeof(name), "ram.%u", info.slot);
+		flip_byte(dir, name, 5 * PAGE + 9);
+		ck_assert_int_eq(vft_tmpl_pin(t, &pin), 0);
+		path_in(err, sizeof(err), dir, "scratch");
+		fd = open(err, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(vft_tmpl_copy(t, &pin, fd, -1, err, sizeof(err)), -EBADMSG);
+		ck_assert_ptr_nonnull(strstr(err, "page 5"));
+		close(fd);
+		vft_tmpl_unpin(t, &pin);
+	}
+	vft_tmpl_close(t);
+	old->disk_fd = -1;
+	image_free(old);
+	image_free(guest);
+	remove_temp_dir(dir);
+}
+END_TEST
+
+/* The sink of a copy beside the primary's pages: chunks in order, checked
+ * before they reach it; a damaged chunk never does. */
+struct sink_rec {
+	uint8_t *ram, *disk;
+	uint64_t calls;
+	int fail_at; /* the sink's own error at this call, 0 = never */
+};
+
+static int record_sink(void *arg, bool disk, uint64_t off, const uint8_t *buf, size_t len)
+{
+	struct sink_rec *r = arg;
+
+	if (++r->calls == (uint64_t)r->fail_at)
+		return -ENOSPC;
+	memcpy((disk ? r->disk : r->ram) + off, buf, len);
+	return 0;
+}
+
+START_TEST(test_copy_to_sink)
+{
+	char *dir = make_temp_dir();
+	struct image *img = image_new(dir, 600); /* 3 chunks of RAM */
+	struct vft_tmpl *t = open_ok(dir, 600 * PAGE, DISK, CFG, NULL, 0);
+	struct sink_rec r = {0};
+	struct vft_tmpl_pin pin;
+	volatile bool cancel = false;
+	char err[256];
+
+	refresh_ok(t, img);
+	r.ram = calloc(1, img->ram_size);
+	r.disk = calloc(1, DISK);
+	ck_assert_ptr_nonnull(r.ram);
+	ck_assert_ptr_nonnull(r.disk);
+	ck_assert_int_eq(vft_tmpl_pin(t, &pin), 0);
+	ck_assert_int_eq(vft_tmpl_copy_to(t, NULL, true, record_sink, &r, NULL, err, sizeof(err)),
+	                 -EINVAL);
+	ck_assert_int_eq(vft_tmpl_copy_to(t, &pin, true, NULL, &r, NULL, err, sizeof(err)),
+	                 -EINVAL);
+	ck_assert_int_eq(vft_tmpl_copy_to(t, &pin, true, record_sink, &r, NULL, err, sizeof(err)),
+	                 0);
+	ck_assert_uint_eq(r.calls, 4); /* 3 RAM chunks, 1 disk chunk */
+	ck_assert_int_eq(memcmp(r.ram, img->ram, img->ram_size), 0);
+	ck_assert_int_eq(memcmp(r.disk, img->disk, DISK), 0);
+	/* the sink's error stops the copy */
+	r.calls = 0;
+	r.fail_at = 2;
+	ck_assert_int_eq(vft_tmpl_copy_to(t, &pin, false, record_sink, &r, NULL, err, sizeof(err)),
+	                 -ENOSPC);
+	ck_assert_uint_eq(r.calls, 2);
+	/* so does cancel */
+	r.calls = 0;
+	r.fail_at = 0;
+	cancel = true;
+	ck_assert_int_eq(
+	        vft_tmpl_copy_to(t, &pin, false, record_sink, &r, &cancel, err, sizeof(err)),
+	        -ECANCELED);
+	ck_assert_uint_eq(r.calls, 1);
+	vft_tmpl_unpin(t, &pin);
+	/* a damaged page in the second chunk: the first reaches the sink, the
+	 * damaged one does not */
+	{
+		struct vft_tmpl_info info;
+		char name[16];
+
+		ck_assert_int_eq(vft_tmpl_info(t, &info), 0);
+		snprintf(name, sizeof(name), "ram.%u", info.slot);
+		flip_byte(dir, name, 300 * PAGE + 1);
+		ck_assert_int_eq(vft_tmpl_pin(t, &pin), 0);
+		r.calls = 0;
+		ck_assert_int_eq(
+		        vft_tmpl_copy_to(t, &pin, true, record_sink, &r, NULL, err, sizeof(err)),
+		        -EBADMSG);
+		ck_assert_uint_eq(r.calls, 1);
+		ck_assert_ptr_nonnull(strstr(err, "page 300"));
+		vft_tmpl_unpin(t, &pin);
+	}
+	free(r.ram);
+	free(r.disk);
+	vft_tmpl_close(t);
+	image_free(img);
+	remove_temp_dir(dir);
+}
+END_TEST
+
 START_TEST(test_remove_all)
 {
 	char *dir = make_temp_dir(), path[512], why[256];
@@ -1123,5 +1308,7 @@ int main(void)
 	add_tcase(s, test_rate_limit, 20);
 	add_tcase(s, test_disk_mismatch, 10);
 	add_tcase(s, test_remove_all, 10);
+	add_tcase(s, test_template_sync_equals_full, 10);
+	add_tcase(s, test_copy_to_sink, 10);
 	return run_suite(s);
 }

@@ -95,10 +95,11 @@ struct eng_stats {
 	double sync_started_at;
 	double promote_ms;
 	/* the last full sync (primary) */
-	double sync_ms;           /* from its start to its acknowledgement */
-	uint64_t sync_pages;      /* pages it sent */
-	uint64_t sync_tmpl_id;    /* the template it was built on, 0 = none */
-	uint64_t sync_tmpl_pages; /* pages the template saved */
+	double sync_ms;                               /* from its start to its acknowledgement */
+	double sync_hs_ms, sync_ram_ms, sync_disk_ms; /* its phases: handshake, copies */
+	uint64_t sync_pages;                          /* pages it sent */
+	uint64_t sync_tmpl_id;                        /* the template it was built on, 0 = none */
+	uint64_t sync_tmpl_pages;                     /* pages the template saved */
 	/* page batches on the wire (primary) */
 	bool zc_on;
 	uint64_t zc_sends, zc_copied, copy_sends;
@@ -137,6 +138,9 @@ struct eng_tmpl {
 	int copy_rc;
 	char copy_err[200];
 	double copy_started, copy_ms;
+	/* backup: the template's copy prepared before a primary connects */
+	uint64_t base_id; /* the template it copies, 0 = none */
+	bool base_disk;   /* with its disk base */
 };
 
 struct eng_qemu {
@@ -296,6 +300,10 @@ void eng_tmpl_publish_source(struct vft_eng *e, const char *ram, const char *dis
  * the new generation built from it, the end of the offer */
 void eng_tmpl_offer(struct vft_eng *e, const struct vft_hello *hello, struct vft_welcome *w);
 int eng_tmpl_send_hashes(struct vft_eng *e, int fd, uint32_t *seq);
+void eng_tmpl_prestage(struct vft_eng *e);
+void eng_tmpl_drop_base(struct vft_eng *e);
+int eng_tmpl_begin(struct vft_eng *e, uint64_t session, uint64_t epoch, uint64_t disk_size,
+                   uint32_t flags, char *why, size_t n);
 int eng_tmpl_build(struct vft_eng *e, uint32_t flags, char *why, size_t n);
 int eng_tmpl_put_pages(struct vft_eng *e, uint32_t count, const uint64_t *pfns, const void *pages);
 int eng_tmpl_put_disk(struct vft_eng *e, uint64_t off, const void *data, size_t len);

@@ -134,9 +134,14 @@ static int serve(struct bsess *bs)
 			break;
 		}
 		case VFT_RX_BEGIN:
-			rc = vft_store_begin(e->store, bs->rx.hello.session, h.epoch,
-			                     f.begin.kind == VFT_EPOCH_FULL,
-			                     bs->rx.hello.disk_size);
+			why[0] = '\0';
+			if (f.begin.kind == VFT_EPOCH_FULL)
+				rc = eng_tmpl_begin(e, bs->rx.hello.session, h.epoch,
+				                    bs->rx.hello.disk_size, f.begin.flags, why,
+				                    sizeof(why));
+			else
+				rc = vft_store_begin(e->store, bs->rx.hello.session, h.epoch, false,
+				                     bs->rx.hello.disk_size);
 			bs->begun_at = af_mono_s();
 			if (rc == 0 && f.begin.kind == VFT_EPOCH_FULL)
 				eng_post(e, EM_EVENT, LOG_NOTICE, EE_SYNC_BEGIN, h.epoch,
@@ -144,14 +149,11 @@ static int serve(struct bsess *bs)
 				         "(epoch %llu%s)",
 				         e->vm->name, e->peer_slot, (unsigned long long)h.epoch,
 				         f.begin.flags ? ", on this blade's template" : "");
-			if (rc == 0 && f.begin.flags != 0) {
-				rc = eng_tmpl_build(e, f.begin.flags, why, sizeof(why));
-				if (rc < 0) {
-					uint8_t bb[VFT_BYE_SIZE];
+			if (rc < 0 && why[0] != '\0') {
+				uint8_t bb[VFT_BYE_SIZE];
 
-					send_simple(bs, VFT_F_BYE, 0, bb, vft_bye_encode(bb, 2));
-					goto broken;
-				}
+				send_simple(bs, VFT_F_BYE, 0, bb, vft_bye_encode(bb, 2));
+				goto broken;
 			}
 			break;
 		case VFT_RX_PAGES:
@@ -307,6 +309,8 @@ int eng_backup_start(struct vft_eng *e, char *err, size_t n)
 		if (info.gen != 0)
 			eng_tmpl_publish_source(e, info.ram_path, info.disk_path, info.epoch);
 	}
+	/* before listening: a primary that connects at once finds it ready */
+	eng_tmpl_prestage(e);
 	snprintf(port, sizeof(port), "%u", e->port);
 	if (getaddrinfo(e->listen_addr[0] ? e->listen_addr : NULL, port, &hints, &res) != 0 ||
 	    res == NULL) {
@@ -453,6 +457,7 @@ int eng_backup_promote(struct vft_eng *e, char *err, size_t n)
 		}
 		usleep(200);
 	}
+	eng_tmpl_drop_base(e);
 	/* From here the guest writes to the committed RAM file and disk: they
 	 * stop being an epoch the store could offer again. */
 	rc = vft_store_release(e->store);

@@ -515,6 +515,9 @@ static json_object *status_json(struct vft_eng *e)
 
 		snprintf(id, sizeof(id), "%016llx", (unsigned long long)st.sync_tmpl_id);
 		json_object_object_add(sj, "ms", json_object_new_double(st.sync_ms));
+		json_object_object_add(sj, "handshake_ms", json_object_new_double(st.sync_hs_ms));
+		json_object_object_add(sj, "ram_ms", json_object_new_double(st.sync_ram_ms));
+		json_object_object_add(sj, "disk_ms", json_object_new_double(st.sync_disk_ms));
 		json_object_object_add(sj, "pages_sent",
 		                       json_object_new_int64((int64_t)st.sync_pages));
 		json_object_object_add(sj, "pages_from_template",

@@ -248,6 +248,15 @@ static int handle_backup_frame(struct psess *ps, const struct vft_hdr *h)
 			ps->acked_once = true;
 			pthread_mutex_lock(&e->lock);
 			e->st.sync_ms = (af_mono_s() - e->st.sync_started_at) * 1e3;
+			eng_tlog(
+			        e, LOG_INFO,
+			        "vmft %s: full sync acknowledged %.0f ms after it began: handshake "
+			        "%.0f ms, RAM %.0f ms (%llu pages sent), disk %.0f ms, the rest "
+			        "(capture, send, commit) %.0f ms",
+			        e->vm->name, e->st.sync_ms, e->st.sync_hs_ms, e->st.sync_ram_ms,
+			        (unsigned long long)e->st.sync_pages, e->st.sync_disk_ms,
+			        e->st.sync_ms - e->st.sync_hs_ms - e->st.sync_ram_ms -
+			                e->st.sync_disk_ms);
 			pthread_mutex_unlock(&e->lock);
 			eng_post(e, EM_EVENT, LOG_NOTICE, EE_ACKED, h->epoch,
 			         "vmft %s: backup synchronised, epoch %llu committed on blade %u",
@@ -567,7 +576,8 @@ static int begin_epoch(struct psess *ps, uint64_t epoch, uint32_t kind)
 /* Full sync while the guest runs: every page, copied then hashed, so the
  * first paused scan sends exactly what changed since it was copied; on a
  * template, only the pages whose hash differs from the template's. */
-static int live_copy(struct psess *ps, uint64_t epoch, uint64_t *n_pages, uint64_t *n_frames)
+static int live_copy(struct psess *ps, uint64_t epoch, const uint64_t *base, uint64_t *n_pages,
+                     uint64_t *n_frames)
 {
 	struct vft_eng *e = ps->e;
 	uint64_t total = vft_scan_npages(e->scan);
@@ -586,7 +596,7 @@ static int live_copy(struct psess *ps, uint64_t epoch, uint64_t *n_pages, uint64
 			return -ECANCELED;
 		rc = ps_zc_wait(ps, ticket[cur]);
 		if (rc == 0)
-			rc = vft_scan_copy_range_diff(e->scan, first, cnt, ps->tmpl_pages, &res);
+			rc = vft_scan_copy_range_diff(e->scan, first, cnt, base, &res);
 		if (rc == 0)
 			rc = ps_pages(ps, epoch, &res, n_frames, UINT64_MAX, &ticket[cur]);
 		if (rc == 0)
@@ -877,8 +887,25 @@ static int full_sync(struct psess *ps, uint64_t epoch)
 {
 	struct vft_eng *e = ps->e;
 	uint64_t n_pages = 0, n_frames = 0, disk_bytes = 0;
+	const uint64_t *base = ps->tmpl_pages;
+	uint64_t *zeros = NULL;
+	double t0, t1;
 	int rc;
 
+	/* without a template the backup's new image starts all zero: a page
+	 * still zero needs no sending either */
+	if (base == NULL) {
+		uint64_t n = vft_scan_npages(e->scan), h;
+		static const uint8_t zero[VFT_PAGE_SIZE];
+
+		zeros = malloc(n * sizeof(uint64_t));
+		if (zeros == NULL)
+			return -ENOMEM;
+		h = vft_tmpl_hash(zero, sizeof(zero));
+		for (uint64_t i = 0; i < n; i++)
+			zeros[i] = h;
+		base = zeros;
+	}
 	/* the backup copies its template before it reads on: sends may wait
 	 * that long (about 1 s per 256 MiB at worst) */
 	if (ps->tmpl_pages)
@@ -887,11 +914,19 @@ static int full_sync(struct psess *ps, uint64_t epoch)
 	vft_scan_reset(e->scan);
 	/* from here on every disk write is logged: the copy below may miss it */
 	vft_evlog_start(&e->evlog, af_mono_s());
+	t0 = af_mono_s();
 	rc = begin_epoch(ps, epoch, VFT_EPOCH_FULL);
 	if (rc == 0)
-		rc = live_copy(ps, epoch, &n_pages, &n_frames);
+		rc = live_copy(ps, epoch, base, &n_pages, &n_frames);
+	t1 = af_mono_s();
 	if (rc == 0)
 		rc = disk_copy(ps, epoch, &n_frames, &disk_bytes);
+	free(zeros);
+	pthread_mutex_lock(&e->lock);
+	e->st.sync_ram_ms = (t1 - t0) * 1e3;
+	e->st.sync_disk_ms = (af_mono_s() - t1) * 1e3;
+	e->st.sync_hs_ms = (t0 - e->st.sync_started_at) * 1e3;
+	pthread_mutex_unlock(&e->lock);
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&e->lock);

@@ -219,6 +219,8 @@ void eng_tmpl_stop(struct vft_eng *e)
 	}
 	eng_tmpl_abort(e);
 	eng_tmpl_unpin(e);
+	if (e->tmpl.base_id != 0)
+		eng_tmpl_drop_base(e); /* a RAM image in tmpfs */
 	free(e->tmpl.pin);
 	e->tmpl.pin = NULL;
 	vft_tmpl_close(e->tmpl.t);
@@ -293,6 +295,103 @@ struct json_object *eng_tmpl_json(struct vft_eng *e)
 }
 
 /* ---- the backup's offer ------------------------------------------------------------ */
+
+#define BASE_RAM "base.ram"
+#define BASE_DISK "base.disk"
+
+void eng_tmpl_drop_base(struct vft_eng *e)
+{
+	char path[8400];
+
+	snprintf(path, sizeof(path), "%s/" BASE_RAM, e->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/" BASE_DISK, e->disk_dir);
+	unlink(path);
+	e->tmpl.base_id = 0;
+	e->tmpl.base_disk = false;
+}
+
+static int open_base(const char *dir, const char *name, uint64_t size)
+{
+	char path[8400];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0 && ftruncate(fd, (off_t)size) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The template's copy, made before the backup listens: a templated full
+ * sync then starts from it at once (renamed into the new generation)
+ * instead of copying while the pages arrive. It costs a RAM image in
+ * state_dir until a sync uses it (or the engine ends). */
+void eng_tmpl_prestage(struct vft_eng *e)
+{
+	struct vft_tmpl_pin *pin = e->tmpl.pin;
+	char err[200] = "";
+	double t0 = af_mono_s();
+	int fd, dfd = -1, rc;
+
+	eng_tmpl_drop_base(e);
+	if (e->tmpl.t == NULL || vft_tmpl_pin(e->tmpl.t, pin) < 0)
+		return;
+	fd = open_base(e->dir, BASE_RAM, pin->info.ram_size);
+	if (fd >= 0 && pin->n_blocks > 0 && pin->info.disk_size == e->tmpl.disk_size)
+		dfd = open_base(e->disk_dir, BASE_DISK, pin->info.disk_size);
+	rc = fd < 0 ? -errno : vft_tmpl_copy(e->tmpl.t, pin, fd, dfd, err, sizeof(err));
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	if (rc == 0) {
+		e->tmpl.base_id = pin->info.id;
+		e->tmpl.base_disk = dfd >= 0;
+		af_notice("vmft %s: template %016llx copied for the next full sync in %.0f ms%s",
+		          e->vm->name, (unsigned long long)pin->info.id, (af_mono_s() - t0) * 1e3,
+		          dfd >= 0 ? " (with its disk base)" : "");
+	} else {
+		af_warn("vmft %s: template %016llx not usable: %s", e->vm->name,
+		        (unsigned long long)pin->info.id, err[0] ? err : strerror(-rc));
+		if (rc == -EBADMSG)
+			vft_tmpl_invalidate(e->tmpl.t, pin->info.slot);
+	}
+	vft_tmpl_unpin(e->tmpl.t, pin);
+	if (rc < 0)
+		eng_tmpl_drop_base(e);
+}
+
+/* A full epoch begins: on the prepared copy of the offered template when
+ * there is one, else on new files that a copy thread fills beside the
+ * primary's pages (flags: VFT_BEGIN_TMPL_*, 0 = no template). */
+int eng_tmpl_begin(struct vft_eng *e, uint64_t session, uint64_t epoch, uint64_t disk_size,
+                   uint32_t flags, char *why, size_t n)
+{
+	bool want_disk = flags & VFT_BEGIN_TMPL_DISK;
+	int rc;
+
+	if (flags != 0 && e->tmpl.pinned && e->tmpl.base_id == e->tmpl.pin_id &&
+	    (!want_disk || e->tmpl.base_disk)) {
+		rc = vft_store_begin_from(e->store, session, epoch, true, disk_size, BASE_RAM,
+		                          want_disk ? BASE_DISK : NULL);
+		e->tmpl.base_id = 0; /* renamed away, or unusable */
+		if (rc == 0) {
+			eng_tlog(e, LOG_NOTICE,
+			         "vmft %s: new generation on the prepared copy of template %016llx",
+			         e->vm->name, (unsigned long long)e->tmpl.pin_id);
+			return 0;
+		}
+		eng_tlog(e, LOG_WARNING, "vmft %s: the template's prepared copy: %s", e->vm->name,
+		         strerror(-rc));
+	}
+	rc = vft_store_begin(e->store, session, epoch, true, disk_size);
+	if (rc < 0 || flags == 0)
+		return rc;
+	return eng_tmpl_build(e, flags, why, n);
+}
 
 void eng_tmpl_unpin(struct vft_eng *e)
 {

@@ -1245,70 +1245,114 @@ static int create_disk(struct vft_store *s, uint64_t gen, uint64_t size)
 	return fd;
 }
 
-int vft_store_begin(struct vft_store *s, uint64_t session, uint64_t epoch, bool full,
-                    uint64_t disk_size)
+/* The new generation's file: a prepared base renamed into place (checked
+ * for its size), or a new sparse file of that size. */
+static int new_gen_file(int dfd, const char *base, const char *name, uint64_t size)
 {
-	char name[32];
+	struct stat st;
 	int fd, rc;
 
-	if (s->dead)
-		return -EIO;
-	stage_discard(s, true);
-	if (epoch == 0)
+	if (base != NULL && renameat(dfd, base, dfd, name) < 0)
+		return -errno;
+	fd = openat(dfd, name, O_RDWR | O_CLOEXEC | (base ? 0 : O_CREAT | O_TRUNC), 0600);
+	if (fd < 0)
+		return -errno;
+	if (base != NULL ? fstat(fd, &st) < 0 || (uint64_t)st.st_size != size
+	                 : ftruncate(fd, (off_t)size) < 0) {
+		rc = base != NULL ? -EINVAL : -errno;
+		close(fd);
+		unlinkat(dfd, name, 0);
+		return rc;
+	}
+	return fd;
+}
+
+static int begin_incr(struct vft_store *s, uint64_t session, uint64_t epoch, uint64_t disk_size)
+{
+	int fd;
+
+	if (s->gen == 0)
+		return -ENOENT;
+	if (session != s->session)
+		return -ESTALE;
+	/* recovery re-applies a redo only to the epoch before it */
+	if (epoch != s->epoch + 1)
 		return -EINVAL;
-	if (!full) {
-		if (s->gen == 0)
-			return -ENOENT;
-		if (session != s->session)
-			return -ESTALE;
-		/* recovery re-applies a redo only to the epoch before it */
-		if (epoch != s->epoch + 1)
-			return -EINVAL;
-		if (disk_size != s->disk_size)
-			return -EINVAL;
-		fd = openat(s->dir_fd, "redo.tmp", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return -errno;
-		if (XXH3_64bits_reset(s->hash) != XXH_OK) {
-			close(fd);
-			unlink_at(s, "redo.tmp");
-			return -EINVAL;
-		}
-		s->st_off = REDO_HDR;
-		s->st_pages = 0;
-		s->stage = ST_INCR;
-	} else {
-		if ((disk_size != 0) != has_disk(s) || disk_size % 512 != 0)
-			return -EINVAL;
-		s->st_gen = (s->gen > s->disk_top ? s->gen : s->disk_top) + 1;
-		ram_name(name, sizeof(name), s->st_gen);
-		fd = openat(s->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return -errno;
-		if (ftruncate(fd, (off_t)s->ram_size) < 0) {
-			rc = -errno;
+	if (disk_size != s->disk_size)
+		return -EINVAL;
+	fd = openat(s->dir_fd, "redo.tmp", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (XXH3_64bits_reset(s->hash) != XXH_OK) {
+		close(fd);
+		unlink_at(s, "redo.tmp");
+		return -EINVAL;
+	}
+	s->st_off = REDO_HDR;
+	s->st_pages = 0;
+	s->stage = ST_INCR;
+	return fd;
+}
+
+static int begin_full(struct vft_store *s, uint64_t disk_size, const char *ram_base,
+                      const char *disk_base)
+{
+	char name[32];
+	int fd;
+
+	if ((disk_size != 0) != has_disk(s) || disk_size % 512 != 0)
+		return -EINVAL;
+	s->st_gen = (s->gen > s->disk_top ? s->gen : s->disk_top) + 1;
+	ram_name(name, sizeof(name), s->st_gen);
+	fd = new_gen_file(s->dir_fd, ram_base, name, s->ram_size);
+	if (fd < 0)
+		return fd;
+	if (has_disk(s)) {
+		char dname[32];
+
+		disk_name(dname, sizeof(dname), s->st_gen);
+		s->st_disk_fd = disk_base
+		                        ? new_gen_file(s->disk_dir_fd, disk_base, dname, disk_size)
+		                        : create_disk(s, s->st_gen, disk_size);
+		if (s->st_disk_fd < 0) {
+			int rc = s->st_disk_fd;
+
+			s->st_disk_fd = -1;
 			close(fd);
 			unlink_at(s, name);
 			return rc;
 		}
-		if (has_disk(s)) {
-			s->st_disk_fd = create_disk(s, s->st_gen, disk_size);
-			if (s->st_disk_fd < 0) {
-				rc = s->st_disk_fd;
-				s->st_disk_fd = -1;
-				close(fd);
-				unlink_at(s, name);
-				return rc;
-			}
-			s->disk_top = s->st_gen;
-		}
-		s->st_disk_size = disk_size;
-		s->stage = ST_FULL;
+		s->disk_top = s->st_gen;
 	}
+	s->st_disk_size = disk_size;
+	s->stage = ST_FULL;
+	return fd;
+}
+
+int vft_store_begin_from(struct vft_store *s, uint64_t session, uint64_t epoch, bool full,
+                         uint64_t disk_size, const char *ram_base, const char *disk_base)
+{
+	int fd;
+
+	if (s->dead)
+		return -EIO;
+	stage_discard(s, true);
+	if (epoch == 0 || (!full && (ram_base || disk_base)))
+		return -EINVAL;
+	fd = full ? begin_full(s, disk_size, ram_base, disk_base)
+	          : begin_incr(s, session, epoch, disk_size);
+	if (fd < 0)
+		return fd;
 	s->st_fd = fd;
 	s->st_session = session;
 	s->st_epoch = epoch;
 	return 0;
+}
+
+int vft_store_begin(struct vft_store *s, uint64_t session, uint64_t epoch, bool full,
+                    uint64_t disk_size)
+{
+	return vft_store_begin_from(s, session, epoch, full, disk_size, NULL, NULL);
 }
 
 int vft_store_stage_fds(struct vft_store *s, int *ram_fd, int *disk_fd)

@@ -68,6 +68,14 @@ const void *vft_store_devstate(const struct vft_store *s, size_t *len);
  * the committed disk's size. */
 int vft_store_begin(struct vft_store *s, uint64_t session, uint64_t epoch, bool full,
                     uint64_t disk_size);
+/* A FULL epoch on prepared files: ram_base (a file in dir, ram_size bytes)
+ * becomes the new generation's RAM file and disk_base (in disk_dir,
+ * disk_size bytes; NULL: a new empty disk) its disk, renamed into place
+ * (what they hold is the epoch's starting content: a template's copy).
+ * -EINVAL when a size differs (the file is then gone), -errno of the
+ * rename (-ENOENT: no such base). */
+int vft_store_begin_from(struct vft_store *s, uint64_t session, uint64_t epoch, bool full,
+                         uint64_t disk_size, const char *ram_base, const char *disk_base);
 int vft_store_put_pages(struct vft_store *s, uint32_t count, const uint64_t *pfns,
                         const void *pages);
 /* FULL with a disk: disk content at offset (whole sectors, -ERANGE beyond
