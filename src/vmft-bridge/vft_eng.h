@@ -118,6 +118,7 @@ struct eng_tmpl {
 	bool refreshing;
 	uint64_t refreshes, failures;
 	double last_at, last_s; /* monotonic s of the last refresh, its length */
+	double retry_at;        /* nothing to copy yet: look again then */
 	char last_error[200];
 	/* the backup's committed image, a refresh's source (under e->lock) */
 	char src_ram[4096], src_disk[4096];

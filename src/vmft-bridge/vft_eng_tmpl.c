@@ -50,7 +50,9 @@ static int source_open(struct vft_eng *e, struct vft_tmpl_source *src, char *err
 		af_strlcpy(disk, e->tmpl.src_disk, sizeof(disk));
 		src->epoch = e->tmpl.src_epoch;
 		src->source = "backup";
-	} else {
+	} else if (e->st.acked_epoch > 0) {
+		/* a guest that ran long enough to be protected once, not one
+		 * still booting */
 		src->ram = e->ram;
 		af_strlcpy(disk, e->disk.path, sizeof(disk));
 		src->epoch = e->st.acked_epoch;
@@ -58,7 +60,8 @@ static int source_open(struct vft_eng *e, struct vft_tmpl_source *src, char *err
 	}
 	pthread_mutex_unlock(&e->lock);
 	if (src->ram == NULL && ram[0] == '\0') {
-		snprintf(err, n, "%s", e->is_backup ? "nothing committed yet" : "no guest RAM yet");
+		snprintf(err, n, "%s",
+		         e->is_backup ? "nothing committed yet" : "not protected yet");
 		return -ENODATA;
 	}
 	if (src->ram == NULL) {
@@ -108,7 +111,8 @@ static bool refresh_due(struct vft_eng *e)
 	double interval = (double)e->cfg->vmft.template_interval_ms / 1000.0;
 
 	while (!e->tmpl.stop && !e->tmpl.now &&
-	       (interval <= 0 || af_mono_s() < e->tmpl.last_at + interval)) {
+	       (interval <= 0 || af_mono_s() < e->tmpl.last_at + interval ||
+	        af_mono_s() < e->tmpl.retry_at)) {
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -135,6 +139,12 @@ static void *tmpl_main(void *arg)
 		rc = refresh_once(e, &info, err, sizeof(err));
 		pthread_mutex_lock(&e->lock);
 		e->tmpl.refreshing = false;
+		if (rc == -ENODATA) {
+			/* the guest or the first commit is not there yet: the
+			 * refresh stays due */
+			e->tmpl.retry_at = af_mono_s() + 1.0;
+			continue;
+		}
 		e->tmpl.last_at = af_mono_s();
 		e->tmpl.last_s = e->tmpl.last_at - t0;
 		if (rc == 0) {
@@ -179,16 +189,23 @@ int eng_tmpl_start(struct vft_eng *e)
 		e->tmpl.t = NULL;
 		return 0;
 	}
-	if (vft_tmpl_info(e->tmpl.t, &info) == 0)
+	/* continuous templating goes on from the template's age: a blade
+	 * without one makes one as soon as it has a guest or a commit */
+	e->tmpl.last_at = af_mono_s() - (double)e->cfg->vmft.template_interval_ms / 1000.0;
+	if (vft_tmpl_info(e->tmpl.t, &info) == 0) {
+		double age = (double)(time(NULL) - (time_t)info.created);
+
 		af_notice(
-		        "vmft %s: template %016llx (#%llu, from the %s, %llu s old) on this blade",
+		        "vmft %s: template %016llx (#%llu, from the %s, %.0f s old) on this blade",
 		        e->vm->name, (unsigned long long)info.id, (unsigned long long)info.seq,
-		        info.source, (unsigned long long)(time(NULL) - (time_t)info.created));
+		        info.source, age);
+		if (age >= 0)
+			e->tmpl.last_at = af_mono_s() - age;
+	}
 	e->tmpl.pin = calloc(1, sizeof(struct vft_tmpl_pin));
 	if (e->tmpl.pin == NULL || pthread_cond_init(&e->tmpl.wake, NULL) != 0)
 		goto fail;
 	pthread_mutex_init(&e->tmpl.copy_mu, NULL);
-	e->tmpl.last_at = af_mono_s();
 	e->tmpl.stop = false;
 	if (pthread_create(&e->tmpl.thread, NULL, tmpl_main, e) != 0) {
 		pthread_cond_destroy(&e->tmpl.wake);
@@ -354,8 +371,10 @@ void eng_tmpl_prestage(struct vft_eng *e)
 		          e->vm->name, (unsigned long long)pin->info.id, (af_mono_s() - t0) * 1e3,
 		          dfd >= 0 ? " (with its disk base)" : "");
 	} else {
-		af_warn("vmft %s: template %016llx not usable: %s", e->vm->name,
-		        (unsigned long long)pin->info.id, err[0] ? err : strerror(-rc));
+		af_warn("vmft %s: template %016llx %s: %s", e->vm->name,
+		        (unsigned long long)pin->info.id,
+		        rc == -EBADMSG ? "is damaged, dropped" : "not usable",
+		        err[0] ? err : strerror(-rc));
 		if (rc == -EBADMSG)
 			vft_tmpl_invalidate(e->tmpl.t, pin->info.slot);
 	}
