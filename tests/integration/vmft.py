@@ -75,6 +75,9 @@ FREEZE_EVERY = int(os.environ.get("VMFT_FREEZE_EVERY", "5"))
 # continuous templating: every blade refreshes its template this often, so
 # the re-protections after kills are templated syncs, racing refreshes
 TEMPLATE_S = int(os.environ.get("VMFT_TEMPLATE_S", "5"))
+# in the blades' own /var (not the installation prefix's, as the default
+# would be under make distcheck)
+TEMPLATE_DIR = "/var/lib/atca-ft/vmft-templates"
 GUEST_HOST = 200  # the guest's address on the management network: .200
 UDP_PORT = 7777
 FAILS = []
@@ -137,6 +140,7 @@ vmft {
     engine: %s
     state_dir: /dev/shm/atca-vmft
     disk_dir: %s
+    template_dir: %s
     console_dir: /var/lib/libvirt/images/console
     epoch: %dms
     heartbeat_timeout: 500ms
@@ -151,7 +155,8 @@ vm {
     disk: /var/lib/libvirt/images/%s.img
     disk_bus: %s
 %s}
-""" % (mode, ENGINE, DISK_DIR, EPOCH_MS, template_s, VM, MEM_MB, VM, DISK_BUS, net_conf()))
+""" % (mode, ENGINE, DISK_DIR, TEMPLATE_DIR, EPOCH_MS, template_s, VM, MEM_MB, VM, DISK_BUS,
+       net_conf()))
 
 
 def net_conf():
