@@ -32,13 +32,14 @@ PACKAGES=(
 	libvirt-dev libfreeipmi-dev libipmimonitoring-dev libopenipmi-dev libsnmp-dev
 	libjson-c-dev libxxhash-dev check
 	clang libclang-rt-14-dev clang-format valgrind
-	jq man-db groff-base util-linux procps libqb-tools
+	jq man-db groff-base mandoc util-linux procps libqb-tools
 	# the shelf lab (tests/lab): simulated shelf, blades, hypervisors, NMS
 	python3 iproute2 binutils openipmi ipmitool freeipmi-tools corosync
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 	snmptrapd snmp
-	# fence_atca's tests: metadata schema check, Pacemaker accepting the agent
-	libxml2-utils pacemaker-cli-utils
+	# fence_atca's and the OCF agent's tests: metadata schema check,
+	# Pacemaker accepting the agent, ocf-tester and ocf-shellfuncs
+	libxml2-utils pacemaker-cli-utils resource-agents
 )
 
 if [ $packages = yes ]; then

@@ -287,6 +287,12 @@ START_TEST(test_defaults_and_derived)
 	ck_assert_int_eq(cfg->logging.level, LOG_INFO);
 	ck_assert_uint_eq(cfg->logging.blackbox_size, 1024 * 1024);
 	ck_assert_uint_eq(cfg->n_pairs, 0); /* one blade: nobody to pair with */
+	/* the notifier's rate limit and engine ID */
+	ck_assert_uint_eq(cfg->snmp.max_per_minute, 60);
+	ck_assert_uint_eq(cfg->snmp.burst, 20);
+	ck_assert_uint_eq(cfg->snmp.key_burst, 5);
+	ck_assert_uint_eq(cfg->snmp.key_interval_ms, 10000);
+	ck_assert_str_eq(cfg->snmp.engine_id, ""); /* the local blade's host name */
 	af_cfg_free(cfg);
 
 	cfg = load_good(&fx, "derived-pairs.conf");
@@ -317,6 +323,11 @@ START_TEST(test_defaults_and_derived)
 	ck_assert_str_eq(cfg->snmp.targets[0].community, "not public");
 	ck_assert(cfg->snmp.targets[1].cred_loaded);
 	ck_assert_str_eq(cfg->snmp.targets[1].cred.priv_password, "privpass1");
+	ck_assert_uint_eq(cfg->snmp.max_per_minute, 120);
+	ck_assert_uint_eq(cfg->snmp.burst, 50);
+	ck_assert_uint_eq(cfg->snmp.key_burst, 3);
+	ck_assert_uint_eq(cfg->snmp.key_interval_ms, 60000);
+	ck_assert_str_eq(cfg->snmp.engine_id, "shelf7_blade-1.a");
 	ck_assert_int_eq(cfg->logging.syslog_facility, LOG_LOCAL4);
 	{
 		struct af_log_settings s;
@@ -629,6 +640,93 @@ START_TEST(test_review_regressions)
 }
 END_TEST
 
+/* The warning of diag that contains text, or NULL. */
+static const char *warning_with(const struct af_cfg_diag *diag, const char *text)
+{
+	for (unsigned i = 0; i < diag->n_warnings; i++)
+		if (strstr(diag->warnings[i], text) != NULL)
+			return diag->warnings[i];
+	return NULL;
+}
+
+/* The notifier's rate limit and engine ID at their limits; a key_burst
+ * beyond the notifier-wide burst loads with a warning at its line. */
+START_TEST(test_snmp_limits)
+{
+	static const char head[] = "shelf {\n    credentials: @CRED@\n    manager {\n"
+	                           "        address: 127.0.0.1\n    }\n}\nblade {\n    slot: 1\n"
+	                           "    host: b1\n}\n";
+	struct fixtures fx;
+	struct af_cfg_diag diag;
+	struct af_config *cfg = NULL;
+	char text[1024], *sub;
+	size_t tlen;
+
+	fixtures_make(&fx);
+	/* the bounds themselves load, and print back as they were given */
+	snprintf(text, sizeof(text),
+	         "%ssnmp {\n    burst: 1\n    key_burst: 1\n    key_interval: 100ms\n"
+	         "    engine_id: a23456789012345678901234567\n}\n",
+	         head);
+	cfg = parse_ok(&fx, "low.conf", text, strlen(text));
+	ck_assert_uint_eq(cfg->snmp.burst, 1);
+	ck_assert_uint_eq(cfg->snmp.key_burst, 1);
+	ck_assert_uint_eq(cfg->snmp.key_interval_ms, 100);
+	ck_assert_uint_eq(strlen(cfg->snmp.engine_id), AF_SNMP_ENGINE_ID_MAX);
+	{
+		char *printed = print_uncommented(cfg);
+
+		ck_assert_ptr_nonnull(strstr(printed, "    key_interval: 100ms\n"));
+		ck_assert_ptr_nonnull(
+		        strstr(printed, "    engine_id: a23456789012345678901234567\n"));
+		free(printed);
+	}
+	af_cfg_free(cfg);
+	snprintf(text, sizeof(text),
+	         "%ssnmp {\n    burst: 100000\n    key_burst: 10000\n    key_interval: 24h\n}\n",
+	         head);
+	cfg = parse_ok(&fx, "high.conf", text, strlen(text));
+	ck_assert_uint_eq(cfg->snmp.burst, 100000);
+	ck_assert_uint_eq(cfg->snmp.key_interval_ms, 24ULL * 3600 * 1000);
+	af_cfg_free(cfg);
+	/* without an engine_id nothing is printed: the default stays the host */
+	snprintf(text, sizeof(text), "%ssnmp {\n    max_per_minute: 10\n}\n", head);
+	cfg = parse_ok(&fx, "none.conf", text, strlen(text));
+	{
+		char *printed = print_uncommented(cfg);
+
+		ck_assert_ptr_null(strstr(printed, "engine_id"));
+		ck_assert_ptr_nonnull(strstr(printed, "    key_burst: 5\n"));
+		free(printed);
+	}
+	af_cfg_free(cfg);
+
+	/* key_burst beyond burst: a warning at key_burst's line (13) */
+	snprintf(text, sizeof(text), "%ssnmp {\n    burst: 4\n    key_burst: 6\n}\n", head);
+	sub = substitute(&fx, text, strlen(text), &tlen);
+	ck_assert_int_eq(af_cfg_parse_buffer("warn.conf", sub, tlen, 0, &cfg, &diag), 0);
+	ck_assert_ptr_nonnull(warning_with(&diag, "warn.conf:13: warning: snmp.key_burst (6) is "
+	                                          "larger than snmp.burst (4): at most 4"));
+	af_cfg_free(cfg);
+	free(sub);
+	/* ... at burst's line when key_burst is the default */
+	snprintf(text, sizeof(text), "%ssnmp {\n    burst: 3\n}\n", head);
+	sub = substitute(&fx, text, strlen(text), &tlen);
+	ck_assert_int_eq(af_cfg_parse_buffer("warn2.conf", sub, tlen, 0, &cfg, &diag), 0);
+	ck_assert_ptr_nonnull(warning_with(&diag, "warn2.conf:12: warning: snmp.key_burst (5)"));
+	af_cfg_free(cfg);
+	free(sub);
+	/* equal is fine */
+	snprintf(text, sizeof(text), "%ssnmp {\n    burst: 5\n}\n", head);
+	sub = substitute(&fx, text, strlen(text), &tlen);
+	ck_assert_int_eq(af_cfg_parse_buffer("eq.conf", sub, tlen, 0, &cfg, &diag), 0);
+	ck_assert_ptr_null(warning_with(&diag, "key_burst"));
+	af_cfg_free(cfg);
+	free(sub);
+	fixtures_free(&fx);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -642,6 +740,7 @@ static Suite *config_suite(void)
 	add_tcase(s, test_good_files_round_trip, 30);
 	add_tcase(s, test_defaults_and_derived, 10);
 	add_tcase(s, test_example_and_docs_complete, 10);
+	add_tcase(s, test_snmp_limits, 10);
 	return s;
 }
 

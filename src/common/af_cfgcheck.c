@@ -350,6 +350,17 @@ static void check_snmp(struct af_cfg_load *ld)
 {
 	struct af_cfg_snmp *s = &ld->cfg->snmp;
 
+	/* the notifier-wide bucket caps every key's: a larger key_burst is
+	 * never reached */
+	if (s->key_burst > s->burst)
+		af_cfg_warning(ld,
+		               af_cfg_line_of("snmp", &s->where,
+		                              af_cfg_given("snmp", &s->where, "key_burst")
+		                                      ? "key_burst"
+		                                      : "burst"),
+		               "snmp.key_burst (%u) is larger than snmp.burst (%u): at most %u "
+		               "notifications pass in a burst",
+		               s->key_burst, s->burst, s->burst);
 	for (unsigned i = 0; i < s->n_targets; i++) {
 		struct af_cfg_snmp_target *t = &s->targets[i];
 

@@ -237,6 +237,11 @@ static const struct af_sspec snmp_subs[] = {
 
 static const struct af_kspec snmp_keys[] = {
         K_UINT("max_per_minute", struct af_cfg_snmp, max_per_minute, 1, 100000, "60", 0),
+        K_UINT("burst", struct af_cfg_snmp, burst, 1, 100000, "20", 0),
+        K_UINT("key_burst", struct af_cfg_snmp, key_burst, 1, 10000, "5", 0),
+        K_DUR("key_interval", struct af_cfg_snmp, key_interval_ms, 100, 24 * MS_H, "10s"),
+        /* "" (not given): the local blade's host name */
+        K_STR("engine_id", struct af_cfg_snmp, engine_id, AF_KT_NAME, "", 0),
 };
 
 static const struct af_kspec subsys_keys[] = {

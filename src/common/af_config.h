@@ -29,6 +29,9 @@
 #define AF_MAX_VMS 128
 #define AF_MAX_SHMC 2
 #define AF_MAX_SNMP_TARGETS 8
+/* the text of snmp.engine_id: 5 bytes of header + text make an
+ * snmpEngineID of at most 32 bytes */
+#define AF_SNMP_ENGINE_ID_MAX 27
 
 #define AF_CFG_NAME_MAX 64
 #define AF_CFG_HOST_MAX 128
@@ -234,7 +237,12 @@ struct af_cfg_snmp_target {
 
 struct af_cfg_snmp {
 	struct af_cfg_where where;
-	uint32_t max_per_minute; /* rate limit per target */
+	uint32_t max_per_minute;  /* refill of the notifier-wide bucket, per minute */
+	uint32_t burst;           /* notifier-wide bucket: notifications in a burst */
+	uint32_t key_burst;       /* per (notification, target): in a burst */
+	uint64_t key_interval_ms; /* ... and one more per this */
+	/* text of our snmpEngineID (v3 traps); "" = the local blade's host name */
+	char engine_id[AF_SNMP_ENGINE_ID_MAX + 1];
 	unsigned n_targets;
 	struct af_cfg_snmp_target targets[AF_MAX_SNMP_TARGETS];
 };

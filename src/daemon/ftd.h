@@ -22,6 +22,7 @@ struct smc;
 struct fm;
 struct rcv;
 struct vft;
+struct nt;
 struct ftd_vmft_wait;
 struct ftd_ipc;
 struct ftd_fence_req;
@@ -37,6 +38,18 @@ struct ftd_fault_rec {
 	int op; /* enum fm_fault_op */
 	uint64_t ns;
 	struct af_fault fault;
+};
+
+/* The hot-swap transitions of one blade announced over SNMP, to drop a
+ * transition the shelf-manager client reports twice (a late SEL event
+ * after the same state was read). */
+struct ftd_nt_hotswap {
+	int8_t last; /* the last state announced + 1; 0: none yet */
+	uint8_t next;
+	struct {
+		int8_t from, to;
+		uint64_t ns;
+	} recent[4];
 };
 
 /* An event as the daemon received it. */
@@ -73,6 +86,17 @@ struct ftd_ctx {
 	uint64_t start_ns;
 	time_t start_wall;
 	uint32_t local_blade; /* 0 = observer */
+
+	/* the SNMP notifier (first to start, last to stop: it hears about
+	 * every fault) and what it remembers between events */
+	struct nt *nt;
+	uint32_t nt_key_burst, nt_burst; /* its rate limit (set when it starts) */
+	uint64_t nt_key_interval_ms;
+	char nt_shmc[AF_CFG_HOST_MAX + 8]; /* the last switchover announced ("addr:port") */
+	uint64_t nt_cluster_faults[8];     /* open faults announced as layer cluster */
+	struct ftd_nt_hotswap nt_hotswap[AF_MAX_BLADES + 1];
+	unsigned nt_n_unprotected; /* VMs whose protection loss was announced */
+	char nt_unprotected[AF_MAX_VMS][AF_CFG_NAME_MAX];
 
 	struct fm *fm;
 	/* the failure model's next timer (a hold, a ttl) on the loop */

@@ -19,6 +19,7 @@
 #include "fm.h"
 #include "fm_rules.h"
 #include "ipd.h"
+#include "nt.h"
 #include "rcv.h"
 #include "smc.h"
 #include "vft.h"
@@ -34,8 +35,92 @@ static struct af_module_env module_env(struct ftd_ctx *ctx, const struct af_conf
 	return env;
 }
 
+/* ---- SNMP notifications ------------------------------------------------------------ */
+
+/* atcaFtTarget of a fault: "blade 3", "vm web", and the part of it the fault
+ * is about after a colon ("blade 3:CPU Temp"). */
+static void nt_fault_target(const struct af_fault *f, char *buf, size_t len)
+{
+	size_t n;
+
+	if (af_fault_target(f, buf, len) < 0)
+		buf[0] = '\0';
+	n = strlen(buf);
+	if (f->entity[0] != '\0' && !(f->scope == AF_SCOPE_VM && strcmp(f->entity, f->vm) == 0))
+		snprintf(buf + n, len - n, ":%s", f->entity);
+}
+
+/* The failure model has no layer of its own for the cluster: a fault of
+ * the whole shelf caused by a quorum event (quorum-lost) is the MIB's
+ * cluster(4). The cause is looked up in the recent events. */
+static int nt_fault_layer(struct ftd_ctx *ctx, const struct af_fault *f, bool raised)
+{
+	uint64_t *open = ctx->nt_cluster_faults;
+	const unsigned n = AF_ARRAY_SIZE(ctx->nt_cluster_faults);
+
+	if (f->scope != AF_SCOPE_SHELF || f->id == 0)
+		return (int)f->layer;
+	for (unsigned i = 0; i < n; i++) {
+		if (open[i] != f->id)
+			continue;
+		if (!raised)
+			open[i] = 0; /* its clear: forgotten */
+		return NT_LAYER_CLUSTER;
+	}
+	if (!raised || f->n_causes == 0 || ctx->ev_ring == NULL)
+		return (int)f->layer;
+	for (unsigned i = 0; i < ctx->ev_len; i++) {
+		const struct af_event *ev =
+		        &ctx->ev_ring[(ctx->ev_head + ctx->ev_len - 1 - i) % FTD_EVENT_RING].ev;
+
+		if (ev->id != f->causes[0])
+			continue;
+		if (ev->kind != AF_EV_QUORUM)
+			break;
+		/* remembered for its clear (the oldest one makes room) */
+		memmove(open, open + 1, (n - 1) * sizeof(*open));
+		open[n - 1] = f->id;
+		return NT_LAYER_CLUSTER;
+	}
+	return (int)f->layer;
+}
+
+/* A raise or a clear (not the updates: the NMS has the alarm already). */
+static void nt_send_fault(struct ftd_ctx *ctx, const struct fm_report *r)
+{
+	const struct af_fault *f = r->fault;
+	char target[AF_VM_NAME_MAX + AF_FAULT_ENTITY_MAX + 16], text[400];
+	int layer;
+
+	if (ctx->nt == NULL || (r->op != FM_OP_RAISE && r->op != FM_OP_CLEAR))
+		return;
+	layer = nt_fault_layer(ctx, f, r->op == FM_OP_RAISE);
+	nt_fault_target(f, target, sizeof(target));
+	if (r->op == FM_OP_RAISE)
+		snprintf(text, sizeof(text), "%s %s fault on %s (rule %s): recovery %s%s",
+		         f->severity < AF_SEV_COUNT ? af_severity_names[f->severity] : "?",
+		         layer == NT_LAYER_CLUSTER   ? "cluster"
+		         : f->layer < AF_LAYER_COUNT ? af_layer_names[f->layer]
+		                                     : "?",
+		         target, f->rule,
+		         f->rclass < AF_RC_COUNT ? af_rclass_names[f->rclass] : "?",
+		         r->escalated ? " (escalated)" : "");
+	else if (r->why == FM_WHY_MERGED)
+		snprintf(text, sizeof(text),
+		         "fault %llu on %s (rule %s) cleared: now part of fault %llu",
+		         (unsigned long long)f->id, target, f->rule,
+		         (unsigned long long)r->merged_into);
+	else
+		snprintf(text, sizeof(text), "fault %llu on %s (rule %s) cleared (%s)",
+		         (unsigned long long)f->id, target, f->rule,
+		         r->why < FM_WHY_COUNT ? fm_why_names[r->why] : "?");
+	nt_fault(ctx->nt, r->op == FM_OP_RAISE, (uint32_t)f->id, layer, (int)f->severity, f->rule,
+	         target, text);
+}
+
 /* Every raise, update and clear is logged where an operator looks, kept
- * for "atca-ftctl faults", and handed to recovery. */
+ * for "atca-ftctl faults", sent to the NMS (raise and clear) and handed to
+ * recovery. */
 static void fm_fault(void *opaque, const struct fm_report *r)
 {
 	struct ftd_ctx *ctx = opaque;
@@ -48,6 +133,7 @@ static void fm_fault(void *opaque, const struct fm_report *r)
 	if (ctx == NULL)
 		return;
 	ftd_faults_add(ctx, (int)r->op, r->fault);
+	nt_send_fault(ctx, r);
 	if (r->op == FM_OP_RAISE && ctx->rcv != NULL)
 		rcv_fault_raised(ctx->rcv, r->fault);
 	else if (r->op == FM_OP_CLEAR && ctx->rcv != NULL)
@@ -201,8 +287,8 @@ static void m_fm_fini(struct ftd_ctx *c)
 	}
 
 /* Recovery's ways out of its module: fencing through the shelf manager,
- * messages through corosync, notifications to the operator (the log now,
- * SNMP traps too once the notifier exists). */
+ * messages through corosync, notifications to the operator (the log and
+ * the SNMP notifier). */
 static int hook_send(void *opaque, const void *buf, size_t len)
 {
 	struct ftd_ctx *c = opaque;
@@ -210,10 +296,51 @@ static int hook_send(void *opaque, const void *buf, size_t len)
 	return ftd_cluster_send(c->cluster, buf, len);
 }
 
+/* "plan N (TARGET) ...": the plan's id and what it is about; false if the
+ * text does not start so. */
+static bool plan_of(const char *text, uint64_t *plan, char *target, size_t len)
+{
+	const char *p, *end;
+	char *num_end;
+
+	target[0] = '\0';
+	if (text == NULL || strncmp(text, "plan ", 5) != 0)
+		return false;
+	errno = 0;
+	*plan = strtoull(text + 5, &num_end, 10);
+	if (errno != 0 || num_end == text + 5)
+		return false;
+	p = num_end;
+	if (strncmp(p, " (", 2) == 0 && (end = strchr(p + 2, ')')) != NULL)
+		snprintf(target, len, "%.*s", (int)(end - p - 2), p + 2);
+	return true;
+}
+
+/* Recovery's notifications: a plan's start and end are SNMP notifications
+ * too. A NOTIFY step and a lost quorum have none of their own: the fault
+ * that caused them was sent when it was raised. */
 static void hook_notify(void *opaque, const char *kind, const char *text)
 {
-	(void)opaque;
+	struct ftd_ctx *c = opaque;
+	char target[AF_CFG_NAME_MAX + 16];
+	uint64_t plan = 0;
+	int phase;
+
 	af_log(AF_SS_RECOVERY, LOG_NOTICE, "NOTIFY %s: %s", kind, text);
+	if (c == NULL || c->nt == NULL)
+		return;
+	if (strcmp(kind, "recovery-started") == 0)
+		phase = NT_PHASE_STARTED;
+	else if (strcmp(kind, "recovery-succeeded") == 0)
+		phase = NT_PHASE_SUCCEEDED;
+	else if (strcmp(kind, "recovery-failed") == 0)
+		phase = NT_PHASE_FAILED;
+	else
+		return;
+	if (!plan_of(text, &plan, target, sizeof(target)))
+		af_log(AF_SS_RECOVERY, LOG_WARNING,
+		       "NOTIFY %s: no plan id in '%s': sent with plan 0", kind, text);
+	nt_recovery(c->nt, phase, (uint32_t)plan, target, text);
 }
 
 /* The checkpoint engines of this blade, through the vmft-bridge (started
@@ -274,6 +401,67 @@ static void m_rcv_fini(struct ftd_ctx *c)
 	ftd_fence_hooks_drop(c);
 }
 
+/* The SNMP notifier. Its rate limit is set when it starts: a reload that
+ * changes it starts a new notifier (the old one's informs in flight are
+ * cancelled); snmp.engine_id is net-snmp's, for the life of the process. */
+static void nt_opts_of(const struct af_config *cfg, struct nt_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->engine_id = cfg->snmp.engine_id[0] != '\0' ? cfg->snmp.engine_id : NULL;
+	o->key_burst = cfg->snmp.key_burst;
+	o->key_refill_ms = cfg->snmp.key_interval_ms;
+	o->global_burst = cfg->snmp.burst;
+}
+
+static int nt_start(struct ftd_ctx *c, const struct af_config *cfg, struct nt **out)
+{
+	struct af_module_env env = module_env(c, cfg);
+	struct nt_options o;
+	int rc;
+
+	nt_opts_of(cfg, &o);
+	rc = nt_init_with(out, &env, &o);
+	if (rc == 0) {
+		c->nt_key_burst = cfg->snmp.key_burst;
+		c->nt_burst = cfg->snmp.burst;
+		c->nt_key_interval_ms = cfg->snmp.key_interval_ms;
+	}
+	return rc;
+}
+
+static int m_nt_init(struct ftd_ctx *c)
+{
+	return nt_start(c, c->cfg, &c->nt);
+}
+static int m_nt_reconf(struct ftd_ctx *c, const struct af_config *cfg)
+{
+	struct nt *next = NULL;
+	int rc;
+
+	if (cfg->snmp.key_burst == c->nt_key_burst && cfg->snmp.burst == c->nt_burst &&
+	    cfg->snmp.key_interval_ms == c->nt_key_interval_ms)
+		return nt_reconfigure(c->nt, cfg);
+	rc = nt_start(c, cfg, &next);
+	if (rc < 0)
+		return rc;
+	af_log(AF_SS_SNMP, LOG_NOTICE,
+	       "snmp: new rate limit (%u per target and notification, one more every %llu ms; "
+	       "%u in all): notifier restarted",
+	       cfg->snmp.key_burst, (unsigned long long)cfg->snmp.key_interval_ms, cfg->snmp.burst);
+	nt_fini(c->nt);
+	c->nt = next;
+	return 0;
+}
+static void m_nt_desc(const struct ftd_ctx *c, struct af_module_status *st)
+{
+	nt_describe(c->nt, st);
+}
+static void m_nt_fini(struct ftd_ctx *c)
+{
+	nt_fini(c->nt);
+	c->nt = NULL;
+}
+
 static int m_cluster_init(struct ftd_ctx *c)
 {
 	return ftd_cluster_init(&c->cluster, c);
@@ -311,6 +499,9 @@ static void m_ipc_fini(struct ftd_ctx *c)
 		n, m_##p##_init, m_##p##_reconf, m_##p##_desc, m_##p##_fini                        \
 	}
 static const struct ftd_module ftd_modules[] = {
+        /* first: every later module's faults and events reach the NMS,
+         * down to the last one's stop */
+        ROW("snmp-notifier", nt),
         ROW("failure-model", fm),
         ROW("recovery", rcv),
         /* membership after recovery, which it feeds; the group name is read
@@ -417,6 +608,145 @@ static void feed_hotswap(struct ftd_ctx *ctx, const struct af_event *ev)
 	smc_hotswap_observed(ctx->smc, ev->blade, mstate_of(offsets));
 }
 
+/* "1+2": the pair of blade, "" without one (as "atca-ftctl pairs" names it). */
+static void pair_name(const struct af_config *cfg, uint32_t blade, char *buf, size_t len)
+{
+	uint32_t partner = blade ? af_cfg_partner(cfg, blade) : 0;
+
+	if (partner == 0)
+		buf[0] = '\0';
+	else
+		snprintf(buf, len, "%u+%u", blade < partner ? blade : partner,
+		         blade < partner ? partner : blade);
+}
+
+/* Whether the loss of vm's protection was announced; set or clear it. */
+static bool nt_unprotected(struct ftd_ctx *ctx, const char *vm, int set)
+{
+	unsigned i;
+
+	for (i = 0; i < ctx->nt_n_unprotected; i++)
+		if (strcmp(ctx->nt_unprotected[i], vm) == 0)
+			break;
+	if (set > 0 && i == ctx->nt_n_unprotected && i < AF_MAX_VMS)
+		af_strlcpy(ctx->nt_unprotected[ctx->nt_n_unprotected++], vm, AF_CFG_NAME_MAX);
+	if (set == 0 && i < ctx->nt_n_unprotected) {
+		ctx->nt_n_unprotected--;
+		if (i != ctx->nt_n_unprotected)
+			memcpy(ctx->nt_unprotected[i], ctx->nt_unprotected[ctx->nt_n_unprotected],
+			       AF_CFG_NAME_MAX);
+		return true;
+	}
+	return i < ctx->nt_n_unprotected;
+}
+
+/* The checkpoint engines' health: a lost backup, its return (only after a
+ * loss was announced: not at every start), a stalled replication. */
+static void nt_engine_event(struct ftd_ctx *ctx, const struct af_event *ev)
+{
+	const struct af_config *cfg = ctx->cfg;
+	const char *state = af_event_get(ev, "state"), *vm = ev->entity;
+	uint32_t blade = ev->blade > 0 ? (uint32_t)ev->blade : 0;
+	char pair[32], text[256];
+
+	if (state == NULL || vm[0] == '\0')
+		return;
+	for (unsigned i = 0; blade == 0 && i < cfg->n_vms; i++)
+		if (strcmp(cfg->vms[i].name, vm) == 0)
+			blade = cfg->vms[i].blade;
+	pair_name(cfg, blade, pair, sizeof(pair));
+	if (strcmp(state, "backup-lost") == 0) {
+		if (nt_unprotected(ctx, vm, -1))
+			return; /* announced already */
+		nt_unprotected(ctx, vm, 1);
+		snprintf(text, sizeof(text),
+		         "the hot backup of vm %s%s%s is lost: it runs unprotected until a new "
+		         "backup is synchronised",
+		         vm, pair[0] ? " of pair " : "", pair);
+		nt_protection(ctx->nt, true, pair, vm, text);
+	} else if (strcmp(state, "ok") == 0) {
+		if (!nt_unprotected(ctx, vm, 0))
+			return;
+		snprintf(text, sizeof(text),
+		         "vm %s%s%s is protected again: its backup is synchronised", vm,
+		         pair[0] ? " of pair " : "", pair);
+		nt_protection(ctx->nt, false, pair, vm, text);
+	} else if (strcmp(state, "replication-stalled") == 0) {
+		const char *e = af_event_get(ev, "epoch");
+		unsigned long long epoch = 0;
+		char *end;
+
+		errno = 0;
+		if (e != NULL)
+			epoch = strtoull(e, &end, 10);
+		if (e == NULL || errno != 0 || *end != '\0')
+			epoch = 0;
+		nt_stalled(ctx->nt, vm, epoch);
+	}
+}
+
+/* A hot-swap transition of a blade's payload. One that does not follow the
+ * last state announced and repeats a transition announced in the last 5 s
+ * is a late copy (OpenIPMI's SEL event after the same transition came
+ * through ipmi-detect): announcing it would take the NMS back in time. */
+static void nt_hotswap_event(struct ftd_ctx *ctx, const struct af_event *ev)
+{
+	struct ftd_nt_hotswap *h;
+	int from = mstate_of(af_event_get(ev, "from")), to = mstate_of(af_event_get(ev, "to"));
+	uint64_t now = af_mono_ns();
+
+	if (ev->blade <= 0 || ev->blade > AF_MAX_BLADES || to < 0)
+		return;
+	h = &ctx->nt_hotswap[ev->blade];
+	if (h->last != 0 && from != h->last - 1) {
+		for (unsigned i = 0; i < AF_ARRAY_SIZE(h->recent); i++) {
+			if (h->recent[i].ns != 0 && now - h->recent[i].ns < 5 * AF_NS_PER_S &&
+			    h->recent[i].from == from && h->recent[i].to == to) {
+				af_log(AF_SS_SNMP, LOG_DEBUG,
+				       "snmp: blade %d: M%d -> M%d again (now M%d): not announced",
+				       ev->blade, from, to, h->last - 1);
+				return;
+			}
+		}
+	}
+	h->recent[h->next].from = (int8_t)from;
+	h->recent[h->next].to = (int8_t)to;
+	h->recent[h->next].ns = now;
+	h->next = (uint8_t)((h->next + 1) % AF_ARRAY_SIZE(h->recent));
+	h->last = (int8_t)(to + 1);
+	nt_hotswap(ctx->nt, (unsigned)ev->blade, from, to);
+}
+
+/* The events that are SNMP notifications of their own: hot-swap transitions
+ * of a blade's payload (FRU 0), a shelf-manager switchover (seen by both
+ * ipmi-detect and the shelf-manager client: announced once), engine health. */
+static void nt_event(struct ftd_ctx *ctx, const struct af_event *ev)
+{
+	const char *fru, *to;
+
+	if (ctx->nt == NULL)
+		return;
+	switch (ev->kind) {
+	case AF_EV_HOTSWAP:
+		fru = af_event_get(ev, "fru");
+		if (fru == NULL || strcmp(fru, "0") == 0)
+			nt_hotswap_event(ctx, ev);
+		break;
+	case AF_EV_SHMC_SWITCHOVER:
+		to = af_event_get(ev, "to");
+		if (to == NULL || strcmp(to, ctx->nt_shmc) == 0)
+			break;
+		af_strlcpy(ctx->nt_shmc, to, sizeof(ctx->nt_shmc));
+		nt_switchover(ctx->nt, to);
+		break;
+	case AF_EV_ENGINE_HEALTH:
+		nt_engine_event(ctx, ev);
+		break;
+	default:
+		break;
+	}
+}
+
 void ftd_event_sink(void *opaque, struct af_event *ev)
 {
 	struct ftd_ctx *ctx = opaque;
@@ -432,6 +762,7 @@ void ftd_event_sink(void *opaque, struct af_event *ev)
 	else
 		af_info("event %s", line);
 	ftd_events_add(ctx, ev);
+	nt_event(ctx, ev);
 	feed_hotswap(ctx, ev);
 	if (ctx->rcv != NULL)
 		rcv_event(ctx->rcv, ev);
@@ -573,6 +904,9 @@ static void keep_restart_only(struct af_config *next, const struct af_config *cu
 	         sizeof(next->daemon.pidfile)},
 	        {"daemon.state_dir", next->daemon.state_dir, cur->daemon.state_dir,
 	         sizeof(next->daemon.state_dir)},
+	        /* net-snmp has one engine ID per process */
+	        {"snmp.engine_id", next->snmp.engine_id, cur->snmp.engine_id,
+	         sizeof(next->snmp.engine_id)},
 	};
 
 	for (size_t i = 0; i < AF_ARRAY_SIZE(keep); i++) {

@@ -9,6 +9,7 @@
 #include "ftd.h"
 #include "vft.h"
 
+#include "nt.h"
 #include "rcv.h"
 
 #include <errno.h>
@@ -215,6 +216,43 @@ static json_object *modules_json(const struct ftd_ctx *ctx)
 	return a;
 }
 
+/* The SNMP notifier's targets: what each sent and what the NMS answered. */
+static json_object *snmp_json(const struct ftd_ctx *ctx)
+{
+	json_object *o, *a;
+	struct nt_target_stats st;
+	char hex[80];
+	uint64_t suppressed = 0;
+
+	if (ctx->nt == NULL)
+		return NULL;
+	o = json_object_new_object();
+	a = json_object_new_array();
+	json_object_object_add(
+	        o, "engine_id",
+	        nt_engine_id(ctx->nt, hex, sizeof(hex)) == 0 ? json_object_new_string(hex) : NULL);
+	for (unsigned i = 0; nt_target_stats(ctx->nt, i, &st) == 0; i++) {
+		json_object *t = json_object_new_object();
+
+		json_object_object_add(t, "address", json_object_new_string(st.address));
+		json_object_object_add(t, "version", json_object_new_string(st.version));
+		json_object_object_add(t, "type", json_object_new_string(st.type));
+		json_object_object_add(t, "state", json_object_new_string(st.state));
+		json_object_object_add(t, "sent", json_object_new_int64((int64_t)st.sent));
+		json_object_object_add(t, "acked", json_object_new_int64((int64_t)st.acked));
+		json_object_object_add(t, "failed", json_object_new_int64((int64_t)st.failed));
+		json_object_object_add(t, "timeouts", json_object_new_int64((int64_t)st.timeouts));
+		json_object_object_add(t, "cancelled",
+		                       json_object_new_int64((int64_t)st.cancelled));
+		json_object_object_add(t, "outstanding", json_object_new_int((int)st.outstanding));
+		json_object_array_add(a, t);
+		suppressed = st.suppressed;
+	}
+	json_object_object_add(o, "targets", a);
+	json_object_object_add(o, "suppressed", json_object_new_int64((int64_t)suppressed));
+	return o;
+}
+
 static json_object *status(const struct ftd_ctx *ctx)
 {
 	json_object *o = json_object_new_object();
@@ -225,6 +263,7 @@ static json_object *status(const struct ftd_ctx *ctx)
 	json_object_object_add(o, "pairs", pairs_json(ctx->cfg));
 	json_object_object_add(o, "vms", vms_json(ctx->cfg));
 	json_object_object_add(o, "modules", modules_json(ctx));
+	json_object_object_add(o, "snmp", snmp_json(ctx));
 	return o;
 }
 

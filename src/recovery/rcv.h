@@ -32,7 +32,11 @@ struct rcv_hooks {
 	void (*fence_forget)(void *opaque, void *cookie);
 	/* Sends a cluster message to every daemon (CPG, totally ordered). */
 	int (*send)(void *opaque, const void *buf, size_t len);
-	/* Tells the operator (log, SNMP). kind: "recovery-started", ... */
+	/* Tells the operator (log, SNMP). kind: "recovery-started" (a plan's
+	 * first action), "recovery-succeeded", "recovery-failed" (text "plan
+	 * N (TARGET) ...", TARGET "vm NAME", "blade N" or "shelf"; a plan of
+	 * notify steps only has none of the three), "recovery-notify" (a notify
+	 * step: "plan N: ..."), "quorum-lost". */
 	void (*notify)(void *opaque, const char *kind, const char *text);
 	/* The checkpoint engine of a VM it protects on this blade (a VM with
 	 * protection ft and a disk is no libvirt domain: its engine runs its

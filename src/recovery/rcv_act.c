@@ -194,6 +194,76 @@ static int act_engine(struct rcv *m, const struct rcv_run *r, unsigned i, enum r
 	return rc;
 }
 
+/* A plan that does something (not only tell the operator, which its
+ * fault's own notification did): its start and success are notified. */
+static bool plan_acts(const struct rcv_plan *p)
+{
+	for (unsigned i = 0; i < p->n_steps; i++)
+		if (p->steps[i].kind != RCV_STEP_NOTIFY && p->steps[i].kind != RCV_STEP_WAIT_QUORUM)
+			return true;
+	return false;
+}
+
+/* What a plan is about, as the SNMP notifications name it: the blade it
+ * fences, else its one VM, else the blade it acts on first (the one whose
+ * VMs stop, restart or leave), "shelf" if none. */
+static void plan_target(const struct rcv_plan *p, char *buf, size_t len)
+{
+	const char *vm = NULL;
+	bool several = false;
+	int blade = 0, dest = 0;
+
+	for (unsigned i = 0; i < p->n_steps; i++) {
+		const struct rcv_step *s = &p->steps[i];
+
+		if (s->kind == RCV_STEP_FENCE && s->blade > 0) {
+			snprintf(buf, len, "blade %d", s->blade);
+			return;
+		}
+		if (s->vm[0] != '\0' && s->kind != RCV_STEP_RELEASE) {
+			several |= vm != NULL && strcmp(vm, s->vm) != 0;
+			if (vm == NULL)
+				vm = s->vm;
+		}
+		if (s->blade <= 0)
+			continue;
+		if (blade == 0 && (s->kind == RCV_STEP_STOP_VM || s->kind == RCV_STEP_RESTART_VM ||
+		                   s->kind == RCV_STEP_NOTIFY))
+			blade = s->blade;
+		if (dest == 0)
+			dest = s->blade;
+	}
+	if (vm != NULL && !several)
+		snprintf(buf, len, "vm %s", vm);
+	else if (blade > 0 || dest > 0)
+		snprintf(buf, len, "blade %d", blade > 0 ? blade : dest);
+	else
+		snprintf(buf, len, "shelf");
+}
+
+/* The first action of a run (not a retry, not an escalation, no earlier
+ * step acted): the plan starts. After a daemon restart the plan resumes at
+ * its first unfinished step, and starts again (said so). */
+static void maybe_started(struct rcv *m, const struct rcv_run *r, unsigned i)
+{
+	char text[320], target[AF_VM_NAME_MAX + 16];
+	bool resumed = false;
+
+	if (m->hooks.notify == NULL || r->t_first[i] != r->t_start[i] || !plan_acts(&r->plan))
+		return;
+	for (unsigned k = 0; k < i; k++) {
+		if (r->t_first[k] != 0)
+			return;
+		/* done before this process started (a WAIT_QUORUM step done
+		 * now has its times) */
+		resumed |= r->st[k] == RCV_ST_DONE && r->t_start[k] == 0;
+	}
+	plan_target(&r->plan, target, sizeof(target));
+	snprintf(text, sizeof(text), "plan %llu (%s) started%s: %s", (unsigned long long)r->id,
+	         target, resumed ? " again after a restart" : "", r->plan.summary);
+	m->hooks.notify(m->hooks_opaque, "recovery-started", text);
+}
+
 static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_kind kind)
 {
 	struct rcv *m = opaque;
@@ -203,6 +273,7 @@ static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_
 	struct rcv_act *a;
 	int rc, other;
 
+	maybe_started(m, r, i);
 	rcv_view_run_msg(m, r, false);
 	if (kind == RCV_STEP_NOTIFY) {
 		char text[200];
@@ -343,13 +414,22 @@ static bool quorate(void *opaque)
 static void ended(void *opaque, const struct rcv_run *r)
 {
 	struct rcv *m = opaque;
-	char text[240];
+	char text[400], target[AF_VM_NAME_MAX + 16];
+	bool ok = r->state == RCV_RUN_DONE;
 
-	snprintf(text, sizeof(text), "plan %llu %s: %s", (unsigned long long)r->id,
-	         r->state == RCV_RUN_DONE ? "succeeded" : "FAILED", r->plan.summary);
-	if (m->hooks.notify != NULL)
-		m->hooks.notify(m->hooks_opaque,
-		                r->state == RCV_RUN_DONE ? "recovery-succeeded" : "recovery-failed",
+	plan_target(&r->plan, target, sizeof(target));
+	if (ok || r->cur >= r->plan.n_steps)
+		snprintf(text, sizeof(text), "plan %llu (%s) %s: %s", (unsigned long long)r->id,
+		         target, ok ? "succeeded" : "FAILED", r->plan.summary);
+	else
+		snprintf(text, sizeof(text), "plan %llu (%s) FAILED: %s; step %u (%s%s%s): %s",
+		         (unsigned long long)r->id, target, r->plan.summary, r->cur + 1,
+		         rcv_step_names[r->plan.steps[r->cur].kind],
+		         r->plan.steps[r->cur].vm[0] ? " " : "", r->plan.steps[r->cur].vm,
+		         r->msg[r->cur][0] ? r->msg[r->cur] : "no reason given");
+	/* a plan that only told the operator neither started nor succeeds */
+	if (m->hooks.notify != NULL && (!ok || plan_acts(&r->plan)))
+		m->hooks.notify(m->hooks_opaque, ok ? "recovery-succeeded" : "recovery-failed",
 		                text);
 	rcv_view_run_msg(m, r, false);
 	if (r->state == RCV_RUN_DONE) {
