@@ -32,7 +32,7 @@ PACKAGES=(
 	libvirt-dev libfreeipmi-dev libipmimonitoring-dev libopenipmi-dev libsnmp-dev
 	libjson-c-dev libxxhash-dev check
 	clang libclang-rt-14-dev clang-format valgrind
-	jq man-db groff-base mandoc util-linux procps libqb-tools
+	jq man-db groff-base mandoc logrotate bash-completion util-linux procps libqb-tools
 	# the shelf lab (tests/lab): simulated shelf, blades, hypervisors, NMS
 	python3 iproute2 binutils openipmi ipmitool freeipmi-tools corosync
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86

@@ -183,6 +183,84 @@ START_TEST(test_start_status_stop)
 }
 END_TEST
 
+/* log: invalid requests first (unknown subsystem, a level out of range),
+ * then query, set, a reload that keeps the run-time levels, reset. */
+static json_object *log_req(struct fixture *fx, const char *ss, int count, int expect_status)
+{
+	struct af_ipc_request req = {.op = AF_OP_LOG, .version = AF_IPC_VERSION};
+	json_object *doc = NULL;
+
+	if (ss != NULL) {
+		req.has_blade = true;
+		snprintf(req.blade, sizeof(req.blade), "%s", ss);
+	}
+	if (count >= 0) {
+		req.has_count = true;
+		req.count = (uint32_t)count;
+	}
+	ck_assert_int_eq(ftd_dispatch(&fx->ctx, &req, &doc), expect_status);
+	ck_assert_ptr_nonnull(doc);
+	return doc;
+}
+
+static const char *ss_field(json_object *doc, const char *ss, const char *key)
+{
+	json_object *a = get(doc, "subsystems");
+
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		json_object *e = json_object_array_get_idx(a, i);
+
+		if (strcmp(json_object_get_string(get(e, "name")), ss) == 0)
+			return json_object_get_string(get(e, key));
+	}
+	ck_abort_msg("no subsystem %s", ss);
+	return NULL;
+}
+
+START_TEST(test_log_levels)
+{
+	struct fixture fx;
+	struct ftd_reload_result res;
+	json_object *doc;
+
+	fixture_start(&fx);
+	json_object_put(log_req(&fx, "nosuch", -1, -ENOENT));
+	json_object_put(log_req(&fx, "ipmi", 99, -EINVAL));
+	json_object_put(log_req(&fx, NULL, LOG_ERR - 1, -EINVAL));
+	json_object_put(log_req(&fx, NULL, LOG_DEBUG + 1, -EINVAL));
+
+	doc = log_req(&fx, NULL, -1, 0);
+	ck_assert_str_eq(json_object_get_string(get(doc, "source")), "config");
+	ck_assert_int_eq((int)json_object_array_length(get(doc, "subsystems")), AF_SS_COUNT);
+	json_object_put(doc);
+
+	json_object_put(log_req(&fx, NULL, LOG_WARNING, 0));
+	doc = log_req(&fx, "ipmi", LOG_DEBUG, 0);
+	ck_assert_str_eq(json_object_get_string(get(doc, "level")), "warning");
+	ck_assert_str_eq(json_object_get_string(get(doc, "source")), "runtime");
+	ck_assert_str_eq(ss_field(doc, "ipmi", "level"), "debug");
+	ck_assert_str_eq(ss_field(doc, "ipmi", "source"), "runtime");
+	ck_assert_str_eq(ss_field(doc, "fm", "level"), "warning");
+	ck_assert_str_eq(ss_field(doc, "fm", "source"), "daemon");
+	json_object_put(doc);
+
+	ck_assert_int_eq(ftd_reload(&fx.ctx, &res), 0);
+	doc = log_req(&fx, NULL, -1, 0);
+	ck_assert_str_eq(json_object_get_string(get(doc, "source")), "runtime");
+	ck_assert_str_eq(ss_field(doc, "ipmi", "level"), "debug");
+	json_object_put(doc);
+
+	doc = log_req(&fx, "ipmi", AF_LOG_RESET, 0);
+	ck_assert_str_eq(ss_field(doc, "ipmi", "source"), "daemon");
+	ck_assert_str_eq(json_object_get_string(get(doc, "source")), "runtime");
+	json_object_put(doc);
+	doc = log_req(&fx, NULL, AF_LOG_RESET, 0);
+	ck_assert_str_eq(json_object_get_string(get(doc, "source")), "config");
+	json_object_put(doc);
+	fixture_stop(&fx);
+}
+END_TEST
+
 START_TEST(test_reload_bad_then_good)
 {
 	struct fixture fx;
@@ -463,6 +541,7 @@ static Suite *daemon_suite(void)
 	add_tcase(s, test_sd_notify, 10);
 	add_tcase(s, test_start_status_stop, 20);
 	add_tcase(s, test_reload_bad_then_good, 20);
+	add_tcase(s, test_log_levels, 20);
 	add_tcase(s, test_event_sink, 20);
 	add_tcase(s, test_hardware_answers_bad_blades, 20);
 	add_tcase(s, test_hardware_answers, 20);

@@ -289,7 +289,8 @@ START_TEST(test_events)
 	                         "{\"event\":\"state\",\"state\":\"standby\"}\n"
 	                         "{\"event\":\"sync-begin\",\"detail\":\"full copy\"}\n"
 	                         "{\"event\":\"backup-lost\",\"detail\":\"link reset\"}\n"
-	                         "{\"event\":\"replication-stalled\",\"detail\":\"epoch 9\"}\n"
+	                         "{\"event\":\"replication-stalled\",\"detail\":\"epoch 9\","
+	                         "\"epoch\":8}\n"
 	                         "{\"event\":\"protected\"}\n"
 	                         "{\"event\":\"promoted\",\"detail\":null}\n"
 	                         "{\"event\":\"vm-failed\",\"detail\":\"QEMU exited\"}\n"};
@@ -318,8 +319,11 @@ START_TEST(test_events)
 	}
 	ck_assert_int_eq(s.ev[0].kind, AF_EV_ENGINE_HEALTH);
 	ck_assert_str_eq(af_event_get(&s.ev[0], "state"), "backup-lost");
+	ck_assert_ptr_null(af_event_get(&s.ev[0], "epoch"));
 	ck_assert_int_eq(s.ev[1].kind, AF_EV_ENGINE_HEALTH);
 	ck_assert_str_eq(af_event_get(&s.ev[1], "state"), "replication-stalled");
+	/* the last acknowledged epoch, for atcaFtReplicationStalled */
+	ck_assert_str_eq(af_event_get(&s.ev[1], "epoch"), "8");
 	ck_assert_int_eq(s.ev[2].kind, AF_EV_ENGINE_HEALTH);
 	ck_assert_str_eq(af_event_get(&s.ev[2], "state"), "ok");
 	ck_assert_int_eq(s.ev[3].kind, AF_EV_VM_LIFECYCLE);

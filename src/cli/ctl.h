@@ -75,6 +75,8 @@ void ctl_format_age(double seconds, char *buf, size_t len);
 void ctl_render_status(json_object *doc, FILE *f);
 void ctl_render_config_check(json_object *doc, FILE *f);
 void ctl_render_reload(json_object *doc, FILE *f);
+/* the log levels; only subsystem's line when it is not NULL */
+void ctl_render_log(json_object *doc, const char *subsystem, FILE *f);
 
 /* Hardware documents (ctl_render_hw.c). */
 void ctl_render_blades(json_object *doc, FILE *f);

@@ -62,16 +62,22 @@ static void usage(FILE *f)
 	           "  failover VM|BLADE    switch a VM, or every VM of a blade, over to the\n"
 	           "                       partner blade; returns once the plan has started\n"
 	           "  maintenance BLADE on|off\n"
+	           "                       on: evacuate the blade and keep VMs off it;\n"
+	           "                       off: let it run VMs again\n"
 	           "  vm status|protect|unprotect|release NAME\n"
 	           "  vm promote NAME [force]\n"
 	           "  vm start NAME primary|backup\n"
+	           "  vm quit NAME         stop the VM's engine on this blade (and its guest)\n"
+	           "  log [SUBSYSTEM]      the daemon's log levels and where each comes from\n"
+	           "  log level LEVEL [SUBSYSTEM]\n"
+	           "                       set a log level now (err, warning, notice, info,\n"
+	           "                       debug), until reset or restart\n"
+	           "  log reset [SUBSYSTEM] back to the configuration's levels\n"
 	           "  template list [VM]   the VM templates kept on this blade (-c: whose\n"
 	           "                       vmft.template_dir; default " AF_CONFIG_FILE ")\n"
 	           "  template create VM   have the VM's engine here make a template now\n"
 	           "  template verify VM   check the VM's template files against their hashes\n"
 	           "  template delete VM   remove the VM's templates here (with --yes)\n"
-	           "                       on: evacuate the blade and keep VMs off it;\n"
-	           "                       off: let it run VMs again\n"
 	           "  simulate FILE        replay an events file through the failure model\n"
 	           "                       offline (no daemon); prints one JSON line per\n"
 	           "                       fault raised, updated or cleared\n"
@@ -83,8 +89,9 @@ static void usage(FILE *f)
 	           "  -t, --timeout SEC    how long to wait for an answer (default 10; fence and\n"
 	           "                       unfence wait for the daemon's fence_timeout)\n"
 	           "  -n, --count N        at most N records (sel, events, faults, plans)\n"
-	           "  -y, --yes            fence, unfence, failover, maintenance on without\n"
-	           "                       asking for confirmation\n"
+	           "  -y, --yes            fence, unfence, failover, maintenance on, vm\n"
+	           "                       promote, vm quit, template delete without asking\n"
+	           "                       for confirmation\n"
 	           "  -r, --rules FILE     simulate with these failure-model rules (default:\n"
 	           "                       the built-in ones)\n"
 	           "      --print-rules    simulate: print the rules in effect and stop\n"
@@ -492,6 +499,71 @@ static int cmd_maintenance(const struct ctl_opts *o, int argc, char **argv)
 	return answer(o, doc, status, ctl_render_maintenance);
 }
 
+/* log [SUBSYSTEM] | log level LEVEL [SUBSYSTEM] | log reset [SUBSYSTEM]:
+ * the daemon's log levels, set at run time (kept over a reload, dropped by
+ * a restart or reset). */
+static int cmd_log(const struct ctl_opts *o, int argc, char **argv)
+{
+	struct af_ipc_request req = {.op = AF_OP_LOG};
+	json_object *doc = NULL;
+	int status = 0, rc, level = -1, first = 0;
+	bool usage_ok;
+
+	if (argc >= 1 && strcmp(argv[0], "level") == 0) {
+		usage_ok = argc == 2 || argc == 3;
+		if (usage_ok) {
+			level = af_level_parse(argv[1]);
+			if (level < LOG_ERR) {
+				fprintf(stderr,
+				        "atca-ftctl: '%s' is not a log level (err, warning, notice, "
+				        "info, debug)\n",
+				        argv[1]);
+				return CTL_USAGE;
+			}
+			req.has_count = true;
+			req.count = (uint32_t)level;
+		}
+		first = 2;
+	} else if (argc >= 1 && strcmp(argv[0], "reset") == 0) {
+		usage_ok = argc <= 2;
+		req.has_count = true;
+		req.count = AF_LOG_RESET;
+		first = 1;
+	} else {
+		usage_ok = argc <= 1;
+	}
+	if (!usage_ok) {
+		fprintf(stderr, "atca-ftctl: usage: log [SUBSYSTEM]\n"
+		                "       atca-ftctl log level err|warning|notice|info|debug "
+		                "[SUBSYSTEM]\n"
+		                "       atca-ftctl log reset [SUBSYSTEM]\n");
+		return CTL_USAGE;
+	}
+	if (first < argc) {
+		if (af_subsys_parse(argv[first]) < 0) {
+			fprintf(stderr, "atca-ftctl: '%s' is not a subsystem (", argv[first]);
+			for (unsigned i = 0; i < AF_SS_COUNT; i++)
+				fprintf(stderr, "%s%s", i ? ", " : "", af_subsys_names[i]);
+			fprintf(stderr, ")\n");
+			return CTL_USAGE;
+		}
+		if (set_target(&req, argv[first], "a subsystem") != CTL_OK)
+			return CTL_USAGE;
+	}
+	rc = call_req(o, &req, o->timeout_ms, &status, &doc);
+	if (rc != CTL_OK)
+		return rc;
+	if (status < 0)
+		rc = fail(o, status == -ENOENT || status == -EINVAL ? CTL_USAGE : CTL_FAILED,
+		          ctl_str(doc, "error", "failed"));
+	else if (o->json)
+		print_json(doc);
+	else
+		ctl_render_log(doc, first < argc ? argv[first] : NULL, stdout);
+	json_object_put(doc);
+	return rc;
+}
+
 /* vm status|promote|protect|unprotect|release|start NAME ...: a protected
  * VM's checkpoint/replay engine on the blade this daemon runs on. */
 static int cmd_vm(const struct ctl_opts *o, int argc, char **argv)
@@ -503,7 +575,7 @@ static int cmd_vm(const struct ctl_opts *o, int argc, char **argv)
 	        {"status", AF_VMFT_STATUS},     {"promote", AF_VMFT_PROMOTE},
 	        {"protect", AF_VMFT_PROTECT},   {"unprotect", AF_VMFT_UNPROTECT},
 	        {"release", AF_VMFT_RELEASE},   {"start", AF_VMFT_START_PRIMARY},
-	        {"template", AF_VMFT_TEMPLATE},
+	        {"template", AF_VMFT_TEMPLATE}, {"quit", AF_VMFT_QUIT},
 	};
 	struct af_ipc_request req = {.op = AF_OP_VMFT, .has_count = true};
 	char action[96], question[320];
@@ -521,7 +593,8 @@ static int cmd_vm(const struct ctl_opts *o, int argc, char **argv)
 	     strcmp(argv[2], "backup") != 0)) {
 		fprintf(stderr, "atca-ftctl: usage: vm status|protect|unprotect|release NAME\n"
 		                "       atca-ftctl vm promote NAME [force] [--yes]\n"
-		                "       atca-ftctl vm start NAME primary|backup\n");
+		                "       atca-ftctl vm start NAME primary|backup\n"
+		                "       atca-ftctl vm quit NAME [--yes]\n");
 		return CTL_USAGE;
 	}
 	if (set_target(&req, argv[1], "a VM name") != CTL_OK)
@@ -540,6 +613,16 @@ static int cmd_vm(const struct ctl_opts *o, int argc, char **argv)
 		        "fenced%s?",
 		        argv[1],
 		        cmd == AF_VMFT_PROMOTE_FORCE ? " (force: even if it seems connected)" : "");
+		if (!confirmed(o, action, question))
+			return fail(o, CTL_USAGE, "not confirmed: nothing done");
+	}
+	if (cmd == AF_VMFT_QUIT) {
+		snprintf(action, sizeof(action), "stop the engine of %s", argv[1]);
+		snprintf(question, sizeof(question),
+		         "Stop the checkpoint engine of %s on this blade: a primary's guest stops "
+		         "with it, a backup no longer protects it, and atca-ftd does not start it "
+		         "again until told to (vm start)?",
+		         argv[1]);
 		if (!confirmed(o, action, question))
 			return fail(o, CTL_USAGE, "not confirmed: nothing done");
 	}
@@ -662,6 +745,8 @@ int main(int argc, char **argv)
 		return cmd_maintenance(&o, argc - optind, argv + optind);
 	if (strcmp(cmd, "vm") == 0)
 		return cmd_vm(&o, argc - optind, argv + optind);
+	if (strcmp(cmd, "log") == 0)
+		return cmd_log(&o, argc - optind, argv + optind);
 	if (strcmp(cmd, "template") == 0 && optind + 2 == argc &&
 	    strcmp(argv[optind], "create") == 0) {
 		char *sub[2] = {"template", argv[optind + 1]};

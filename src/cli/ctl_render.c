@@ -216,3 +216,31 @@ void ctl_render_reload(json_object *doc, FILE *f)
 		fprintf(f, "reload rejected: generation %lld is still active\n",
 		        (long long)ctl_int(doc, "generation", 0));
 }
+
+/* "daemon: info (config)" then a SUBSYSTEM LEVEL SOURCE table; with a
+ * subsystem, its line only. */
+void ctl_render_log(json_object *doc, const char *subsystem, FILE *f)
+{
+	static const char *const h[] = {"SUBSYSTEM", "LEVEL", "SOURCE"};
+	json_object *arr = ctl_array(doc, "subsystems");
+	size_t n = arr ? json_object_array_length(arr) : 0;
+	struct ctl_table t;
+
+	if (subsystem == NULL)
+		fprintf(f, "daemon: %s (%s)\n", ctl_str(doc, "level", "?"),
+		        ctl_str(doc, "source", "?"));
+	ctl_table_init(&t, 3, h);
+	for (size_t i = 0; i < n; i++) {
+		json_object *s = json_object_array_get_idx(arr, i);
+		const char *row[3];
+
+		row[0] = ctl_str(s, "name", "?");
+		if (subsystem != NULL && strcmp(row[0], subsystem) != 0)
+			continue;
+		row[1] = ctl_str(s, "level", "?");
+		row[2] = ctl_str(s, "source", "?");
+		ctl_table_add(&t, row);
+	}
+	ctl_table_print(&t, f);
+	ctl_table_free(&t);
+}

@@ -490,6 +490,8 @@ void ctl_render_vm_order(json_object *doc, FILE *f)
 	else if (json_object_object_get_ex(doc, "promote_ms", NULL))
 		fprintf(f, "promoted: the guest runs here from epoch %lld (%.1f ms)\n",
 		        (long long)ctl_int(doc, "epoch", 0), ctl_double(doc, "promote_ms", 0));
+	else if (json_object_object_get_ex(doc, "note", NULL))
+		fprintf(f, "nothing done: %s\n", ctl_str(doc, "note", "?"));
 	else
 		fprintf(f, "done\n");
 }

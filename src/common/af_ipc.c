@@ -26,6 +26,7 @@ static const char *const op_names[AF_OP_COUNT] = {
         [AF_OP_FAILOVER] = "failover",
         [AF_OP_MAINTENANCE] = "maintenance",
         [AF_OP_VMFT] = "vmft",
+        [AF_OP_LOG] = "log",
 };
 
 /* Which arguments each operation accepts (bit = arg type); anything else in a
@@ -50,6 +51,7 @@ static const unsigned op_args[AF_OP_COUNT] = {
         [AF_OP_MAINTENANCE] =
                 ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE) | ARG_BIT(AF_ARG_COUNT),
         [AF_OP_VMFT] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE) | ARG_BIT(AF_ARG_COUNT),
+        [AF_OP_LOG] = ARG_BIT(AF_ARG_CLIENT) | ARG_BIT(AF_ARG_BLADE) | ARG_BIT(AF_ARG_COUNT),
 };
 
 /* Arguments an operation cannot do without. */

@@ -48,6 +48,9 @@ enum af_ipc_op {
 	AF_OP_MAINTENANCE,  /* BLADE, COUNT 1 = evacuate and hold, 0 = release */
 	AF_OP_VMFT,         /* a protected VM's engine: BLADE carries the VM name, COUNT the
 	                       command (enum af_vmft_cmd) */
+	AF_OP_LOG,          /* log levels: without COUNT shown; COUNT a syslog level (LOG_ERR..
+	                       LOG_DEBUG) sets it, AF_LOG_RESET drops what was set; BLADE
+	                       carries a subsystem name (none: every subsystem) */
 	AF_OP_COUNT
 };
 
@@ -61,8 +64,12 @@ enum af_vmft_cmd {
 	AF_VMFT_START_PRIMARY,
 	AF_VMFT_START_BACKUP,
 	AF_VMFT_TEMPLATE, /* make a template now */
+	AF_VMFT_QUIT,     /* the engine stops (its guest with it), not restarted */
 	AF_VMFT_CMD_COUNT
 };
+
+/* AF_OP_LOG's COUNT: back to what the configuration says */
+#define AF_LOG_RESET 255u
 
 enum af_ipc_arg_type {
 	AF_ARG_CLIENT = 1, /* string: client program and version, for the log */

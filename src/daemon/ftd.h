@@ -86,6 +86,10 @@ struct ftd_ctx {
 	uint64_t start_ns;
 	time_t start_wall;
 	uint32_t local_blade; /* 0 = observer */
+	/* log levels set by "atca-ftctl log level" (until reset or a restart;
+	 * a reload keeps them): level + 1, 0 = none; [AF_SS_COUNT] is the
+	 * daemon-wide one */
+	uint8_t log_rt[AF_SS_COUNT + 1];
 
 	/* the SNMP notifier (first to start, last to stop: it hears about
 	 * every fault) and what it remembers between events */
@@ -125,6 +129,11 @@ struct ftd_ctx {
 };
 
 /* ftd_core.c ------------------------------------------------------------- */
+
+/* The levels of logging: the configuration's, then -d/-l, then what
+ * "atca-ftctl log level" set. */
+void ftd_log_levels(const struct ftd_ctx *ctx, const struct af_config *cfg,
+                    struct af_log_settings *s);
 
 /* Loads the configuration and starts every module, in dependency order. */
 int ftd_init(struct ftd_ctx *ctx);

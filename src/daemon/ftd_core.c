@@ -528,17 +528,28 @@ void ftd_module_describe(const struct ftd_ctx *ctx, unsigned i, struct af_module
 		ftd_modules[i].describe(ctx, st);
 }
 
+void ftd_log_levels(const struct ftd_ctx *ctx, const struct af_config *cfg,
+                    struct af_log_settings *s)
+{
+	af_cfg_log_settings(cfg, s);
+	if (ctx->opt.log_level >= 0)
+		s->level = ctx->opt.log_level;
+	if (ctx->log_rt[AF_SS_COUNT] != 0)
+		s->level = ctx->log_rt[AF_SS_COUNT] - 1;
+	for (unsigned i = 0; i < AF_SS_COUNT; i++)
+		if (ctx->log_rt[i] != 0)
+			s->subsys_level[i] = ctx->log_rt[i] - 1;
+}
+
 int ftd_apply_logging(const struct ftd_ctx *ctx, const struct af_config *cfg)
 {
 	struct af_log_settings s;
 
-	af_cfg_log_settings(cfg, &s);
+	ftd_log_levels(ctx, cfg, &s);
 	/* In the foreground, and in daemon mode until the parent has exited,
 	 * standard error is the operator's terminal: start-up errors go there. */
 	if (ctx->opt.foreground || ctx->ready_fd >= 0)
 		s.to_stderr = true;
-	if (ctx->opt.log_level >= 0)
-		s.level = ctx->opt.log_level;
 	return af_log_apply(&s);
 }
 

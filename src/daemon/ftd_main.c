@@ -142,16 +142,31 @@ static int32_t on_usr1(int32_t sig, void *data)
 	return 0;
 }
 
+/* logrotate's postrotate: a new log file under the same name, nothing else
+ * (a SIGHUP would also apply whatever was edited in the configuration). */
+static int32_t on_usr2(int32_t sig, void *data)
+{
+	struct ftd_ctx *ctx = data;
+	int rc;
+
+	(void)sig;
+	rc = ftd_apply_logging(ctx, ctx->cfg);
+	if (rc < 0)
+		af_warn("SIGUSR2: cannot reopen the log file %s: %s (logging as before)",
+		        ctx->cfg->logging.logfile, strerror(-rc));
+	else
+		af_notice("SIGUSR2: log file reopened");
+	return 0;
+}
+
 static int add_signals(struct ftd_ctx *ctx)
 {
 	static const struct {
 		int sig;
 		qb_loop_signal_dispatch_fn fn;
 	} sigs[] = {
-	        {SIGTERM, on_stop_signal},
-	        {SIGINT, on_stop_signal},
-	        {SIGHUP, on_hup},
-	        {SIGUSR1, on_usr1},
+	        {SIGTERM, on_stop_signal}, {SIGINT, on_stop_signal}, {SIGHUP, on_hup},
+	        {SIGUSR1, on_usr1},        {SIGUSR2, on_usr2},
 	};
 	qb_loop_signal_handle h;
 

@@ -353,6 +353,88 @@ static int operator_action(struct ftd_ctx *ctx, const struct af_ipc_request *req
 	return 0;
 }
 
+/* ---- log levels ---------------------------------------------------------------------- */
+
+static json_object *level_json(int level)
+{
+	return level >= 0 && level <= LOG_DEBUG && af_level_names[level] != NULL
+	               ? json_object_new_string(af_level_names[level])
+	               : json_object_new_int(level);
+}
+
+/* The levels in force and where each comes from. */
+static json_object *log_json(const struct ftd_ctx *ctx)
+{
+	struct af_log_settings s;
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+	ftd_log_levels(ctx, ctx->cfg, &s);
+	json_object_object_add(o, "level", level_json(s.level));
+	json_object_object_add(o, "source",
+	                       json_object_new_string(ctx->log_rt[AF_SS_COUNT]  ? "runtime"
+	                                              : ctx->opt.log_level >= 0 ? "command-line"
+	                                                                        : "config"));
+	for (unsigned i = 0; i < AF_SS_COUNT; i++) {
+		json_object *e = json_object_new_object();
+		bool own = s.subsys_level[i] >= 0;
+
+		json_object_object_add(e, "name", json_object_new_string(af_subsys_names[i]));
+		json_object_object_add(e, "level", level_json(own ? s.subsys_level[i] : s.level));
+		json_object_object_add(e, "source",
+		                       json_object_new_string(ctx->log_rt[i] ? "runtime"
+		                                              : own          ? "config"
+		                                                             : "daemon"));
+		json_object_array_add(a, e);
+	}
+	json_object_object_add(o, "subsystems", a);
+	return o;
+}
+
+/* log [level LEVEL|reset] [SUBSYSTEM]: a level set here holds until reset
+ * or a restart (a reload keeps it: the operator who turned on debug to
+ * watch a reload wants to see it). */
+static int log_action(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_object **out)
+{
+	int ss = AF_SS_COUNT, rc;
+	char err[160];
+
+	if (req->has_blade) {
+		ss = af_subsys_parse(req->blade);
+		if (ss < 0) {
+			snprintf(err, sizeof(err), "'%.64s' is not a subsystem", req->blade);
+			*out = ftd_error_json(err, -ENOENT);
+			return -ENOENT;
+		}
+	}
+	if (!req->has_count) {
+		*out = log_json(ctx);
+		return 0;
+	}
+	if (req->count != AF_LOG_RESET && (req->count < LOG_ERR || req->count > LOG_DEBUG)) {
+		snprintf(err, sizeof(err), "%u is not a log level (%d..%d)", req->count, LOG_ERR,
+		         LOG_DEBUG);
+		*out = ftd_error_json(err, -EINVAL);
+		return -EINVAL;
+	}
+	if (req->count == AF_LOG_RESET && !req->has_blade)
+		memset(ctx->log_rt, 0, sizeof(ctx->log_rt));
+	else
+		ctx->log_rt[ss] = req->count == AF_LOG_RESET ? 0 : (uint8_t)(req->count + 1);
+	rc = ftd_apply_logging(ctx, ctx->cfg);
+	af_log(AF_SS_MAIN, LOG_NOTICE, "log level of %s %s%s%s",
+	       req->has_blade ? req->blade : "the daemon",
+	       req->count == AF_LOG_RESET ? "back to the configuration's" : "set to ",
+	       req->count == AF_LOG_RESET ? "" : af_level_names[req->count],
+	       req->count == AF_LOG_RESET ? "" : " (until reset or restart)");
+	if (rc < 0) {
+		*out = ftd_error_json(
+		        "the new levels are set, but the log file could not be opened", rc);
+		return rc;
+	}
+	*out = log_json(ctx);
+	return 0;
+}
+
 /* vm status|promote|...: the engine's own answer, passed through. */
 /* ---- promotions ordered by an operator, answered when done --------------------------- */
 
@@ -459,7 +541,7 @@ static int vmft_action(struct ftd_ctx *ctx, const struct af_ipc_request *req, js
 	        [AF_VMFT_PROMOTE_FORCE] = "promote", [AF_VMFT_PROTECT] = "protect",
 	        [AF_VMFT_UNPROTECT] = "unprotect",   [AF_VMFT_RELEASE] = "release",
 	        [AF_VMFT_START_PRIMARY] = NULL,      [AF_VMFT_START_BACKUP] = NULL,
-	        [AF_VMFT_TEMPLATE] = "template",
+	        [AF_VMFT_TEMPLATE] = "template",     [AF_VMFT_QUIT] = "quit",
 	};
 	char reply[8192], err[256] = "";
 	json_object *o;
@@ -574,6 +656,9 @@ int ftd_dispatch(struct ftd_ctx *ctx, const struct af_ipc_request *req, json_obj
 		break;
 	case AF_OP_VMFT:
 		rc = vmft_action(ctx, req, out);
+		break;
+	case AF_OP_LOG:
+		rc = log_action(ctx, req, out);
 		break;
 	default:
 		rc = -EOPNOTSUPP;

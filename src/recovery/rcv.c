@@ -700,6 +700,14 @@ int rcv_reconfigure(struct rcv *m, const struct af_config *cfg)
 	prev = m->env.cfg;
 	if (cfg->n_vms != prev->n_vms)
 		af_notice("recovery: %u VMs configured (was %u)", cfg->n_vms, prev->n_vms);
+	if (cfg->recovery.mode != prev->recovery.mode)
+		af_log(AF_SS_RECOVERY,
+		       cfg->recovery.mode == AF_RCV_DRY_RUN ? LOG_WARNING : LOG_NOTICE,
+		       "recovery: mode %s (was %s)%s", af_rcv_mode_names[cfg->recovery.mode],
+		       af_rcv_mode_names[prev->recovery.mode],
+		       cfg->recovery.mode == AF_RCV_DRY_RUN
+		               ? ": plans are made and logged, none is carried out"
+		               : ": plans are carried out");
 	m->env.cfg = cfg;
 	pairs_from_config(m);
 	pair_sides(m);

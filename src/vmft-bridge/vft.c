@@ -163,8 +163,10 @@ static unsigned local_slot(const struct vft *m)
 
 /* ---- events from the engines ---------------------------------------------------- */
 
+/* epoch: the one the engine's line names (replication-stalled: the last
+ * acknowledged), 0 if none. */
 static void engine_event(struct vft *m, const struct af_cfg_vm *v, const char *ev,
-                         const char *detail)
+                         const char *detail, uint64_t epoch)
 {
 	struct af_event e;
 	int blade = (int)local_slot(m);
@@ -179,6 +181,8 @@ static void engine_event(struct vft *m, const struct af_cfg_vm *v, const char *e
 	    strcmp(ev, "failed") == 0) {
 		af_event_init(&e, AF_SRC_ENGINE, AF_EV_ENGINE_HEALTH, blade, v->name);
 		af_event_set(&e, "state", "%s", strcmp(ev, "protected") == 0 ? "ok" : ev);
+		if (epoch != 0)
+			af_event_set(&e, "epoch", "%llu", (unsigned long long)epoch);
 	} else if (strcmp(ev, "vm-failed") == 0 || strcmp(ev, "promoted") == 0) {
 		af_event_init(&e, AF_SRC_ENGINE, AF_EV_VM_LIFECYCLE, blade, v->name);
 		af_event_set(&e, "event", "%s", ev[0] == 'v' ? "stopped-failed" : "started");
@@ -249,7 +253,7 @@ static void respawn_due(struct vft *m, unsigned i)
 static void link_line(struct vft *m, unsigned i, const char *line)
 {
 	const struct af_cfg_vm *v = &m->env.cfg->vms[i];
-	json_object *o = json_tokener_parse(line), *ev, *detail, *st;
+	json_object *o = json_tokener_parse(line), *ev, *detail, *st, *ep;
 
 	if (o == NULL || !json_object_is_type(o, json_type_object)) {
 		af_warn("vmft-bridge: engine of vm %s sent a malformed line: ignored", v->name);
@@ -274,8 +278,13 @@ static void link_line(struct vft *m, unsigned i, const char *line)
 		const char *d = json_object_object_get_ex(o, "detail", &detail)
 		                        ? json_object_get_string(detail)
 		                        : "";
+		int64_t epoch = json_object_object_get_ex(o, "epoch", &ep) &&
+		                                json_object_is_type(ep, json_type_int)
+		                        ? json_object_get_int64(ep)
+		                        : 0;
 
-		engine_event(m, v, json_object_get_string(ev), d ? d : "");
+		engine_event(m, v, json_object_get_string(ev), d ? d : "",
+		             epoch > 0 ? (uint64_t)epoch : 0);
 	}
 out:
 	if (o)

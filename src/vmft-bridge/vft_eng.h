@@ -218,6 +218,10 @@ struct vft_eng {
 	uint64_t crash_epoch;
 	bool epoch_running;
 	bool protect_wanted; /* the manager wants a backup (default yes) */
+	/* bumped by each "unprotect" (atomic): the session that ran then ends
+	 * even if "protect" follows before it noticed, and the next one holds
+	 * the guest's output again from its full sync */
+	unsigned protect_gen;
 	bool freeze_wanted;  /* hold the guest stopped after the next acked epoch */
 	int zc_mode;         /* ENG_ZC_*: the control socket's switch (atomic) */
 	bool stop_epochs;    /* asks the epoch thread to end */

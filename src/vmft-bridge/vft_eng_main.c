@@ -156,8 +156,9 @@ void eng_fire(struct vft_eng *e, int event, const char *why)
 		eng_emit(e, "state", why);
 }
 
-/* An event line to every subscribed control client. */
-void eng_emit(struct vft_eng *e, const char *event, const char *detail)
+/* An event line to every subscribed control client; with an epoch (not 0)
+ * the line carries it. */
+static void emit_epoch(struct vft_eng *e, const char *event, uint64_t epoch, const char *detail)
 {
 	char line[600];
 	json_object *o = json_object_new_object();
@@ -167,6 +168,8 @@ void eng_emit(struct vft_eng *e, const char *event, const char *detail)
 	json_object_object_add(o, "vm", json_object_new_string(e->vm->name));
 	json_object_object_add(o, "state", json_object_new_string(af_fsm_state_name(&e->fsm)));
 	json_object_object_add(o, "detail", json_object_new_string(detail ? detail : ""));
+	if (epoch != 0)
+		json_object_object_add(o, "epoch", json_object_new_int64((int64_t)epoch));
 	json_object_object_add(o, "at", json_object_new_double(af_mono_s()));
 	len = snprintf(line, sizeof(line), "%s\n", json_object_to_json_string_ext(o, 0));
 	json_object_put(o);
@@ -175,6 +178,11 @@ void eng_emit(struct vft_eng *e, const char *event, const char *detail)
 	for (unsigned i = 0; i < AF_ARRAY_SIZE(e->clients); i++)
 		if (e->clients[i] >= 0 && e->client_sub[i])
 			(void)!send(e->clients[i], line, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+void eng_emit(struct vft_eng *e, const char *event, const char *detail)
+{
+	emit_epoch(e, event, 0, detail);
 }
 
 static void on_event(struct vft_eng *e, const struct eng_msg *m)
@@ -197,8 +205,9 @@ static void on_event(struct vft_eng *e, const struct eng_msg *m)
 		break;
 	case EE_STALLED:
 		/* no state of its own: the guest is still protected, but by a
-		 * backup that falls behind; the manager decides */
-		eng_emit(e, "replication-stalled", m->text);
+		 * backup that falls behind; the manager decides. The epoch is
+		 * the last one acknowledged (what atcaFtReplicationStalled says) */
+		emit_epoch(e, "replication-stalled", m->epoch, m->text);
 		break;
 	case EE_FLOWING:
 		eng_emit(e, "protected", m->text);
@@ -721,9 +730,30 @@ static void handle_command(struct vft_eng *e, unsigned i, const char *line)
 			reply(e, i, error_obj(c, ": only a primary has output to release"));
 			goto out;
 		}
+		/* a protecting session holds each epoch's output for its
+		 * acknowledgement: releasing it early would let a failover take
+		 * back what peers saw (that is what unprotect is for). A release
+		 * ordered for a lost backup that is back meanwhile has nothing
+		 * to do. */
+		if (c[0] == 'r' && (e->fsm.state == ES_PROTECTED || e->fsm.state == ES_SYNCING)) {
+			json_object *o = ok_obj();
+
+			af_notice("vmft %s: release: protected (%s), the output stays held until "
+			          "acknowledged",
+			          e->vm->name, af_fsm_state_name(&e->fsm));
+			json_object_object_add(o, "released", json_object_new_boolean(0));
+			json_object_object_add(
+			        o, "note",
+			        json_object_new_string(
+			                "protected: the output waits for the backup's "
+			                "acknowledgement (unprotect stops protecting)"));
+			reply(e, i, o);
+			goto out;
+		}
 		if (c[0] == 'u') {
 			pthread_mutex_lock(&e->lock);
 			e->protect_wanted = false;
+			__atomic_add_fetch(&e->protect_gen, 1, __ATOMIC_RELEASE);
 			pthread_cond_broadcast(&e->wake);
 			pthread_mutex_unlock(&e->lock);
 			eng_fire(e, EE_UNPROTECT, "protection stopped by the manager");

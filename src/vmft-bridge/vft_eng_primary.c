@@ -303,6 +303,16 @@ static bool has_room(const struct psess *ps, const struct qview *v, unsigned max
 
 /* Waits until `until` (monotonic s) handling acks; with until 0, returns
  * as soon as has_room(max). Sends heartbeats when the wire is idle. */
+/* The session is to end: the engine stops, or the manager stopped protecting
+ * (even if it asked for protection again since). */
+static bool ps_cancelled(const struct psess *ps)
+{
+	const struct vft_eng *e = ps->e;
+
+	return e->stop_epochs || !e->protect_wanted ||
+	       __atomic_load_n(&e->protect_gen, __ATOMIC_ACQUIRE) != ps->gen;
+}
+
 static int wait_acks(struct psess *ps, double until, unsigned max)
 {
 	struct vft_eng *e = ps->e;
@@ -315,7 +325,7 @@ static int wait_acks(struct psess *ps, double until, unsigned max)
 		struct qview v;
 		int rc;
 
-		if (e->stop_epochs || !e->protect_wanted)
+		if (ps_cancelled(ps))
 			return -ECANCELED;
 		qview(ps, &v);
 		if (v.send_rc < 0)
@@ -324,12 +334,17 @@ static int wait_acks(struct psess *ps, double until, unsigned max)
 		 * backup (or the link) falls behind; said once, before the
 		 * timeout drops the backup */
 		if (v.first && ps->acked_once && !ps->stalled && now - v.first_sent > ackto / 3) {
+			uint64_t acked;
+
 			ps->stalled = true;
-			eng_post(
-			        e, EM_EVENT, LOG_WARNING, EE_STALLED, v.first,
-			        "vmft %s: replication stalled: epoch %llu unacknowledged for %.0f ms",
-			        e->vm->name, (unsigned long long)v.first,
-			        (now - v.first_sent) * 1e3);
+			pthread_mutex_lock(&e->lock);
+			acked = e->st.acked_epoch;
+			pthread_mutex_unlock(&e->lock);
+			eng_post(e, EM_EVENT, LOG_WARNING, EE_STALLED, acked,
+			         "vmft %s: replication stalled: epoch %llu unacknowledged for %.0f "
+			         "ms (epoch %llu acknowledged)",
+			         e->vm->name, (unsigned long long)v.first,
+			         (now - v.first_sent) * 1e3, (unsigned long long)acked);
 		}
 		if (v.first && now - v.first_sent > ackto) {
 			eng_tlog(e, LOG_WARNING,
@@ -592,7 +607,7 @@ static int live_copy(struct psess *ps, uint64_t epoch, const uint64_t *base, uin
 		struct vft_scan_result res;
 		uint64_t cnt = total - first < LIVE_RANGE ? total - first : LIVE_RANGE;
 
-		if (e->stop_epochs || !e->protect_wanted)
+		if (ps_cancelled(ps))
 			return -ECANCELED;
 		rc = ps_zc_wait(ps, ticket[cur]);
 		if (rc == 0)
@@ -645,7 +660,7 @@ static int disk_copy(struct psess *ps, uint64_t epoch, uint64_t *n_frames, uint6
 		                                                  : VFT_DISK_CHUNK;
 		ssize_t r;
 
-		if (e->stop_epochs || !e->protect_wanted) {
+		if (ps_cancelled(ps)) {
 			rc = -ECANCELED;
 			goto out;
 		}
@@ -953,6 +968,7 @@ static int psess_init(struct psess *ps, struct vft_eng *e, int fd)
 	memset(ps, 0, sizeof(*ps));
 	ps->e = e;
 	ps->fd = fd;
+	ps->gen = __atomic_load_n(&e->protect_gen, __ATOMIC_ACQUIRE);
 	pthread_mutex_lock(&e->lock);
 	rc = stat(e->disk.path, &st);
 	pthread_mutex_unlock(&e->lock);

@@ -44,6 +44,7 @@ struct staged {
 };
 
 struct psess {
+	unsigned gen; /* the engine's protect_gen when the session began */
 	struct vft_eng *e;
 	int fd;
 

@@ -36,7 +36,7 @@ cp "$TL_TMP/last.out" "$TL_TMP/status.json"
 tl_check "status JSON: version and pid" jq -e ".daemon.pid == $DPID and (.daemon.version | length > 0)" "$TL_TMP/status.json"
 tl_check "status JSON: blade 1 at IPMC 0x82" jq -e '.blades[0].slot == 1 and .blades[0].ipmc == "0x82"' "$TL_TMP/status.json"
 tl_check "status JSON: generation 1, no reload yet" jq -e '.daemon.config_generation == 1 and .daemon.last_reload == null' "$TL_TMP/status.json"
-tl_check "status JSON: every module reports" jq -e '[.modules[].name] | index("ipc") != null and index("cluster") != null and length == 7' "$TL_TMP/status.json"
+tl_check "status JSON: every module reports" jq -e '[.modules[].name] | index("ipc") != null and index("cluster") != null and index("snmp-notifier") != null and length == 8' "$TL_TMP/status.json"
 tl_check "pidfile holds the daemon's pid" test "$(cat "$TL_TMP/atca-ftd.pid")" = "$DPID"
 tl_expect_rc 0 "human status" ctl status
 tl_check "human status shows the blade table" grep -q "^SLOT  IPMC  HOST" "$TL_TMP/last.out"

@@ -180,6 +180,61 @@ def counter_goes_on(v, before, what):
           % (what, len(vals), vals[-1] if vals else -1))
 
 
+def ctl_plain(v, slot, *args):
+    """atca-ftctl without --yes (standard input not a terminal)."""
+    lab = v.Lab.load(v.LAB)
+    return v.blademod.run_in(lab, slot, [v.CTL] + list(args), check=False, timeout=30)
+
+
+def cli_protection(v):
+    """atca-ftctl vm unprotect / protect / release on blade 2's primary."""
+    r = v.ftctl(2, "vm", "unprotect", v.VM)
+    check(r.returncode == 0, "atca-ftctl vm unprotect exits %d" % r.returncode)
+    try:
+        v.wait_for("primary unprotected", lambda: engine_state(v, 2)[1] == "unprotected",
+                   timeout=10, step=0.2)
+        ok("blade 2: the primary is unprotected")
+    except v.LabError:
+        check(False, "blade 2: unprotected after vm unprotect (%s)" % (engine_state(v, 2)[1],))
+    r = v.ftctl(2, "vm", "protect", v.VM)
+    check(r.returncode == 0, "atca-ftctl vm protect exits %d" % r.returncode)
+    try:
+        v.wait_for("primary protected again",
+                   lambda: engine_state(v, 2)[1] == "protected", timeout=60, step=0.2)
+        ok("blade 2: protected again after vm protect")
+    except v.LabError:
+        check(False, "blade 2: protected after vm protect (%s)" % (engine_state(v, 2)[1],))
+        v.dump_diagnostics()
+    wait_standby(v, 1)
+    r = v.ftctl(2, "vm", "release", v.VM)
+    check(r.returncode == 0 and "nothing done" in r.stdout,
+          "atca-ftctl vm release of a protected guest: nothing done, its output stays held "
+          "(exit %d: %s)" % (r.returncode, r.stdout.strip()))
+    check(engine_state(v, 2)[1] == "protected", "blade 2: still protected after vm release")
+    r = v.ftctl(2, "vm", "frobnicate", v.VM)
+    check(r.returncode == 2, "atca-ftctl vm frobnicate: usage error, exit %d" % r.returncode)
+    r = v.ftctl(2, "vm", "status", "nosuchvm")
+    check(r.returncode == 2, "atca-ftctl vm status of an unknown VM exits %d (2)" % r.returncode)
+
+
+def cli_quit(v, o):
+    """atca-ftctl vm quit: refused without --yes, then the engine stops
+    and atca-ftd does not start it again."""
+    o.expect(1, "--force-start", 0, "start a backup engine again")
+    r = ctl_plain(v, 1, "vm", "quit", v.VM)
+    check(r.returncode == 2 and v.engine_pid(1) is not None,
+          "atca-ftctl vm quit without --yes: refused (exit %d), the engine runs" % r.returncode)
+    r = v.ftctl(1, "vm", "quit", v.VM)
+    check(r.returncode == 0, "atca-ftctl vm quit --yes exits %d" % r.returncode)
+    try:
+        v.wait_for("engine gone", lambda: v.engine_pid(1) is None, timeout=15, step=0.2)
+        time.sleep(3)
+        check(v.engine_pid(1) is None, "blade 1: the engine quit and was not started again")
+    except v.LabError:
+        check(False, "blade 1: the engine is still there 15 s after vm quit")
+    o.expect(1, "--force-check", 7, "after vm quit, nothing runs")
+
+
 def ocf_tester(v, o, agent_copy):
     """ocf-tester on blade 2 with no primary anywhere: every promote is a
     cold start of the guest on blade 2, every demote stops it."""
@@ -246,6 +301,7 @@ def scenario(v, o):
     counter_goes_on(v, before, "switchover")
     wait_standby(v, 1)
     o.expect(1, "--force-check=10", 0, "blade 1's backup synchronised by blade 2's primary")
+    cli_protection(v)
 
     # ---- failover: blade 2 (the primary) loses power, as a fenced node does
     before = v.counters(v.console_text())
@@ -268,6 +324,7 @@ def scenario(v, o):
     v.start_ftd(1)
     o.expect(1, "--force-check", 7, "atca-ftd back, nothing runs")
     o.expect(1, "--force-stop", 0, "stop of a stopped instance")
+    cli_quit(v, o)
 
 
 def cleanup(v, o):
