@@ -33,13 +33,20 @@ variable bindings, in the MIB's order:
 - a shelf-manager switchover (manager A killed): atcaFtShelfManagerSwitchover
   naming B, once, although the monitoring and the shelf-manager client
   both switch;
+- the checkpoint engines (needs /dev/kvm, else a SKIP line for this part):
+  the counter guest fg1 protected by atca-vmft (tests/integration/vmft.py's
+  helpers), primary on blade 1, backup on blade 2; the backup engine is
+  stopped (SIGSTOP): atcaFtReplicationStalled for fg1 after a third of
+  vmft.ack_timeout, with the epoch the primary last saw acknowledged, then
+  atcaFtPairProtectionLost for pair 1+2 and fg1 after all of it; the backup
+  goes on (SIGCONT), the primary synchronises it in full:
+  atcaFtPairProtectionRestored; each once, in that order; the engines and
+  their QEMUs stopped after;
 - the informs (v2c and v3) were all acknowledged (atca-ftctl status --json),
   nothing failed, and the snmpEngineID is the one snmp.engine_id gives.
-
-Not covered here: atcaFtPairProtectionLost/Restored and
-atcaFtReplicationStalled need checkpoint engines (tests/integration/vmft.py).
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -54,6 +61,7 @@ TOP = os.environ.get("top_srcdir") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("top_builddir") or os.path.join(TOP, "build")
 sys.path.insert(0, os.path.join(TOP, "tests", "lab"))
+from atcalab import guest as guestmod  # noqa: E402
 from atcalab import lab as labmod  # noqa: E402
 from atcalab.state import Lab  # noqa: E402
 from atcalab.util import LabError  # noqa: E402
@@ -62,6 +70,7 @@ LAB = "sn%d" % (os.getpid() % 100)
 ATCA_LAB = os.path.join(TOP, "tests", "lab", "atca-lab")
 FTD = os.path.join(BUILD, "src", "daemon", "atca-ftd")
 CTL = os.path.join(BUILD, "src", "cli", "atca-ftctl")
+ENGINE = os.environ.get("ATCA_VMFT") or os.path.join(BUILD, "src", "vmft-bridge", "atca-vmft")
 FAILS = []
 
 E = ".1.3.6.1.4.1.99999.42"
@@ -88,8 +97,14 @@ OBJECTS = {
     6: [8, 10, 9, 15, 6], 7: [11, 12, 6, 15], 8: [11, 12, 6, 15],
     9: [13, 15, 6], 10: [12, 14, 15, 6],
 }
+# the checkpoint engines' phase: a counter guest protected by atca-vmft,
+# primary on blade 1, backup on blade 2 (the pair 1+2)
+FT_VM = "fg1"
+PAIR = "1+2"
+ACK_TIMEOUT_S = 2
 TMP = None
 TRAPD = None  # Popen of snmptrapd
+VMFT = None  # tests/integration/vmft.py as a module, once its engines may run
 
 
 def ok(msg):
@@ -295,6 +310,15 @@ def same_everywhere(got, fields, what):
 
 # ---------------------------------------------------------------- the lab
 
+def engines_why_not():
+    """Why the checkpoint engines' phase cannot run here, or None."""
+    if not os.path.exists("/dev/kvm"):
+        return "no /dev/kvm"
+    if not os.access(ENGINE, os.X_OK):
+        return "atca-vmft not built (%s)" % ENGINE
+    return None
+
+
 def write_config(lab):
     """The lab's configuration with our snmp section and test settings."""
     cred = lab.path("snmp-nms.cred")
@@ -336,6 +360,19 @@ def write_config(lab):
              "recovery {\n    start_timeout: 30s\n    stop_timeout: 10s\n}\n"
              "vm {\n    name: g1\n    blade: 1\n    protection: restart\n    max_restarts: 3\n"
              "    definition: /var/lib/libvirt/images/g1.xml\n}\n")
+    if engines_why_not() is None:
+        # as tests/integration/vmft.py: a stopped backup stalls the
+        # replication after a third of ack_timeout, is lost after all of it
+        os.makedirs(lab.path("shared", "console"), exist_ok=True)
+        text += ("vmft {\n    engine: %s\n    state_dir: /dev/shm/atca-vmft\n"
+                 "    disk_dir: /var/lib/atca-ft/vmft\n"
+                 "    template_dir: /var/lib/atca-ft/vmft-templates\n"
+                 "    console_dir: /var/lib/libvirt/images/console\n    epoch: 100ms\n"
+                 "    heartbeat_timeout: 500ms\n    ack_timeout: %ds\n    templates: no\n"
+                 "    template_interval: 0s\n    restart_backup: no\n}\n"
+                 "vm {\n    name: %s\n    blade: 1\n    protection: ft\n    memory: 64MiB\n"
+                 "    disk: /var/lib/libvirt/images/%s.img\n    disk_bus: ide\n}\n"
+                 % (ENGINE, ACK_TIMEOUT_S, FT_VM, FT_VM))
     with open(path, "w") as f:
         f.write(text)
 
@@ -360,8 +397,10 @@ def dump():
     log = daemon_log().splitlines()
     print("--- atca-ftd on blade 1: snmp, fm and recovery lines (last 80)")
     print("\n".join([ln for ln in log if "[snmp]" in ln or "[fm]" in ln or
-                     "[recovery]" in ln][-80:]))
+                     "[recovery]" in ln or "vmft-bridge" in ln][-80:]))
     print("---")
+    if VMFT is not None:
+        VMFT.dump_diagnostics()
 
 
 # ---------------------------------------------------------------- checks
@@ -531,6 +570,131 @@ def switchover_checks(lab):
     lab_cmd("repair", "shmc", "a")
 
 
+def load_vmft(lab):
+    """tests/integration/vmft.py's engine helpers (as tests/integration/ocf.py
+    loads them), on this lab, with our atca-ftd.conf."""
+    global VMFT
+    os.environ.setdefault("top_srcdir", TOP)
+    spec = importlib.util.spec_from_file_location(
+        "vmft_lab", os.path.join(TOP, "tests", "integration", "vmft.py"))
+    v = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(v)
+    v.LAB, v.VM, v.ENGINE, v.NET = LAB, FT_VM, ENGINE, False
+    v.conf_path = lambda: lab.path("atca-ftd.conf")
+    VMFT = v
+    return v
+
+
+def ft_qemu_pids(slot):
+    """The QEMUs of FT_VM's engines in a blade (not g1's, libvirt's)."""
+    pids = []
+    for pid in VMFT.qemu_pids_of(slot):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if ("/atca-vmft/%s/" % FT_VM).encode() in f.read():
+                    pids.append(pid)
+        except OSError:
+            pass
+    return pids
+
+
+def stop_engines():
+    """The engines this test started, and their QEMUs, end."""
+    if VMFT is None:
+        return
+    for slot in list(VMFT.ENGINES):
+        pid = VMFT.ENGINES[slot][1]
+        try:
+            os.kill(pid, signal.SIGCONT)  # a stopped engine cannot quit
+        except OSError:
+            pass
+    try:
+        VMFT.stop_engines()
+    except (LabError, OSError) as e:
+        check(False, "the engines stop: %s" % e)
+
+
+def engine_checks(lab):
+    """A counter guest protected by atca-vmft (primary on blade 1, backup on
+    blade 2). The backup engine is stopped (SIGSTOP): the primary's epochs
+    go unacknowledged, after a third of ack_timeout it reports
+    replication-stalled, after all of it backup-lost; the backup continues
+    (SIGCONT), the primary reconnects and synchronises it in full:
+    protected again."""
+    why = engines_why_not()
+    if why is not None:
+        print("SKIP engine_checks: %s: atcaFtPairProtectionLost/Restored and "
+              "atcaFtReplicationStalled not checked" % why, flush=True)
+        return
+    v = load_vmft(lab)
+    t0 = time.monotonic()
+    guestmod.make_image(lab, FT_VM, pps=500)
+    v.start_engine(1, "primary")
+    v.start_engine(2, "backup")
+    v.wait_for("guest output", lambda: v.counters(v.console_text()), timeout=60)
+    st = v.wait_protected(1)
+    ok("%s protected by atca-vmft, blade 1 -> blade 2: epoch %d acknowledged (%.1f s)"
+       % (FT_VM, st["acked_epoch"], time.monotonic() - t0))
+    eventually("atca-ftd on blade 1 subscribed to the primary engine",
+               lambda: "connected to the engine of vm %s" % FT_VM in daemon_log() and
+               ctl_json("vm", "status", FT_VM)[1].get("state") == "protected", 10)
+    mark = last_seq()
+    backup = v.ENGINES[2][1]
+    os.kill(backup, signal.SIGSTOP)
+    t_stop = time.monotonic()
+    try:
+        got = wait_notifs("atcaFtReplicationStalled for %s" % FT_VM,
+                          lambda n: n.kind == 10 and n.obj(12) == FT_VM, after=mark,
+                          timeout=ACK_TIMEOUT_S + 3)
+        acked = v.status(1).get("acked_epoch")
+        if got:
+            n = list(got.values())[0][0]
+            check_frames(got, "atcaFtReplicationStalled")
+            same_everywhere(got, (12, 14, 15, 6), "atcaFtReplicationStalled")
+            check(acked and n.obj(14) == acked and n.obj(15) == "blade1",
+                  "  epoch %s, the primary's last acknowledged %s, node %s: %s"
+                  % (n.obj(14), acked, n.obj(15), n.obj(6)))
+        got = wait_notifs("atcaFtPairProtectionLost for %s of pair %s" % (FT_VM, PAIR),
+                          lambda n: n.kind == 7 and n.obj(12) == FT_VM, after=mark,
+                          timeout=ACK_TIMEOUT_S + 5)
+        if got:
+            n = list(got.values())[0][0]
+            check_frames(got, "atcaFtPairProtectionLost")
+            same_everywhere(got, (11, 12, 6, 15), "atcaFtPairProtectionLost")
+            check(n.obj(11) == PAIR and n.obj(15) == "blade1",
+                  "  pair %s, node %s, %.1f s after the backup stopped: %s"
+                  % (n.obj(11), n.obj(15), time.monotonic() - t_stop, n.obj(6)))
+    finally:
+        os.kill(backup, signal.SIGCONT)
+    got = wait_notifs("atcaFtPairProtectionRestored for %s of pair %s once the backup is "
+                      "synchronised again" % (FT_VM, PAIR),
+                      lambda n: n.kind == 8 and n.obj(12) == FT_VM, after=mark, timeout=30)
+    if got:
+        n = list(got.values())[0][0]
+        check_frames(got, "atcaFtPairProtectionRestored")
+        same_everywhere(got, (11, 12, 6, 15), "atcaFtPairProtectionRestored")
+        check(n.obj(11) == PAIR and n.obj(15) == "blade1", "  pair %s: %s"
+              % (n.obj(11), n.obj(6)))
+    check(v.status(1).get("state") == "protected" and v.status(1).get("full_syncs", 0) >= 2,
+          "  the primary is protected again, by a new full sync (%s full syncs)"
+          % v.status(1).get("full_syncs"))
+    # in order, once each, at every receiver (up to the restore: a busy
+    # machine may stall the new backup's replication again later)
+    for port, (name, _) in sorted(TARGETS.items()):
+        seq = [n.kind for n in notifs() if n.seq > mark and n.target == port and
+               n.kind in (7, 8, 10) and n.obj(12) == FT_VM]
+        seq = seq[:seq.index(8) + 1] if 8 in seq else seq
+        check(seq == [10, 7, 8], "%s: stalled, lost, restored in that order, once each "
+              "(.0.%s)" % (name, ", .0.".join(map(str, seq))))
+    stop_engines()
+    # a QEMU ends with its engine, a moment after it
+    if not eventually("the engines and their QEMUs gone from both blades",
+                      lambda: not any(ft_qemu_pids(s) or v.engine_pid(s) for s in (1, 2)),
+                      10):
+        print("     left: %s" % [(s, v.engine_pid(s), ft_qemu_pids(s)) for s in (1, 2)],
+              flush=True)
+
+
 def final_checks():
     st = status_snmp()
     check(st.get("engine_id") == ENGINE_HEX,
@@ -605,6 +769,7 @@ def main():
         hotswap_checks()
         flap_checks(lab)
         switchover_checks(lab)
+        engine_checks(lab)
         final_checks()
     except (LabError, subprocess.TimeoutExpired) as e:
         check(False, "lab: %s" % e)
@@ -612,6 +777,7 @@ def main():
         if FAILS:
             dump()
         stop_trapd()
+        stop_engines()
         r = lab_cmd("down", check_rc=False, timeout=120)
         check(r.returncode == 0, "lab %s down%s" % (LAB, "" if r.returncode == 0 else
                                                    ": " + r.stdout + r.stderr))
