@@ -367,6 +367,14 @@ static int hook_engine_state(void *opaque, const char *vm, char *state, size_t l
 	return c->vft ? vft_engine_state(c->vft, vm, state, len) : -ENOTCONN;
 }
 
+static void hook_engine_backup_wanted(void *opaque, const char *vm)
+{
+	struct ftd_ctx *c = opaque;
+
+	if (c->vft != NULL)
+		vft_backup_wanted(c->vft, vm);
+}
+
 static const struct rcv_hooks rcv_hooks = {
         .fence = ftd_fence_hook,
         .fence_forget = ftd_fence_hook_forget,
@@ -375,6 +383,7 @@ static const struct rcv_hooks rcv_hooks = {
         .engine_order = hook_engine_order,
         .engine_forget = hook_engine_forget,
         .engine_state = hook_engine_state,
+        .engine_backup_wanted = hook_engine_backup_wanted,
 };
 
 static int m_rcv_init(struct ftd_ctx *c)
@@ -652,11 +661,13 @@ static bool nt_unprotected(struct ftd_ctx *ctx, const char *vm, int set)
 }
 
 /* The checkpoint engines' health: a lost backup, its return (only after a
- * loss was announced: not at every start), a stalled replication. */
-static void nt_engine_event(struct ftd_ctx *ctx, const struct af_event *ev)
+ * loss was announced: not at every start), a stalled replication. A backup
+ * promoted here (state "promoted") runs the guest without a backup until
+ * one is synchronised: its pair's protection is lost too. */
+static void nt_engine_event(struct ftd_ctx *ctx, const struct af_event *ev, const char *state)
 {
 	const struct af_config *cfg = ctx->cfg;
-	const char *state = af_event_get(ev, "state"), *vm = ev->entity;
+	const char *vm = ev->entity;
 	uint32_t blade = ev->blade > 0 ? (uint32_t)ev->blade : 0;
 	char pair[32], text[256];
 
@@ -666,14 +677,20 @@ static void nt_engine_event(struct ftd_ctx *ctx, const struct af_event *ev)
 		if (strcmp(cfg->vms[i].name, vm) == 0)
 			blade = cfg->vms[i].blade;
 	pair_name(cfg, blade, pair, sizeof(pair));
-	if (strcmp(state, "backup-lost") == 0) {
+	if (strcmp(state, "backup-lost") == 0 || strcmp(state, "promoted") == 0) {
 		if (nt_unprotected(ctx, vm, -1))
 			return; /* announced already */
 		nt_unprotected(ctx, vm, 1);
-		snprintf(text, sizeof(text),
-		         "the hot backup of vm %s%s%s is lost: it runs unprotected until a new "
-		         "backup is synchronised",
-		         vm, pair[0] ? " of pair " : "", pair);
+		if (state[0] == 'p')
+			snprintf(text, sizeof(text),
+			         "vm %s%s%s runs on its promoted backup on blade %d: unprotected "
+			         "until a new backup is synchronised",
+			         vm, pair[0] ? " of pair " : "", pair, ev->blade);
+		else
+			snprintf(text, sizeof(text),
+			         "the hot backup of vm %s%s%s is lost: it runs unprotected until a "
+			         "new backup is synchronised",
+			         vm, pair[0] ? " of pair " : "", pair);
 		nt_protection(ctx->nt, true, pair, vm, text);
 	} else if (strcmp(state, "ok") == 0) {
 		if (!nt_unprotected(ctx, vm, 0))
@@ -751,7 +768,14 @@ static void nt_event(struct ftd_ctx *ctx, const struct af_event *ev)
 		nt_switchover(ctx->nt, to);
 		break;
 	case AF_EV_ENGINE_HEALTH:
-		nt_engine_event(ctx, ev);
+		if (af_event_get(ev, "state") != NULL)
+			nt_engine_event(ctx, ev, af_event_get(ev, "state"));
+		break;
+	case AF_EV_VM_LIFECYCLE:
+		/* an engine's "started" is its promotion */
+		if (ev->source == AF_SRC_ENGINE && af_event_get(ev, "event") != NULL &&
+		    strcmp(af_event_get(ev, "event"), "started") == 0)
+			nt_engine_event(ctx, ev, "promoted");
 		break;
 	default:
 		break;

@@ -49,6 +49,11 @@ struct rcv_hooks {
 	                    rcv_fence_done_fn done, void *cookie);
 	void (*engine_forget)(void *opaque, void *cookie);
 	int (*engine_state)(void *opaque, const char *vm, char *state, size_t len);
+	/* vm's primary runs on the partner blade and no engine of it runs
+	 * here: a backup engine should (a blade back from a repair). The hook
+	 * decides (vmft.restart_backup, a quit by order, a start in
+	 * progress). Optional. */
+	void (*engine_backup_wanted)(void *opaque, const char *vm);
 };
 
 /* Creates the module: it plans and shows, but acts only after

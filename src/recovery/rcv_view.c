@@ -158,12 +158,40 @@ static void list_done(void *opaque, int rc, const struct rcv_virt_dom *d, unsign
 	rcv_view_local_list(m, d, n);
 }
 
+static bool engine_state(const struct rcv *m, const struct af_cfg_vm *v, char *state, size_t len);
+
+/* A checkpointed VM whose primary runs on the partner blade needs its
+ * backup here: after a repair this blade's daemon is a new one, which never
+ * saw the old backup engine die. Only when acting (not a dry run), quorate,
+ * this blade not in maintenance, and no plan in progress. */
+static void backups_wanted(struct rcv *m)
+{
+	const struct af_config *cfg = m->env.cfg;
+	char state[16];
+
+	if (m->hooks.engine_backup_wanted == NULL || !m->exec_ok || !m->quorate ||
+	    cfg->recovery.mode == AF_RCV_DRY_RUN || m->maint[m->local] || m->exec.n_runs != 0)
+		return;
+	for (unsigned i = 0; i < cfg->n_vms; i++) {
+		const struct af_cfg_vm *v = &cfg->vms[i];
+		int home = (int)v->blade, partner = (int)af_cfg_partner(cfg, v->blade);
+		int on = m->vms[i].running_on;
+
+		if (!af_cfg_vm_has_engine(v) || partner == 0 || on == 0 || on == m->local ||
+		    (m->local != home && m->local != partner) || (on != home && on != partner) ||
+		    engine_state(m, v, state, sizeof(state)))
+			continue;
+		m->hooks.engine_backup_wanted(m->hooks_opaque, v->name);
+	}
+}
+
 static void state_timer_fire(void *data)
 {
 	struct rcv *m = data;
 	uint64_t ms = m->env.cfg->detection.hypervisor_interval_ms;
 
 	m->state_timer_on = false;
+	backups_wanted(m);
 	if (m->virt != NULL && !m->list_pending &&
 	    rcv_virt_list(m->virt, m->local, list_done, m) == 0)
 		m->list_pending = true;

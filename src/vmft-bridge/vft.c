@@ -45,9 +45,16 @@ struct vft_link {
 	uint64_t respawn_at;   /* monotonic ns; 0: none due */
 	uint64_t respawn_wait; /* ns, doubles up to RESPAWN_MAX */
 	unsigned respawns;
+	/* the engine quit by order (atca-ftctl vm quit, the OCF agent's
+	 * stop): not started again until an order starts one */
+	bool held;
+	uint64_t wanted_at; /* the last vft_backup_wanted() start; 0 none */
 };
 #define RESPAWN_FIRST (1 * AF_NS_PER_S)
 #define RESPAWN_MAX (60 * AF_NS_PER_S)
+/* a backup started because the primary runs on the partner: if it does not
+ * show up, again after this */
+#define BACKUP_WANTED_EVERY (15 * AF_NS_PER_S)
 
 /* An order carried out by a thread of its own, so that the loop never waits
  * for an engine (a promotion may wait seconds for the old primary's disk
@@ -225,8 +232,10 @@ static void engine_gone(struct vft *m, unsigned i)
 		        v->name, l->state, (unsigned long long)(l->respawn_wait / AF_NS_PER_MS));
 	} else {
 		l->respawn_at = 0;
-		af_warn("vmft-bridge: engine of vm %s went away (it was %s)", v->name,
-		        l->state[0] ? l->state : "in an unknown state");
+		l->held = strcmp(l->state, "quit") == 0;
+		af_warn("vmft-bridge: engine of vm %s went away (it was %s)%s", v->name,
+		        l->state[0] ? l->state : "in an unknown state",
+		        l->held ? ": not started again until ordered" : "");
 	}
 	link_close(m, i);
 }
@@ -644,6 +653,12 @@ int vft_engine_start(struct vft *m, const char *vm, const char *role, char *err,
 		return -ENOENT;
 	}
 	snprintf(slot, sizeof(slot), "%u", local_slot(m));
+	{
+		unsigned i;
+
+		if (find_vm(m, vm, &i) != NULL)
+			m->links[i].held = false;
+	}
 	pid = fork();
 	if (pid < 0)
 		return -errno;
@@ -675,6 +690,43 @@ int vft_engine_start(struct vft *m, const char *vm, const char *role, char *err,
 	af_notice("vmft-bridge: engine of vm %s started as %s (%s)", v->name, role,
 	          m->env.cfg->vmft.engine);
 	return 0;
+}
+
+int vft_backup_wanted(struct vft *m, const char *vm)
+{
+	const struct af_cfg_vm *v;
+	struct vft_link *l;
+	uint64_t now = af_mono_ns();
+	char err[200] = "";
+	unsigned i;
+	int rc;
+
+	if (m == NULL || vm == NULL)
+		return -EINVAL;
+	v = find_vm(m, vm, &i);
+	if (v == NULL)
+		return -ENOENT;
+	l = &m->links[i];
+	if (l->fd >= 0 || l->respawn_at != 0 || l->held || !m->env.cfg->vmft.restart_backup ||
+	    (l->wanted_at != 0 && now - l->wanted_at < BACKUP_WANTED_EVERY))
+		return 0;
+	l->wanted_at = now;
+	/* one runs that this daemon has not subscribed to yet (it just
+	 * started): the subscription will come */
+	{
+		struct sockaddr_un sa;
+
+		if (vm_ctl_path(m, v->name, &sa, NULL) == 0 && pidfile_held(sa.sun_path))
+			return 0;
+	}
+	af_notice("vmft-bridge: vm %s runs on the partner blade with no backup engine here: "
+	          "starting one",
+	          v->name);
+	rc = vft_engine_start(m, v->name, "backup", err, sizeof(err));
+	if (rc < 0)
+		af_err("vmft-bridge: the backup engine of vm %s could not be started: %s", v->name,
+		       err[0] ? err : strerror(-rc));
+	return rc;
 }
 
 /* ---- module ------------------------------------------------------------------------- */

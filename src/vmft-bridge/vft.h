@@ -53,5 +53,11 @@ int vft_engine_state(const struct vft *m, const char *vm, char *state, size_t le
 /* Starts the engine of a protected VM on this blade, detached (it outlives
  * the daemon), as "primary" (boots the guest) or "backup". */
 int vft_engine_start(struct vft *m, const char *vm, const char *role, char *err, size_t errlen);
+/* Recovery sees vm's primary on the partner blade and no engine here (the
+ * blade is back from a repair, or its daemon restarted): a backup engine
+ * is started, unless one runs or is about to be started again, it quit by
+ * order (until an order starts one), vmft.restart_backup is off, or one
+ * was started in the last 15 s. 0 (started, or nothing to do) or -errno. */
+int vft_backup_wanted(struct vft *m, const char *vm);
 
 #endif
