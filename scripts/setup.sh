@@ -40,6 +40,8 @@ PACKAGES=(
 	# fence_atca's and the OCF agent's tests: metadata schema check,
 	# Pacemaker accepting the agent, ocf-tester and ocf-shellfuncs
 	libxml2-utils pacemaker-cli-utils resource-agents
+	# the Pacemaker baseline of the benchmarks (bench/pacemaker_baseline.py)
+	pacemaker
 )
 
 if [ $packages = yes ]; then
