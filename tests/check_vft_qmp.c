@@ -106,7 +106,9 @@ static int fake_read_line(struct fake *f, int fd, char *line, size_t len)
 		if (poll(&p, 1, SERVER_WAIT_MS) <= 0)
 			return -1;
 		r = read(fd, f->rbuf + f->rlen, sizeof(f->rbuf) - f->rlen);
-		if (r == 0)
+		/* a client that closed with part of our reply unread resets the
+		 * connection (AF_UNIX: ECONNRESET on our read): it closed */
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
 			return f->rlen > 0 ? -1 : 0;
 		if (r < 0)
 			return -1;
