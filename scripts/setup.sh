@@ -42,6 +42,8 @@ PACKAGES=(
 	libxml2-utils pacemaker-cli-utils resource-agents
 	# the Pacemaker baseline of the benchmarks (bench/pacemaker_baseline.py)
 	pacemaker
+	# the benchmark suite's plot (bench/suite.py)
+	gnuplot-nox
 )
 
 if [ $packages = yes ]; then
