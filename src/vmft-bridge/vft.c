@@ -637,13 +637,14 @@ int vft_engine_start(struct vft *m, const char *vm, const char *role, char *err,
 {
 	const struct af_cfg_vm *v;
 	char slot[16];
+	unsigned idx;
 	pid_t pid;
 	int status;
 
 	if (m == NULL || vm == NULL || role == NULL ||
 	    (strcmp(role, "primary") != 0 && strcmp(role, "backup") != 0))
 		return -EINVAL;
-	v = find_vm(m, vm, NULL);
+	v = find_vm(m, vm, &idx);
 	if (v == NULL) {
 		snprintf(err, errlen, "no protected vm '%s' with a disk in the configuration", vm);
 		return -ENOENT;
@@ -653,12 +654,8 @@ int vft_engine_start(struct vft *m, const char *vm, const char *role, char *err,
 		return -ENOENT;
 	}
 	snprintf(slot, sizeof(slot), "%u", local_slot(m));
-	{
-		unsigned i;
-
-		if (find_vm(m, vm, &i) != NULL)
-			m->links[i].held = false;
-	}
+	/* an order starts it: a quit by order no longer holds it back */
+	m->links[idx].held = false;
 	pid = fork();
 	if (pid < 0)
 		return -errno;
