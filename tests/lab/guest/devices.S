@@ -200,6 +200,115 @@ pci_find_ide:
         xor     %eax, %eax
         ret
 
+/* ---------------- virtio: reset what the firmware left running ----------------
+ * SeaBIOS boots a virtio-blk disk with its own driver: it sets up a
+ * virtqueue in RAM (near the top of memory, inside the dirtied region),
+ * reads the boot sectors and hands over with the device live (DRIVER_OK).
+ * This guest has no virtio driver and overwrites that memory.  QEMU looks
+ * at a live virtqueue again whenever it (re)starts the device's ioeventfd:
+ * every cont after a stop (each checkpoint epoch), and a migration
+ * destination's start.  The stale ring then yields garbage descriptors
+ * ("virtio: bogus descriptor or out of resources") or SeaBIOS's own, and
+ * disk sectors land over this guest's page tables: it triple-faults and
+ * reboots.  A real OS's virtio driver resets the device before using it;
+ * this guest resets, at boot, every virtio device (vendor 0x1AF4) on PCI
+ * bus 0: status register (legacy BAR0 + 0x12) <- 0, which stops the device
+ * and drops its queues.  One line per device:
+ *   V virtio reset dev=<d> fn=<f> device=0x<id> io=0x<bar0> status=0x<before> now=0x<after>
+ *   V virtio NOT reset (no I/O BAR0) dev=<d> fn=<f> device=0x<id>
+ * The second form is a modern-only (non-transitional) device: its registers
+ * are in memory BARs above the 1 GiB this guest maps.
+ * Clobbers rax rcx rdx rsi rdi r8-r11. */
+        .set VIRTIO_VENDOR, 0x1AF4
+        .set VIRTIO_PCI_STATUS, 0x12   /* legacy header: device status, u8 */
+virtio_reset_all:
+        mov     $0x80000000, %r9d
+1:      mov     %r9d, %eax
+        mov     $0xCF8, %dx
+        out     %eax, %dx
+        mov     $0xCFC, %dx
+        in      %dx, %eax
+        cmp     $0xFFFF, %ax            /* no function here */
+        je      3f
+        cmp     $VIRTIO_VENDOR, %ax
+        jne     2f
+        shr     $16, %eax
+        mov     %eax, %r10d             /* device ID */
+        call    virtio_reset_one
+2:      add     $0x100, %r9d            /* next function */
+        jmp     4f
+3:      test    $0x700, %r9d            /* function 0 absent: skip device */
+        jnz     2b
+        add     $0x800, %r9d
+4:      cmp     $0x80010000, %r9d
+        jb      1b
+        ret
+
+/* r9 = config address (function), r10 = device ID */
+virtio_reset_one:
+        lea     0x10(%r9), %eax         /* BAR0 */
+        mov     $0xCF8, %dx
+        out     %eax, %dx
+        mov     $0xCFC, %dx
+        in      %dx, %eax
+        test    $1, %al                 /* an I/O BAR: legacy interface */
+        jz      8f
+        and     $0xFFFC, %eax
+        jz      8f
+        mov     %eax, %r11d
+        lea     4(%r9), %eax            /* command: I/O space on */
+        mov     $0xCF8, %dx
+        out     %eax, %dx
+        mov     $0xCFC, %dx
+        in      %dx, %ax
+        or      $0x01, %ax
+        out     %ax, %dx
+        lea     VIRTIO_PCI_STATUS(%r11), %edx
+        in      %dx, %al
+        movzbl  %al, %eax
+        shl     $32, %rax               /* r11 = status before << 32 | base */
+        or      %rax, %r11
+        xor     %al, %al
+        out     %al, %dx                /* 0: reset */
+        call    virtio_line
+        mov     $s_v_io, %esi
+        mov     %r11d, %eax
+        call    lb_kvh
+        mov     $s_v_st, %esi
+        mov     %r11, %rax
+        shr     $32, %rax
+        call    lb_kvh
+        lea     VIRTIO_PCI_STATUS(%r11), %edx
+        in      %dx, %al                /* 0 once reset */
+        movzbl  %al, %eax
+        mov     $s_v_now, %esi
+        call    lb_kvh
+        jmp     lb_flush
+8:      call    lb_begin
+        mov     $s_v_noio, %esi
+        call    lb_str
+        call    virtio_where
+        jmp     lb_flush
+
+virtio_line:                    /* "V virtio reset dev=.. fn=.. device=0x.." */
+        call    lb_begin
+        mov     $s_v_reset, %esi
+        call    lb_str
+virtio_where:
+        mov     $s_v_dev, %esi
+        mov     %r9d, %eax
+        shr     $11, %eax
+        and     $31, %eax
+        call    lb_kv
+        mov     $s_v_fn, %esi
+        mov     %r9d, %eax
+        shr     $8, %eax
+        and     $7, %eax
+        call    lb_kv
+        mov     $s_v_id, %esi
+        mov     %r10d, %eax
+        jmp     lb_kvh
+
 /* program the LBA28 task file: eax = LBA, cl = sector count, esi = command */
 ata_issue:
         mov     %eax, %r8d

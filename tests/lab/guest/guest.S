@@ -20,8 +20,9 @@
  *   0x100000-0x120000  disk filler buffer (disk_sectors > 1)
  *
  * Ring 0 only does: load, GDT/IDT/TSS, paging, long mode, mask the PICs,
- * iretq to ring 3 (IOPL=3, IF=0).  Everything else (UART init, TSC
- * calibration, workload, disk/NIC I/O; see devices.S) runs in 64-bit ring 3
+ * iretq to ring 3 (IOPL=3, IF=0).  Everything else (UART init, reset of
+ * the virtio devices the firmware left live, TSC calibration, workload,
+ * disk/NIC I/O; see devices.S) runs in 64-bit ring 3
  * using port I/O allowed by IOPL 3 and by an all-zero TSS I/O bitmap.
  */
 
@@ -459,6 +460,10 @@ user_entry:
         mov     STATUS+ST_BOOT_TSC, %rax
         call    lb_dec
         call    lb_flush
+
+        /* virtio devices the firmware left live: reset them before this
+         * guest dirties the memory of their rings (devices.S) */
+        call    virtio_reset_all
 
         /* ---- memory size from CMOS (0x34/0x35: 64K units above 16M) ---- */
         mov     $0x35, %al
@@ -1019,6 +1024,14 @@ s_garbage:  .asciz "garbage"
 s_diskerr:  .asciz "DISKERR no ATA device on primary channel, disk off"
 s_neterr:   .asciz "NETERR no NE2000 answering reset, net off"
 s_n_mac:    .asciz "N mac="
+s_v_reset:  .asciz "V virtio reset"
+s_v_noio:   .asciz "V virtio NOT reset (no I/O BAR0)"
+s_v_dev:    .asciz " dev="
+s_v_fn:     .asciz " fn="
+s_v_id:     .asciz " device="
+s_v_io:     .asciz " io="
+s_v_st:     .asciz " status="
+s_v_now:    .asciz " now="
 s_n_udp:    .asciz " udp="
 
 /* ---------------- descriptor tables ---------------- */
