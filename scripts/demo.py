@@ -236,6 +236,12 @@ class Demo:
         if n != 1:
             raise DemoFail("no snmp section in %s" % path)
         os.makedirs(lab.path("shared", "console"), exist_ok=True)
+        # the replication link's key, the same for both engines (0600)
+        key = lab.path("vmft.key")
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, os.urandom(32))
+        os.close(fd)
+        os.chmod(key, 0o600)
         added = """snmp {
     target {
         address: %(nms)s
@@ -263,6 +269,7 @@ vmft {
     heartbeat_timeout: 500ms
     ack_timeout: 2s
     template_interval: 30s
+    key_file: %(key)s
 }
 vm {
     name: %(ft)s
@@ -278,7 +285,7 @@ vm {
     protection: restart
     definition: /var/lib/libvirt/images/%(rs)s.xml
 }
-""" % dict(nms=lab.nms_addr(), port=TRAP_PORT, engine=ENGINE, ft=FT_VM, rs=RS_VM,
+""" % dict(nms=lab.nms_addr(), port=TRAP_PORT, engine=ENGINE, key=key, ft=FT_VM, rs=RS_VM,
            prim=self.prim)
         with open(path, "w") as f:
             f.write(text + added)

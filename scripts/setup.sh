@@ -30,7 +30,7 @@ PACKAGES=(
 	build-essential autoconf automake pkg-config
 	libqb-dev libcorosync-common-dev libcpg-dev libquorum-dev libvotequorum-dev libcmap-dev
 	libvirt-dev libfreeipmi-dev libipmimonitoring-dev libopenipmi-dev libsnmp-dev
-	libjson-c-dev libxxhash-dev check
+	libjson-c-dev libxxhash-dev libssl-dev check
 	clang libclang-rt-14-dev clang-format valgrind
 	jq man-db groff-base mandoc logrotate bash-completion util-linux procps libqb-tools
 	# the shelf lab (tests/lab): simulated shelf, blades, hypervisors, NMS

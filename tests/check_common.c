@@ -7,6 +7,9 @@
 
 #define AF_LOG_SS AF_SS_MAIN
 #include "af_common.h"
+#include "af_util.h"
+
+#include <sys/resource.h>
 
 /* ---- number/duration/size parsing: rejects ----------------------------- */
 
@@ -363,6 +366,41 @@ START_TEST(test_log_levels_and_targets)
 }
 END_TEST
 
+/* af_fd_usage counts this process's descriptors against RLIMIT_NOFILE, and
+ * says "all used" when not even /proc/self/fd can be opened. */
+START_TEST(test_fd_usage)
+{
+	struct rlimit rl, saved;
+	unsigned n, limit, base;
+	int fds[64], k = 0;
+
+	ck_assert_int_eq(af_fd_usage(NULL, &limit), -EINVAL);
+	ck_assert_int_eq(af_fd_usage(&base, &limit), 0);
+	ck_assert_uint_gt(base, 2);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	saved = rl;
+	ck_assert_uint_eq(limit, rl.rlim_cur == RLIM_INFINITY ? UINT32_MAX : rl.rlim_cur);
+	fds[k++] = dup(0);
+	fds[k++] = dup(0);
+	ck_assert_int_eq(af_fd_usage(&n, &limit), 0);
+	ck_assert_uint_eq(n, base + 2);
+	/* a lower limit, then fill it */
+	rl.rlim_cur = base + 10;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	while (k < 64 && (fds[k] = dup(0)) >= 0)
+		k++;
+	ck_assert_int_eq(errno, EMFILE);
+	ck_assert_int_eq(af_fd_usage(&n, &limit), 0);
+	ck_assert_uint_eq(limit, base + 10);
+	ck_assert_uint_eq(n, limit);
+	while (k > 0)
+		close(fds[--k]);
+	ck_assert_int_eq(af_fd_usage(&n, &limit), 0);
+	ck_assert_uint_eq(n, base);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0); /* CK_FORK=no: later tests */
+}
+END_TEST
+
 static Suite *common_suite(void)
 {
 	Suite *s = suite_create("common");
@@ -377,6 +415,7 @@ static Suite *common_suite(void)
 	add_tcase(s, test_event_names_complete, 10);
 	add_tcase(s, test_fault_format, 10);
 	add_tcase(s, test_log_levels_and_targets, 10);
+	add_tcase(s, test_fd_usage, 10);
 	return s;
 }
 

@@ -16,6 +16,7 @@ struct fixtures {
 	char *dir;
 	char cred[256], cred_open[256], cred_badkey[256], cred_nopass[256];
 	char snmp[256], snmp_short[256], snmp_authonly[256];
+	char key[256], key_hex[256], key_open[256], key_short[256];
 };
 
 static void fixtures_make(struct fixtures *fx)
@@ -31,6 +32,12 @@ static void fixtures_make(struct fixtures *fx)
 	MK(snmp, "snmp.cred", "auth_password: authpass1\npriv_password: privpass1\n", 0600);
 	MK(snmp_short, "snmp-short.cred", "auth_password: short\n", 0600);
 	MK(snmp_authonly, "snmp-auth.cred", "auth_password: authpass1\n", 0600);
+	/* replication link keys: 32 raw bytes, 64 hex digits, too open, too short */
+	MK(key, "vmft.key", "0123456789abcdefghijklmnopqrstuv", 0600);
+	MK(key_hex, "vmft-hex.key",
+	   "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0400);
+	MK(key_open, "vmft-open.key", "0123456789abcdefghijklmnopqrstuv", 0644);
+	MK(key_short, "vmft-short.key", "0123456789abcdef", 0600);
 #undef MK
 }
 
@@ -53,6 +60,10 @@ static char *substitute(const struct fixtures *fx, const char *buf, size_t len, 
 	        {"@SNMPCRED_SHORT@", fx->snmp_short},
 	        {"@SNMPCRED_AUTHONLY@", fx->snmp_authonly},
 	        {"@SNMPCRED@", fx->snmp},
+	        {"@VMFTKEY_HEX@", fx->key_hex},
+	        {"@VMFTKEY_OPEN@", fx->key_open},
+	        {"@VMFTKEY_SHORT@", fx->key_short},
+	        {"@VMFTKEY@", fx->key},
 	};
 	char *out = malloc(len * 4 + 4096);
 	size_t o = 0;
@@ -518,6 +529,12 @@ START_TEST(test_example_and_docs_complete)
 			        strlen(p + strlen("/etc/atca-ft/shelf.cred")) + 1);
 			memcpy(p, "@CRED@", strlen("@CRED@"));
 		}
+		/* and /etc/atca-ft/vmft.key (same length as @VMFTKEY@ + padding) */
+		while ((p = strstr(sub, "/etc/atca-ft/vmft.key")) != NULL) {
+			memmove(p + strlen("@VMFTKEY@"), p + strlen("/etc/atca-ft/vmft.key"),
+			        strlen(p + strlen("/etc/atca-ft/vmft.key")) + 1);
+			memcpy(p, "@VMFTKEY@", strlen("@VMFTKEY@"));
+		}
 		text = sub;
 		tlen = strlen(text);
 		cfg = parse_ok(&fx, "atca-ftd.conf.example", text, tlen);
@@ -554,6 +571,125 @@ START_TEST(test_tree_limits)
 	ck_assert_str_eq(tree.root.child->value, "v");
 	ck_assert_str_eq(tree.root.child->next->value, "y");
 	af_cfg_tree_free(&tree);
+}
+END_TEST
+
+/* The replication link's key (vmft.key_file, vm.key_file): refused when
+ * missing, too open or too short, with the line of the key that names it;
+ * vmft.authenticate: no loads with a warning; raw and hex keys load. */
+static int load_vmft(const struct fixtures *fx, const char *vmft, const char *vm_extra,
+                     struct af_cfg_diag *diag)
+{
+	char text[2048];
+	struct af_config *cfg = NULL;
+	size_t tlen;
+	char *sub;
+	int rc;
+
+	snprintf(text, sizeof(text),
+	         "shelf {\n    credentials: @CRED@\n    manager {\n        address: 127.0.0.1\n"
+	         "    }\n}\nblade {\n    slot: 1\n    host: b1\n}\nblade {\n    slot: 2\n"
+	         "    host: b2\n}\nvmft {\n%s}\nvm {\n    name: fg1\n    blade: 1\n"
+	         "    protection: ft\n    disk: /var/lib/fg1.img\n%s}\n",
+	         vmft, vm_extra);
+	sub = substitute(fx, text, strlen(text), &tlen);
+	rc = af_cfg_parse_buffer("key.conf", sub, tlen, 0, &cfg, diag);
+	free(sub);
+	af_cfg_free(cfg);
+	return rc;
+}
+
+START_TEST(test_vmft_key)
+{
+	struct fixtures fx;
+	struct af_cfg_diag diag;
+	char path[300];
+	struct af_config *cfg = NULL;
+
+	fixtures_make(&fx);
+	/* missing: the line of vmft.key_file (line 16 of the generated file) */
+	ck_assert_int_eq(load_vmft(&fx, "    key_file: /nonexistent/vmft.key\n", "", &diag),
+	                 -EINVAL);
+	ck_assert_msg(strstr(diag.errors[0], "key.conf:16: vm 'fg1': replication key file "
+	                                     "/nonexistent/vmft.key: cannot open") != NULL,
+	              "%s", diag.errors[0]);
+	ck_assert_ptr_nonnull(strstr(diag.errors[0], "head -c 32 /dev/urandom"));
+	/* too open, named by the VM's own key_file (line 22) */
+	ck_assert_int_eq(load_vmft(&fx, "", "    key_file: @VMFTKEY_OPEN@\n", &diag), -EINVAL);
+	ck_assert_msg(strstr(diag.errors[0], "key.conf:22: vm 'fg1': replication key file") &&
+	                      strstr(diag.errors[0], "mode 0644 is too open"),
+	              "%s", diag.errors[0]);
+	/* too short */
+	ck_assert_int_eq(load_vmft(&fx, "    key_file: @VMFTKEY_SHORT@\n", "", &diag), -EINVAL);
+	ck_assert_msg(strstr(diag.errors[0], "key.conf:16:") &&
+	                      strstr(diag.errors[0], "16 bytes of key material, at least 32"),
+	              "%s", diag.errors[0]);
+	/* a directory, and the VM's key overriding a good vmft one */
+	ck_assert_int_eq(load_vmft(&fx, "    key_file: @VMFTKEY@\n", "    key_file: /tmp\n", &diag),
+	                 -EINVAL);
+	ck_assert_msg(strstr(diag.errors[0], "key.conf:23:") &&
+	                      strstr(diag.errors[0], "not a regular file"),
+	              "%s", diag.errors[0]);
+	/* good: raw, hex (0400), per VM */
+	ck_assert_int_eq(load_vmft(&fx, "    key_file: @VMFTKEY@\n", "", &diag), 0);
+	for (unsigned i = 0; i < diag.n_warnings; i++)
+		ck_assert_ptr_null(strstr(diag.warnings[i], "authenticate"));
+	ck_assert_int_eq(load_vmft(&fx, "", "    key_file: @VMFTKEY_HEX@\n", &diag), 0);
+	/* authentication off: no key needed, a warning at its line (16) */
+	ck_assert_int_eq(load_vmft(&fx,
+	                           "    authenticate: no\n    key_file: /nonexistent/vmft.key\n",
+	                           "", &diag),
+	                 0);
+	{
+		bool warned = false;
+
+		for (unsigned i = 0; i < diag.n_warnings; i++)
+			warned |= strstr(diag.warnings[i],
+			                 "key.conf:16: warning: vmft.authenticate is off") != NULL;
+		ck_assert_msg(warned, "no warning about vmft.authenticate (%u warnings)",
+		              diag.n_warnings);
+	}
+	/* skipping credentials skips the key too (atca-ftctl simulate) */
+	{
+		char text[1024];
+
+		snprintf(text, sizeof(text),
+		         "shelf {\n    credentials: /nonexistent/c\n    manager {\n"
+		         "        address: 127.0.0.1\n    }\n}\n"
+		         "blade {\n    slot: 1\n    host: b1\n}\nblade {\n    slot: 2\n"
+		         "    host: b2\n}\nvmft {\n    key_file: /nonexistent/k\n}\nvm {\n"
+		         "    name: fg1\n    blade: 1\n    protection: ft\n    disk: /d.img\n}\n");
+		ck_assert_msg(af_cfg_parse_buffer("skip.conf", text, strlen(text),
+		                                  AF_CFG_SKIP_CREDENTIALS, &cfg, &diag) == 0,
+		              "%s", diag.n_errors ? diag.errors[0] : "?");
+		ck_assert_int_eq(cfg->vmft.authenticate, true);
+		ck_assert_str_eq(cfg->vmft.key_file, "/nonexistent/k");
+		af_cfg_free(cfg);
+	}
+	/* the loader itself: hex decoded, raw taken as is */
+	{
+		uint8_t k[1024];
+		size_t len;
+		char err[200];
+
+		ck_assert_int_eq(af_cred_load_key(fx.key_hex, k, sizeof(k), &len, err, sizeof(err)),
+		                 0);
+		ck_assert_uint_eq(len, 32);
+		ck_assert_uint_eq(k[0], 0x00);
+		ck_assert_uint_eq(k[1], 0x11);
+		ck_assert_uint_eq(k[31], 0xff);
+		ck_assert_int_eq(af_cred_load_key(fx.key, k, sizeof(k), &len, err, sizeof(err)), 0);
+		ck_assert_uint_eq(len, 32);
+		ck_assert_int_eq(memcmp(k, "0123456789abcdefghijklmnopqrstuv", 32), 0);
+		ck_assert_int_eq(af_cred_load_key(fx.key, k, 16, &len, err, sizeof(err)), -EINVAL);
+		ck_assert_int_eq(
+		        af_cred_load_key(fx.key_open, k, sizeof(k), &len, err, sizeof(err)),
+		        -EPERM);
+		snprintf(path, sizeof(path), "%s/none.key", fx.dir);
+		ck_assert_int_eq(af_cred_load_key(path, k, sizeof(k), &len, err, sizeof(err)),
+		                 -ENOENT);
+	}
+	fixtures_free(&fx);
 }
 END_TEST
 
@@ -727,6 +863,70 @@ START_TEST(test_snmp_limits)
 }
 END_TEST
 
+/* Credentials files owned by someone else are refused even at mode 0600,
+ * also behind a symlink (the file read is the file checked); the SNMP
+ * ones follow the same rule. SNMP v2c and authNoPriv load, with a warning
+ * at the target recommending authPriv. */
+START_TEST(test_credentials_owner_and_snmp_security)
+{
+	struct fixtures fx;
+	struct af_cfg_diag diag;
+	struct af_config *cfg = NULL;
+	struct af_ipmi_credentials ic;
+	struct af_snmp_credentials sc;
+	char path[300], link[300], err[256], text[1024];
+	const char *w;
+	size_t tlen;
+	char *sub;
+
+	fixtures_make(&fx);
+	if (geteuid() == 0) {
+		snprintf(path, sizeof(path), "%s/other.cred", fx.dir);
+		write_file(path, "username: admin\npassword: secret\n", 0600);
+		ck_assert_int_eq(chown(path, 65534, 65534), 0);
+		ck_assert_int_eq(af_cred_load_ipmi(path, &ic, err, sizeof(err)), -EPERM);
+		ck_assert_ptr_nonnull(strstr(err, "owned by uid 65534: must be owned by root"));
+		ck_assert_str_eq(ic.password, "");
+		snprintf(link, sizeof(link), "%s/link.cred", fx.dir);
+		ck_assert_int_eq(symlink(path, link), 0);
+		ck_assert_int_eq(af_cred_load_ipmi(link, &ic, err, sizeof(err)), -EPERM);
+		write_file(path, "auth_password: authpass1\npriv_password: privpass1\n", 0600);
+		ck_assert_int_eq(chown(path, 65534, 65534), 0);
+		ck_assert_int_eq(af_cred_load_snmp(path, &sc, err, sizeof(err)), -EPERM);
+		ck_assert_str_eq(sc.auth_password, "");
+	}
+	ck_assert_int_eq(af_cred_load_snmp(fx.cred_open, &sc, err, sizeof(err)), -EPERM);
+	ck_assert_ptr_nonnull(strstr(err, "mode 0644 is too open"));
+
+	snprintf(text, sizeof(text),
+	         "shelf {\n    credentials: @CRED@\n    manager {\n        address: 127.0.0.1\n"
+	         "    }\n}\nblade {\n    slot: 1\n    host: b1\n}\nsnmp {\n    target {\n"
+	         "        address: 192.0.2.1\n        version: 2c\n        community: public\n"
+	         "    }\n    target {\n        address: 192.0.2.2\n        version: 3\n"
+	         "        user: nms\n        security_level: authNoPriv\n"
+	         "        credentials: @SNMPCRED_AUTHONLY@\n    }\n    target {\n"
+	         "        address: 192.0.2.3\n        version: 3\n        user: nms\n"
+	         "        credentials: @SNMPCRED@\n    }\n}\n");
+	sub = substitute(&fx, text, strlen(text), &tlen);
+	ck_assert_int_eq(af_cfg_parse_buffer("snmp.conf", sub, tlen, 0, &cfg, &diag), 0);
+	w = warning_with(&diag, "192.0.2.1");
+	ck_assert_ptr_nonnull(w);
+	ck_assert_msg(strstr(w, "snmp.conf:14: warning: SNMP v2c target 192.0.2.1: the community "
+	                        "travels in clear text") != NULL &&
+	                      strstr(w, "authPriv is recommended") != NULL,
+	              "%s", w);
+	w = warning_with(&diag, "192.0.2.2");
+	ck_assert_ptr_nonnull(w);
+	ck_assert_msg(strstr(w, "snmp.conf:17: warning: SNMPv3 target 192.0.2.2 uses authNoPriv") !=
+	                      NULL,
+	              "%s", w);
+	ck_assert_ptr_null(warning_with(&diag, "192.0.2.3")); /* authPriv: nothing to say */
+	af_cfg_free(cfg);
+	free(sub);
+	fixtures_free(&fx);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -735,12 +935,14 @@ static Suite *config_suite(void)
 	add_tcase(s, test_load_errors, 10);
 	add_tcase(s, test_error_cap, 10);
 	add_tcase(s, test_credentials, 10);
+	add_tcase(s, test_vmft_key, 10);
 	add_tcase(s, test_tree_limits, 10);
 	add_tcase(s, test_review_regressions, 10);
 	add_tcase(s, test_good_files_round_trip, 30);
 	add_tcase(s, test_defaults_and_derived, 10);
 	add_tcase(s, test_example_and_docs_complete, 10);
 	add_tcase(s, test_snmp_limits, 10);
+	add_tcase(s, test_credentials_owner_and_snmp_security, 10);
 	return s;
 }
 

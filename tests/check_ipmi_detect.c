@@ -16,6 +16,7 @@
 
 #define AF_LOG_SS AF_SS_IPMI
 #include "af_common.h"
+#include "fault_inject.h"
 #include "af_fsm.h"
 #include "ipd.h"
 #include "ipd_int.h"
@@ -790,6 +791,48 @@ START_TEST(test_cursor_rejects)
 	snprintf(path, sizeof(path), "%s/missing/c.cursor", dir);
 	ck_assert_int_eq(ipd_cursor_save(path, &c), -ENOENT);
 	ck_assert(no_tmp_files(dir));
+	remove_temp_dir(dir);
+}
+END_TEST
+
+/* Saving the SEL position on a full or failing disk (tests/fault_inject.c):
+ * whatever step fails (create, write, flush, rename), the saved position
+ * stays the old one, whole, and no temporary file is left. */
+START_TEST(test_cursor_save_failures)
+{
+	static const struct {
+		enum fi_call call;
+		int err; /* what the call fails with; -EIO for a short write */
+		bool short_write;
+	} fails[] = {
+	        {FI_OPEN, EMFILE, false},  {FI_OPEN, ENOSPC, false}, {FI_WRITE, ENOSPC, true},
+	        {FI_WRITE, EDQUOT, false}, {FI_FSYNC, EIO, false},   {FI_RENAME, ENOSPC, false},
+	};
+	char *dir = make_temp_dir();
+	char path[512], *before, *after;
+	struct ipd_sel_cursor c = {.positioned = true, .have_last = true, .last_id = 17}, back;
+
+	snprintf(path, sizeof(path), "%s/sel.cursor", dir);
+	ck_assert_int_eq(ipd_cursor_save(path, &c), 0);
+	before = slurp(path);
+	c.last_id = 18;
+	for (size_t i = 0; i < AF_ARRAY_SIZE(fails); i++) {
+		fi_arm(fails[i].call, dir, 0, 0, fails[i].err, fails[i].short_write);
+		/* a short write sets no errno: the save says EIO */
+		ck_assert_int_eq(ipd_cursor_save(path, &c),
+		                 fails[i].short_write ? -EIO : -fails[i].err);
+		fi_disarm();
+		after = slurp(path);
+		ck_assert_msg(strcmp(after, before) == 0, "case %zu changed the cursor", i);
+		free(after);
+		ck_assert_msg(no_tmp_files(dir), "case %zu left a temporary file", i);
+	}
+	ck_assert_int_eq(ipd_cursor_load(path, &back), 0);
+	ck_assert_uint_eq(back.last_id, 17);
+	ck_assert_int_eq(ipd_cursor_save(path, &c), 0); /* space is back */
+	ck_assert_int_eq(ipd_cursor_load(path, &back), 0);
+	ck_assert_uint_eq(back.last_id, 18);
+	free(before);
 	remove_temp_dir(dir);
 }
 END_TEST
@@ -2985,6 +3028,7 @@ int main(void)
 	add_tcase(s, test_blade_addresses, 10);
 	add_tcase(s, test_cursor_rejects, 10);
 	add_tcase(s, test_cursor_roundtrip, 10);
+	add_tcase(s, test_cursor_save_failures, 10);
 	add_tcase(s, test_target_fsm, 10);
 	/* reading the SEL */
 	add_tcase(s, test_sel_poll_errors, 10);

@@ -46,7 +46,8 @@ struct ctl_client *ctl_init(const char *ipc_name, int timeout_ms, int *exit_code
 			*exit_code = CTL_FAILED;
 			snprintf(msg, msglen,
 			         "atca-ftd on IPC '%s' refused the connection: too many clients "
-			         "(daemon.ipc_max_clients)",
+			         "(daemon.ipc_max_clients), or the daemon is short of file "
+			         "descriptors (see its log)",
 			         ipc_name);
 		} else {
 			*exit_code = CTL_UNREACHABLE;

@@ -381,6 +381,12 @@ static void check_snmp(struct af_cfg_load *ld)
 				                            t->user[0] ? "user" : "credentials"),
 				             "'user' and 'credentials' are for SNMPv3 targets "
 				             "(add 'version: 3')");
+			af_cfg_warning(
+			        ld, af_cfg_line_of("snmp.target", &t->where, "version"),
+			        "SNMP v2c target %s: the community travels in clear text and "
+			        "anyone on the path can read or forge notifications (SNMPv3 "
+			        "with security_level authPriv is recommended)",
+			        t->address);
 			continue;
 		}
 		/* SNMPv3 */
@@ -427,6 +433,13 @@ static void check_snmp(struct af_cfg_load *ld)
 			} else {
 				t->cred_loaded = true;
 			}
+			if (t->security_level == AF_SNMP_AUTHNOPRIV)
+				af_cfg_warning(
+				        ld, t->where.line,
+				        "SNMPv3 target %s uses authNoPriv: notifications are "
+				        "authenticated but not encrypted (authPriv is "
+				        "recommended)",
+				        t->address);
 		}
 	}
 }
@@ -479,6 +492,55 @@ static void check_local_blade(struct af_cfg_load *ld)
 	}
 }
 
+/* The replication link's key (atca-vmft): every VM the engine runs needs
+ * one it can read, unless the link's authentication is switched off. */
+static void check_vmft_auth(struct af_cfg_load *ld)
+{
+	struct af_config *cfg = ld->cfg;
+	struct af_cfg_vmft *vf = &cfg->vmft;
+	bool engines = false;
+
+	for (unsigned i = 0; i < cfg->n_vms; i++) {
+		const struct af_cfg_vm *v = &cfg->vms[i];
+		char err[AF_CFG_ERR_MAX - 128];
+		uint8_t key[1024];
+		size_t len = 0;
+		const char *path;
+		uint32_t line;
+		int rc;
+
+		if (v->protection != AF_PROT_FT || v->disk[0] == '\0')
+			continue;
+		engines = true;
+		if (!vf->authenticate || (ld->flags & AF_CFG_SKIP_CREDENTIALS))
+			continue;
+		if (v->key_file[0] != '\0') {
+			path = v->key_file;
+			line = af_cfg_line_of("vm", &v->where, "key_file");
+		} else {
+			path = vf->key_file;
+			line = af_cfg_given("vmft", &vf->where, "key_file")
+			               ? af_cfg_line_of("vmft", &vf->where, "key_file")
+			               : af_cfg_line_of("vm", &v->where, "protection");
+		}
+		rc = af_cred_load_key(path, key, sizeof(key), &len, err, sizeof(err));
+		if (rc == -ENOENT)
+			af_cfg_error(ld, line,
+			             "vm '%s': replication key file %s: %s (make one: head -c 32 "
+			             "/dev/urandom > FILE; chmod 600 FILE)",
+			             v->name, path, err);
+		else if (rc < 0)
+			af_cfg_error(ld, line, "vm '%s': replication key file %s: %s", v->name,
+			             path, err);
+		af_wipe(key, sizeof(key));
+	}
+	if (engines && !vf->authenticate)
+		af_cfg_warning(ld, af_cfg_line_of("vmft", &vf->where, "authenticate"),
+		               "vmft.authenticate is off: anyone who reaches a backup engine's "
+		               "replication port can feed it epochs, and anyone who answers on "
+		               "it receives the guest's memory");
+}
+
 void af_cfg_check(struct af_cfg_load *ld)
 {
 	bool topology_ok;
@@ -492,8 +554,10 @@ void af_cfg_check(struct af_cfg_load *ld)
 	topology_ok = ld->diag->n_errors == 0;
 	check_daemon(ld);
 	check_shelf(ld);
-	if (topology_ok)
+	if (topology_ok) {
 		check_vms(ld);
+		check_vmft_auth(ld);
+	}
 	check_snmp(ld);
 	check_logging(ld);
 	if (ld->diag->n_errors == 0)

@@ -160,6 +160,7 @@ static const struct af_kspec vm_keys[] = {
         K_STR("mac", struct af_cfg_vm, mac, AF_KT_STRING, NULL, 0),
         K_STR("net_interface", struct af_cfg_vm, net_interface, AF_KT_NAME, NULL, 0),
         K_STR("ip", struct af_cfg_vm, ip, AF_KT_HOST, NULL, 0),
+        K_STR("key_file", struct af_cfg_vm, key_file, AF_KT_PATH, NULL, 0),
 };
 
 static const struct af_kspec vmft_keys[] = {
@@ -186,6 +187,8 @@ static const struct af_kspec vmft_keys[] = {
         K_SIZE("zerocopy_threshold", struct af_cfg_vmft, zerocopy_threshold, 4096, 64 << 20,
                "16KiB"),
         K_SIZE("send_buffer", struct af_cfg_vmft, send_buffer, 1 << 20, 1ULL << 40, "256MiB"),
+        K_BOOL("authenticate", struct af_cfg_vmft, authenticate, "yes"),
+        K_STR("key_file", struct af_cfg_vmft, key_file, AF_KT_PATH, "/etc/atca-ft/vmft.key", 0),
 };
 
 static const struct af_kspec detection_keys[] = {

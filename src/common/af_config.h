@@ -156,10 +156,11 @@ struct af_cfg_vm {
 	char qemu_args[AF_CFG_PATH_MAX]; /* extra QEMU arguments, space separated */
 	uint64_t epoch_ms;               /* checkpoint period; 0: vmft.epoch */
 	/* its network: frames through the engine (output commit) */
-	char nic[AF_CFG_PATH_MAX]; /* QEMU NIC device ("e1000", ...); "" = no NIC */
-	char mac[18];              /* xx:xx:xx:xx:xx:xx; derived from the name if unset */
-	char net_interface[16];    /* the blade's interface the guest's frames use */
-	char ip[AF_CFG_HOST_MAX];  /* the guest's IPv4 address, for gratuitous ARP */
+	char nic[AF_CFG_PATH_MAX];      /* QEMU NIC device ("e1000", ...); "" = no NIC */
+	char mac[18];                   /* xx:xx:xx:xx:xx:xx; derived from the name if unset */
+	char net_interface[16];         /* the blade's interface the guest's frames use */
+	char ip[AF_CFG_HOST_MAX];       /* the guest's IPv4 address, for gratuitous ARP */
+	char key_file[AF_CFG_PATH_MAX]; /* replication link key; "" = vmft.key_file */
 };
 
 /* The checkpoint/replay engine (atca-vmft) of protected VMs. */
@@ -187,6 +188,8 @@ struct af_cfg_vmft {
 	bool zerocopy;                      /* MSG_ZEROCOPY for page batches */
 	uint64_t zerocopy_threshold;        /* bytes: smaller batches are copied */
 	uint64_t send_buffer;               /* bytes of captured epochs queued for sending */
+	bool authenticate;                  /* the replication link proves the shared key */
+	char key_file[AF_CFG_PATH_MAX];     /* that key (0600, at least 32 bytes) */
 };
 
 struct af_cfg_detection {
@@ -337,5 +340,11 @@ void af_cfg_log_settings(const struct af_config *cfg, struct af_log_settings *s)
  * effective user (or root) with no group/other permission bits. */
 int af_cred_load_ipmi(const char *path, struct af_ipmi_credentials *cred, char *err, size_t errlen);
 int af_cred_load_snmp(const char *path, struct af_snmp_credentials *cred, char *err, size_t errlen);
+/* Reads a key file with the same checks (regular, owner only, root's or
+ * ours): one line of at least 64 hex digits, else raw bytes; at least
+ * AF_KEY_MIN bytes of key. *len gets the key's length (at most cap). */
+#define AF_KEY_MIN 32
+int af_cred_load_key(const char *path, uint8_t *key, size_t cap, size_t *len, char *err,
+                     size_t errlen);
 
 #endif

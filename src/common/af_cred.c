@@ -223,3 +223,64 @@ int af_cred_load_snmp(const char *path, struct af_snmp_credentials *cred, char *
 		af_wipe(cred, sizeof(*cred));
 	return rc;
 }
+
+static int key_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The replication link's shared key (atca-vmft): a line of hex digits, or
+ * raw bytes (head -c 32 /dev/urandom). Messages never quote the file. */
+int af_cred_load_key(const char *path, uint8_t *key, size_t cap, size_t *len, char *err,
+                     size_t errlen)
+{
+	char *buf = NULL;
+	size_t n = 0, t;
+	bool hex = true;
+	int rc;
+
+	*len = 0;
+	rc = read_protected(path, &buf, &n, err, errlen);
+	if (rc < 0)
+		return rc;
+	t = n;
+	if (t > 0 && buf[t - 1] == '\n')
+		t--;
+	if (t > 0 && buf[t - 1] == '\r')
+		t--;
+	for (size_t i = 0; i < t && hex; i++)
+		hex = key_hexval(buf[i]) >= 0;
+	if (hex && t >= 2 * AF_KEY_MIN && t % 2 == 0) {
+		if (t / 2 > cap) {
+			snprintf(err, errlen, "key longer than %zu bytes", cap);
+			rc = -EINVAL;
+			goto out;
+		}
+		for (size_t i = 0; i < t / 2; i++)
+			key[i] =
+			        (uint8_t)(key_hexval(buf[2 * i]) << 4 | key_hexval(buf[2 * i + 1]));
+		*len = t / 2;
+	} else if (n < AF_KEY_MIN) {
+		snprintf(err, errlen,
+		         "%zu bytes of key material, at least %u needed (head -c 32 /dev/urandom "
+		         "> FILE; chmod 600 FILE)",
+		         n, AF_KEY_MIN);
+		rc = -EINVAL;
+	} else if (n > cap) {
+		snprintf(err, errlen, "key longer than %zu bytes", cap);
+		rc = -EINVAL;
+	} else {
+		memcpy(key, buf, n);
+		*len = n;
+	}
+out:
+	af_wipe(buf, n);
+	free(buf);
+	return rc;
+}

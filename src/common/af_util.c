@@ -3,6 +3,7 @@
 #include "af_util.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -302,5 +304,34 @@ int af_user_groups(uid_t uid, gid_t **groups, int *n_groups)
 	free(buf);
 	*groups = g;
 	*n_groups = n;
+	return 0;
+}
+
+int af_fd_usage(unsigned *open_fds, unsigned *limit)
+{
+	struct rlimit rl;
+	struct dirent *e;
+	unsigned n = 0;
+	DIR *d;
+
+	if (open_fds == NULL || limit == NULL)
+		return -EINVAL;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	*limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > UINT32_MAX ? UINT32_MAX
+	                                                                  : (unsigned)rl.rlim_cur;
+	d = opendir("/proc/self/fd");
+	if (d == NULL) {
+		if (errno != EMFILE && errno != ENFILE)
+			return -errno;
+		*open_fds = *limit;
+		return 0;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.')
+			n++;
+	}
+	closedir(d);
+	*open_fds = n > 0 ? n - 1 : 0; /* the directory's own descriptor */
 	return 0;
 }

@@ -59,4 +59,9 @@ int af_user_groups(uid_t uid, gid_t **groups, int *n_groups);
 /* Overwrites a secret so it does not linger in freed memory. */
 void af_wipe(void *p, size_t len);
 
+/* File descriptors: *open_fds in use by this process (counted in
+ * /proc/self/fd) and *limit, RLIMIT_NOFILE's soft limit. When not even the
+ * count can be taken (EMFILE, ENFILE) *open_fds is *limit. 0 or -errno. */
+int af_fd_usage(unsigned *open_fds, unsigned *limit);
+
 #endif

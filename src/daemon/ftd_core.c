@@ -329,6 +329,14 @@ static void hook_notify(void *opaque, const char *kind, const char *text)
 	af_log(AF_SS_RECOVERY, LOG_NOTICE, "NOTIFY %s: %s", kind, text);
 	if (c == NULL || c->nt == NULL)
 		return;
+	if (strcmp(kind, "journal-failed") == 0 || strcmp(kind, "journal-ok") == 0) {
+		/* the daemon's own fault: raised and cleared like the model's,
+		 * fault id 0 (it is none of the model's) */
+		snprintf(target, sizeof(target), "blade %u", c->local_blade);
+		nt_fault(c->nt, kind[8] == 'f', 0, NT_LAYER_CLUSTER, (int)AF_SEV_DEGRADED,
+		         "recovery-journal", target, text);
+		return;
+	}
 	if (strcmp(kind, "recovery-started") == 0)
 		phase = NT_PHASE_STARTED;
 	else if (strcmp(kind, "recovery-succeeded") == 0)

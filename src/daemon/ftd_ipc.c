@@ -11,12 +11,27 @@
 #include "ftd.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <qb/qbipcs.h>
+
+/* Descriptors kept for the daemon's own work (the journal and its
+ * compaction, SEL cursors, IPMI and libvirt sessions, the log, a blackbox).
+ * With fewer than FTD_FD_RESERVE left, a new client is refused (EMFILE)
+ * once libqb has read its credentials; with fewer than FTD_FD_FLOOR left
+ * (connections that never send them: libqb keeps those open), the
+ * listening socket is not polled at all and new connections wait in its
+ * backlog. Without the floor, a listening socket whose accept() fails with
+ * EMFILE stays readable and libqb's loop spins on it, logging every
+ * failure (measured: a million log lines in three seconds). */
+#define FTD_FD_RESERVE 32
+#define FTD_FD_FLOOR 16
+#define FTD_FD_RETRY_MS 500
 
 /* A request answered later (fence, unfence): it holds a reference on its
  * connection until the answer is sent or the client goes away. */
@@ -36,6 +51,16 @@ struct ftd_ipc {
 	uint64_t requests;
 	uint64_t rejected_requests;
 	uint64_t refused_connections;
+	/* the listening socket, dispatched through listen_dispatch() */
+	int listen_fd;
+	enum qb_loop_priority listen_prio;
+	int32_t listen_events;
+	qb_ipcs_dispatch_fn_t listen_fn;
+	void *listen_data;
+	bool listen_paused;
+	qb_loop_timer_handle listen_timer;
+	uint64_t fd_low_since_ns; /* 0: descriptors are not short */
+	uint64_t fd_pauses;       /* times accepting stopped for want of descriptors */
 };
 
 /* Per-connection state, attached with qb_ipcs_context_set(). */
@@ -86,10 +111,19 @@ static struct ftd_ipc *ipc_of(qb_ipcs_connection_t *c)
 	return qb_ipcs_connection_service_context_get(c);
 }
 
+/* Whether fewer than keep descriptors are left. */
+static bool fds_short(unsigned keep, unsigned *open_fds, unsigned *limit)
+{
+	if (af_fd_usage(open_fds, limit) < 0)
+		return false; /* cannot tell: let it try */
+	return *open_fds + keep >= *limit;
+}
+
 static int32_t on_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
 {
 	struct ftd_ipc *ipc = ipc_of(c);
 	const struct af_cfg_daemon *d = &ipc->ctx->cfg->daemon;
+	unsigned n, limit;
 
 	if (!ftd_access_allowed(uid, gid, d->ipc_gid)) {
 		ipc->refused_connections++;
@@ -97,6 +131,13 @@ static int32_t on_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
 		        (unsigned)uid, (unsigned)gid, d->ipc_group[0] ? " and group " : "",
 		        d->ipc_group);
 		return -EACCES;
+	}
+	if (fds_short(FTD_FD_RESERVE, &n, &limit)) {
+		ipc->refused_connections++;
+		af_warn("refused IPC connection from uid %u: file descriptors nearly exhausted (%u "
+		        "of %u open, %u kept for the daemon's own work)",
+		        (unsigned)uid, n, limit, FTD_FD_RESERVE);
+		return -EMFILE;
 	}
 	if (ipc->n_clients >= d->ipc_max_clients) {
 		ipc->refused_connections++;
@@ -288,6 +329,68 @@ static int32_t on_message(qb_ipcs_connection_t *c, void *data, size_t size)
 	return 0;
 }
 
+static int32_t listen_dispatch(int32_t fd, int32_t revents, void *data);
+
+static void listen_retry(void *data)
+{
+	struct ftd_ipc *ipc = data;
+	unsigned n, limit;
+
+	if (fds_short(FTD_FD_FLOOR, &n, &limit)) {
+		if (qb_loop_timer_add(NULL, QB_LOOP_LOW, FTD_FD_RETRY_MS * 1000000ULL, ipc,
+		                      listen_retry, &ipc->listen_timer) == 0)
+			return;
+		/* never left paused for good */
+		af_err("cannot arm the IPC retry timer: accepting again");
+	}
+	ipc->listen_paused = false;
+	if (qb_loop_poll_mod(NULL, ipc->listen_prio, ipc->listen_fd, ipc->listen_events, ipc,
+	                     listen_dispatch) < 0)
+		af_err("cannot resume accepting IPC connections");
+	af_notice("IPC: accepting connections again after %.1f s (%u of %u descriptors open)",
+	          (double)(af_mono_ns() - ipc->fd_low_since_ns) / 1e9, n, limit);
+	ipc->fd_low_since_ns = 0;
+}
+
+/* Accepts (through libqb) only while descriptors remain for the daemon's
+ * own work; otherwise stops polling the socket and looks again later. */
+static int32_t listen_dispatch(int32_t fd, int32_t revents, void *data)
+{
+	struct ftd_ipc *ipc = data;
+	unsigned n, limit;
+
+	if (!(revents & POLLIN) || !fds_short(FTD_FD_FLOOR, &n, &limit))
+		return ipc->listen_fn(fd, revents, ipc->listen_data);
+	ipc->fd_pauses++;
+	if (ipc->fd_low_since_ns == 0) {
+		ipc->fd_low_since_ns = af_mono_ns();
+		af_warn("IPC: file descriptors nearly exhausted (%u of %u open, %u kept for the "
+		        "daemon's own work): new connections wait until some are closed",
+		        n, limit, FTD_FD_FLOOR);
+	}
+	/* the timer first: a socket paused without one would stay paused */
+	if (qb_loop_timer_add(NULL, QB_LOOP_LOW, FTD_FD_RETRY_MS * 1000000ULL, ipc, listen_retry,
+	                      &ipc->listen_timer) < 0)
+		goto anyway;
+	if (qb_loop_poll_mod(NULL, ipc->listen_prio, fd, 0, ipc, listen_dispatch) < 0) {
+		qb_loop_timer_del(NULL, ipc->listen_timer);
+		goto anyway;
+	}
+	ipc->listen_paused = true;
+	return 0;
+anyway:
+	af_err("cannot pause the IPC socket: accepting anyway");
+	return ipc->listen_fn(fd, revents, ipc->listen_data);
+}
+
+static bool is_listening(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+}
+
 /* libqb's poll callbacks carry no user pointer, so they use the default
  * qb_loop (the first one created: the daemon's). */
 static int32_t job_add(enum qb_loop_priority p, void *data, qb_loop_job_dispatch_fn fn)
@@ -298,6 +401,21 @@ static int32_t job_add(enum qb_loop_priority p, void *data, qb_loop_job_dispatch
 static int32_t dispatch_add(enum qb_loop_priority p, int32_t fd, int32_t events, void *data,
                             qb_ipcs_dispatch_fn_t fn)
 {
+	/* libqb registers its listening socket with the service as data
+	 * (whose context is our ftd_ipc); each connection's socket with
+	 * the connection */
+	if (is_listening(fd) && data != NULL) {
+		struct ftd_ipc *ipc = qb_ipcs_service_context_get(data);
+
+		if (ipc != NULL && ipc->svc == data && ipc->listen_fn == NULL) {
+			ipc->listen_fd = fd;
+			ipc->listen_prio = p;
+			ipc->listen_events = events;
+			ipc->listen_fn = fn;
+			ipc->listen_data = data;
+			return qb_loop_poll_add(NULL, p, fd, events, ipc, listen_dispatch);
+		}
+	}
 	return qb_loop_poll_add(NULL, p, fd, events, data, fn);
 }
 
@@ -343,6 +461,7 @@ int ftd_ipc_init(struct ftd_ipc **out, struct ftd_ctx *ctx)
 		       strerror(-rc));
 		goto fail;
 	}
+	ipc->listen_fd = -1;
 	qb_ipcs_service_context_set(ipc->svc, ipc);
 	qb_ipcs_poll_handlers_set(ipc->svc, &poll_handlers);
 	qb_ipcs_enforce_buffer_size(ipc->svc, AF_IPC_RSP_MAX + 4096);
@@ -353,9 +472,9 @@ int ftd_ipc_init(struct ftd_ipc **out, struct ftd_ctx *ctx)
 		       ctx->cfg->daemon.ipc_name, strerror(-rc));
 		goto fail;
 	}
-	af_info("IPC service '%s' listening (root%s%s)", ctx->cfg->daemon.ipc_name,
-	        ctx->cfg->daemon.ipc_group[0] ? " and group " : " only",
-	        ctx->cfg->daemon.ipc_group);
+	af_info("IPC service '%s' listening (root%s%s)%s", ctx->cfg->daemon.ipc_name,
+	        ctx->cfg->daemon.ipc_group[0] ? " and group " : " only", ctx->cfg->daemon.ipc_group,
+	        ipc->listen_fn ? "" : "; no descriptor reserve (libqb's socket not recognised)");
 	*out = ipc;
 	return 0;
 
@@ -371,12 +490,14 @@ void ftd_ipc_describe(const struct ftd_ipc *ipc, struct af_module_status *st)
 		st->state = "stopped";
 		return;
 	}
-	st->state = "running";
+	st->state = ipc->listen_paused ? "degraded" : "running";
 	snprintf(st->detail, sizeof(st->detail),
-	         "%u clients, %llu requests, %llu rejected, %llu connections refused",
+	         "%s%u clients, %llu requests, %llu rejected, %llu connections refused, %llu "
+	         "descriptor waits",
+	         ipc->listen_paused ? "file descriptors nearly exhausted: not accepting; " : "",
 	         ipc->n_clients, (unsigned long long)ipc->requests,
 	         (unsigned long long)ipc->rejected_requests,
-	         (unsigned long long)ipc->refused_connections);
+	         (unsigned long long)ipc->refused_connections, (unsigned long long)ipc->fd_pauses);
 }
 
 void ftd_ipc_fini(struct ftd_ipc *ipc)
@@ -384,6 +505,8 @@ void ftd_ipc_fini(struct ftd_ipc *ipc)
 	if (ipc == NULL)
 		return;
 	drop_pending(ipc, NULL);
+	if (ipc->listen_paused)
+		qb_loop_timer_del(NULL, ipc->listen_timer);
 	/* destroy disconnects every client and removes the socket */
 	qb_ipcs_destroy(ipc->svc);
 	free(ipc);

@@ -271,6 +271,7 @@ struct ipd_target {
 	struct ipd_sel_cursor cursor;
 	char cursor_path[AF_CFG_PATH_MAX + 64];
 	bool cursor_dirty;
+	int cursor_save_rc; /* the last save's failure (-errno), 0 when it worked */
 
 	/* shared with the main thread, under mod->lock */
 	struct ipd_target_view view;

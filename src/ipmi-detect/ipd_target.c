@@ -845,10 +845,20 @@ static int poll_sel(struct ipd_target *tg)
 	if (rc >= 0 && tg->cursor_dirty) {
 		int src = ipd_cursor_save(tg->cursor_path, &tg->cursor);
 
-		if (src < 0)
-			ipd_post_log(tg->mod, LOG_WARNING, "cannot save the SEL position to %s: %s",
+		/* the file on disk is the old position, whole (written aside,
+		 * then renamed): tried again at the next poll, said once */
+		if (src < 0 && tg->cursor_save_rc == 0)
+			ipd_post_log(tg->mod, LOG_WARNING,
+			             "cannot save the SEL position to %s: %s (kept in memory, "
+			             "saved as soon as it can be; a restart meanwhile replays "
+			             "the SEL from the last saved position)",
 			             tg->cursor_path, strerror(-src));
-		tg->cursor_dirty = false;
+		else if (src == 0 && tg->cursor_save_rc < 0)
+			ipd_post_log(tg->mod, LOG_NOTICE, "SEL position saved to %s again",
+			             tg->cursor_path);
+		tg->cursor_save_rc = src;
+		if (src == 0)
+			tg->cursor_dirty = false;
 	}
 	return rc;
 }

@@ -243,17 +243,38 @@ static int run_plan(struct rcv *m, const struct rcv_plan *p, uint64_t *id)
 	return 0;
 }
 
-void rcv_fault_raised(struct rcv *m, const struct af_fault *f)
+static void refused_forget(struct rcv *m, uint64_t fault_id)
+{
+	for (unsigned i = 0; i < m->n_refused; i++) {
+		if (m->refused[i].id == fault_id) {
+			memmove(&m->refused[i], &m->refused[i + 1],
+			        (m->n_refused - i - 1) * sizeof(m->refused[0]));
+			m->n_refused--;
+			return;
+		}
+	}
+}
+
+/* The journal refused f's plan: remembered, to be planned again. */
+static void refused_keep(struct rcv *m, const struct af_fault *f)
+{
+	refused_forget(m, f->id);
+	if (m->n_refused == RCV_REFUSED_MAX) {
+		af_err("recovery: fault %llu: %u refused faults are already waiting for the "
+		       "journal: this one will not be planned again by itself",
+		       (unsigned long long)f->id, RCV_REFUSED_MAX);
+		return;
+	}
+	m->refused[m->n_refused++] = *f;
+}
+
+/* Plans f and carries the plan out if it is this blade's to. */
+static void plan_fault(struct rcv *m, const struct af_fault *f)
 {
 	struct rcv_cluster *c;
 	struct rcv_plan *p;
 	int who;
 
-	if (m == NULL || f == NULL)
-		return;
-	if (fatal_for_blade(f))
-		m->faulty[f->blade]++;
-	rcv_view_fault(m, f, true);
 	c = calloc(1, sizeof(*c));
 	p = calloc(1, sizeof(*p));
 	if (c == NULL || p == NULL)
@@ -284,10 +305,21 @@ void rcv_fault_raised(struct rcv *m, const struct af_fault *f)
 		goto out;
 	}
 	log_plan(p, "this blade carries it out");
-	(void)run_plan(m, p, NULL);
+	if (run_plan(m, p, NULL) < 0 && m->exec.journal_down)
+		refused_keep(m, f);
 out:
 	free(c);
 	free(p);
+}
+
+void rcv_fault_raised(struct rcv *m, const struct af_fault *f)
+{
+	if (m == NULL || f == NULL)
+		return;
+	if (fatal_for_blade(f))
+		m->faulty[f->blade]++;
+	rcv_view_fault(m, f, true);
+	plan_fault(m, f);
 }
 
 void rcv_fault_cleared(struct rcv *m, const struct af_fault *f)
@@ -296,6 +328,7 @@ void rcv_fault_cleared(struct rcv *m, const struct af_fault *f)
 		return;
 	if (fatal_for_blade(f) && m->faulty[f->blade] > 0)
 		m->faulty[f->blade]--;
+	refused_forget(m, f->id);
 	rcv_view_fault(m, f, false);
 }
 
@@ -396,13 +429,22 @@ static void stop_local_vms(struct rcv *m, const char *why)
 		m->hooks.notify(m->hooks_opaque, "quorum-lost", why);
 	for (unsigned i = 0; i < cfg->n_vms; i++) {
 		const struct af_cfg_vm *v = &cfg->vms[i];
+		bool engine = af_cfg_vm_has_engine(v);
+		int rc = -ENOTSUP;
 
-		if (m->vms[i].running_on != m->local || m->virt == NULL)
+		if (m->vms[i].running_on != m->local || (!engine && m->virt == NULL))
 			continue;
 		af_warn("recovery: stopping %s on this blade: no quorum", v->name);
-		if (rcv_virt_stop(m->virt, m->local, v->domain[0] ? v->domain : v->name,
-		                  m->timeouts.stop_ms, stop_done, (void *)v->name) < 0)
-			af_err("recovery: cannot stop %s", v->name);
+		/* a VM its checkpoint engine runs is no libvirt domain: the
+		 * engine is told to quit (its QEMU with it) */
+		if (!engine)
+			rc = rcv_virt_stop(m->virt, m->local, v->domain[0] ? v->domain : v->name,
+			                   m->timeouts.stop_ms, stop_done, (void *)v->name);
+		else if (m->hooks.engine_order != NULL)
+			rc = m->hooks.engine_order(m->hooks_opaque, v->name, "quit", false,
+			                           stop_done, (void *)v->name);
+		if (rc < 0)
+			af_err("recovery: cannot stop %s: %s", v->name, strerror(-rc));
 	}
 }
 
@@ -606,6 +648,76 @@ static void virt_conn(void *opaque, int blade, bool up, const char *why)
 
 static const struct rcv_virt_ops virt_ops = {.lifecycle = virt_lifecycle, .conn = virt_conn};
 
+static void journal_timer_fire(void *data)
+{
+	struct rcv *m = data;
+	const char *path = m->journal ? m->journal->path : "?";
+	uint64_t refused = m->exec.refused_now;
+	char text[640];
+	int rc;
+
+	m->journal_timer_on = false;
+	rc = rcv_exec_journal_retry(&m->exec);
+	if (rc < 0) {
+		/* once a minute at warning level: the outage was said loudly */
+		if (++m->journal_retries % (60000 / RCV_JOURNAL_RETRY_MS) == 0)
+			af_warn("recovery: journal %s still cannot be written (%s): new plans are "
+			        "still refused (%llu so far)",
+			        path, strerror(-rc), (unsigned long long)refused);
+		if (qb_loop_timer_add(m->env.loop, QB_LOOP_LOW, RCV_JOURNAL_RETRY_MS * 1000000ULL,
+		                      m, journal_timer_fire, &m->journal_timer) == 0)
+			m->journal_timer_on = true;
+		else
+			af_err("recovery: cannot arm the journal retry timer: new plans stay "
+			       "refused until a restart");
+		return;
+	}
+	snprintf(text, sizeof(text),
+	         "recovery journal %s can be written again after %.1f s: new plans are accepted "
+	         "(plans refused meanwhile: %llu)",
+	         path, (double)(af_mono_ns() - m->exec.journal_down_ns) / 1e9,
+	         (unsigned long long)refused);
+	af_notice("recovery: %s", text);
+	m->journal_retries = 0;
+	if (m->hooks.notify != NULL)
+		m->hooks.notify(m->hooks_opaque, "journal-ok", text);
+	/* the faults still open whose plans it refused: planned now, against
+	 * the cluster as it is now */
+	while (m->n_refused > 0 && !m->exec.journal_down) {
+		struct af_fault f = m->refused[0];
+
+		refused_forget(m, f.id);
+		af_notice("recovery: fault %llu, whose plan the journal refused, is planned again",
+		          (unsigned long long)f.id);
+		plan_fault(m, &f);
+	}
+	rcv_view_broadcast(m, true);
+}
+
+void rcv_journal_down(void *opaque, int rc)
+{
+	struct rcv *m = opaque;
+	const char *path = m->journal ? m->journal->path : "?";
+	char text[640];
+
+	snprintf(text, sizeof(text),
+	         "recovery journal %s cannot be written (%s): new recovery plans are REFUSED "
+	         "until it can (retried every %u s); plans in progress go on",
+	         path, strerror(-rc), RCV_JOURNAL_RETRY_MS / 1000);
+	af_err("recovery: %s", text);
+	if (m->hooks.notify != NULL)
+		m->hooks.notify(m->hooks_opaque, "journal-failed", text);
+	m->journal_retries = 0;
+	if (!m->journal_timer_on && m->env.loop != NULL) {
+		if (qb_loop_timer_add(m->env.loop, QB_LOOP_LOW, RCV_JOURNAL_RETRY_MS * 1000000ULL,
+		                      m, journal_timer_fire, &m->journal_timer) == 0)
+			m->journal_timer_on = true;
+		else
+			af_err("recovery: cannot arm the journal retry timer: new plans stay "
+			       "refused until a restart");
+	}
+}
+
 static int open_journal(struct rcv *m)
 {
 	char path[AF_CFG_PATH_MAX + 32];
@@ -627,6 +739,10 @@ static int open_journal(struct rcv *m)
 	if (m->journal->bad_lines)
 		af_warn("recovery: journal %s: %u damaged records skipped", path,
 		        m->journal->bad_lines);
+	if (m->journal->open_compact_rc < 0)
+		af_warn("recovery: journal %s: cannot be rewritten (%s): its torn tail was cut off "
+		        "instead",
+		        path, strerror(-m->journal->open_compact_rc));
 	af_info("recovery: journal %s: %u unfinished plans", path, m->journal->n_plans);
 	return 0;
 }
@@ -733,6 +849,16 @@ void rcv_describe(const struct rcv *m, struct af_module_status *st)
 		st->detail[0] = '\0';
 		return;
 	}
+	if (m->exec_ok && m->exec.journal_down) {
+		st->state = "degraded";
+		snprintf(st->detail, sizeof(st->detail),
+		         "journal cannot be written (%s) for %.0f s: new plans REFUSED (%llu); "
+		         "%u in progress",
+		         strerror(-m->exec.journal_rc),
+		         (double)(af_mono_ns() - m->exec.journal_down_ns) / 1e9,
+		         (unsigned long long)m->exec.refused_now, m->exec.n_runs);
+		return;
+	}
 	if (m->env.cfg->recovery.mode == AF_RCV_DRY_RUN || !m->exec_ok) {
 		st->state = m->local == 0 ? "observer" : "dry-run";
 		snprintf(st->detail, sizeof(st->detail),
@@ -748,6 +874,19 @@ void rcv_describe(const struct rcv *m, struct af_module_status *st)
 	         m->libvirt_up ? "connected" : "not connected");
 }
 
+bool rcv_journal_outage(const struct rcv *m, int *rc, uint64_t *since_ns, uint64_t *refused,
+                        const char **path)
+{
+	if (m == NULL || !m->exec_ok || !m->exec.journal_down)
+		return false;
+	*rc = m->exec.journal_rc;
+	*since_ns = m->exec.journal_down_ns;
+	*refused = m->exec.refused_now;
+	if (path != NULL)
+		*path = m->journal ? m->journal->path : "";
+	return true;
+}
+
 void rcv_fini(struct rcv *m)
 {
 	if (m == NULL)
@@ -756,6 +895,8 @@ void rcv_fini(struct rcv *m)
 		qb_loop_timer_del(m->env.loop, m->exec_timer);
 	if (m->state_timer_on)
 		qb_loop_timer_del(m->env.loop, m->state_timer);
+	if (m->journal_timer_on)
+		qb_loop_timer_del(m->env.loop, m->journal_timer);
 	rcv_acts_drop(m);
 	rcv_virt_fini(m->virt);
 	if (m->exec_ok)

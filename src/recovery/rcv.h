@@ -36,7 +36,9 @@ struct rcv_hooks {
 	 * first action), "recovery-succeeded", "recovery-failed" (text "plan
 	 * N (TARGET) ...", TARGET "vm NAME", "blade N" or "shelf"; a plan of
 	 * notify steps only has none of the three), "recovery-notify" (a notify
-	 * step: "plan N: ..."), "quorum-lost". */
+	 * step: "plan N: ..."), "quorum-lost", "journal-failed" (the recovery
+	 * journal cannot be written: new plans are refused; text says why),
+	 * "journal-ok" (it can again). */
 	void (*notify)(void *opaque, const char *kind, const char *text);
 	/* The checkpoint engine of a VM it protects on this blade (a VM with
 	 * protection ft and a disk is no libvirt domain: its engine runs its
@@ -88,5 +90,10 @@ json_object *rcv_vms_json(struct rcv *m);
 json_object *rcv_plans_json(struct rcv *m, unsigned count);
 
 void rcv_describe(const struct rcv *m, struct af_module_status *st);
+/* Whether the recovery journal cannot be written (new plans are refused):
+ * then *rc is the error (-errno), *since_ns when it began (CLOCK_MONOTONIC),
+ * *refused the plans refused since; path (may be NULL) the journal's. */
+bool rcv_journal_outage(const struct rcv *m, int *rc, uint64_t *since_ns, uint64_t *refused,
+                        const char **path);
 
 #endif

@@ -264,6 +264,37 @@ static void maybe_started(struct rcv *m, const struct rcv_run *r, unsigned i)
 	m->hooks.notify(m->hooks_opaque, "recovery-started", text);
 }
 
+/* Whether fencing blade in step i of r would act on stale evidence:
+ * - a plan made without quorum (it waits for quorum first) acts on what a
+ *   minority saw. By the time it may act, the blade it would fence can be
+ *   back in the quorate membership (its daemon may not have joined the
+ *   group yet) with no fatal fault of it open here: the partition healed,
+ *   or this blade was the one cut off, was fenced itself and resumed the
+ *   plan from its journal after its repair. Fencing it then would kill a
+ *   healthy blade and whatever runs there, the VMs it took over included;
+ *   the members that see a fault of it plan their own fence;
+ * - a plan resumed from the journal (steps done before this process
+ *   started) or made without quorum that would fence this very blade: it
+ *   runs, so it was restarted or repaired since, or it is back in the
+ *   quorate membership whose other members see and plan for a fault that
+ *   persists (a blade cut off with a fault of its own planned its own
+ *   fence, waited for quorum, was fenced by its partner meanwhile, and
+ *   after its repair resumed that plan and fenced itself again). */
+static bool stale_fence(const struct rcv *m, const struct rcv_run *r, unsigned i, int blade)
+{
+	bool minority = false, resumed = false;
+
+	for (unsigned k = 0; k < r->plan.n_steps; k++) {
+		minority |= r->plan.steps[k].kind == RCV_STEP_WAIT_QUORUM;
+		resumed |= k < i && r->st[k] == RCV_ST_DONE && r->t_start[k] == 0;
+	}
+	if (blade <= 0 || blade > AF_MAX_BLADES)
+		return false;
+	if ((resumed || minority) && blade == m->local)
+		return true;
+	return minority && m->node[blade] && !m->off[blade] && m->faulty[blade] == 0;
+}
+
 static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_kind kind)
 {
 	struct rcv *m = opaque;
@@ -285,6 +316,23 @@ static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_
 		return 0;
 	}
 	if (kind == RCV_STEP_FENCE) {
+		if (stale_fence(m, r, i, s->blade)) {
+			char msg[96];
+
+			if (s->blade == m->local)
+				snprintf(
+				        msg, sizeof(msg),
+				        "not fenced: blade %d is this one, running again (a plan from "
+				        "before its restart)",
+				        s->blade);
+			else
+				snprintf(msg, sizeof(msg),
+				         "not fenced: blade %d is back, a healthy member (planned "
+				         "without quorum)",
+				         s->blade);
+			rcv_exec_step_done(&m->exec, r->id, i, -ESTALE, msg, af_mono_ns());
+			return 0;
+		}
 		if (m->hooks.fence == NULL)
 			return -ENOTSUP;
 		a = act_new(m, r, i, true);
@@ -442,7 +490,7 @@ static void ended(void *opaque, const struct rcv_run *r)
 		}
 	}
 	if (m->journal != NULL && m->journal->records > 256 && m->exec.n_runs == 0 &&
-	    rcv_journal_compact(m->journal) < 0)
+	    !m->exec.journal_down && rcv_journal_compact(m->journal) < 0)
 		af_warn("recovery: journal compaction failed: it keeps growing until the next one");
 	rcv_view_broadcast(m, true);
 }
@@ -452,6 +500,7 @@ const struct rcv_exec_ops rcv_exec_ops = {
         .cancel = cancel,
         .quorate = quorate,
         .ended = ended,
+        .journal_down = rcv_journal_down,
 };
 
 void rcv_acts_drop(struct rcv *m)

@@ -28,14 +28,35 @@ static double ms(uint64_t ns)
 	return (double)ns / 1e6;
 }
 
-static void journal_step(struct rcv_exec *x, struct rcv_run *r, unsigned i, enum rcv_step_state st)
+static void journal_failed(struct rcv_exec *x, int rc, uint64_t now_ns)
 {
+	x->journal_errors++;
+	x->journal_rc = rc;
+	if (x->journal_down)
+		return;
+	x->journal_down = true;
+	x->journal_down_ns = now_ns;
+	x->refused_now = 0;
+	if (x->ops->journal_down != NULL)
+		x->ops->journal_down(x->opaque, rc);
+}
+
+static void journal_step(struct rcv_exec *x, struct rcv_run *r, unsigned i, enum rcv_step_state st,
+                         uint64_t now)
+{
+	int rc;
+
 	r->st[i] = (uint8_t)st;
-	if (x->journal != NULL && rcv_journal_step(x->journal, r->id, i, st) < 0) {
-		x->journal_errors++;
-		af_err("recovery: plan %llu: step %u could not be journaled (%s): a restart could "
-		       "repeat it",
-		       (unsigned long long)r->id, i + 1, rcv_step_state_names[st]);
+	if (x->journal == NULL)
+		return;
+	/* while the journal is down its plan records are stale: the retry
+	 * writes this step's state once it can */
+	rc = x->journal_down ? x->journal_rc : rcv_journal_step(x->journal, r->id, i, st);
+	if (rc < 0) {
+		af_err("recovery: plan %llu: step %u could not be journaled (%s: %s): a restart "
+		       "could repeat it",
+		       (unsigned long long)r->id, i + 1, rcv_step_state_names[st], strerror(-rc));
+		journal_failed(x, rc, now);
 	}
 }
 
@@ -61,10 +82,14 @@ static void end_run(struct rcv_exec *x, struct rcv_run *r, bool ok, uint64_t now
 		x->n_done++;
 	else
 		x->n_failed++;
-	if (x->journal != NULL && rcv_journal_finish(x->journal, r->id) < 0) {
-		x->journal_errors++;
-		af_err("recovery: plan %llu: its end could not be journaled",
-		       (unsigned long long)r->id);
+	if (x->journal != NULL && !x->journal_down) {
+		int rc = rcv_journal_finish(x->journal, r->id);
+
+		if (rc < 0) {
+			af_err("recovery: plan %llu: its end could not be journaled (%s)",
+			       (unsigned long long)r->id, strerror(-rc));
+			journal_failed(x, rc, now);
+		}
 	}
 	if (ok)
 		af_notice("recovery: plan %llu done in %.1f ms: %s", (unsigned long long)r->id,
@@ -129,7 +154,7 @@ static void advance(struct rcv_exec *x, struct rcv_run *r, uint64_t now)
 			af_notice("recovery: plan %llu step %u: quorate", (unsigned long long)r->id,
 			          r->cur + 1);
 			r->t_start[r->cur] = r->t_end[r->cur] = now;
-			journal_step(x, r, r->cur, RCV_ST_DONE);
+			journal_step(x, r, r->cur, RCV_ST_DONE, now);
 			r->cur++;
 			continue;
 		}
@@ -144,7 +169,7 @@ static void advance(struct rcv_exec *x, struct rcv_run *r, uint64_t now)
 		        (uint64_t)(r->escalated ? x->fence_timeout_ms : s->timeout_ms) * 1000000ULL;
 		if (s->timeout_ms == 0)
 			r->deadline_ns = now + 10000000000ULL; /* notify: 10 s is plenty */
-		journal_step(x, r, r->cur, RCV_ST_STARTED);
+		journal_step(x, r, r->cur, RCV_ST_STARTED, now);
 		af_notice("recovery: plan %llu step %u/%u %s blade %d%s%s: begin (timeout %u ms)%s",
 		          (unsigned long long)r->id, r->cur + 1, r->plan.n_steps,
 		          rcv_step_names[kind], s->blade, s->vm[0] ? " vm " : "", s->vm,
@@ -230,6 +255,51 @@ int rcv_exec_init(struct rcv_exec *x, const struct rcv_exec_ops *ops, void *opaq
 	return 0;
 }
 
+int rcv_exec_journal_retry(struct rcv_exec *x)
+{
+	struct rcv_journal *j;
+	int rc;
+
+	if (x == NULL)
+		return -EINVAL;
+	j = x->journal;
+	if (!x->journal_down || j == NULL)
+		return 0;
+	rc = rcv_journal_probe(j);
+	if (rc < 0)
+		goto fail;
+	/* plans that ended while it was down: their ends */
+	for (unsigned i = 0; i < j->n_plans;) {
+		if (find_active(x, j->plans[i].id) != NULL) {
+			i++;
+			continue;
+		}
+		rc = rcv_journal_finish(j, j->plans[i].id); /* drops plans[i] */
+		if (rc < 0)
+			goto fail;
+	}
+	/* the steps of plans in progress that it missed */
+	for (unsigned i = 0; i < j->n_plans; i++) {
+		struct rcv_jplan *jp = &j->plans[i];
+		const struct rcv_run *r = find_active(x, jp->id);
+
+		for (unsigned k = 0; r != NULL && k < jp->plan.n_steps; k++) {
+			if (r->st[k] == jp->state[k] || r->st[k] == RCV_ST_PENDING)
+				continue;
+			rc = rcv_journal_step(j, jp->id, k, (enum rcv_step_state)r->st[k]);
+			if (rc < 0)
+				goto fail;
+		}
+	}
+	x->journal_down = false;
+	x->journal_rc = 0;
+	return 0;
+fail:
+	x->journal_errors++;
+	x->journal_rc = rc;
+	return rc;
+}
+
 void rcv_exec_fini(struct rcv_exec *x)
 {
 	if (x == NULL)
@@ -250,6 +320,15 @@ int rcv_exec_start(struct rcv_exec *x, const struct rcv_plan *p, uint64_t now_ns
 		return -EINVAL;
 	if (x->n_runs >= RCV_EXEC_MAX_RUNS)
 		return -EBUSY;
+	if (x->journal_down) {
+		x->refused++;
+		x->refused_now++;
+		af_err("recovery: plan for fault %llu REFUSED: the journal cannot be written "
+		       "(%s) since %.1f s; new plans resume once it can",
+		       (unsigned long long)p->fault_id, strerror(-x->journal_rc),
+		       (double)(now_ns - x->journal_down_ns) / 1e9);
+		return x->journal_rc;
+	}
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return -ENOMEM;
@@ -257,12 +336,24 @@ int rcv_exec_start(struct rcv_exec *x, const struct rcv_plan *p, uint64_t now_ns
 	r->plan = *p;
 	r->started_ns = now_ns;
 	r->state = RCV_RUN_RUNNING;
-	if (x->journal != NULL && rcv_journal_plan(x->journal, r->id, p) < 0) {
-		x->journal_errors++;
-		af_err("recovery: plan for fault %llu not started: the journal cannot record it",
-		       (unsigned long long)p->fault_id);
-		free(r);
-		return -EIO;
+	if (x->journal != NULL) {
+		int rc = rcv_journal_plan(x->journal, r->id, p);
+
+		if (rc < 0) {
+			x->next_id--;
+			x->refused++;
+			af_err("recovery: plan for fault %llu REFUSED: the journal cannot record it "
+			       "(%s)",
+			       (unsigned long long)p->fault_id, strerror(-rc));
+			free(r);
+			/* a plan too large (EMSGSIZE) or a full table (EBUSY) is
+			 * this plan's problem, not the journal's */
+			if (rc != -EINVAL && rc != -EMSGSIZE && rc != -EBUSY) {
+				journal_failed(x, rc, now_ns);
+				x->refused_now++;
+			}
+			return rc;
+		}
 	}
 	x->runs[x->n_runs++] = r;
 	if (id != NULL)
@@ -303,7 +394,7 @@ int rcv_exec_step_done(struct rcv_exec *x, uint64_t id, unsigned i, int rc, cons
 		          s->vm[0] ? " vm " : "", s->vm, ms(now_ns - r->t_start[i]),
 		          r->msg[i][0] ? ": " : "", r->msg[i]);
 		r->escalated = false;
-		journal_step(x, r, i, RCV_ST_DONE);
+		journal_step(x, r, i, RCV_ST_DONE, now_ns);
 		r->cur++;
 		advance(x, r, now_ns);
 		return 0;
@@ -320,7 +411,7 @@ int rcv_exec_step_done(struct rcv_exec *x, uint64_t id, unsigned i, int rc, cons
 		advance(x, r, now_ns);
 		return 0;
 	}
-	journal_step(x, r, i, RCV_ST_FAILED);
+	journal_step(x, r, i, RCV_ST_FAILED, now_ns);
 	end_run(x, r, false, now_ns);
 	return 0;
 }
@@ -343,7 +434,7 @@ void rcv_exec_tick(struct rcv_exec *x, uint64_t now_ns)
 				} else if (now_ns >= r->deadline_ns) {
 					af_strlcpy(r->msg[r->cur], "no quorum before the deadline",
 					           sizeof(r->msg[r->cur]));
-					journal_step(x, r, r->cur, RCV_ST_FAILED);
+					journal_step(x, r, r->cur, RCV_ST_FAILED, now_ns);
 					end_run(x, r, false, now_ns);
 				}
 			} else if (r->resumed ||

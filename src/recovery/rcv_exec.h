@@ -70,6 +70,10 @@ struct rcv_exec_ops {
 	bool (*quorate)(void *opaque);
 	/* A run ended (state DONE or FAILED). */
 	void (*ended)(void *opaque, const struct rcv_run *r);
+	/* The journal could not be written (rc -errno): from now on new plans
+	 * are refused until rcv_exec_journal_retry() succeeds. Called once per
+	 * outage. Optional. */
+	void (*journal_down)(void *opaque, int rc);
 };
 
 struct rcv_exec {
@@ -83,6 +87,13 @@ struct rcv_exec {
 	unsigned hist_head, hist_len;
 	struct rcv_run *hist[RCV_EXEC_HISTORY]; /* finished, newest last */
 	uint64_t n_done, n_failed, journal_errors;
+	/* the journal failed: new plans are refused (plans in progress go on:
+	 * stopping a fence or a takeover half-way is worse than a journal
+	 * that misses their progress, which is written again on recovery) */
+	bool journal_down;
+	int journal_rc;                /* what the last failure was (-errno) */
+	uint64_t journal_down_ns;      /* when the outage began */
+	uint64_t refused, refused_now; /* plans refused: ever, in this outage */
 };
 
 /* journal may be NULL. Unfinished plans in the journal are resumed (their
@@ -92,10 +103,17 @@ int rcv_exec_init(struct rcv_exec *x, const struct rcv_exec_ops *ops, void *opaq
 void rcv_exec_fini(struct rcv_exec *x);
 
 /* Journals the plan, then starts it. *id (may be NULL) gets its id.
- * -EBUSY when RCV_EXEC_MAX_RUNS plans are in progress, -EIO when the
- * journal cannot record it (then nothing is done: an action we could not
+ * -EBUSY when RCV_EXEC_MAX_RUNS plans are in progress; the journal's error
+ * (-ENOSPC, -EIO, ...) when it cannot record it, or has failed and not been
+ * retried successfully since (then nothing is done: an action we could not
  * journal could be repeated after a crash). */
 int rcv_exec_start(struct rcv_exec *x, const struct rcv_plan *p, uint64_t now_ns, uint64_t *id);
+
+/* After a journal failure: probes the journal (rcv_journal_probe), then
+ * writes what it missed (the steps of the plans in progress, the ends of
+ * the plans that finished meanwhile). 0 when it is healthy again (new
+ * plans are accepted), -errno otherwise; 0 at once when it never failed. */
+int rcv_exec_journal_retry(struct rcv_exec *x);
 
 /* The action of step i of run id ended: rc 0 or -errno, msg says what
  * happened; -EAGAIN: interrupted, to be tried again within the step's

@@ -76,6 +76,8 @@ struct rcv_act {
 	struct rcv_act *next;
 };
 
+#define RCV_REFUSED_MAX 16
+
 struct rcv {
 	struct af_module_env env;
 	int local;
@@ -87,6 +89,13 @@ struct rcv {
 	struct rcv_virt *virt;
 	struct rcv_journal *journal;
 	bool journal_ok;
+	qb_loop_timer_handle journal_timer; /* retries a journal that failed */
+	bool journal_timer_on;
+	unsigned journal_retries; /* failed retries in this outage */
+	/* open faults whose plan the journal refused: planned again (in
+	 * order) once it can be written, unless cleared meanwhile */
+	unsigned n_refused;
+	struct af_fault refused[RCV_REFUSED_MAX];
 	struct rcv_exec exec;
 	bool exec_ok;
 	qb_loop_timer_handle exec_timer;
@@ -122,6 +131,10 @@ struct rcv {
 
 /* rcv.c */
 void rcv_schedule(struct rcv *m);
+/* rcv_exec_ops.journal_down: says so loudly, retries every
+ * RCV_JOURNAL_RETRY_MS until the journal can be written again. */
+#define RCV_JOURNAL_RETRY_MS 2000
+void rcv_journal_down(void *opaque, int rc);
 int rcv_vm_index(const struct rcv *m, const char *name);
 /* Whether this blade holds a hot backup of v that can take over: its
  * checkpoint engine here is a backup with a committed epoch. Only the

@@ -4,6 +4,7 @@
  *   rcvj1 12 plan id=5 fault=7 class=fence-and-failover owner=4 steps=fence:3:-:30000:notify,... *3f2a91c0
  *   rcvj1 13 step id=5 n=0 state=started *...
  *   rcvj1 14 finish id=5 *...
+ *   rcvj1 15 mark pad=......... *...   (rcv_journal_probe: ignored at replay)
  */
 #include "config.h"
 
@@ -64,7 +65,7 @@ static int encode_plan(char *buf, size_t len, uint64_t id, const struct rcv_plan
 	                 (unsigned long long)p->fault_id, af_rclass_names[p->rclass], p->owner);
 
 	if (n < 0 || (size_t)n >= len)
-		return -ENOSPC;
+		return -EMSGSIZE;
 	pos = (size_t)n;
 	for (unsigned i = 0; i < p->n_steps; i++) {
 		const struct rcv_step *s = &p->steps[i];
@@ -73,7 +74,7 @@ static int encode_plan(char *buf, size_t len, uint64_t id, const struct rcv_plan
 		             rcv_step_names[s->kind], s->blade, s->vm[0] ? s->vm : "-",
 		             s->timeout_ms, rcv_step_names[s->on_fail_escalate]);
 		if (n < 0 || (size_t)n >= len - pos)
-			return -ENOSPC;
+			return -EMSGSIZE;
 		pos += (size_t)n;
 	}
 	return (int)pos;
@@ -141,6 +142,8 @@ static int apply(struct rcv_journal *j, char *rec)
 
 	if (type == NULL)
 		return -EINVAL;
+	if (strcmp(type, "mark") == 0)
+		return 0;
 	for (char *t = strtok_r(NULL, " ", &save); t && n < 16; t = strtok_r(NULL, " ", &save))
 		kv[n++] = t;
 	if ((v = val(kv, n, "id")) == NULL || af_parse_u64(v, 1, UINT64_MAX, &id) < 0)
@@ -219,12 +222,25 @@ static int format_line(char *line, size_t len, uint64_t seq, const char *rec)
 	uint32_t c;
 
 	if (hl + rl + 12 >= len)
-		return -ENOSPC;
+		return -EMSGSIZE;
 	memcpy(line, head, hl);
 	memcpy(line + hl, rec, rl);
 	c = checksum(line, hl + rl);
 	n = snprintf(line + hl + rl, len - hl - rl, " *%08x\n", c);
 	return (int)(hl + rl) + n;
+}
+
+/* Cuts off whatever a failed append left after the last good record. */
+static int cut_tail(struct rcv_journal *j)
+{
+	while (ftruncate(j->fd, j->size) < 0) {
+		if (errno != EINTR) {
+			j->torn = true;
+			return -errno;
+		}
+	}
+	j->torn = false;
+	return 0;
 }
 
 static int append(struct rcv_journal *j, const char *rec)
@@ -237,14 +253,35 @@ static int append(struct rcv_journal *j, const char *rec)
 	n = format_line(line, sizeof(line), j->seq + 1, rec);
 	if (n < 0)
 		return n;
+	/* a fragment left by an earlier failure would prefix this record */
+	if (j->torn && (rc = cut_tail(j)) < 0)
+		return rc;
 	rc = write_all(j->fd, line, (size_t)n);
 	if (rc == 0 && fdatasync(j->fd) < 0)
 		rc = -errno;
-	if (rc == 0) {
-		j->seq++;
-		j->records++;
+	if (rc < 0) {
+		/* part of the line, or all of it unflushed: not a record. The
+		 * error that counts is the write's, not the cut's. */
+		(void)cut_tail(j);
+		return rc;
 	}
-	return rc;
+	j->size += n;
+	j->seq++;
+	j->records++;
+	return 0;
+}
+
+int rcv_journal_probe(struct rcv_journal *j)
+{
+	char rec[RCV_JOURNAL_PROBE_BYTES];
+	size_t n = strlen("mark pad=");
+
+	if (j == NULL)
+		return -EINVAL;
+	memcpy(rec, "mark pad=", n);
+	memset(rec + n, '.', sizeof(rec) - n - 1);
+	rec[sizeof(rec) - 1] = '\0';
+	return append(j, rec);
 }
 
 int rcv_journal_plan(struct rcv_journal *j, uint64_t id, const struct rcv_plan *p)
@@ -255,7 +292,7 @@ int rcv_journal_plan(struct rcv_journal *j, uint64_t id, const struct rcv_plan *
 	if (j == NULL || p == NULL || id == 0 || find(j, id) != NULL)
 		return -EINVAL;
 	if (j->n_plans == RCV_JOURNAL_MAX_PLANS)
-		return -ENOSPC;
+		return -EBUSY;
 	rc = encode_plan(rec, sizeof(rec), id, p);
 	if (rc < 0)
 		return rc;
@@ -302,7 +339,8 @@ int rcv_journal_finish(struct rcv_journal *j, uint64_t id)
 
 /* ---- replay, compaction ------------------------------------------------------------------ */
 
-static void replay(struct rcv_journal *j, char *buf, size_t len)
+/* Returns the end of the last complete line (a torn tail starts there). */
+static size_t replay(struct rcv_journal *j, char *buf, size_t len)
 {
 	size_t pos = 0;
 
@@ -314,7 +352,7 @@ static void replay(struct rcv_journal *j, char *buf, size_t len)
 
 		if (nl == NULL) {
 			j->bad_lines++; /* a torn last write */
-			break;
+			return pos;
 		}
 		*nl = '\0';
 		pos = (size_t)(nl - buf) + 1;
@@ -331,7 +369,10 @@ static void replay(struct rcv_journal *j, char *buf, size_t len)
 		}
 		star[-1] = '\0';
 		seq = strtoull(line + 6, &rec, 10);
-		if (*rec != ' ' || seq <= j->seq) {
+		/* a sign, or a number no journal reaches (compaction and the
+		 * plan ids count on from it, and would wrap), is damage */
+		if (*rec != ' ' || seq <= j->seq || line[6] < '0' || line[6] > '9' ||
+		    seq > UINT64_MAX / 2) {
 			j->bad_lines++;
 			continue;
 		}
@@ -339,13 +380,14 @@ static void replay(struct rcv_journal *j, char *buf, size_t len)
 		if (apply(j, rec + 1) < 0)
 			j->bad_lines++;
 	}
+	return pos;
 }
 
 int rcv_journal_open(struct rcv_journal *j, const char *path)
 {
 	struct stat st;
 	char *buf = NULL;
-	size_t len = 0;
+	size_t len = 0, good;
 	int rc;
 
 	if (j == NULL || path == NULL)
@@ -383,12 +425,23 @@ int rcv_journal_open(struct rcv_journal *j, const char *path)
 			break;
 		len += (size_t)n;
 	}
-	replay(j, buf, len);
+	good = replay(j, buf, len);
 	free(buf);
+	j->size = (off_t)len;
+	if (j->bad_lines == 0)
+		return 0;
 	/* a torn tail would glue itself to the next record: start afresh */
-	if (j->bad_lines > 0)
-		return rcv_journal_compact(j);
-	return 0;
+	rc = rcv_journal_compact(j);
+	if (rc == 0)
+		return 0;
+	/* no room for a rewrite (a full disk is a likely reason for the torn
+	 * tail): cutting the tail off needs none, and damaged complete lines
+	 * are skipped at every replay anyway */
+	j->open_compact_rc = rc;
+	j->size = (off_t)good;
+	rc = cut_tail(j);
+	if (rc == 0)
+		return 0;
 fail:
 	close(j->fd);
 	j->fd = -1;
@@ -399,11 +452,14 @@ int rcv_journal_compact(struct rcv_journal *j)
 {
 	char tmp[600], line[LINE_MAX_LEN], rec[LINE_MAX_LEN];
 	uint64_t seq = j->seq;
+	off_t size = 0;
 	int fd, rc = 0, dfd;
 	char *slash;
 
 	snprintf(tmp, sizeof(tmp), "%s.new", j->path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* opened for appending: after the rename it is the journal, so that no
+	 * open() can fail (EMFILE) between the rename and the next record */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	for (unsigned i = 0; i < j->n_plans && rc == 0; i++) {
@@ -426,10 +482,13 @@ int rcv_journal_compact(struct rcv_journal *j)
 	}
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
-	close(fd);
+	if (rc == 0 && (size = lseek(fd, 0, SEEK_END)) < 0)
+		rc = -errno;
 	if (rc == 0 && rename(tmp, j->path) < 0)
 		rc = -errno;
 	if (rc < 0) {
+		/* the old journal is untouched and stays in use */
+		close(fd);
 		unlink(tmp);
 		return rc;
 	}
@@ -446,9 +505,9 @@ int rcv_journal_compact(struct rcv_journal *j)
 	}
 	if (j->fd >= 0)
 		close(j->fd);
-	j->fd = open(j->path, O_WRONLY | O_APPEND | O_CLOEXEC);
-	if (j->fd < 0)
-		return -errno;
+	j->fd = fd;
+	j->size = size;
+	j->torn = false;
 	j->seq = seq;
 	j->records = 0;
 	return 0;

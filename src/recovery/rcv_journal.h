@@ -8,6 +8,11 @@
  * whose checksum does not match (a write torn by a crash, a damaged disk)
  * is skipped and counted, never trusted. Compaction rewrites the journal
  * with the unfinished plans only, atomically (write, fsync, rename).
+ *
+ * A record that cannot be written whole and flushed (ENOSPC, EDQUOT, EIO)
+ * is cut off again (ftruncate to the end of the last good record), so the
+ * next record never glues itself to a fragment; the caller is told and
+ * decides (recovery refuses new plans until rcv_journal_probe() succeeds).
  */
 #ifndef RCV_JOURNAL_H
 #define RCV_JOURNAL_H
@@ -15,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "rcv_plan.h"
 
@@ -42,8 +48,11 @@ struct rcv_journal {
 	uint64_t seq;
 	unsigned n_plans; /* unfinished plans (replayed, then kept up to date) */
 	struct rcv_jplan plans[RCV_JOURNAL_MAX_PLANS];
-	unsigned bad_lines; /* skipped at replay: torn or damaged */
-	uint64_t records;   /* appended since the last compaction */
+	unsigned bad_lines;  /* skipped at replay: torn or damaged */
+	uint64_t records;    /* appended since the last compaction */
+	off_t size;          /* end of the last complete record */
+	bool torn;           /* a failed write left bytes beyond size that are not cut yet */
+	int open_compact_rc; /* a torn journal could not be compacted at open (cut instead) */
 };
 
 /* Opens (creating it 0600 if needed) and replays the journal. Unfinished
@@ -51,12 +60,22 @@ struct rcv_journal {
 int rcv_journal_open(struct rcv_journal *j, const char *path);
 void rcv_journal_close(struct rcv_journal *j);
 
-/* Each returns once the record is on disk (fdatasync). */
+/* Each returns once the record is on disk (fdatasync): 0, -EINVAL (unknown
+ * plan or step, an id used twice), -EMSGSIZE (a record too long), -EBUSY
+ * (RCV_JOURNAL_MAX_PLANS unfinished plans), or the write's error (-ENOSPC,
+ * -EDQUOT, -EIO, ...: nothing of the record stays in the file). */
 int rcv_journal_plan(struct rcv_journal *j, uint64_t id, const struct rcv_plan *p);
 int rcv_journal_step(struct rcv_journal *j, uint64_t id, unsigned step, enum rcv_step_state st);
 int rcv_journal_finish(struct rcv_journal *j, uint64_t id);
 
-/* Rewrites the journal with the unfinished plans only, atomically. */
+/* Rewrites the journal with the unfinished plans only, atomically: if any
+ * part fails the old journal stays as it was, and in use. */
 int rcv_journal_compact(struct rcv_journal *j);
+
+/* Whether the journal can be written again: appends (and flushes) a mark
+ * record of RCV_JOURNAL_PROBE_BYTES, as large as a usual plan record, that
+ * replay ignores. 0 or -errno (the mark is cut off again on failure). */
+#define RCV_JOURNAL_PROBE_BYTES 1024
+int rcv_journal_probe(struct rcv_journal *j);
 
 #endif

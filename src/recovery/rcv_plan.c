@@ -222,6 +222,14 @@ static void restart_vm(const struct rcv_cluster *c, const struct af_fault *f,
 		add(p, RCV_STEP_WAIT_QUORUM, 0, NULL, t->quorum_ms, "no move without quorum");
 	add(p, RCV_STEP_STOP_VM, v->blade, v->name, t->stop_ms, "%s must not run on blade %d",
 	    v->name, v->blade);
+	if (c->blades[v->blade].hypervisor_down) {
+		/* its libvirt is dead: the VM cannot be confirmed stopped through
+		 * it, so the partner carries the move out and fences the blade
+		 * instead (a blade must not fence itself half-way through its
+		 * own plan) */
+		p->owner = target;
+		p->steps[p->n_steps - 1].on_fail_escalate = RCV_STEP_FENCE;
+	}
 	if (c->blades[v->blade].hypervisor_down)
 		add(p, RCV_STEP_START_VM, target, v->name, t->start_ms,
 		    "hypervisor of blade %d down: %s moves to blade %d (from its disk)", v->blade,

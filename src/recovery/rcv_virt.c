@@ -40,6 +40,7 @@
 
 /* how often a worker looks at a domain's state while waiting for it */
 #define STATE_POLL_MS 50
+#define LOCK_RETRY_MS 250
 
 enum req_kind { REQ_START = 0, REQ_STOP, REQ_RESTART, REQ_MIGRATE, REQ_LIST };
 static const char *const req_names[] = {"start", "stop", "restart", "migrate", "list"};
@@ -786,19 +787,42 @@ static int wait_state(struct blade *b, struct rcv_virt_req *r, virDomainPtr dom,
 	}
 }
 
+/* QEMU refused to start because another process still holds the lock of
+ * one of the domain's images: the QEMU of a fenced blade that is still
+ * going away, or of a copy destroyed a moment ago. */
+static bool image_locked(void)
+{
+	const virError *e = virGetLastError();
+	const char *m = e != NULL && e->message != NULL ? e->message : "";
+
+	return strstr(m, "Failed to get \"write\" lock") != NULL ||
+	       strstr(m, "Failed to get shared \"write\" lock") != NULL;
+}
+
 static int do_create(struct blade *b, struct rcv_virt_req *r, virDomainPtr dom, char *msg,
                      size_t len)
 {
+	bool locked;
 	int rc;
 
-	virResetLastError();
-	if (virDomainCreate(dom) < 0) {
+	for (;;) {
+		virResetLastError();
+		if (virDomainCreate(dom) == 0)
+			break;
 		rc = vir_fail(msg, len, "starting");
+		locked = image_locked();
 		/* someone else started it meanwhile: that is what we wanted */
 		if (virDomainIsActive(dom) == 1)
-			rc = 0;
-		if (rc < 0)
+			break;
+		/* the lock keeps two copies apart: once its holder is gone, the
+		 * start goes through (within the request's budget) */
+		if (!locked || af_mono_ns() + LOCK_RETRY_MS * AF_NS_PER_MS >= r->deadline_ns)
 			return rc;
+		af_warn("recovery: blade %d: an image of %s is still locked by another process: "
+		        "trying again",
+		        b->slot, r->domain);
+		if (worker_sleep(b, LOCK_RETRY_MS))
+			return -ECANCELED;
 	}
 	return wait_state(b, r, dom, VIR_DOMAIN_RUNNING, msg, len);
 }

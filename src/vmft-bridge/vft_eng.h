@@ -32,6 +32,7 @@
 #include "vft_eng_output.h"
 #include "af_config.h"
 #include "af_fsm.h"
+#include "vft_auth.h"
 #include "vft_evlog.h"
 #include "vft_proto.h"
 
@@ -104,6 +105,8 @@ struct eng_stats {
 	bool zc_on;
 	uint64_t zc_sends, zc_copied, copy_sends;
 	uint64_t tx_page_bytes, tx_cpu_ns; /* bytes sent, the CPU their sends took */
+	uint64_t tx_mac_ns;                /* the CPU their tags took (authenticated link) */
+	uint64_t rx_mac_ns;                /* backup: the CPU checking received frames' tags took */
 };
 
 /* The VM's templates on this blade (vft_eng_tmpl.c). */
@@ -188,6 +191,11 @@ struct vft_eng {
 	char listen_addr[AF_CFG_HOST_MAX];
 	uint16_t port;
 	uint64_t config_hash;
+	/* the replication link's shared key (vmft.key_file or the VM's own);
+	 * authenticate false: vmft.authenticate: no */
+	bool authenticate;
+	char key_path[AF_CFG_PATH_MAX];
+	struct vft_key key;
 	unsigned scan_threads;
 	bool foreground;
 
@@ -304,7 +312,7 @@ void eng_tmpl_publish_source(struct vft_eng *e, const char *ram, const char *dis
 /* backup: what its WELCOME offers (pins the template), the hashes after it,
  * the new generation built from it, the end of the offer */
 void eng_tmpl_offer(struct vft_eng *e, const struct vft_hello *hello, struct vft_welcome *w);
-int eng_tmpl_send_hashes(struct vft_eng *e, int fd, uint32_t *seq);
+int eng_tmpl_send_hashes(struct vft_eng *e, int fd, uint32_t *seq, struct vft_mac *mac);
 void eng_tmpl_prestage(struct vft_eng *e);
 void eng_tmpl_drop_base(struct vft_eng *e);
 int eng_tmpl_begin(struct vft_eng *e, uint64_t session, uint64_t epoch, uint64_t disk_size,
@@ -329,7 +337,8 @@ void eng_standby_refresh(struct vft_eng *e);
 /* shared socket helpers (vft_eng_primary.c) */
 int eng_write_all(int fd, const struct iovec *iov, int iovcnt);
 int eng_read_full(int fd, void *buf, size_t len);
-int eng_send_frame(int fd, uint32_t *seq, uint16_t type, uint64_t epoch, const struct iovec *iov,
-                   int iovcnt);
+/* mac: the session's key of this direction (tags the frame), NULL = none */
+int eng_send_frame(int fd, uint32_t *seq, struct vft_mac *mac, uint16_t type, uint64_t epoch,
+                   const struct iovec *iov, int iovcnt);
 
 #endif

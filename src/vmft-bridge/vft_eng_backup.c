@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "af_log.h"
@@ -34,13 +35,85 @@ struct bsess {
 	uint64_t *pfns;
 	double begun_at;
 	uint64_t bytes;
+	struct vft_auth auth;
+	char peer[80];   /* the primary's address, for the log */
+	uint64_t mac_ns; /* CPU the tags took, not yet in the stats */
 };
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static int send_simple(struct bsess *bs, uint16_t type, uint64_t epoch, const void *p, size_t len)
 {
 	struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
 
-	return eng_send_frame(bs->fd, &bs->tx_seq, type, epoch, &iov, len ? 1 : 0);
+	return eng_send_frame(bs->fd, &bs->tx_seq, &bs->auth.tx, type, epoch, &iov, len ? 1 : 0);
+}
+
+/* WELCOME and the template's hashes: after HELLO, or after the primary
+ * proved the key on an authenticated link (nothing about the backup's
+ * state goes to a peer that did not). */
+static int welcome(struct bsess *bs)
+{
+	struct vft_eng *e = bs->e;
+	struct vft_welcome w = {0};
+	struct vft_store_info info;
+	uint8_t b[VFT_WELCOME_SIZE];
+	int rc;
+
+	vft_store_info(e->store, &info);
+	w.committed_epoch = info.epoch;
+	w.committed_session = info.session;
+	eng_tmpl_offer(e, &bs->rx.hello, &w);
+	bs->rx.tmpl_id = w.tmpl_id;
+	bs->rx.tmpl_blocks = w.tmpl_blocks > 0;
+	rc = send_simple(bs, VFT_F_WELCOME, 0, b, vft_welcome_encode(b, &w));
+	if (rc == 0)
+		rc = eng_tmpl_send_hashes(e, bs->fd, &bs->tx_seq, &bs->auth.tx);
+	return rc;
+}
+
+/* The primary runs the same machine as this engine: else BYE, -EPROTO. */
+static int hello_matches(struct bsess *bs, char *why, size_t n)
+{
+	struct vft_eng *e = bs->e;
+	uint8_t bb[VFT_BYE_SIZE];
+
+	if (strcmp(bs->rx.hello.vm, e->vm->name) == 0 && bs->rx.hello.ram_size == e->vm->memory &&
+	    bs->rx.hello.config_hash == e->config_hash && bs->rx.hello.disk_size != 0)
+		return 0;
+	snprintf(why, n,
+	         "HELLO for vm '%s' (%llu bytes, machine %016llx, disk %llu bytes) does not "
+	         "match this engine (vm '%s', %llu bytes, machine %016llx, a disk)",
+	         bs->rx.hello.vm, (unsigned long long)bs->rx.hello.ram_size,
+	         (unsigned long long)bs->rx.hello.config_hash,
+	         (unsigned long long)bs->rx.hello.disk_size, e->vm->name,
+	         (unsigned long long)e->vm->memory, (unsigned long long)e->config_hash);
+	send_simple(bs, VFT_F_BYE, 0, bb, vft_bye_encode(bb, 1));
+	return -EPROTO;
+}
+
+/* Authenticated link, after HELLO: the backup's nonce and proof, sent
+ * without a tag (the primary has no session key before it); the session
+ * keys are set from here on. */
+static int challenge(struct bsess *bs, const uint8_t *hello_raw)
+{
+	uint8_t nonce[VFT_NONCE_SIZE], msg[VFT_AUTH_SIZE];
+	struct iovec iov = {.iov_base = msg, .iov_len = sizeof(msg)};
+	int rc;
+
+	vft_auth_set_hello(&bs->auth, hello_raw);
+	rc = vft_auth_nonce(nonce);
+	if (rc == 0)
+		rc = vft_auth_backup_challenge(&bs->auth, nonce, msg);
+	if (rc == 0)
+		rc = eng_send_frame(bs->fd, &bs->tx_seq, NULL, VFT_F_AUTH, 0, &iov, 1);
+	return rc;
 }
 
 /* One connection from a primary, frame by frame, until it breaks. */
@@ -51,6 +124,8 @@ static int serve(struct bsess *bs)
 	int rc;
 
 	vft_rx_init(&bs->rx);
+	bs->rx.auth_required = e->authenticate;
+	vft_auth_init(&bs->auth, &e->key, VFT_ROLE_BACKUP);
 	for (;;) {
 		uint8_t raw[VFT_HDR_SIZE];
 		struct vft_hdr h;
@@ -80,6 +155,29 @@ static int serve(struct bsess *bs)
 			rc = -EBADMSG;
 			goto broken;
 		}
+		{
+			uint64_t c0 = vft_mac_on(&bs->auth.rx) ? thread_cpu_ns() : 0;
+
+			rc = vft_mac_verify(&bs->auth.rx, raw, bs->payload, h.length);
+			if (c0 != 0)
+				bs->mac_ns += thread_cpu_ns() - c0;
+		}
+		if (rc != 0) {
+			if (!bs->rx.authed)
+				snprintf(
+				        why, sizeof(why),
+				        "the primary at %s failed authentication: bad MAC on its %s "
+				        "frame (it does not hold this key)",
+				        bs->peer, vft_ftype_name(h.type));
+			else
+				snprintf(why, sizeof(why),
+				         "bad MAC on %s frame %u of epoch %llu from %s (not the "
+				         "session's key: injected or altered)",
+				         vft_ftype_name(h.type), h.seq, (unsigned long long)h.epoch,
+				         bs->peer);
+			rc = -EACCES;
+			goto broken;
+		}
 		rc = vft_rx_step(&bs->rx, &h, bs->payload, &f, why, sizeof(why));
 		if (rc < 0)
 			goto broken;
@@ -98,41 +196,39 @@ static int serve(struct bsess *bs)
 		switch (f.action) {
 		case VFT_RX_NONE:
 			break;
-		case VFT_RX_HELLO: {
-			struct vft_welcome w = {0};
-			struct vft_store_info info;
-			uint8_t b[VFT_WELCOME_SIZE];
+		case VFT_RX_HELLO:
+			/* on an authenticated link a stranger learns nothing, not
+			 * even whether its machine matches: the check waits for the
+			 * primary's proof */
+			if (e->authenticate) {
+				rc = challenge(bs, bs->payload);
+				break;
+			}
+			rc = hello_matches(bs, why, sizeof(why));
+			if (rc < 0)
+				goto broken;
+			rc = welcome(bs);
+			break;
+		case VFT_RX_AUTH:
+			rc = vft_auth_backup_check(&bs->auth, f.auth, VFT_AUTH_SIZE, why,
+			                           sizeof(why));
+			if (rc < 0) {
+				char r[200];
 
-			if (strcmp(bs->rx.hello.vm, e->vm->name) != 0 ||
-			    bs->rx.hello.ram_size != e->vm->memory ||
-			    bs->rx.hello.config_hash != e->config_hash ||
-			    bs->rx.hello.disk_size == 0) {
-				uint8_t bb[VFT_BYE_SIZE];
-
+				snprintf(r, sizeof(r), "%s", why);
 				snprintf(why, sizeof(why),
-				         "HELLO for vm '%s' (%llu bytes, machine %016llx, disk "
-				         "%llu bytes) does not match this engine (vm '%s', %llu "
-				         "bytes, machine %016llx, a disk)",
-				         bs->rx.hello.vm, (unsigned long long)bs->rx.hello.ram_size,
-				         (unsigned long long)bs->rx.hello.config_hash,
-				         (unsigned long long)bs->rx.hello.disk_size, e->vm->name,
-				         (unsigned long long)e->vm->memory,
-				         (unsigned long long)e->config_hash);
-				send_simple(bs, VFT_F_BYE, 0, bb, vft_bye_encode(bb, 1));
-				rc = -EPROTO;
+				         "the primary at %s failed authentication: %s", bs->peer,
+				         r);
 				goto broken;
 			}
-			vft_store_info(e->store, &info);
-			w.committed_epoch = info.epoch;
-			w.committed_session = info.session;
-			eng_tmpl_offer(e, &bs->rx.hello, &w);
-			bs->rx.tmpl_id = w.tmpl_id;
-			bs->rx.tmpl_blocks = w.tmpl_blocks > 0;
-			rc = send_simple(bs, VFT_F_WELCOME, 0, b, vft_welcome_encode(b, &w));
-			if (rc == 0)
-				rc = eng_tmpl_send_hashes(e, bs->fd, &bs->tx_seq);
+			vft_rx_auth_done(&bs->rx);
+			eng_tlog(e, LOG_INFO, "vmft %s: the primary at %s authenticated",
+			         e->vm->name, bs->peer);
+			rc = hello_matches(bs, why, sizeof(why));
+			if (rc < 0)
+				goto broken;
+			rc = welcome(bs);
 			break;
-		}
 		case VFT_RX_BEGIN:
 			why[0] = '\0';
 			if (f.begin.kind == VFT_EPOCH_FULL)
@@ -194,6 +290,8 @@ static int serve(struct bsess *bs)
 			e->st.devstate_bytes = f.end.devstate_len;
 			e->st.events_last_epoch = f.end.n_events;
 			e->st.events_total += f.end.n_events;
+			e->st.rx_mac_ns += bs->mac_ns;
+			bs->mac_ns = 0;
 			eng_ring_add(&e->st.bytes, (double)bs->bytes);
 			eng_ring_add(&e->st.send_ms, (af_mono_s() - t0) * 1e3);
 			pthread_mutex_unlock(&e->lock);
@@ -222,12 +320,14 @@ static int serve(struct bsess *bs)
 		}
 	}
 broken:
+	vft_auth_fini(&bs->auth);
 	/* before the store closes the files the copy writes */
 	eng_tmpl_abort(e);
 	eng_tmpl_unpin(e);
 	vft_store_abort(e->store);
 	if (!e->stop_epochs)
-		eng_tlog(e, LOG_WARNING, "vmft %s: replication link dropped: %s", e->vm->name, why);
+		eng_tlog(e, LOG_WARNING, "vmft %s: replication link from %s dropped: %s",
+		         e->vm->name, bs->peer, why);
 	return rc;
 }
 
@@ -245,13 +345,19 @@ static void *rx_main(void *arg)
 	while (!e->stop_epochs) {
 		struct timeval tv;
 		int one = 1, buf = 8 << 20;
-		int fd = accept4(e->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char host[64] = "?", serv[16] = "?";
+		int fd = accept4(e->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			break; /* listen socket shut down: promotion or exit */
 		}
+		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
+		            NI_NUMERICHOST | NI_NUMERICSERV);
+		snprintf(bs.peer, sizeof(bs.peer), "%s:%s", host, serv);
 		tv.tv_sec = (time_t)(e->cfg->vmft.heartbeat_ms / 1000);
 		tv.tv_usec = (suseconds_t)(e->cfg->vmft.heartbeat_ms % 1000) * 1000;
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -264,12 +370,15 @@ static void *rx_main(void *arg)
 		bs.fd = fd;
 		bs.tx_seq = 0;
 		bs.bytes = 0;
+		bs.mac_ns = 0;
 		serve(&bs);
 		pthread_mutex_lock(&e->lock);
 		e->conn_fd = -1;
 		pthread_mutex_unlock(&e->lock);
 		close(fd);
-		if (!e->stop_epochs)
+		/* a peer that never proved the key was never the primary: its
+		 * end is no primary lost (the log has its refusal) */
+		if (!e->stop_epochs && (bs.rx.authed || !bs.rx.auth_required))
 			eng_post(e, EM_EVENT, LOG_WARNING, EE_LINK_LOST, 0,
 			         "vmft %s: primary on blade %u lost", e->vm->name, e->peer_slot);
 	}

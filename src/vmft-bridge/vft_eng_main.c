@@ -557,6 +557,12 @@ static json_object *status_json(struct vft_eng *e)
 		                        ? (double)st.tx_cpu_ns / 1e6 /
 		                                  ((double)st.tx_page_bytes / (double)(1u << 30))
 		                        : 0));
+		json_object_object_add(tj, "authenticated",
+		                       json_object_new_boolean(e->authenticate));
+		json_object_object_add(tj, "mac_cpu_ms",
+		                       json_object_new_double((double)st.tx_mac_ns / 1e6));
+		json_object_object_add(tj, "rx_mac_cpu_ms",
+		                       json_object_new_double((double)st.rx_mac_ns / 1e6));
 		json_object_object_add(tj, "send_p50_ms",
 		                       json_object_new_double(eng_ring_pct(&st.send_ms, 50)));
 		json_object_object_add(tj, "send_p99_ms",
@@ -1086,6 +1092,21 @@ static int setup(struct vft_eng *e, const struct opts *o, char *err, size_t n)
 		return -ENAMETOOLONG;
 	}
 	e->config_hash = eng_config_hash(e);
+	e->authenticate = e->cfg->vmft.authenticate;
+	af_strlcpy(e->key_path, e->vm->key_file[0] ? e->vm->key_file : e->cfg->vmft.key_file,
+	           sizeof(e->key_path));
+	if (e->authenticate) {
+		char kerr[300];
+
+		rc = af_cred_load_key(e->key_path, e->key.k, sizeof(e->key.k), &e->key.len, kerr,
+		                      sizeof(kerr));
+		if (rc < 0) {
+			snprintf(err, n,
+			         "vm '%s': replication key file %s: %s (vmft.authenticate is on)",
+			         e->vm->name, e->key_path, kerr);
+			return rc;
+		}
+	}
 	return 0;
 }
 
@@ -1191,6 +1212,14 @@ int main(int argc, char **argv)
 	          e->is_backup ? e->listen_addr : e->peer_addr, e->port,
 	          (unsigned long long)eng_epoch_ms(e), e->scan_threads,
 	          (unsigned long long)e->config_hash);
+	if (e->authenticate)
+		af_info("vmft %s: replication link authenticated with the key in %s (%zu bytes)",
+		        e->vm->name, e->key_path, e->key.len);
+	else
+		af_warn("vmft %s: vmft.authenticate is off: the replication link does not "
+		        "authenticate its peer (anyone who reaches it can feed a backup or "
+		        "receive the guest's memory)",
+		        e->vm->name);
 	rc = eng_disk_start(e, err, sizeof(err));
 	if (rc < 0) {
 		af_err("vmft %s: disk server: %s", e->vm->name, err);
@@ -1266,6 +1295,7 @@ out:
 	if (pidfd >= 0)
 		close(pidfd);
 	vft_evlog_fini(&e->evlog);
+	vft_key_wipe(&e->key);
 	af_cfg_free(e->cfg);
 	af_fini();
 	return status;

@@ -87,15 +87,19 @@ int eng_read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
-int eng_send_frame(int fd, uint32_t *seq, uint16_t type, uint64_t epoch, const struct iovec *iov,
-                   int iovcnt)
+int eng_send_frame(int fd, uint32_t *seq, struct vft_mac *mac, uint16_t type, uint64_t epoch,
+                   const struct iovec *iov, int iovcnt)
 {
 	uint8_t hdr[VFT_HDR_SIZE];
 	struct iovec all[8];
+	int rc;
 
 	if (iovcnt > 7)
 		return -EINVAL;
 	vft_hdr_encodev(hdr, type, (*seq)++, epoch, iov, iovcnt);
+	rc = vft_mac_seal(mac, hdr, iov, iovcnt);
+	if (rc < 0)
+		return rc;
 	all[0].iov_base = hdr;
 	all[0].iov_len = sizeof(hdr);
 	for (int i = 0; i < iovcnt; i++)
@@ -186,6 +190,12 @@ static int recv_frame(struct psess *ps, double ms, struct vft_hdr *h)
 		rc = eng_read_full(ps->fd, ps->rxbuf, h->length);
 	if (rc == 0 && vft_frame_verify(raw, h, ps->rxbuf) != 0) {
 		snprintf(why, sizeof(why), "checksum mismatch on %s", vft_ftype_name(h->type));
+		rc = -EBADMSG;
+	}
+	if (rc == 0 && vft_mac_verify(&ps->auth.rx, raw, ps->rxbuf, h->length) != 0) {
+		snprintf(why, sizeof(why),
+		         "bad MAC on %s frame %u from %s:%u (not the session's key)",
+		         vft_ftype_name(h->type), h->seq, e->peer_addr, e->port);
 		rc = -EBADMSG;
 	}
 	if (rc == 0 && h->seq != ps->rx_seq) {
@@ -826,7 +836,16 @@ static int handshake(struct psess *ps)
 	int rc;
 
 	af_strlcpy(hello.vm, e->vm->name, sizeof(hello.vm));
+	if (e->authenticate) {
+		hello.flags |= VFT_HELLO_AUTH;
+		rc = vft_auth_nonce(hello.nonce);
+		if (rc < 0) {
+			eng_tlog(e, LOG_ERR, "vmft %s: getrandom: %s", e->vm->name, strerror(-rc));
+			return rc;
+		}
+	}
 	iov.iov_len = vft_hello_encode(buf, &hello);
+	vft_auth_set_hello(&ps->auth, buf);
 	rc = ps_frame(ps, VFT_F_HELLO, 0, &iov, 1);
 	if (rc < 0)
 		return rc;
@@ -835,6 +854,38 @@ static int handshake(struct psess *ps)
 		return rc == -EAGAIN ? -ETIMEDOUT : rc;
 	if (h.type == VFT_F_BYE)
 		return handle_backup_frame(ps, &h);
+	if (e->authenticate) {
+		/* nothing of the guest leaves before the backup proved the key */
+		uint8_t ab[VFT_AUTH_SIZE];
+		struct iovec aiov = {.iov_base = ab, .iov_len = sizeof(ab)};
+
+		if (h.type != VFT_F_AUTH) {
+			eng_tlog(
+			        e, LOG_WARNING,
+			        "vmft %s: the backup at %s:%u answered HELLO with %s, not AUTH: it "
+			        "does not authenticate; link dropped",
+			        e->vm->name, e->peer_addr, e->port, vft_ftype_name(h.type));
+			return -EACCES;
+		}
+		rc = vft_auth_primary_answer(&ps->auth, ps->rxbuf, h.length, ab, why, sizeof(why));
+		if (rc < 0) {
+			eng_tlog(e, LOG_WARNING,
+			         "vmft %s: the backup at %s:%u failed authentication: %s; link "
+			         "dropped, nothing sent",
+			         e->vm->name, e->peer_addr, e->port, why);
+			return -EACCES;
+		}
+		rc = ps_frame(ps, VFT_F_AUTH, 0, &aiov, 1);
+		if (rc < 0)
+			return rc;
+		rc = recv_frame(ps, (double)e->cfg->vmft.ack_timeout_ms, &h);
+		if (rc < 0)
+			return rc == -EAGAIN ? -ETIMEDOUT : rc;
+		if (h.type == VFT_F_BYE)
+			return handle_backup_frame(ps, &h);
+		eng_tlog(e, LOG_INFO, "vmft %s: the backup at %s:%u authenticated", e->vm->name,
+		         e->peer_addr, e->port);
+	}
 	if (h.type != VFT_F_WELCOME ||
 	    vft_welcome_decode(ps->rxbuf, h.length, &w, why, sizeof(why)) != 0) {
 		eng_tlog(e, LOG_WARNING, "vmft %s: the backup answered HELLO with %s", e->vm->name,
@@ -981,6 +1032,7 @@ static int psess_init(struct psess *ps, struct vft_eng *e, int fd)
 	ps->rxbuf = malloc(RXBUF_SIZE);
 	if (ps->rxbuf == NULL)
 		return -ENOMEM;
+	vft_auth_init(&ps->auth, &e->key, VFT_ROLE_PRIMARY);
 	pthread_mutex_init(&ps->txlock, NULL);
 	pthread_mutex_init(&ps->qlock, NULL);
 	pthread_cond_init(&ps->qcv, NULL);
@@ -1020,6 +1072,7 @@ static void psess_fini(struct psess *ps, int rc)
 	pthread_mutex_destroy(&ps->txlock);
 	free(ps->rxbuf);
 	drop_template(ps);
+	vft_auth_fini(&ps->auth);
 }
 
 static int protect_session(struct vft_eng *e, int fd)

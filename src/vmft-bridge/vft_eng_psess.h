@@ -52,7 +52,8 @@ struct psess {
 	pthread_mutex_t txlock;
 	uint32_t tx_seq;
 	struct vft_zc zc;
-	bool zc_useless; /* the kernel copied every zero-copy send: a local peer */
+	struct vft_auth auth; /* tx under txlock, rx: the epoch thread's */
+	bool zc_useless;      /* the kernel copied every zero-copy send: a local peer */
 	double last_tx;
 
 	/* the epoch thread's own */

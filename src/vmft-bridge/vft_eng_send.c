@@ -40,19 +40,20 @@ int ps_frame(struct psess *ps, uint16_t type, uint64_t epoch, const struct iovec
 	int rc;
 
 	pthread_mutex_lock(&ps->txlock);
-	rc = eng_send_frame(ps->fd, &ps->tx_seq, type, epoch, iov, iovcnt);
+	rc = eng_send_frame(ps->fd, &ps->tx_seq, &ps->auth.tx, type, epoch, iov, iovcnt);
 	ps->last_tx = af_mono_s();
 	pthread_mutex_unlock(&ps->txlock);
 	return rc;
 }
 
-static void count_send(struct psess *ps, size_t bytes, uint64_t cpu_ns)
+static void count_send(struct psess *ps, size_t bytes, uint64_t cpu_ns, uint64_t mac_ns)
 {
 	struct vft_eng *e = ps->e;
 
 	pthread_mutex_lock(&e->lock);
 	e->st.tx_page_bytes += bytes;
 	e->st.tx_cpu_ns += cpu_ns;
+	e->st.tx_mac_ns += mac_ns;
 	e->st.zc_on = ps->zc.on && ps->zc.threshold != SIZE_MAX;
 	e->st.zc_sends = ps->zc.st.zc_sends;
 	e->st.zc_copied = ps->zc.st.copied;
@@ -90,7 +91,7 @@ int ps_pages(struct psess *ps, uint64_t epoch, const struct vft_scan_result *r, 
              uint64_t crash_n, uint32_t *ticket)
 {
 	uint8_t head[8 + 8 * VFT_BATCH_PAGES], hdr[VFT_HDR_SIZE];
-	uint64_t cpu = 0;
+	uint64_t cpu = 0, mac = 0;
 	int rc = 0;
 
 	pthread_mutex_lock(&ps->txlock);
@@ -108,6 +109,11 @@ int ps_pages(struct psess *ps, uint64_t epoch, const struct vft_scan_result *r, 
 		iov[1].iov_base = (void *)data;
 		iov[1].iov_len = (size_t)cnt * VFT_PAGE_SIZE;
 		vft_hdr_encodev(hdr, VFT_F_PAGES, ps->tx_seq++, epoch, iov, 2);
+		c0 = thread_cpu_ns();
+		rc = vft_mac_seal(&ps->auth.tx, hdr, iov, 2);
+		mac += thread_cpu_ns() - c0;
+		if (rc < 0)
+			break;
 		iov[1] = iov[0];
 		iov[0].iov_base = hdr;
 		iov[0].iov_len = sizeof(hdr);
@@ -122,7 +128,7 @@ int ps_pages(struct psess *ps, uint64_t epoch, const struct vft_scan_result *r, 
 	}
 	ps->last_tx = af_mono_s();
 	pthread_mutex_unlock(&ps->txlock);
-	count_send(ps, r->n_pages * VFT_PAGE_SIZE, cpu);
+	count_send(ps, r->n_pages * VFT_PAGE_SIZE, cpu, mac);
 	return rc;
 }
 
@@ -134,7 +140,7 @@ int ps_zc_wait(struct psess *ps, uint32_t ticket)
 	pthread_mutex_lock(&ps->txlock);
 	rc = vft_zc_wait(&ps->zc, ticket, (int)ps->e->cfg->vmft.ack_timeout_ms);
 	pthread_mutex_unlock(&ps->txlock);
-	count_send(ps, 0, thread_cpu_ns() - c0);
+	count_send(ps, 0, thread_cpu_ns() - c0, 0);
 	return rc;
 }
 

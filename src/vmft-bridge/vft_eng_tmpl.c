@@ -452,8 +452,8 @@ void eng_tmpl_offer(struct vft_eng *e, const struct vft_hello *hello, struct vft
 	w->tmpl_blocks = e->tmpl.pin_blocks;
 }
 
-static int send_table(int fd, uint32_t *seq, uint32_t what, const uint64_t *h, uint64_t n,
-                      uint8_t *buf)
+static int send_table(int fd, uint32_t *seq, struct vft_mac *mac, uint32_t what, const uint64_t *h,
+                      uint64_t n, uint8_t *buf)
 {
 	for (uint64_t first = 0; first < n; first += VFT_TMPL_BATCH) {
 		uint32_t cnt = (uint32_t)(n - first < VFT_TMPL_BATCH ? n - first : VFT_TMPL_BATCH);
@@ -464,14 +464,14 @@ static int send_table(int fd, uint32_t *seq, uint32_t what, const uint64_t *h, u
 		for (uint32_t i = 0; i < cnt; i++)
 			for (int b = 0; b < 8; b++)
 				buf[16 + (size_t)i * 8 + b] = (uint8_t)(h[first + i] >> (8 * b));
-		rc = eng_send_frame(fd, seq, VFT_F_TMPL, 0, &iov, 1);
+		rc = eng_send_frame(fd, seq, mac, VFT_F_TMPL, 0, &iov, 1);
 		if (rc < 0)
 			return rc;
 	}
 	return 0;
 }
 
-int eng_tmpl_send_hashes(struct vft_eng *e, int fd, uint32_t *seq)
+int eng_tmpl_send_hashes(struct vft_eng *e, int fd, uint32_t *seq, struct vft_mac *mac)
 {
 	const struct vft_tmpl_pin *pin = e->tmpl.pin;
 	uint8_t *buf;
@@ -482,10 +482,10 @@ int eng_tmpl_send_hashes(struct vft_eng *e, int fd, uint32_t *seq)
 	buf = malloc(16 + (size_t)VFT_TMPL_BATCH * 8);
 	if (buf == NULL)
 		return -ENOMEM;
-	rc = send_table(fd, seq, VFT_TMPL_PAGES, pin->page_hashes, e->tmpl.pin_pages, buf);
+	rc = send_table(fd, seq, mac, VFT_TMPL_PAGES, pin->page_hashes, e->tmpl.pin_pages, buf);
 	if (rc == 0)
-		rc = send_table(fd, seq, VFT_TMPL_BLOCKS, pin->block_hashes, e->tmpl.pin_blocks,
-		                buf);
+		rc = send_table(fd, seq, mac, VFT_TMPL_BLOCKS, pin->block_hashes,
+		                e->tmpl.pin_blocks, buf);
 	free(buf);
 	return rc;
 }

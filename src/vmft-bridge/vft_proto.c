@@ -100,6 +100,7 @@ const char *vft_ftype_name(unsigned type)
 	        [VFT_F_DISK] = "DISK",
 	        [VFT_F_EVENTS] = "EVENTS",
 	        [VFT_F_TMPL] = "TMPL",
+	        [VFT_F_AUTH] = "AUTH",
 	};
 
 	if (type >= VFT_F_COUNT || names[type] == NULL)
@@ -138,6 +139,7 @@ void vft_hdr_encodev(uint8_t out[VFT_HDR_SIZE], uint16_t type, uint32_t seq, uin
 	put_le32(out + 12, seq);
 	put_le64(out + 16, epoch);
 	put_le64(out + 24, frame_check(out, iov, iovcnt));
+	memset(out + VFT_TAG_OFF, 0, VFT_TAG_SIZE);
 }
 
 void vft_hdr_encode(uint8_t out[VFT_HDR_SIZE], uint16_t type, uint32_t seq, uint64_t epoch,
@@ -176,6 +178,9 @@ static int check_length(const struct vft_hdr *h, char *err, size_t errlen)
 		break;
 	case VFT_F_BYE:
 		want = VFT_BYE_SIZE;
+		break;
+	case VFT_F_AUTH:
+		want = VFT_AUTH_SIZE;
 		break;
 	case VFT_F_PAGES:
 		if (h->length < 8 + per_page || (h->length - 8) % per_page != 0 ||
@@ -273,6 +278,7 @@ size_t vft_hello_encode(uint8_t out[VFT_HELLO_SIZE], const struct vft_hello *m)
 	put_le32(out + 28, m->flags);
 	memcpy(out + 32, m->vm, n);
 	put_le64(out + 96, m->disk_size);
+	memcpy(out + 104, m->nonce, VFT_NONCE_SIZE);
 	return VFT_HELLO_SIZE;
 }
 
@@ -314,6 +320,20 @@ int vft_hello_decode(const void *p, size_t len, struct vft_hello *m, char *err, 
 		return fail(err, errlen,
 		            "HELLO disk size %llu is not a multiple of %u up to 16 TiB",
 		            (unsigned long long)m->disk_size, VFT_SECTOR);
+	if (m->flags & ~(VFT_HELLO_TMPL | VFT_HELLO_AUTH))
+		return fail(err, errlen, "HELLO with unknown flags %#x", m->flags);
+	memcpy(m->nonce, b + 104, VFT_NONCE_SIZE);
+	{
+		uint8_t any = 0;
+
+		for (size_t i = 0; i < VFT_NONCE_SIZE; i++)
+			any |= m->nonce[i];
+		if ((m->flags & VFT_HELLO_AUTH) && any == 0)
+			return fail(err, errlen,
+			            "HELLO announces authentication with a zero nonce");
+		if (!(m->flags & VFT_HELLO_AUTH) && any != 0)
+			return fail(err, errlen, "HELLO carries a nonce without authentication");
+	}
 	return 0;
 }
 
@@ -647,6 +667,29 @@ int vft_events_next(const uint8_t *p, size_t len, size_t *pos, struct vft_event 
 	return 1;
 }
 
+size_t vft_auth_msg_encode(uint8_t out[VFT_AUTH_SIZE], const struct vft_auth_msg *m)
+{
+	memcpy(out, m->nonce, VFT_NONCE_SIZE);
+	memcpy(out + VFT_NONCE_SIZE, m->proof, sizeof(m->proof));
+	return VFT_AUTH_SIZE;
+}
+
+int vft_auth_msg_decode(const void *p, size_t len, struct vft_auth_msg *m, char *err, size_t errlen)
+{
+	const uint8_t *b = p;
+	uint8_t any = 0;
+
+	if (want_len("AUTH", len, VFT_AUTH_SIZE, err, errlen) < 0)
+		return -EBADMSG;
+	memcpy(m->nonce, b, VFT_NONCE_SIZE);
+	memcpy(m->proof, b + VFT_NONCE_SIZE, sizeof(m->proof));
+	for (size_t i = 0; i < VFT_NONCE_SIZE; i++)
+		any |= m->nonce[i];
+	if (any == 0)
+		return fail(err, errlen, "AUTH with a zero nonce");
+	return 0;
+}
+
 size_t vft_ack_encode(uint8_t out[VFT_ACK_SIZE], const struct vft_ack *m)
 {
 	put_le64(out, m->commit_us);
@@ -680,6 +723,12 @@ int vft_bye_decode(const void *p, size_t len, uint32_t *reason, char *err, size_
 void vft_rx_init(struct vft_rx *rx)
 {
 	memset(rx, 0, sizeof(*rx));
+}
+
+void vft_rx_auth_done(struct vft_rx *rx)
+{
+	if (rx->auth_seen)
+		rx->authed = true;
 }
 
 static int rx_begin(struct vft_rx *rx, const struct vft_hdr *h, const void *payload,
@@ -795,7 +844,42 @@ int vft_rx_step(struct vft_rx *rx, const struct vft_hdr *h, const void *payload,
 		return fail(err, errlen, "%s with seq %u, expected %u", name, h->seq, rx->next_seq);
 	rx->next_seq++;
 
+	/* an authenticated link: HELLO, then the primary's AUTH, nothing else
+	 * until its proof was checked */
+	if (rx->auth_required && !rx->authed) {
+		if (rx->auth_seen)
+			return fail(err, errlen, "%s after an AUTH whose proof was not accepted",
+			            name);
+		if (rx->hello_seen && h->type != VFT_F_AUTH)
+			return fail(err, errlen, "%s before authentication", name);
+	}
+	if (!rx->hello_seen && h->type != VFT_F_HELLO && rx->auth_required)
+		return fail(err, errlen, "%s before HELLO", name);
+
 	switch (h->type) {
+	case VFT_F_AUTH:
+		if (!rx->hello_seen)
+			return fail(err, errlen, "AUTH before HELLO");
+		if (!rx->auth_required)
+			return fail(err, errlen, "AUTH on a link without authentication");
+		if (rx->auth_seen)
+			return fail(err, errlen, "second AUTH on the connection");
+		if (h->epoch != 0)
+			return fail(err, errlen, "AUTH with epoch %llu, must be 0",
+			            (unsigned long long)h->epoch);
+		{
+			struct vft_auth_msg m;
+
+			if (vft_auth_msg_decode(payload, h->length, &m, err, errlen) < 0)
+				return -EBADMSG;
+			if (memcmp(m.nonce, rx->hello.nonce, VFT_NONCE_SIZE) != 0)
+				return fail(err, errlen,
+				            "AUTH nonce is not the one its HELLO announced");
+		}
+		rx->auth_seen = true;
+		out->auth = payload;
+		out->action = VFT_RX_AUTH;
+		return 0;
 	case VFT_F_HELLO:
 	case VFT_F_PING:
 	case VFT_F_BYE:
@@ -826,6 +910,14 @@ int vft_rx_step(struct vft_rx *rx, const struct vft_hdr *h, const void *payload,
 			return fail(err, errlen, "second HELLO on the connection");
 		if (vft_hello_decode(payload, h->length, &rx->hello, err, errlen) < 0)
 			return -EBADMSG;
+		if (rx->auth_required && !(rx->hello.flags & VFT_HELLO_AUTH))
+			return fail(err, errlen,
+			            "the primary does not authenticate; this backup requires it "
+			            "(vmft.authenticate)");
+		if (!rx->auth_required && (rx->hello.flags & VFT_HELLO_AUTH))
+			return fail(err, errlen,
+			            "the primary authenticates; this backup has vmft.authenticate: "
+			            "no");
 		rx->hello_seen = true;
 		rx->max_pfn = rx->hello.ram_size / VFT_PAGE_SIZE;
 		out->action = VFT_RX_HELLO;

@@ -2,7 +2,7 @@
  * vmft replication protocol: the frames a primary engine sends to its
  * backup engine over TCP on the replication link, and the backup's answers.
  *
- * Every frame is a 32-byte header followed by `length` payload bytes. All
+ * Every frame is a 48-byte header followed by `length` payload bytes. All
  * integers are little-endian on the wire.
  *
  *   0  u32 magic    0x31544656 ("VFT1" read as bytes)
@@ -12,6 +12,10 @@
  *  12  u32 seq      frame number on this connection: 0, 1, 2, ... per direction
  *  16  u64 epoch    the epoch the frame belongs to (0 for HELLO/WELCOME/PING/BYE)
  *  24  u64 check    XXH3-64 of header bytes 0..23 followed by the payload
+ *  32  16   tag      on an authenticated link (vft_auth.h): the frame's MAC over
+ *                    header bytes 0..31 and the payload with the session key of
+ *                    its direction; zero on HELLO, the backup's AUTH and on a
+ *                    link without authentication
  *
  * The checksum covers every batch (a PAGES frame is one batch), so a frame
  * that was corrupted, truncated or spliced is never applied: the receiver
@@ -28,8 +32,11 @@
 #include <sys/uio.h>
 
 #define VFT_MAGIC 0x31544656u
-#define VFT_PROTO_VERSION 3
-#define VFT_HDR_SIZE 32
+#define VFT_PROTO_VERSION 4
+#define VFT_HDR_SIZE 48
+#define VFT_TAG_OFF 32
+#define VFT_TAG_SIZE 16
+#define VFT_NONCE_SIZE 32
 #define VFT_PAGE_SIZE 4096u
 #define VFT_PAGE_SHIFT 12
 #define VFT_VM_NAME_MAX 64
@@ -60,6 +67,7 @@ enum vft_ftype {
 	VFT_F_DISK,        /* P->B: disk content of a full sync (offset + sectors) */
 	VFT_F_EVENTS,      /* P->B: the epoch's event log (disk writes, inputs), in order */
 	VFT_F_TMPL,        /* B->P: the hashes of the template the backup offers */
+	VFT_F_AUTH,        /* either way: nonce and proof of the shared key (vft_auth.h) */
 	VFT_F_COUNT
 };
 
@@ -75,7 +83,8 @@ struct vft_hdr {
 };
 
 /* Fills out[] with the header of a frame whose payload is the concatenation
- * of iov[0..iovcnt-1] (iovcnt 0 = empty payload); computes length and check. */
+ * of iov[0..iovcnt-1] (iovcnt 0 = empty payload); computes length and check;
+ * the tag is left zero (vft_mac_seal writes it). */
 void vft_hdr_encodev(uint8_t out[VFT_HDR_SIZE], uint16_t type, uint32_t seq, uint64_t epoch,
                      const struct iovec *iov, int iovcnt);
 void vft_hdr_encode(uint8_t out[VFT_HDR_SIZE], uint16_t type, uint32_t seq, uint64_t epoch,
@@ -94,17 +103,19 @@ int vft_frame_verify(const uint8_t raw[VFT_HDR_SIZE], const struct vft_hdr *h, c
 /* ---- payloads ---- (encode returns the payload length; decode returns 0 or
  * -EBADMSG with a reason in err) */
 
-#define VFT_HELLO_SIZE 104
+#define VFT_HELLO_SIZE 136
 struct vft_hello {
-	uint64_t session;         /* random per primary incarnation */
-	uint64_t ram_size;        /* bytes, multiple of VFT_PAGE_SIZE, > 0 */
-	uint64_t config_hash;     /* hash of the machine definition: both sides must agree */
-	uint32_t page_size;       /* VFT_PAGE_SIZE */
-	uint32_t flags;           /* VFT_HELLO_* */
-	char vm[VFT_VM_NAME_MAX]; /* NUL-terminated, NUL-padded on the wire */
-	uint64_t disk_size;       /* bytes, multiple of VFT_SECTOR, 0 = no disk */
+	uint64_t session;              /* random per primary incarnation */
+	uint64_t ram_size;             /* bytes, multiple of VFT_PAGE_SIZE, > 0 */
+	uint64_t config_hash;          /* hash of the machine definition: both sides must agree */
+	uint32_t page_size;            /* VFT_PAGE_SIZE */
+	uint32_t flags;                /* VFT_HELLO_* */
+	char vm[VFT_VM_NAME_MAX];      /* NUL-terminated, NUL-padded on the wire */
+	uint64_t disk_size;            /* bytes, multiple of VFT_SECTOR, 0 = no disk */
+	uint8_t nonce[VFT_NONCE_SIZE]; /* VFT_HELLO_AUTH: the primary's challenge (not all zero) */
 };
 #define VFT_HELLO_TMPL 1u /* the primary can build a full sync on a template */
+#define VFT_HELLO_AUTH 2u /* the primary authenticates (vft_auth.h) */
 size_t vft_hello_encode(uint8_t out[VFT_HELLO_SIZE], const struct vft_hello *m);
 int vft_hello_decode(const void *p, size_t len, struct vft_hello *m, char *err, size_t errlen);
 
@@ -241,6 +252,16 @@ struct vft_tmpl_frame {
 size_t vft_tmpl_encode_head(uint8_t out[16], uint32_t what, uint32_t count, uint64_t first);
 int vft_tmpl_decode(const void *p, size_t len, struct vft_tmpl_frame *m, char *err, size_t errlen);
 
+/* AUTH payload: the sender's nonce, then its proof (HMAC-SHA256). */
+#define VFT_AUTH_SIZE 64
+struct vft_auth_msg {
+	uint8_t nonce[VFT_NONCE_SIZE];
+	uint8_t proof[32];
+};
+size_t vft_auth_msg_encode(uint8_t out[VFT_AUTH_SIZE], const struct vft_auth_msg *m);
+int vft_auth_msg_decode(const void *p, size_t len, struct vft_auth_msg *m, char *err,
+                        size_t errlen);
+
 #define VFT_ACK_SIZE 8
 struct vft_ack {
 	uint64_t commit_us; /* how long the backup took to commit */
@@ -266,8 +287,13 @@ int vft_bye_decode(const void *p, size_t len, uint32_t *reason, char *err, size_
  * EVENTS in an epoch (the store appends the log after the pages); event seqs
  * continue across the epochs of a connection; EPOCH_END with the open
  * epoch's number and totals equal to what was received; every epoch carries
- * a DEVSTATE; PING anywhere; WELCOME/ACK/TMPL never (they go the other way). On a violation it returns -EBADMSG with a reason
- * and the connection must be dropped. */
+ * a DEVSTATE; PING anywhere; WELCOME/ACK/TMPL never (they go the other way).
+ * With auth_required (set by the caller after vft_rx_init): the HELLO must
+ * announce VFT_HELLO_AUTH with a nonce, the next frame must be an AUTH
+ * (VFT_RX_AUTH: the caller checks the proof and calls vft_rx_auth_done) and
+ * no other frame, not even a PING, is accepted before that; without it, a
+ * HELLO with VFT_HELLO_AUTH and any AUTH frame are refused. On a violation
+ * it returns -EBADMSG with a reason and the connection must be dropped. */
 enum vft_rx_action {
 	VFT_RX_NONE = 0, /* nothing to do (PING) */
 	VFT_RX_HELLO,    /* answer with WELCOME */
@@ -278,6 +304,7 @@ enum vft_rx_action {
 	VFT_RX_EVENTS,   /* stage the event records */
 	VFT_RX_END,      /* commit the epoch, then ACK it */
 	VFT_RX_BYE,      /* peer closes */
+	VFT_RX_AUTH,     /* check the primary's proof (auth), then vft_rx_auth_done */
 };
 struct vft_rx {
 	uint32_t next_seq;
@@ -298,8 +325,12 @@ struct vft_rx {
 	 * tmpl_blocks), never on another */
 	uint64_t tmpl_id;
 	bool tmpl_blocks;
+	bool auth_required; /* set by the caller: the link is authenticated */
+	bool auth_seen;     /* the primary's AUTH arrived */
+	bool authed;        /* ... and its proof was good (vft_rx_auth_done) */
 };
 void vft_rx_init(struct vft_rx *rx);
+void vft_rx_auth_done(struct vft_rx *rx);
 /* Called with a header already accepted by vft_hdr_decode and
  * vft_frame_verify. Fills the decoded payload of the action (one of the
  * out-parameters, the others may be NULL for frames that cannot carry them). */
@@ -315,6 +346,7 @@ struct vft_rx_frame {
 	uint32_t n_events;
 	struct vft_epoch_end end;
 	uint32_t bye_reason;
+	const uint8_t *auth; /* the AUTH payload (VFT_AUTH_SIZE bytes) */
 };
 int vft_rx_step(struct vft_rx *rx, const struct vft_hdr *h, const void *payload,
                 struct vft_rx_frame *out, char *err, size_t errlen);

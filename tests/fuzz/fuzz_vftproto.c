@@ -1,16 +1,24 @@
 /*
  * libFuzzer target: a byte stream from the primary as the backup reads it
- * off the replication link. The input is cut into frames (32-byte header,
- * then the declared length); each frame that decodes and verifies goes to
- * one receiver sequencer, as in the engine, and every payload decoder is
- * tried on it: whatever decodes must encode to the same meaningful bytes and
- * decode again to the same message.
+ * off the replication link. The input's first byte selects the link: bit 0
+ * set = authenticated (protocol v4, vft_auth.h), as engines run by default.
+ * The rest is cut into frames (48-byte header, then the declared length);
+ * each frame that decodes and verifies goes to one receiver sequencer, as in
+ * the engine, and every payload decoder is tried on it: whatever decodes
+ * must encode to the same meaningful bytes and decode again to the same
+ * message.
  *
  * A checksum is a wall the fuzzer cannot climb by mutation, so a frame whose
  * check field is all zero gets it computed here (in a copy of the header)
  * before verification; seeds and mutations may leave it zero and still reach
  * the payload decoders and the sequencer. A non-zero check is verified as is,
- * which keeps the verification itself under test.
+ * which keeps the verification itself under test. MACs and proofs likewise:
+ * on an authenticated link the harness plays the honest primary with a fixed
+ * key (FUZZ_KEY, the backup's too): an AUTH frame whose proof is all zero
+ * gets the right proof, a frame whose tag is all zero gets the right tag
+ * (both in copies); a non-zero proof or tag is checked as is. Whatever the
+ * input, no frame other than the handshake passes before the primary's
+ * proof was accepted.
  */
 #include "config.h"
 
@@ -20,6 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "vft_auth.h"
 #include "vft_nbd.h"
 #include "vft_proto.h"
 
@@ -57,7 +66,9 @@ static void round_trip_hello(const uint8_t *p, size_t len)
 	expect(vft_hello_decode(b, sizeof(b), &back, err, sizeof(err)) == 0);
 	expect(back.session == m.session && back.ram_size == m.ram_size &&
 	       back.config_hash == m.config_hash && back.page_size == m.page_size &&
-	       back.flags == m.flags && strcmp(back.vm, m.vm) == 0);
+	       back.flags == m.flags && strcmp(back.vm, m.vm) == 0 &&
+	       memcmp(back.nonce, m.nonce, VFT_NONCE_SIZE) == 0);
+	expect(memcmp(b + 96, p + 96, VFT_HELLO_SIZE - 96) == 0);
 }
 
 static void round_trip_welcome(const uint8_t *p, size_t len)
@@ -290,21 +301,69 @@ static void check_step(const struct vft_rx *rx, const struct vft_hdr *h, const v
 	case VFT_F_BYE:
 		expect(out->action == VFT_RX_BYE);
 		break;
+	case VFT_F_AUTH:
+		expect(out->action == VFT_RX_AUTH && rx->auth_required && rx->auth_seen &&
+		       !rx->authed && out->auth == payload &&
+		       memcmp(payload, rx->hello.nonce, VFT_NONCE_SIZE) == 0);
+		break;
 	default: /* WELCOME and ACK never pass */
 		expect(0);
 	}
 }
 
+/* The link's authentication as both engines run it: the backup (under
+ * test) and the honest primary the harness plays, same key. */
+struct fauth {
+	bool on;
+	struct vft_key key;
+	struct vft_auth b, p;
+	bool keyed; /* the backup sent its challenge: frames are tagged */
+};
+
+static void fauth_init(struct fauth *fa, bool on)
+{
+	memset(fa, 0, sizeof(*fa));
+	fa->on = on;
+	fa->key.len = 32;
+	for (size_t i = 0; i < 32; i++)
+		fa->key.k[i] = (uint8_t)(0xa5 ^ i); /* FUZZ_KEY */
+	vft_auth_init(&fa->b, &fa->key, VFT_ROLE_BACKUP);
+	vft_auth_init(&fa->p, &fa->key, VFT_ROLE_PRIMARY);
+}
+
+/* After a HELLO the sequencer accepted: the backup's challenge (a fixed
+ * nonce), answered by the harness's primary so it can tag and prove. */
+static void fauth_hello(struct fauth *fa, const uint8_t *hello)
+{
+	uint8_t nb[VFT_NONCE_SIZE], msg[VFT_AUTH_SIZE], ans[VFT_AUTH_SIZE];
+	char err[256];
+
+	memset(nb, 0x5b, sizeof(nb));
+	if (memcmp(nb, hello + 104, sizeof(nb)) == 0)
+		nb[0] ^= 1; /* never the primary's own nonce */
+	vft_auth_set_hello(&fa->b, hello);
+	vft_auth_set_hello(&fa->p, hello);
+	expect(vft_auth_backup_challenge(&fa->b, nb, msg) == 0);
+	expect(vft_auth_primary_answer(&fa->p, msg, sizeof(msg), ans, err, sizeof(err)) == 0);
+	fa->keyed = true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct vft_rx rx;
+	struct fauth fa;
 	bool rx_alive = true;
-	size_t off = 0;
+	size_t off = 1;
 
+	if (size < 1)
+		return 0;
 	vft_rx_init(&rx);
+	fauth_init(&fa, data[0] & 1);
+	rx.auth_required = fa.on;
 	for (int n = 0; n < MAX_FRAMES && size - off >= VFT_HDR_SIZE; n++) {
-		uint8_t raw[VFT_HDR_SIZE], again[VFT_HDR_SIZE];
-		static const uint8_t zero[8];
+		uint8_t raw[VFT_HDR_SIZE], again[VFT_HDR_SIZE], tag[VFT_TAG_SIZE];
+		uint8_t authp[VFT_AUTH_SIZE];
+		static const uint8_t zero[VFT_AUTH_SIZE];
 		const uint8_t *payload;
 		struct vft_rx_frame out;
 		struct vft_hdr h;
@@ -321,15 +380,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		expect(h.length <= VFT_MAX_PAYLOAD);
 		payload = data + off + VFT_HDR_SIZE;
+		/* the primary's AUTH with a zero proof: the right one */
+		if (fa.keyed && h.type == VFT_F_AUTH && h.length == VFT_AUTH_SIZE &&
+		    memcmp(payload + VFT_NONCE_SIZE, zero, VFT_PROOF_SIZE) == 0) {
+			memcpy(authp, payload, VFT_NONCE_SIZE);
+			expect(vft_auth_proof(&fa.p, VFT_ROLE_PRIMARY, fa.b.nonce_b,
+			                      authp + VFT_NONCE_SIZE) == 0);
+			payload = authp;
+		}
 		if (memcmp(raw + 24, zero, 8) == 0) {
+			memcpy(tag, raw + VFT_TAG_OFF, VFT_TAG_SIZE);
 			vft_hdr_encode(raw, h.type, h.seq, h.epoch, payload, h.length);
+			memcpy(raw + VFT_TAG_OFF, tag, VFT_TAG_SIZE);
 			expect(vft_hdr_decode(raw, &h, err, sizeof(err)) == 0);
 		}
 		if (vft_frame_verify(raw, &h, payload) != 0)
 			break;
-		/* a verified header is canonical: encoding its fields gives it back */
+		/* a verified header is canonical: encoding its fields gives it
+		 * back (all but the tag, the MAC layer's) */
 		vft_hdr_encode(again, h.type, h.seq, h.epoch, payload, h.length);
-		expect(memcmp(again, raw, VFT_HDR_SIZE) == 0);
+		expect(memcmp(again, raw, VFT_TAG_OFF) == 0);
+		if (fa.keyed) {
+			/* a zero tag: the honest primary's; else checked as is */
+			if (memcmp(raw + VFT_TAG_OFF, zero, VFT_TAG_SIZE) == 0) {
+				struct iovec iov = {.iov_base = (void *)(uintptr_t)payload,
+				                    .iov_len = h.length};
+
+				fa.p.tx.n = fa.b.rx.n;
+				expect(vft_mac_seal(&fa.p.tx, raw, &iov, h.length ? 1 : 0) == 0);
+			}
+			if (vft_mac_verify(&fa.b.rx, raw, payload, h.length) != 0)
+				break; /* the engine drops the connection */
+		}
 
 		round_trip_hello(payload, h.length);
 		round_trip_welcome(payload, h.length);
@@ -345,12 +427,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			err[0] = 'x';
 			rc = vft_rx_step(&rx, &h, payload, &out, err, sizeof(err));
 			check_reason(rc, err);
-			if (rc == 0)
+			if (rc == 0) {
 				check_step(&rx, &h, payload, &out);
-			else
+				/* nothing but the handshake before the proof */
+				if (fa.on && !rx.authed)
+					expect(out.action == VFT_RX_HELLO ||
+					       out.action == VFT_RX_AUTH);
+				if (out.action == VFT_RX_HELLO && fa.on)
+					fauth_hello(&fa, payload);
+				if (out.action == VFT_RX_AUTH) {
+					rc = vft_auth_backup_check(&fa.b, out.auth, VFT_AUTH_SIZE,
+					                           err, sizeof(err));
+					expect(rc == 0 || rc == -EACCES || rc == -EBADMSG);
+					if (rc == 0)
+						vft_rx_auth_done(&rx);
+					else
+						rx_alive = false;
+				}
+			} else {
 				rx_alive = false; /* the engine drops the connection */
+			}
 		}
 		off += VFT_HDR_SIZE + h.length;
 	}
+	vft_auth_fini(&fa.b);
+	vft_auth_fini(&fa.p);
 	return 0;
 }

@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang) and runs each one for a bounded time
 # on a scratch copy of its corpus, so the committed corpus is never changed
-# behind your back.
+# behind your back. tests/fuzz/README.md describes the targets.
 #
-#   tests/fuzz/run.sh [SECONDS_PER_TARGET] [BUILD_DIR]
+#   tests/fuzz/run.sh [SECONDS_PER_TARGET] [BUILD_DIR] [TARGET...]
 #
-# CI runs 20 s per target. For a long campaign, run e.g. 3600 and then merge
-# what was found into the committed corpus:
-#   build/tests/fuzz/fuzz_config -merge=1 tests/fuzz/corpus/config NEW_DIR
+# CI runs FUZZ_SECONDS (scripts/run-tests.sh: 14) per target, about 200 s for
+# the 14 targets. For a long campaign, run e.g. 3600 (one target: add its
+# name, e.g. `tests/fuzz/run.sh 3600 build qmp`) with KEEP=DIR to keep what
+# was found, then merge it into the committed corpus (only the inputs that
+# add coverage are copied):
+#   KEEP=/tmp/found tests/fuzz/run.sh 3600 build qmp
+#   build/tests/fuzz/fuzz_qmp -merge=1 tests/fuzz/corpus/qmp /tmp/found/qmp
 # A crash leaves its input in BUILD_DIR/fuzz-artifacts/ and fails the run;
-# turn it into a regression test (a bad config file, an ipc_abuse case or a
-# unit test) before fixing it.
+# turn it into a regression test (a unit test in tests/check_*.c with the
+# input, and the input in the corpus) before fixing it.
 set -u
-secs=${1:-20}
+secs=${1:-14}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${2:-$top/build}
-targets="config ipc event ipmi fm rcvmsg vftproto"
+shift $(($# > 2 ? 2 : $#))
+all="config ipc event ipmi fm rcvmsg vftproto qmp nbd tmpl engctl cred journal store"
+targets=${*:-$all}
 
 make -C "$build" -s fuzz || { echo "fuzz: cannot build the targets (is clang installed?)"; exit 1; }
 art="$build/fuzz-artifacts"
@@ -33,6 +39,10 @@ for t in $targets; do
 		fail=1
 	else
 		grep -E "stat::number_of_executed_units|stat::new_units_added" "$work.log" | sed 's/^/    /'
+	fi
+	if [ -n "${KEEP:-}" ]; then
+		mkdir -p "$KEEP/$t"
+		cp -r "$work/." "$KEEP/$t/"
 	fi
 	rm -rf -- "$work" "$work.log"
 done

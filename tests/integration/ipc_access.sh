@@ -19,6 +19,11 @@ tl_expect_rc 4 "another user is refused (exit 4)" as_nobody status
 tl_check "... with a clear message" grep -q "permission denied" "$TL_TMP/last.err"
 tl_check "the refusal is logged" grep -q "refused IPC connection from uid $(id -u nobody)" "$TL_TMP/atca-ftd.log"
 tl_check "daemon unharmed" "$ATCA_FTCTL" -s "$TL_IPC" status
+# libqb listens on an abstract socket: no file, so no file mode that could
+# let anyone in; what decides is the peer's credentials (SO_PEERCRED)
+tl_check "the socket is abstract: nothing in the file system" grep -q " @$TL_IPC" /proc/net/unix
+tl_check "... and the refusal used the peer's uid, not a file mode" grep -q "refused IPC connection from uid $(id -u nobody) gid $(id -g nobody)" "$TL_TMP/atca-ftd.log"
+tl_check "a refused user leaves no connection ring in /dev/shm" sh -c "! ls /dev/shm | grep -q -- 'qb-.*$TL_IPC'"
 
 tl_write_config "" "    ipc_group: $NOGROUP
 "

@@ -357,7 +357,7 @@ def main():
     for path, what in ((v.ENGINE, "atca-vmft"), (v.FTD, "atca-ftd"), (v.CTL, "atca-ftctl")):
         if not os.access(path, os.X_OK):
             skip("%s not built (%s)" % (what, path))
-    v.LAB = "oc%d" % (os.getpid() % 100)
+    v.LAB = os.environ.get("OCF_LAB") or "oc%d" % (os.getpid() % 100)
     v.NET = False  # the guest's NIC needs vmft.py's UDP sink: not the point here
     o = Ocf(v)
     agent_copy = install_agent()

@@ -66,7 +66,7 @@ from atcalab import lab as labmod  # noqa: E402
 from atcalab.state import Lab  # noqa: E402
 from atcalab.util import LabError  # noqa: E402
 
-LAB = "sn%d" % (os.getpid() % 100)
+LAB = os.environ.get("SNMP_LAB") or "sn%d" % (os.getpid() % 100)
 ATCA_LAB = os.path.join(TOP, "tests", "lab", "atca-lab")
 FTD = os.path.join(BUILD, "src", "daemon", "atca-ftd")
 CTL = os.path.join(BUILD, "src", "cli", "atca-ftctl")
@@ -364,7 +364,14 @@ def write_config(lab):
         # as tests/integration/vmft.py: a stopped backup stalls the
         # replication after a third of ack_timeout, is lost after all of it
         os.makedirs(lab.path("shared", "console"), exist_ok=True)
+        # the replication link's key (the engines refuse to start without)
+        key = lab.path("vmft.key")
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, os.urandom(32))
+        os.close(fd)
+        os.chmod(key, 0o600)
         text += ("vmft {\n    engine: %s\n    state_dir: /dev/shm/atca-vmft\n"
+                 "    key_file: %s\n"
                  "    disk_dir: /var/lib/atca-ft/vmft\n"
                  "    template_dir: /var/lib/atca-ft/vmft-templates\n"
                  "    console_dir: /var/lib/libvirt/images/console\n    epoch: 100ms\n"
@@ -372,7 +379,7 @@ def write_config(lab):
                  "    template_interval: 0s\n    restart_backup: no\n}\n"
                  "vm {\n    name: %s\n    blade: 1\n    protection: ft\n    memory: 64MiB\n"
                  "    disk: /var/lib/libvirt/images/%s.img\n    disk_bus: ide\n}\n"
-                 % (ENGINE, ACK_TIMEOUT_S, FT_VM, FT_VM))
+                 % (ENGINE, key, ACK_TIMEOUT_S, FT_VM, FT_VM))
     with open(path, "w") as f:
         f.write(text)
 

@@ -55,7 +55,7 @@ from atcalab import util as labutil  # noqa: E402
 from atcalab.state import Lab  # noqa: E402
 from atcalab.util import LabError  # noqa: E402
 
-LAB = "vf%d" % (os.getpid() % 100)
+LAB = os.environ.get("VMFT_LAB") or "vf%d" % (os.getpid() % 100)
 ATCA_LAB = os.path.join(TOP, "tests", "lab", "atca-lab")
 ENGINE = os.environ.get("ATCA_VMFT") or os.path.join(BUILD, "src", "vmft-bridge", "atca-vmft")
 FTD = os.path.join(BUILD, "src", "daemon", "atca-ftd")
@@ -70,6 +70,9 @@ DISK_DIR = "/var/lib/atca-ft/vmft"
 NET = os.environ.get("VMFT_NET", "1") == "1"
 DISK = os.environ.get("VMFT_DISK", "1") == "1"
 # the counter guest drives IDE only; virtio checks boot (SeaBIOS) and promotion
+# (run with VMFT_DISK=0). SeaBIOS leaves the virtio-blk device live, and the
+# guest resets it at boot: otherwise every cont would replay its stale ring
+# (tests/lab/README.md, "Virtio")
 DISK_BUS = os.environ.get("VMFT_DISK_BUS", "ide")
 FREEZE_EVERY = int(os.environ.get("VMFT_FREEZE_EVERY", "5"))
 # continuous templating: every blade refreshes its template this often, so
@@ -128,9 +131,26 @@ def conf_path():
     return Lab.load(LAB).path("vmft.conf")
 
 
+def key_path():
+    return Lab.load(LAB).path("vmft.key")
+
+
+def write_key(path, data=None):
+    """A replication link key: 32 random bytes, root's, 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data if data is not None else os.urandom(32))
+    finally:
+        os.close(fd)
+    os.chmod(path, 0o600)
+
+
 def write_conf(mode="dry-run", template_s=0):
     lab = Lab.load(LAB)
     base = open(lab.path("atca-ftd.conf")).read()
+    # the engines authenticate the replication link with the pair's key
+    if not os.path.exists(key_path()):
+        write_key(key_path())
     os.makedirs(lab.path("shared", "console"), exist_ok=True)
     with open(conf_path(), "w") as f:
         f.write(base + """recovery {
@@ -146,6 +166,7 @@ vmft {
     heartbeat_timeout: 500ms
     ack_timeout: 2s
     template_interval: %ds
+    key_file: %s
 }
 vm {
     name: %s
@@ -155,8 +176,8 @@ vm {
     disk: /var/lib/libvirt/images/%s.img
     disk_bus: %s
 %s}
-""" % (mode, ENGINE, DISK_DIR, TEMPLATE_DIR, EPOCH_MS, template_s, VM, MEM_MB, VM, DISK_BUS,
-       net_conf()))
+""" % (mode, ENGINE, DISK_DIR, TEMPLATE_DIR, EPOCH_MS, template_s, key_path(), VM, MEM_MB, VM,
+       DISK_BUS, net_conf()))
 
 
 def net_conf():
@@ -886,8 +907,9 @@ def corrupt_frame_test(backup_slot):
     addr = lab.blade_repl(backup_slot)
     # the host reaches the replication network through the lab's bridge?
     # no: enter the other blade's network namespace with a tiny client
-    magic, ver = 0x31544656, 1
-    hdr = struct.pack("<IHHIIQQ", magic, ver, 8, 0, 0, 0, 0x1234)  # PING, wrong check
+    magic, ver = 0x31544656, 4
+    # PING, wrong check, no tag (48-byte header of protocol v4)
+    hdr = struct.pack("<IHHIIQQ", magic, ver, 8, 0, 0, 0, 0x1234) + bytes(16)
     script = ("import socket,sys,time;s=socket.create_connection((%r,%d),2);"
               "s.sendall(bytes.fromhex(%r));s.settimeout(2);"
               "print('closed' if s.recv(64)==b'' else 'data')") % (addr, 7800, hdr.hex())
@@ -899,6 +921,93 @@ def corrupt_frame_test(backup_slot):
                                                                    r.stderr.strip()[-80:]))
     check(after.get("committed_epoch", -1) == before.get("committed_epoch", 0),
           "corrupt frame: nothing applied, committed epoch intact")
+
+
+STRANGER = os.path.join(TOP, "tests", "integration", "vmft_stranger.py")
+
+
+def engine_log(slot, role):
+    try:
+        with open(os.path.join(Lab.load(LAB).blade_dir(slot), "vmft-%s.out" % role),
+                  "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def stranger_test(backup_slot, what):
+    """A process without the pair's key connects to the backup's port as a
+    primary: the backup sends its challenge and nothing else (no WELCOME:
+    nothing of its state), refuses the stranger's proof with a log line
+    naming its address, and its committed epoch does not move. A stranger
+    that does not authenticate at all gets nothing."""
+    lab = Lab.load(LAB)
+    other = 1 if backup_slot == 2 else 2
+    before = status(backup_slot)
+    log_before = len(engine_log(backup_slot, "backup"))
+    r = blademod.run_in(lab, other, ["python3", STRANGER, "primary",
+                                     lab.blade_repl(backup_slot), "7800"],
+                        check=False, timeout=30)
+    try:
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        res = {"error": (r.stdout + r.stderr)[-200:]}
+    check(res.get("got") == ["AUTH"] and res.get("closed"),
+          "stranger (%s): the backup sent only its challenge, then closed: %s" % (what, res))
+    s2 = blademod.run_in(lab, other, ["python3", STRANGER, "primary",
+                                      lab.blade_repl(backup_slot), "7800", "noauth"],
+                         check=False, timeout=30)
+    try:
+        res2 = json.loads(s2.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        res2 = {"error": (s2.stdout + s2.stderr)[-200:]}
+    check(res2.get("got") == [] and res2.get("closed"),
+          "stranger without authentication (%s): refused, nothing sent: %s" % (what, res2))
+    addr = lab.blade_repl(other)
+    try:
+        wait_for("the backup's log line", lambda: "primary at %s" % addr in
+                 engine_log(backup_slot, "backup")[log_before:] and
+                 "failed authentication" in engine_log(backup_slot, "backup")[log_before:],
+                 timeout=5)
+        logged = True
+    except LabError:
+        logged = False
+    check(logged, "stranger (%s): the backup logs the failed authentication of %s" % (
+        what, addr))
+    after = status(backup_slot)
+    check(after.get("committed_epoch", -1) == before.get("committed_epoch", 0),
+          "stranger (%s): committed epoch intact (%s)" % (what, after.get("committed_epoch")))
+
+
+def fake_backup_test():
+    """A fake backup with another key where the backup engine would listen:
+    the primary connects, sends its HELLO, refuses the fake's proof and
+    sends nothing more (no page of the guest), with a log line naming the
+    address."""
+    lab = Lab.load(LAB)
+    log_before = len(engine_log(1, "primary"))
+    holder = blademod.holder_of(lab, 2)
+    out = os.path.join(lab.blade_dir(2), "fake-backup.json")
+    with open(out, "wb") as f:
+        p = subprocess.Popen(blademod.nsenter_cmd(holder, [
+            "python3", STRANGER, "backup", lab.blade_repl(2), "7800", "12"]), stdout=f,
+            stderr=subprocess.STDOUT)
+    time.sleep(0.5)  # listening
+    start_engine(1, "primary")
+    p.wait(timeout=30)
+    try:
+        with open(out) as f:
+            res = json.loads(f.read().strip().splitlines()[-1])
+    except (ValueError, IndexError, OSError):
+        res = {}
+    check(res.get("hellos", 0) >= 1 and res.get("after_hello", -1) == 0,
+          "fake backup with another key: the primary sent its HELLO and nothing after it "
+          "(%s)" % res)
+    log = engine_log(1, "primary")[log_before:]
+    check("the backup at %s:7800 failed authentication" % lab.blade_repl(2) in log,
+          "fake backup: the primary logs the failed authentication of %s:7800" %
+          lab.blade_repl(2))
+    check("reached: full sync" not in log, "fake backup: no full sync began")
 
 
 def one_kill(i, prim, back, mode, stats):
@@ -946,6 +1055,9 @@ def one_kill(i, prim, back, mode, stats):
         # closes the replication link when its QEMU dies (or dies with it)
         wait_for("backup sees the link down", lambda: status(back).get("link") == "down",
                  timeout=5)
+        if i == 1:
+            stranger_test(back, "backup holding epoch %d" % status(back).get(
+                "committed_epoch", 0))
     bst = status(back)
     t0 = time.monotonic()
     r = ctl(back, "promote", force=(mode == "blade"))
@@ -1073,7 +1185,11 @@ def main():
             start_sink()
         start_engine(2, "backup")
         corrupt_frame_test(2)
-        start_engine(1, "primary")
+        stranger_test(2, "waiting backup")
+        # a fake backup in the backup engine's place: the primary gives it nothing
+        stop_one(2)
+        fake_backup_test()
+        start_engine(2, "backup")
         wait_for("guest output", lambda: counters(console_text()), timeout=60)
         st = wait_protected(1)
         ok("protected: epoch %d acknowledged, pause p50 %.1f ms p99 %.1f ms, %d bytes/epoch"
