@@ -1293,6 +1293,47 @@ START_TEST(test_plan_switchover)
 }
 END_TEST
 
+/* A VM the blade's daemon stopped for a lost quorum, quorum back. */
+START_TEST(test_plan_resume)
+{
+	struct af_config *cfg = cluster_config();
+	struct rcv_cluster c;
+	struct rcv_timeouts t;
+	struct rcv_plan p;
+
+	rcv_timeouts_default(&t);
+	rcv_cluster_from_config(cfg, &c);
+	ck_assert_int_eq(rcv_plan_resume(NULL, 3, "web", &t, &p), -EINVAL);
+	ck_assert_int_eq(rcv_plan_resume(&c, 3, NULL, &t, &p), -EINVAL);
+	ck_assert_int_eq(rcv_plan_resume(&c, 0, "web", &t, &p), -EINVAL);
+	ck_assert_int_eq(rcv_plan_resume(&c, AF_MAX_BLADES + 1, "web", &t, &p), -EINVAL);
+	ck_assert_int_eq(rcv_plan_resume(&c, 3, "nosuch", &t, &p), -ENOENT);
+	/* taken over meanwhile (it runs): nothing to do */
+	ck_assert_int_eq(rcv_plan_resume(&c, 3, "web", &t, &p), -EEXIST);
+	/* stopped: started again where it ran, from its disk */
+	c.vms[1].running = false;
+	ck_assert_int_eq(rcv_plan_resume(&c, 3, "web", &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "start-vm:3:web");
+	ck_assert_int_eq(p.rclass, AF_RC_RESTART_VM);
+	ck_assert_int_eq(p.owner, 3);
+	ck_assert_ptr_nonnull(strstr(p.summary, "lost quorum"));
+	/* quorum gone again before the plan: it waits for it */
+	c.quorate = false;
+	ck_assert_int_eq(rcv_plan_resume(&c, 3, "web", &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "wait-quorum:0 start-vm:3:web");
+	/* the blade cannot run it: the operator is told, nothing starts */
+	c.quorate = true;
+	c.blades[3].faulty = true;
+	ck_assert_int_eq(rcv_plan_resume(&c, 3, "web", &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "notify:3:web");
+	c.blades[3].faulty = false;
+	c.blades[3].hypervisor_down = true;
+	ck_assert_int_eq(rcv_plan_resume(&c, 3, "web", &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "notify:3:web");
+	af_cfg_free(cfg);
+}
+END_TEST
+
 /* ---- a checkpoint engine's VM in a takeover ---------------------------------------- */
 
 /* What the hooks of atca-ftd would do: fences and engine orders succeed a
@@ -1358,7 +1399,8 @@ static int rig_engine_order(void *opaque, const char *vm, const char *order, boo
 	if (g->n_orders < 4)
 		snprintf(g->orders[g->n_orders++], sizeof(g->orders[0]), "%s %s%s", order, vm,
 		         force ? " force" : "");
-	g->state = "unprotected"; /* promoted, or started: a primary */
+	/* promoted, or started: a primary; quit: no engine */
+	g->state = strcmp(order, "quit") == 0 ? NULL : "unprotected";
 	rig_later(g, done, cookie);
 	return 0;
 }
@@ -1521,6 +1563,27 @@ START_TEST(test_engine_quorum_stop)
 	ck_assert_uint_eq(g.fences, 0);
 	ck_assert_uint_eq(g.n_orders, 1);
 	ck_assert_str_eq(g.orders[0], "quit fg1");
+	/* quorum back: blade 3's daemon never reports here, so blade 2 waits
+	 * RCV_RESUME_SETTLE_NS for it, then starts fg1 again from its disk
+	 * (the soak found VMs stopped for a lost quorum left down for good) */
+	for (int i = 0; i < 10; i++) {
+		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &t);
+		qb_loop_run(g.loop);
+	}
+	nodes[3] = daemons[3] = true;
+	rcv_membership(m, true, nodes, daemons);
+	for (int i = 0; i < 10; i++) {
+		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &t);
+		qb_loop_run(g.loop);
+	}
+	ck_assert_uint_eq(g.n_orders, 1); /* not before blade 3 reported or the settle time */
+	for (int i = 0; i < 300 && g.n_orders < 2; i++) {
+		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &t);
+		qb_loop_run(g.loop);
+	}
+	ck_assert_uint_eq(g.n_orders, 2);
+	ck_assert_str_eq(g.orders[1], "start fg1");
+	ck_assert_uint_eq(g.fences, 0);
 	rcv_fini(m);
 	qb_loop_destroy(g.loop);
 	af_cfg_free(cfg);
@@ -1653,6 +1716,7 @@ int main(void)
 	add_tcase(s, test_module_plans_dry_run, 10);
 	add_tcase(s, test_module_cluster_view, 10);
 	add_tcase(s, test_plan_switchover, 10);
+	add_tcase(s, test_plan_resume, 10);
 	add_tcase(s, test_exec_invalid, 10);
 	add_tcase(s, test_exec_order_and_timeout, 10);
 	add_tcase(s, test_exec_quorum_gate, 10);

@@ -369,6 +369,7 @@ static void pair_sides(struct rcv *m)
 }
 
 static void stop_local_vms(struct rcv *m, const char *why);
+static bool quorum_stopped_any(const struct rcv *m);
 
 void rcv_membership(struct rcv *m, bool quorate, const bool *nodes, const bool *daemons)
 {
@@ -392,6 +393,10 @@ void rcv_membership(struct rcv *m, bool quorate, const bool *nodes, const bool *
 	m->quorate = quorate;
 	if (quorate)
 		m->ever_quorate = true;
+	if (!quorate)
+		m->quorum_back_ns = 0;
+	else if (!was && quorum_stopped_any(m))
+		m->quorum_back_ns = af_mono_ns();
 	rcv_view_refresh(m);
 	pair_sides(m);
 	if (was && !quorate && m->ever_quorate && m->local != 0) {
@@ -408,6 +413,75 @@ void rcv_membership(struct rcv *m, bool quorate, const bool *nodes, const bool *
 	}
 	if (joined)
 		rcv_view_daemons_changed(m);
+	rcv_quorum_resume(m, af_mono_ns());
+}
+
+static bool quorum_stopped_any(const struct rcv *m)
+{
+	for (unsigned i = 0; i < m->env.cfg->n_vms; i++)
+		if (m->vms[i].quorum_stopped)
+			return true;
+	return false;
+}
+
+/* Every member's daemon has sent its state since quorum came back: the
+ * view knows whether the majority took our VMs over meanwhile. */
+static bool members_reported(const struct rcv *m, uint64_t since)
+{
+	for (int s = 1; s <= AF_MAX_BLADES; s++) {
+		if (s == m->local || !m->node[s] || !m->daemon[s])
+			continue;
+		if (!m->peers[s].valid || m->peers[s].rx_ns < since)
+			return false;
+	}
+	return true;
+}
+
+void rcv_quorum_resume(struct rcv *m, uint64_t now)
+{
+	const struct af_config *cfg;
+	struct rcv_cluster *c;
+	struct rcv_plan *p;
+
+	if (m == NULL || m->quorum_back_ns == 0 || !m->quorate || !m->exec_ok || m->local == 0)
+		return;
+	if (!members_reported(m, m->quorum_back_ns) &&
+	    now - m->quorum_back_ns < RCV_RESUME_SETTLE_NS)
+		return;
+	m->quorum_back_ns = 0;
+	cfg = m->env.cfg;
+	c = calloc(1, sizeof(*c));
+	p = calloc(1, sizeof(*p));
+	if (c == NULL || p == NULL) {
+		af_err("recovery: out of memory: the VMs stopped for the lost quorum stay stopped");
+		goto out;
+	}
+	rcv_build_cluster(m, c, now);
+	for (unsigned i = 0; i < cfg->n_vms; i++) {
+		int rc;
+
+		if (!m->vms[i].quorum_stopped)
+			continue;
+		m->vms[i].quorum_stopped = false;
+		rc = rcv_plan_resume(c, m->local, cfg->vms[i].name, &m->timeouts, p);
+		if (rc == -EEXIST) {
+			af_notice(
+			        "recovery: %s, stopped here when quorum was lost, runs on blade %d "
+			        "now: not started again",
+			        cfg->vms[i].name, m->vms[i].running_on);
+			continue;
+		}
+		if (rc < 0) {
+			af_err("recovery: %s stays stopped: %s", cfg->vms[i].name, strerror(-rc));
+			continue;
+		}
+		af_notice("recovery: quorum is back: %s", p->summary);
+		log_plan(p, "quorum back");
+		run_plan(m, p, NULL);
+	}
+out:
+	free(c);
+	free(p);
 }
 
 static void stop_done(void *opaque, int rc, const char *msg)
@@ -445,6 +519,8 @@ static void stop_local_vms(struct rcv *m, const char *why)
 			                           stop_done, (void *)v->name);
 		if (rc < 0)
 			af_err("recovery: cannot stop %s: %s", v->name, strerror(-rc));
+		else
+			m->vms[i].quorum_stopped = true;
 	}
 }
 

@@ -36,6 +36,9 @@ struct rcv_vm_view {
 	int learned_blade;
 	bool learned_live;
 	uint64_t learned_ns;
+	/* this daemon stopped it when its blade lost quorum: it starts it
+	 * again once quorum is back, unless another blade runs it by then */
+	bool quorum_stopped;
 };
 #define RCV_LEARN_NS (3 * 1000000000ULL)
 
@@ -107,6 +110,7 @@ struct rcv {
 
 	/* membership */
 	bool quorate, ever_quorate;
+	uint64_t quorum_back_ns; /* quorum came back with quorum_stopped VMs; 0: none */
 	bool node[AF_MAX_BLADES + 1];
 	bool daemon[AF_MAX_BLADES + 1];
 	bool off[AF_MAX_BLADES + 1];
@@ -144,6 +148,10 @@ int rcv_vm_by_domain(const struct rcv *m, const char *domain);
 unsigned rcv_restarts_recent(const struct rcv_vm_view *v, uint64_t window_ms, uint64_t now);
 void rcv_plan_requested(struct rcv *m, uint32_t from, const struct rcv_plan *p);
 void rcv_build_cluster(const struct rcv *m, struct rcv_cluster *c, uint64_t now);
+/* Starts again the VMs stopped for a lost quorum once quorum is back and
+ * every member's daemon has reported (or RCV_RESUME_SETTLE_NS passed). */
+#define RCV_RESUME_SETTLE_NS (3 * 1000000000ULL)
+void rcv_quorum_resume(struct rcv *m, uint64_t now);
 
 /* rcv_act.c */
 extern const struct rcv_exec_ops rcv_exec_ops;

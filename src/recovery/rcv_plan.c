@@ -367,3 +367,41 @@ int rcv_plan_switchover(const struct rcv_cluster *c, int blade, const char *vm, 
 		         evacuate ? "evacuate" : "switch over", blade, moved, target);
 	return 0;
 }
+
+int rcv_plan_resume(const struct rcv_cluster *c, int blade, const char *vm,
+                    const struct rcv_timeouts *t, struct rcv_plan *out)
+{
+	const struct rcv_vm_state *v;
+	const struct rcv_blade_state *b;
+
+	if (c == NULL || t == NULL || out == NULL || vm == NULL || blade <= 0 ||
+	    blade > AF_MAX_BLADES)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	v = vm_by_name(c, vm);
+	if (v == NULL)
+		return -ENOENT;
+	/* a VM that runs (anywhere) was taken over while this blade was in
+	 * the minority: one copy is enough */
+	if (v->running)
+		return -EEXIST;
+	/* from its disk, never a promotion: the stop was ours, not a fault,
+	 * and a backup elsewhere has had no primary since */
+	out->rclass = AF_RC_RESTART_VM;
+	out->owner = blade;
+	b = &c->blades[blade];
+	if (b->faulty || b->off || b->hypervisor_down) {
+		add(out, RCV_STEP_NOTIFY, blade, v->name, 0,
+		    "%s was stopped for a lost quorum; blade %d cannot run it now", v->name, blade);
+		snprintf(out->summary, sizeof(out->summary), "%s stays stopped: blade %d unhealthy",
+		         v->name, blade);
+		return 0;
+	}
+	if (!c->quorate)
+		add(out, RCV_STEP_WAIT_QUORUM, 0, NULL, t->quorum_ms, "no start without quorum");
+	add(out, RCV_STEP_START_VM, blade, v->name, t->start_ms,
+	    "stopped for a lost quorum; quorum is back and it runs nowhere");
+	snprintf(out->summary, sizeof(out->summary),
+	         "start %s again on blade %d (stopped for a lost quorum)", v->name, blade);
+	return 0;
+}

@@ -105,4 +105,12 @@ int rcv_plan_fault(const struct rcv_cluster *c, const struct af_fault *f,
 int rcv_plan_switchover(const struct rcv_cluster *c, int blade, const char *vm, bool evacuate,
                         const struct rcv_timeouts *t, struct rcv_plan *out);
 
+/* A VM that the daemon of blade stopped when its blade lost quorum
+ * (no_quorum_policy stop), now that quorum is back: start it again there,
+ * from its disk (a restart-vm plan: never a promotion). Returns 0 with the
+ * plan (a NOTIFY only when the blade cannot run it), -EEXIST when the VM
+ * runs somewhere (taken over meanwhile: nothing to do), -ENOENT for an
+ * unknown VM, -EINVAL for bad arguments. */
+int rcv_plan_resume(const struct rcv_cluster *c, int blade, const char *vm,
+                    const struct rcv_timeouts *t, struct rcv_plan *out);
 #endif

@@ -192,6 +192,7 @@ static void state_timer_fire(void *data)
 
 	m->state_timer_on = false;
 	backups_wanted(m);
+	rcv_quorum_resume(m, af_mono_ns());
 	if (m->virt != NULL && !m->list_pending &&
 	    rcv_virt_list(m->virt, m->local, list_done, m) == 0)
 		m->list_pending = true;
