@@ -1805,6 +1805,46 @@ START_TEST(test_sel_poll_same_second)
 }
 END_TEST
 
+/* A switchover: the standby shelf manager's SEL holds the same events
+ * under other ids. Taken over after the last record processed on the
+ * other manager (by timestamp), it delivers only what is later. */
+START_TEST(test_sel_poll_adopt)
+{
+	struct sel_fx fx;
+	uint32_t seen_ts;
+	unsigned calls;
+
+	sel_fx_start(&fx);
+	/* an empty SEL taken over: positioned, the first record is news */
+	ipd_sel_adopt(&fx.c, 12345);
+	ck_assert_int_eq(poll_once(&fx, &calls), 0);
+	ck_assert_uint_eq(calls, 0);
+	ck_assert(fx.c.positioned && !fx.c.adopt);
+	fk_sel_fill(3);
+	ck_assert_int_eq(poll_once(&fx, NULL), 3);
+	seen_ts = fx.c.last_ts;
+	/* two more after the last one processed "elsewhere" */
+	fk_sel_fill(2);
+	ipd_sel_adopt(&fx.c, seen_ts);
+	ck_assert_int_eq(poll_once(&fx, NULL), 2);
+	assert_delivered(&fx, 3, 3, 5);
+	ck_assert_uint_eq(fx.c.last_id, sel_id(4));
+	ck_assert_int_eq(poll_once(&fx, NULL), 0);
+	/* everything already delivered elsewhere: nothing now, nothing again
+	 * at the next poll (the cursor stands at the end), then news as usual */
+	ipd_sel_adopt(&fx.c, fx.c.last_ts);
+	ck_assert_int_eq(poll_once(&fx, NULL), 0);
+	ck_assert(fx.c.have_last);
+	ck_assert_uint_eq(fx.c.last_id, sel_id(4));
+	ck_assert_int_eq(poll_once(&fx, NULL), 0);
+	ck_assert_uint_eq(fx.log.n, 5);
+	fk_sel_fill(1);
+	ck_assert_int_eq(poll_once(&fx, NULL), 1);
+	assert_delivered(&fx, 5, 5, 6);
+	sel_fx_stop(&fx);
+}
+END_TEST
+
 START_TEST(test_sel_poll_empty_start)
 {
 	struct sel_fx fx;
@@ -3034,6 +3074,7 @@ int main(void)
 	add_tcase(s, test_sel_poll_errors, 10);
 	add_tcase(s, test_sel_poll_incremental, 10);
 	add_tcase(s, test_sel_poll_same_second, 10);
+	add_tcase(s, test_sel_poll_adopt, 10);
 	add_tcase(s, test_sel_poll_empty_start, 10);
 	add_tcase(s, test_sel_poll_batch_limit, 10);
 	add_tcase(s, test_sel_poll_cleared, 10);

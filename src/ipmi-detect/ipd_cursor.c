@@ -14,6 +14,9 @@
  *   it), or its id now names another record: resynchronise from the first
  *   record, skipping what is older than the last record processed;
  * - the overflow flag appears: report it (new events are being dropped);
+ * - a SEL taken over from the other shelf manager (a switchover) starts
+ *   after the other's last record processed, by timestamp: the two logs
+ *   hold the same events under other ids, and history is not news;
  * - at most IPD_SEL_BATCH records per poll: a burst never starves sensors;
  * - a transport error before anything was delivered leaves the cursor as it
  *   was (the news of a clear or an overflow comes with the next poll).
@@ -108,6 +111,15 @@ static int last_still_there(const struct ipd_sel_cursor *c, struct ipd_transport
 	return 1;
 }
 
+void ipd_sel_adopt(struct ipd_sel_cursor *c, uint32_t after_ts)
+{
+	memset(c, 0, sizeof(*c));
+	c->positioned = true;
+	c->adopt = true;
+	c->adopt_ts = after_ts;
+	c->next_id = IPD_SEL_LAST;
+}
+
 int ipd_sel_poll(struct ipd_sel_cursor *cur, struct ipd_transport *t, uint8_t addr,
                  const struct ipd_sel_sink *sink)
 {
@@ -118,6 +130,7 @@ int ipd_sel_poll(struct ipd_sel_cursor *cur, struct ipd_transport *t, uint8_t ad
 	struct sel_info info;
 	struct ipd_sel_rec rec;
 	bool skip_old = false, resynced = false, cleared = false, overflow, told = false;
+	bool adopt = false;
 	unsigned entries_before = c->entries, reads = 0, max_reads;
 	uint16_t id, next, delivered[IPD_SEL_BATCH];
 	int n = 0, rc;
@@ -125,6 +138,21 @@ int ipd_sel_poll(struct ipd_sel_cursor *cur, struct ipd_transport *t, uint8_t ad
 	rc = get_info(t, addr, &info);
 	if (rc != 0)
 		return as_error(rc);
+
+	if (c->adopt) {
+		adopt = true;
+		c->adopt = false;
+		c->erase_ts = info.erase_ts;
+		c->entries = info.entries;
+		c->overflow = info.overflow;
+		overflow = false;
+		if (info.entries == 0) {
+			c->add_ts = info.add_ts;
+			goto done;
+		}
+		id = IPD_SEL_FIRST;
+		goto walk;
+	}
 
 	if (!c->positioned) {
 		memset(c, 0, sizeof(*c));
@@ -201,6 +229,7 @@ int ipd_sel_poll(struct ipd_sel_cursor *cur, struct ipd_transport *t, uint8_t ad
 	 * must not keep this worker reading forever: one walk reads at most
 	 * every record the SEL claims to have, plus a batch that arrived
 	 * meanwhile, and never delivers a record twice. */
+walk:
 	max_reads = info.entries + IPD_SEL_BATCH + 2;
 	while (id != IPD_SEL_LAST && n < IPD_SEL_BATCH) {
 		if (++reads > max_reads)
@@ -221,6 +250,15 @@ int ipd_sel_poll(struct ipd_sel_cursor *cur, struct ipd_transport *t, uint8_t ad
 		}
 		if (next == rec.id)
 			next = IPD_SEL_LAST; /* a record naming itself: read it once */
+		if (adopt && rec.timestamp <= c->adopt_ts) {
+			/* delivered from the other shelf manager's SEL */
+			c->have_last = true;
+			c->last_id = rec.id;
+			c->last_ts = rec.timestamp;
+			c->next_id = next;
+			id = next;
+			continue;
+		}
 		if (skip_old && c->have_last &&
 		    (rec.timestamp < c->last_ts || rec.id == c->last_id)) {
 			id = next;

@@ -175,6 +175,10 @@ struct ipd_sel_cursor {
 	uint16_t entries;
 	bool overflow;
 	uint64_t caught_up_ns; /* CLOCK_MONOTONIC of the last catch-up; not saved */
+	/* a SEL taken over from another shelf manager: records up to adopt_ts
+	 * were delivered from there (not saved: set again at the next start) */
+	bool adopt;
+	uint32_t adopt_ts;
 };
 
 struct ipd_sel_sink {
@@ -193,6 +197,12 @@ struct ipd_sel_sink {
  * delivered, or -errno (the cursor is unchanged on transport errors). */
 int ipd_sel_poll(struct ipd_sel_cursor *c, struct ipd_transport *t, uint8_t addr,
                  const struct ipd_sel_sink *sink);
+
+/* Makes c the cursor of a SEL another shelf manager kept until now: its
+ * next poll walks the SEL from the start, takes every record stamped up to
+ * after_ts as processed (the other manager's SEL delivered it) and
+ * delivers only the later ones. */
+void ipd_sel_adopt(struct ipd_sel_cursor *c, uint32_t after_ts);
 
 /* Cursor persistence: one small text file, replaced atomically. */
 int ipd_cursor_save(const char *path, const struct ipd_sel_cursor *c);

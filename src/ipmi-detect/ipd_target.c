@@ -865,6 +865,58 @@ static int poll_sel(struct ipd_target *tg)
 
 /* ---- the worker loop ------------------------------------------------------ */
 
+/* The SEL of the other shelf manager was read more recently than this
+ * one's (a switchover, or a start on the standby): its events up to the
+ * last one processed there were delivered, and this manager's old cursor
+ * would deliver them again from its own copy of the log (a hot-swap M7 of
+ * a blade repaired since raised hs-lost and fenced healthy blades in the
+ * soak). Start this SEL after that record's timestamp instead. */
+static bool adopt_newer(struct ipd_target *tg, int idx)
+{
+	const struct af_config *cfg = cfg_of(tg);
+	struct ipd_sel_cursor other;
+	struct stat st_here, st;
+	char path[sizeof(tg->cursor_path)];
+	bool have_here = stat(tg->cursor_path, &st_here) == 0;
+	int best = -1;
+	struct timespec best_t = {0, 0};
+
+	for (int i = 0; i < (int)cfg->shelf.n_managers; i++) {
+		const struct af_cfg_shmc *o = &cfg->shelf.managers[i];
+
+		if (i == idx)
+			continue;
+		snprintf(path, sizeof(path), "%s/sel-%s-%u.cursor", cfg->daemon.state_dir,
+		         o->address, o->port);
+		if (stat(path, &st) < 0)
+			continue;
+		if (have_here && (st.st_mtim.tv_sec < st_here.st_mtim.tv_sec ||
+		                  (st.st_mtim.tv_sec == st_here.st_mtim.tv_sec &&
+		                   st.st_mtim.tv_nsec <= st_here.st_mtim.tv_nsec)))
+			continue;
+		if (best >= 0 &&
+		    (st.st_mtim.tv_sec < best_t.tv_sec ||
+		     (st.st_mtim.tv_sec == best_t.tv_sec && st.st_mtim.tv_nsec <= best_t.tv_nsec)))
+			continue;
+		best = i;
+		best_t = st.st_mtim;
+	}
+	if (best < 0)
+		return false;
+	snprintf(path, sizeof(path), "%s/sel-%s-%u.cursor", cfg->daemon.state_dir,
+	         cfg->shelf.managers[best].address, cfg->shelf.managers[best].port);
+	if (ipd_cursor_load(path, &other) < 0 || !other.have_last)
+		return false;
+	ipd_sel_adopt(&tg->cursor, other.last_ts);
+	ipd_post_log(tg->mod, LOG_NOTICE,
+	             "SEL of %s:%u: taking over from %s:%u's, whose records up to SEL time %u "
+	             "were delivered: only later ones are news",
+	             cfg->shelf.managers[idx].address, cfg->shelf.managers[idx].port,
+	             cfg->shelf.managers[best].address, cfg->shelf.managers[best].port,
+	             other.last_ts);
+	return true;
+}
+
 static void cursor_setup(struct ipd_target *tg)
 {
 	const struct af_config *cfg = cfg_of(tg);
@@ -880,6 +932,8 @@ static void cursor_setup(struct ipd_target *tg)
 		return;
 	af_strlcpy(tg->cursor_path, want, sizeof(tg->cursor_path));
 	memset(&tg->cursor, 0, sizeof(tg->cursor));
+	if (adopt_newer(tg, idx >= 0 ? idx : 0))
+		return;
 	rc = ipd_cursor_load(tg->cursor_path, &tg->cursor);
 	if (rc == 0)
 		ipd_post_log(tg->mod, LOG_INFO,
