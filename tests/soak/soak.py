@@ -37,7 +37,8 @@ time, and after every step the invariants are checked and counted:
                   run nothing of the lab left
 
 The same --seed gives the same sequence of scenarios, targets and delays
-(timing of the lab itself still varies). See tests/soak/README.md.
+while the lab takes the same injections (timing of the lab itself still
+varies). See tests/soak/README.md.
 """
 
 import argparse
@@ -761,6 +762,8 @@ vm {
 
     def sc_shmc(self):
         which = self.rng.choice(["a", "b"])
+        if self.a.no_shmc_switchover:
+            which = "b"  # the standby: no switchover (the draw stays the seed's)
         if any(k == "shmc" for k, _ in self.lingering):
             which = [w for w in "ab" if ("shmc", w) in self.lingering][0]
             return {"faults": [], "ok": True, "lost": [], "note": "shmc %s already down" % which}
@@ -776,6 +779,13 @@ vm {
         second = self.rng.choice(["vm-rg1", "corosync-3", "partition-3", "temp-nc-s", "ecc-3",
                                   "m7-3", "shmc-b", "volt-nc-s", "ierr-3"])
         delay = self.rng.uniform(0.0, 1.5)
+        if self.a.no_quorum_loss and second in ("corosync-3", "partition-3", "ecc-3",
+                                                "ierr-3", "m7-3"):
+            # blade 3 out of the membership (or fenced: M7 is hs-lost) beside
+            # the victim: the survivor alone, without quorum (the draw stays
+            # the seed's)
+            second = {"corosync-3": "temp-nc-3", "partition-3": "volt-nc-3",
+                      "ecc-3": "temp-cr-3", "ierr-3": "temp-cr-3", "m7-3": "temp-nc-3"}[second]
         off = self.offsets()
         self.inject("power", victim)
         self.wait_log([survivor], r"plan \d+ step \d+/\d+ \S+ .*: begin", off, 10)
@@ -818,9 +828,10 @@ vm {
         if ("shmc", "a") in self.lingering or ("shmc", "b") in self.lingering:
             self.say("  (a shelf manager is down already: no second one killed)")
             return {"faults": ["power %d" % victim], "lost": [victim], "ok": True}
-        self.inject("shmc", "a")
-        return {"faults": ["power %d" % victim, "shmc a (+%.2f s)" % delay], "lost": [victim],
-                "ok": True, "extra": EXTRA["shmc-during-loss"]}
+        which = "b" if self.a.no_shmc_switchover else "a"
+        self.inject("shmc", which)
+        return {"faults": ["power %d" % victim, "shmc %s (+%.2f s)" % (which, delay)],
+                "lost": [victim], "ok": True, "extra": EXTRA["shmc-during-loss"]}
 
     def sc_ftd_kill(self):
         """fg1's primary blade loses power; atca-ftd on the survivor is
@@ -1290,6 +1301,8 @@ vm {
             "--duration %.0f" % self.a.duration)
         if self.a.no_quorum_loss:
             cmd += " --no-quorum-loss"
+        if self.a.no_shmc_switchover:
+            cmd += " --no-shmc-switchover"
         r = ["# atca-ft fault soak: %s" % (self.a.profile or "custom"), "",
              "| | |", "|---|---|",
              "| date | %s |" % datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
@@ -1354,6 +1367,9 @@ def main():
     ap.add_argument("--report", default=None, help="markdown report file")
     ap.add_argument("--lab", default="soak%d" % (os.getpid() % 1000))
     ap.add_argument("--stop-on-violation", action="store_true")
+    ap.add_argument("--no-shmc-switchover", action="store_true",
+                    help="kill shelf manager B (the standby), never A (the switchover to B "
+                    "replays B's SEL history as news: see README, known gaps)")
     ap.add_argument("--no-quorum-loss", action="store_true",
                     help="never partition blade 3 during a fence (the survivor would lose "
                     "quorum: see README, known gaps)")
