@@ -5,7 +5,7 @@
 #
 #   tests/fuzz/run.sh [SECONDS_PER_TARGET] [BUILD_DIR] [TARGET...]
 #
-# CI runs FUZZ_SECONDS (scripts/run-tests.sh: 14) per target, about 200 s for
+# CI runs FUZZ_SECONDS (scripts/run-tests.sh: 10) per target, about 140 s for
 # the 14 targets. For a long campaign, run e.g. 3600 (one target: add its
 # name, e.g. `tests/fuzz/run.sh 3600 build qmp`) with KEEP=DIR to keep what
 # was found, then merge it into the committed corpus (only the inputs that
