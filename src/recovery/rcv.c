@@ -724,6 +724,19 @@ static void virt_conn(void *opaque, int blade, bool up, const char *why)
 
 static const struct rcv_virt_ops virt_ops = {.lifecycle = virt_lifecycle, .conn = virt_conn};
 
+static void journal_timer_fire(void *data);
+
+/* The next try at the journal, RCV_JOURNAL_RETRY_MS from now. */
+static void arm_journal_retry(struct rcv *m)
+{
+	if (qb_loop_timer_add(m->env.loop, QB_LOOP_LOW, RCV_JOURNAL_RETRY_MS * 1000000ULL, m,
+	                      journal_timer_fire, &m->journal_timer) == 0)
+		m->journal_timer_on = true;
+	else
+		af_err("recovery: cannot arm the journal retry timer: new plans stay refused "
+		       "until a restart");
+}
+
 static void journal_timer_fire(void *data)
 {
 	struct rcv *m = data;
@@ -740,12 +753,7 @@ static void journal_timer_fire(void *data)
 			af_warn("recovery: journal %s still cannot be written (%s): new plans are "
 			        "still refused (%llu so far)",
 			        path, strerror(-rc), (unsigned long long)refused);
-		if (qb_loop_timer_add(m->env.loop, QB_LOOP_LOW, RCV_JOURNAL_RETRY_MS * 1000000ULL,
-		                      m, journal_timer_fire, &m->journal_timer) == 0)
-			m->journal_timer_on = true;
-		else
-			af_err("recovery: cannot arm the journal retry timer: new plans stay "
-			       "refused until a restart");
+		arm_journal_retry(m);
 		return;
 	}
 	snprintf(text, sizeof(text),
@@ -784,14 +792,8 @@ void rcv_journal_down(void *opaque, int rc)
 	if (m->hooks.notify != NULL)
 		m->hooks.notify(m->hooks_opaque, "journal-failed", text);
 	m->journal_retries = 0;
-	if (!m->journal_timer_on && m->env.loop != NULL) {
-		if (qb_loop_timer_add(m->env.loop, QB_LOOP_LOW, RCV_JOURNAL_RETRY_MS * 1000000ULL,
-		                      m, journal_timer_fire, &m->journal_timer) == 0)
-			m->journal_timer_on = true;
-		else
-			af_err("recovery: cannot arm the journal retry timer: new plans stay "
-			       "refused until a restart");
-	}
+	if (!m->journal_timer_on && m->env.loop != NULL)
+		arm_journal_retry(m);
 }
 
 static int open_journal(struct rcv *m)
