@@ -713,6 +713,61 @@ START_TEST(test_sel_to_event)
 }
 END_TEST
 
+static struct ipd_sel_rec sup_rec(uint8_t gen, uint8_t stype, uint8_t etype, bool deassert,
+                                  uint8_t d1, uint8_t d3, uint32_t ts)
+{
+	struct ipd_sel_rec r = {.type = 0x02,
+	                        .timestamp = ts,
+	                        .generator = gen,
+	                        .sensor_type = stype,
+	                        .deassertion = deassert,
+	                        .event_type = etype,
+	                        .data = {d1, 0xFF, d3}};
+	return r;
+}
+
+START_TEST(test_sel_supersede)
+{
+	struct ipd_sel_rec r[12] = {{0}};
+	bool sup[12];
+	uint32_t m4[12];
+
+	/* nothing to judge; no M4 anywhere: nothing superseded */
+	ipd_sel_supersede(r, 0, sup, m4);
+	r[0] = sup_rec(0x84, 0x0C, 0x6F, false, 0x01, 0xFF, 100);
+	r[1] = sup_rec(0x84, 0xF0, 0x6F, false, 0x06, 0x00, 101); /* M6 only */
+	ipd_sel_supersede(r, 2, sup, m4);
+	ck_assert(!sup[0] && !sup[1]);
+
+	r[0] = sup_rec(0x84, 0x0C, 0x6F, false, 0x01, 0xFF, 100); /* ECC of blade 2 */
+	r[1] = sup_rec(0x84, 0x07, 0x6F, true, 0x00, 0xFF, 101);  /* a deassertion */
+	r[2] = sup_rec(0x82, 0x07, 0x6F, false, 0x01, 0xFF, 102); /* blade 1: no M4 */
+	r[3] = sup_rec(0x41, 0x0C, 0x6F, false, 0x01, 0xFF, 103); /* software id */
+	r[4] = sup_rec(0x84, 0xF0, 0x6F, false, 0x06, 0x00, 104); /* M6, then M1 */
+	r[5] = sup_rec(0x84, 0xF0, 0x6F, false, 0x01, 0x00, 105);
+	r[6] = sup_rec(0x86, 0xF0, 0x6F, false, 0x04, 0x01, 106); /* FRU 1 of blade 3 */
+	r[7] = sup_rec(0x86, 0x07, 0x6F, false, 0x00, 0xFF, 107); /* blade 3 IERR */
+	r[8] = sup_rec(0x84, 0xF0, 0x6F, false, 0x04, 0x00, 110); /* blade 2 active */
+	r[9] = sup_rec(0x84, 0x0C, 0x6F, false, 0x01, 0xFF, 120); /* a new ECC */
+	r[10] = sup_rec(0x84, 0xF0, 0x6F, true, 0x04, 0xFF, 121); /* deasserted M4 */
+	r[11] = r[0];
+	r[11].type = 0xC0; /* an OEM record */
+	ipd_sel_supersede(r, 12, sup, m4);
+	ck_assert(sup[0]);
+	ck_assert_uint_eq(m4[0], 110);
+	for (unsigned i = 1; i < 12; i++)
+		ck_assert_msg(!sup[i] && m4[i] == 0, "record %u superseded", i);
+
+	/* the latest M4 is the one named; FRU not given counts as FRU 0 */
+	r[10] = sup_rec(0x84, 0xF0, 0x6F, false, 0x04, 0xFF, 130);
+	ipd_sel_supersede(r, 11, sup, m4);
+	ck_assert(sup[0] && sup[9]);
+	ck_assert_uint_eq(m4[0], 130);
+	ck_assert_uint_eq(m4[9], 130);
+	ck_assert(!sup[7] && !sup[2]);
+}
+END_TEST
+
 START_TEST(test_blade_addresses)
 {
 	ck_assert_int_eq(ipd_addr_slot(0x20), 0);
@@ -2666,6 +2721,56 @@ START_TEST(test_module_caches)
 }
 END_TEST
 
+/* A blade fenced for ECC and repaired while this daemon was down (its own
+ * blade, say): the backlog's ECC record is posted marked superseded by the
+ * M4 that follows it in the log, so that the failure model does not raise
+ * it again; what came after that M4 is news as usual. */
+START_TEST(test_module_sel_backlog_superseded)
+{
+	struct mfx fx;
+	static const uint8_t walk[] = {6, 1, 2, 3, 4};
+	char path[600];
+	struct ipd_sel_cursor c;
+	uint16_t last = 0;
+	int i;
+
+	fk_shelf_setup();
+	mfx_start(&fx, 1, 2, NULL);
+	WAIT_UNTIL(&fx, count_ev(&fx, 0, AF_EV_SENSOR_THRESHOLD, -1) >= 3, WAIT_MS);
+	WAIT_UNTIL(&fx, fk_sel_polls(0) >= 2, WAIT_MS);
+	mfx_stop_module(&fx);
+
+	fk_lock();
+	fk_sel_add(0x84, 0x0C, 0x08, 0x6F, 0x01, 0xFF, 0xFF); /* uncorrectable ECC */
+	for (unsigned k = 0; k < sizeof(walk); k++)
+		fk_sel_add(0x84, 0xF0, 0x09, 0x6F, walk[k], 0xFF, 0x00);
+	fk_sel_add(0x82, 0x07, 0x05, 0x6F, 0x01, 0xFF, 0xFF);        /* blade 1: thermal trip */
+	last = fk_sel_add(0x84, 0x07, 0x06, 0x6F, 0x00, 0xFF, 0xFF); /* IERR after M4 */
+	fk_unlock();
+	fx.n_ev = 0;
+	fx.old_cfg = fx.cfg;
+	mfx_start_with(&fx, mfx_config(&fx, 1, 2, NULL));
+	WAIT_UNTIL(&fx, count_ev(&fx, 0, AF_EV_SEL_RECORD, -1) >= 8, WAIT_MS);
+	ck_assert_uint_eq(count_ev(&fx, 0, AF_EV_SEL_RECORD, -1), 8);
+	i = find_ev(&fx, 0, AF_EV_SEL_RECORD, 2, NULL, NULL);
+	ck_assert_int_ge(i, 0);
+	ck_assert_str_eq(detail(&fx.ev[i], "meaning"), "uncorrectable-ecc");
+	ck_assert_msg(strncmp(detail(&fx.ev[i], "superseded"), "M4 at SEL time ", 15) == 0, "%s",
+	              detail(&fx.ev[i], "superseded"));
+	for (int k = i + 1; k < (int)fx.n_ev; k++) {
+		if (fx.ev[k].kind == AF_EV_SEL_RECORD)
+			ck_assert_msg(detail(&fx.ev[k], "superseded")[0] == '(', "event %d: %s", k,
+			              detail(&fx.ev[k], "meaning"));
+	}
+	mfx_stop_module(&fx);
+	/* the position is past the whole backlog once it was posted */
+	snprintf(path, sizeof(path), "%s/sel-" FK_MGR0 "-623.cursor", fx.dir);
+	ck_assert_int_eq(ipd_cursor_load(path, &c), 0);
+	ck_assert_uint_eq(c.last_id, last);
+	mfx_stop(&fx);
+}
+END_TEST
+
 /* A threshold sensor is reported at every reading while it is not ok and
  * for IPD_OK_REPEATS ok readings after that (the failure model counts
  * readings: N of M to raise, hysteresis to clear), then no more. */
@@ -3071,6 +3176,7 @@ int main(void)
 	add_tcase(s, test_cursor_save_failures, 10);
 	add_tcase(s, test_target_fsm, 10);
 	/* reading the SEL */
+	add_tcase(s, test_sel_supersede, 10);
 	add_tcase(s, test_sel_poll_errors, 10);
 	add_tcase(s, test_sel_poll_incremental, 10);
 	add_tcase(s, test_sel_poll_same_second, 10);
@@ -3086,6 +3192,7 @@ int main(void)
 	add_tcase(s, test_module_events, 30);
 	add_tcase(s, test_module_threshold_repeats, 30);
 	add_tcase(s, test_module_caches, 30);
+	add_tcase(s, test_module_sel_backlog_superseded, 30);
 	{
 		TCase *tc = tcase_create("test_module_unreachable");
 

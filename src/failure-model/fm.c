@@ -1065,6 +1065,12 @@ int fm_event(struct fm *m, const struct af_event *ev)
 		src->last_ts = ev->ts_ns;
 		src->last_hash = h;
 	}
+	/* an old record a later activation of its blade made history (read
+	 * from a SEL backlog after the M4 that cleared what it raised) */
+	if (af_event_get(ev, "superseded") != NULL) {
+		ignored(m, ev, "superseded by a later activation (M4) of its blade");
+		return m->reports;
+	}
 	update_state(m, ev, src);
 	apply_clears(m, ev);
 	classify(m, ev, false);

@@ -189,9 +189,22 @@ struct ipd_sel_sink {
 	void *opaque;
 };
 
+/* Which of r[0..n) (in SEL order) a later record makes history: the
+ * assertions of a blade's IPMC followed, further on, by that blade's
+ * hot-swap record into M4 (its payload activated again, after a fence and
+ * a repair: the failure model clears a blade's hardware faults on M4, but
+ * a backlog read by a daemon that was down meanwhile would raise them
+ * again after the M4 it saw at its start). m4_ts[i] gets that M4 record's
+ * SEL time, superseded[i] whether it applies. Pure. */
+void ipd_sel_supersede(const struct ipd_sel_rec *r, size_t n, bool *superseded, uint32_t *m4_ts);
+
 /* Max records delivered per poll: a burst is spread over polls instead of
  * blocking the worker (and its sensors) for seconds. */
 #define IPD_SEL_BATCH 64
+
+/* Max records of a backlog held back and judged together (see
+ * ipd_target.catching_up); a longer one is judged in parts. */
+#define IPD_SEL_BACKLOG_MAX 512
 
 /* One poll of the SEL behind t at addr. Returns the number of records
  * delivered, or -errno (the cursor is unchanged on transport errors). */
@@ -282,6 +295,14 @@ struct ipd_target {
 	char cursor_path[AF_CFG_PATH_MAX + 64];
 	bool cursor_dirty;
 	int cursor_save_rc; /* the last save's failure (-errno), 0 when it worked */
+	/* A resumed or adopted cursor has a backlog: what happened while this
+	 * daemon was away. Its records are held until the SEL's end is reached
+	 * and posted together, so that a fault its blade has been repaired of
+	 * since (a hot-swap M4 later in the log) is not news. The cursor is
+	 * not saved meanwhile: a restart reads the backlog again. */
+	bool catching_up;
+	struct ipd_sel_rec *backlog;
+	unsigned n_backlog;
 
 	/* shared with the main thread, under mod->lock */
 	struct ipd_target_view view;

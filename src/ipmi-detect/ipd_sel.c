@@ -96,3 +96,39 @@ void ipd_sel_to_event(const struct ipd_sel_rec *r, const char *sensor_name, int 
 			af_event_set(ev, "fru", "%u", r->data[2]);
 	}
 }
+
+static bool ipmb_system_event(const struct ipd_sel_rec *r)
+{
+	return r->type == 0x02 && !(r->generator & 1);
+}
+
+void ipd_sel_supersede(const struct ipd_sel_rec *r, size_t n, bool *superseded, uint32_t *m4_ts)
+{
+	/* by IPMB address / 2: the SEL time of the IPMC's latest M4 seen so far
+	 * walking back from the end */
+	bool active[128] = {false};
+	uint32_t at[128] = {0};
+
+	for (size_t i = n; i-- > 0;) {
+		const struct ipd_sel_rec *x = &r[i];
+		unsigned a = (x->generator & 0xFF) >> 1;
+
+		superseded[i] = false;
+		m4_ts[i] = 0;
+		if (!ipmb_system_event(x) || x->deassertion)
+			continue;
+		if (x->sensor_type == 0xF0 && x->event_type == 0x6F) {
+			/* the payload (FRU 0, or FRU not given) entered M4 */
+			if ((x->data[0] & 0x0F) == 4 && (x->data[2] == 0 || x->data[2] == 0xFF) &&
+			    !active[a]) {
+				active[a] = true;
+				at[a] = x->timestamp;
+			}
+			continue;
+		}
+		if (active[a]) {
+			superseded[i] = true;
+			m4_ts[i] = at[a];
+		}
+	}
+}

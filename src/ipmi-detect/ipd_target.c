@@ -790,9 +790,9 @@ static int read_sensors(struct ipd_target *tg)
 
 /* ---- the SEL (shelf manager worker) --------------------------------------- */
 
-static void sel_record(void *opaque, const struct ipd_sel_rec *r)
+static void post_record(struct ipd_target *tg, const struct ipd_sel_rec *r, bool superseded,
+                        uint32_t m4_ts)
 {
-	struct ipd_target *tg = opaque;
 	struct af_event ev;
 	char name[17] = "";
 	uint8_t gen = (uint8_t)(r->generator & 0xFE);
@@ -803,7 +803,63 @@ static void sel_record(void *opaque, const struct ipd_sel_rec *r)
 	if (ipmb)
 		ipd_name_of(tg->mod, gen, r->sensor_number, name, sizeof(name));
 	ipd_sel_to_event(r, name[0] ? name : NULL, ipmb ? ipd_slot_of_addr(tg->mod, gen) : 0, &ev);
+	/* kept in the event history; the failure model passes it by */
+	if (superseded)
+		af_event_set(&ev, "superseded", "M4 at SEL time %u", m4_ts);
 	ipd_post_event(tg->mod, &ev);
+}
+
+/* Posts the held backlog, its superseded records marked, and lets the
+ * cursor be saved past it. */
+static void flush_backlog(struct ipd_target *tg)
+{
+	bool sup[IPD_SEL_BACKLOG_MAX];
+	uint32_t m4[IPD_SEL_BACKLOG_MAX];
+	unsigned n_sup = 0;
+
+	if (tg->n_backlog == 0)
+		return;
+	ipd_sel_supersede(tg->backlog, tg->n_backlog, sup, m4);
+	for (unsigned i = 0; i < tg->n_backlog; i++) {
+		post_record(tg, &tg->backlog[i], sup[i], m4[i]);
+		n_sup += sup[i];
+	}
+	ipd_post_log(tg->mod, n_sup ? LOG_NOTICE : LOG_INFO,
+	             "SEL backlog: %u record(s) logged while atca-ftd was away posted, %u of "
+	             "them superseded by a later activation (M4) of their blade (not faults)",
+	             tg->n_backlog, n_sup);
+	tg->n_backlog = 0;
+	tg->cursor_dirty = true;
+}
+
+static void end_catch_up(struct ipd_target *tg)
+{
+	flush_backlog(tg);
+	free(tg->backlog);
+	tg->backlog = NULL;
+	tg->catching_up = false;
+}
+
+static void sel_record(void *opaque, const struct ipd_sel_rec *r)
+{
+	struct ipd_target *tg = opaque;
+
+	if (tg->catching_up && tg->backlog == NULL) {
+		tg->backlog = calloc(IPD_SEL_BACKLOG_MAX, sizeof(*tg->backlog));
+		if (tg->backlog == NULL) {
+			/* as before this filter: the records as they come */
+			ipd_post_log(tg->mod, LOG_WARNING,
+			             "SEL backlog: out of memory holding it, posted unfiltered");
+			tg->catching_up = false;
+		}
+	}
+	if (tg->catching_up) {
+		if (tg->n_backlog == IPD_SEL_BACKLOG_MAX)
+			flush_backlog(tg); /* a longer backlog is judged in parts */
+		tg->backlog[tg->n_backlog++] = *r;
+		return;
+	}
+	post_record(tg, r, false, 0);
 	tg->cursor_dirty = true;
 }
 
@@ -842,7 +898,10 @@ static int poll_sel(struct ipd_target *tg)
 	struct ipd_sel_sink sink = {sel_record, sel_cleared, sel_overflow, sel_resync, tg};
 	int rc = ipd_sel_poll(&tg->cursor, tg->t, IPD_SHMC_ADDR, &sink);
 
-	if (rc >= 0 && tg->cursor_dirty) {
+	/* the end of the SEL: this poll found nothing new or walked to it */
+	if (tg->catching_up && rc >= 0 && (rc == 0 || tg->cursor.next_id == IPD_SEL_LAST))
+		end_catch_up(tg);
+	if (rc >= 0 && tg->cursor_dirty && !tg->catching_up) {
 		int src = ipd_cursor_save(tg->cursor_path, &tg->cursor);
 
 		/* the file on disk is the old position, whole (written aside,
@@ -930,11 +989,21 @@ static void cursor_setup(struct ipd_target *tg)
 	         mgr->port);
 	if (strcmp(want, tg->cursor_path) == 0)
 		return;
+	if (tg->catching_up) {
+		/* what was read of the other SEL is posted, and its position
+		 * saved, so that this one can take over after it */
+		end_catch_up(tg);
+		if (tg->cursor_path[0] != '\0' &&
+		    ipd_cursor_save(tg->cursor_path, &tg->cursor) == 0)
+			tg->cursor_dirty = false;
+	}
 	af_strlcpy(tg->cursor_path, want, sizeof(tg->cursor_path));
 	memset(&tg->cursor, 0, sizeof(tg->cursor));
+	tg->catching_up = true;
 	if (adopt_newer(tg, idx >= 0 ? idx : 0))
 		return;
 	rc = ipd_cursor_load(tg->cursor_path, &tg->cursor);
+	tg->catching_up = rc == 0;
 	if (rc == 0)
 		ipd_post_log(tg->mod, LOG_INFO,
 		             "SEL of %s:%u: resuming after record 0x%04x (events logged while "
@@ -1028,8 +1097,13 @@ void *ipd_worker(void *arg)
 		if (wake > now)
 			ipd_wait(m, wake);
 	}
-	if (tg->kind == IPD_TARGET_SHMC && tg->cursor.positioned && tg->cursor_path[0] != '\0')
+	/* a backlog not posted yet is read again at the next start */
+	if (tg->kind == IPD_TARGET_SHMC && tg->cursor.positioned && tg->cursor_path[0] != '\0' &&
+	    !tg->catching_up)
 		ipd_cursor_save(tg->cursor_path, &tg->cursor);
+	free(tg->backlog);
+	tg->backlog = NULL;
+	tg->n_backlog = 0;
 	close_session(tg);
 	return NULL;
 }
