@@ -1507,88 +1507,133 @@ START_TEST(test_engine_promote)
 }
 END_TEST
 
+/* A recovery module on blade 2 of three, with one ft VM fg1 on vm_blade,
+ * its hooks on an eng_rig whose engine for fg1 is in state; no member yet
+ * (eng_members). The quorum tests below share it. */
+struct eng_fixture {
+	char *dir;
+	struct af_config *cfg;
+	struct eng_rig g;
+	struct rcv *m;
+	bool nodes[AF_MAX_BLADES + 1], daemons[AF_MAX_BLADES + 1];
+};
+
+static const struct rcv_hooks eng_hooks = {.fence = rig_fence,
+                                           .fence_forget = rig_fence_forget,
+                                           .send = rig_send,
+                                           .engine_order = rig_engine_order,
+                                           .engine_state = rig_engine_state};
+
+static void eng_open(struct eng_fixture *fx, int vm_blade, const char *state)
+{
+	char text[1024];
+	struct af_cfg_diag diag;
+	struct af_module_env env;
+	int n;
+
+	memset(fx, 0, sizeof(*fx));
+	fx->dir = make_temp_dir();
+	n = snprintf(text, sizeof(text),
+	             "daemon {\n state_dir: %s\n}\n"
+	             "shelf {\n credentials: /x\n manager {\n  address: 127.0.0.1\n }\n}\n"
+	             "blade {\n slot: 1\n host: b1\n libvirt_uri: test:///default\n}\n"
+	             "blade {\n slot: 2\n host: b2\n libvirt_uri: test:///default\n}\n"
+	             "blade {\n slot: 3\n host: b3\n libvirt_uri: test:///default\n}\n"
+	             "vm {\n name: fg1\n blade: %d\n protection: ft\n disk: /x.img\n}\n",
+	             fx->dir, vm_blade);
+	ck_assert_int_eq(af_init("check_recovery"), 0);
+	ck_assert_int_lt(n, (int)sizeof(text));
+	ck_assert_int_eq(af_cfg_parse_buffer("engine", text, (size_t)n,
+	                                     AF_CFG_SKIP_CREDENTIALS | AF_CFG_SKIP_NSS, &fx->cfg,
+	                                     &diag),
+	                 0);
+	fx->g.loop = qb_loop_create();
+	fx->g.state = state;
+	env = (struct af_module_env){.loop = fx->g.loop, .cfg = fx->cfg};
+	ck_assert_int_eq(rcv_init(&fx->m, &env), 0);
+	ck_assert_int_eq(rcv_start(fx->m, 2, &eng_hooks, &fx->g), 0);
+}
+
+/* The membership: these blades (a bit mask of slots) with their daemons. */
+static void eng_members(struct eng_fixture *fx, bool quorate, unsigned blades)
+{
+	for (int b = 1; b <= 3; b++)
+		fx->nodes[b] = fx->daemons[b] = (blades >> b) & 1;
+	rcv_membership(fx->m, quorate, fx->nodes, fx->daemons);
+}
+
+/* Runs the loop for rounds of 20 ms. */
+static void eng_spin(struct eng_fixture *fx, unsigned rounds)
+{
+	qb_loop_timer_handle t;
+
+	for (unsigned i = 0; i < rounds; i++) {
+		qb_loop_timer_add(fx->g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, fx->g.loop, rig_stop,
+		                  &t);
+		qb_loop_run(fx->g.loop);
+	}
+}
+
+/* Spins until a plan of the module says what (at most rounds rounds). */
+static bool eng_plan_says(struct eng_fixture *fx, const char *what, unsigned rounds)
+{
+	for (unsigned i = 0; i < rounds; i++) {
+		json_object *plans;
+		bool found;
+
+		eng_spin(fx, 1);
+		plans = rcv_plans_json(fx->m, 8);
+		found = plans != NULL && strstr(json_object_to_json_string(plans), what) != NULL;
+		json_object_put(plans);
+		if (found)
+			return true;
+	}
+	return false;
+}
+
+static void eng_close(struct eng_fixture *fx)
+{
+	rcv_fini(fx->m);
+	qb_loop_destroy(fx->g.loop);
+	af_cfg_free(fx->cfg);
+	remove_temp_dir(fx->dir);
+	af_fini();
+}
+
+#define B(n) (1u << (n))
+
 /* Quorum lost (no_quorum_policy stop, the default): an ft VM whose
  * checkpoint engine runs its guest here is no libvirt domain; its engine is
  * told to quit (the soak found it left running: the stop went to libvirt,
  * which answered "not defined", logged as stopped). */
 START_TEST(test_engine_quorum_stop)
 {
-	char text[1024], *dir = make_temp_dir();
-	struct af_cfg_diag diag;
-	struct af_config *cfg = NULL;
-	struct eng_rig g = {0};
-	const struct rcv_hooks hooks = {.fence = rig_fence,
-	                                .fence_forget = rig_fence_forget,
-	                                .send = rig_send,
-	                                .engine_order = rig_engine_order,
-	                                .engine_state = rig_engine_state};
-	bool nodes[AF_MAX_BLADES + 1] = {false}, daemons[AF_MAX_BLADES + 1] = {false};
-	struct af_module_env env = {0};
-	qb_loop_timer_handle t;
-	struct rcv *m = NULL;
-	int n = snprintf(text, sizeof(text),
-	                 "daemon {\n state_dir: %s\n}\n"
-	                 "shelf {\n credentials: /x\n manager {\n  address: 127.0.0.1\n }\n}\n"
-	                 "blade {\n slot: 1\n host: b1\n libvirt_uri: test:///default\n}\n"
-	                 "blade {\n slot: 2\n host: b2\n libvirt_uri: test:///default\n}\n"
-	                 "blade {\n slot: 3\n host: b3\n libvirt_uri: test:///default\n}\n"
-	                 "vm {\n name: fg1\n blade: 2\n protection: ft\n disk: /x.img\n}\n",
-	                 dir);
+	struct eng_fixture fx;
 
-	ck_assert_int_eq(af_init("check_recovery"), 0);
-	ck_assert_int_lt(n, (int)sizeof(text));
-	ck_assert_int_eq(af_cfg_parse_buffer("engine", text, (size_t)n,
-	                                     AF_CFG_SKIP_CREDENTIALS | AF_CFG_SKIP_NSS, &cfg,
-	                                     &diag),
-	                 0);
-	g.loop = qb_loop_create();
-	g.state = "protected";
-	env = (struct af_module_env){.loop = g.loop, .cfg = cfg};
-	ck_assert_int_eq(rcv_init(&m, &env), 0);
-	ck_assert_int_eq(rcv_start(m, 2, &hooks, &g), 0);
-	nodes[2] = daemons[2] = nodes[3] = daemons[3] = true;
-	rcv_membership(m, true, nodes, daemons);
-	for (int i = 0; i < 25; i++) {
-		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &t);
-		qb_loop_run(g.loop);
-	}
-	ck_assert_uint_eq(g.n_orders, 0);
+	eng_open(&fx, 2, "protected");
+	eng_members(&fx, true, B(2) | B(3));
+	eng_spin(&fx, 25);
+	ck_assert_uint_eq(fx.g.n_orders, 0);
 	/* blade 3 goes: blade 2 alone, one vote of three */
-	nodes[3] = daemons[3] = false;
-	rcv_membership(m, false, nodes, daemons);
-	for (int i = 0; i < 25 && g.n_orders == 0; i++) {
-		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &t);
-		qb_loop_run(g.loop);
-	}
-	ck_assert_uint_eq(g.fences, 0);
-	ck_assert_uint_eq(g.n_orders, 1);
-	ck_assert_str_eq(g.orders[0], "quit fg1");
+	eng_members(&fx, false, B(2));
+	for (int i = 0; i < 25 && fx.g.n_orders == 0; i++)
+		eng_spin(&fx, 1);
+	ck_assert_uint_eq(fx.g.fences, 0);
+	ck_assert_uint_eq(fx.g.n_orders, 1);
+	ck_assert_str_eq(fx.g.orders[0], "quit fg1");
 	/* quorum back: blade 3's daemon never reports here, so blade 2 waits
 	 * RCV_RESUME_SETTLE_NS for it, then starts fg1 again from its disk
 	 * (the soak found VMs stopped for a lost quorum left down for good) */
-	for (int i = 0; i < 10; i++) {
-		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &t);
-		qb_loop_run(g.loop);
-	}
-	nodes[3] = daemons[3] = true;
-	rcv_membership(m, true, nodes, daemons);
-	for (int i = 0; i < 10; i++) {
-		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &t);
-		qb_loop_run(g.loop);
-	}
-	ck_assert_uint_eq(g.n_orders, 1); /* not before blade 3 reported or the settle time */
-	for (int i = 0; i < 300 && g.n_orders < 2; i++) {
-		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &t);
-		qb_loop_run(g.loop);
-	}
-	ck_assert_uint_eq(g.n_orders, 2);
-	ck_assert_str_eq(g.orders[1], "start fg1");
-	ck_assert_uint_eq(g.fences, 0);
-	rcv_fini(m);
-	qb_loop_destroy(g.loop);
-	af_cfg_free(cfg);
-	remove_temp_dir(dir);
-	af_fini();
+	eng_spin(&fx, 10);
+	eng_members(&fx, true, B(2) | B(3));
+	eng_spin(&fx, 10);
+	ck_assert_uint_eq(fx.g.n_orders, 1); /* not before blade 3 reported or the settle time */
+	for (int i = 0; i < 300 && fx.g.n_orders < 2; i++)
+		eng_spin(&fx, 1);
+	ck_assert_uint_eq(fx.g.n_orders, 2);
+	ck_assert_str_eq(fx.g.orders[1], "start fg1");
+	ck_assert_uint_eq(fx.g.fences, 0);
+	eng_close(&fx);
 }
 END_TEST
 
@@ -1599,99 +1644,34 @@ END_TEST
  * over its VMs. */
 START_TEST(test_stale_minority_fence)
 {
-	char text[1024], *dir = make_temp_dir();
-	struct af_cfg_diag diag;
-	struct af_config *cfg = NULL;
-	struct eng_rig g = {0};
-	const struct rcv_hooks hooks = {.fence = rig_fence,
-	                                .fence_forget = rig_fence_forget,
-	                                .send = rig_send,
-	                                .engine_order = rig_engine_order,
-	                                .engine_state = rig_engine_state};
-	bool nodes[AF_MAX_BLADES + 1] = {false}, daemons[AF_MAX_BLADES + 1] = {false};
+	struct eng_fixture fx;
 	struct af_fault f =
 	        fault(AF_LAYER_HYPERVISOR, AF_SCOPE_BLADE, 1, NULL, AF_RC_FENCE_AND_FAILOVER);
-	struct af_module_env env = {0};
-	qb_loop_timer_handle t;
-	struct rcv *m = NULL;
-	int n = snprintf(text, sizeof(text),
-	                 "daemon {\n state_dir: %s\n}\n"
-	                 "shelf {\n credentials: /x\n manager {\n  address: 127.0.0.1\n }\n}\n"
-	                 "blade {\n slot: 1\n host: b1\n libvirt_uri: test:///default\n}\n"
-	                 "blade {\n slot: 2\n host: b2\n libvirt_uri: test:///default\n}\n"
-	                 "blade {\n slot: 3\n host: b3\n libvirt_uri: test:///default\n}\n"
-	                 "vm {\n name: fg1\n blade: 1\n protection: ft\n disk: /x.img\n}\n",
-	                 dir);
-	bool failed = false;
 
-	ck_assert_int_eq(af_init("check_recovery"), 0);
-	ck_assert_int_lt(n, (int)sizeof(text));
-	ck_assert_int_eq(af_cfg_parse_buffer("engine", text, (size_t)n,
-	                                     AF_CFG_SKIP_CREDENTIALS | AF_CFG_SKIP_NSS, &cfg,
-	                                     &diag),
-	                 0);
-	g.loop = qb_loop_create();
-	g.state = "standby";
-	env = (struct af_module_env){.loop = g.loop, .cfg = cfg};
-	ck_assert_int_eq(rcv_init(&m, &env), 0);
-	ck_assert_int_eq(rcv_start(m, 2, &hooks, &g), 0);
-	for (int b = 1; b <= 3; b++)
-		nodes[b] = daemons[b] = true;
-	rcv_membership(m, true, nodes, daemons);
-	for (int i = 0; i < 25; i++) {
-		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &t);
-		qb_loop_run(g.loop);
-	}
+	eng_open(&fx, 1, "standby");
+	eng_members(&fx, true, B(1) | B(2) | B(3));
+	eng_spin(&fx, 25);
 	/* blade 2 cut off: alone, no quorum; blade 1 "lost": a plan that
 	 * waits for quorum before it fences blade 1 */
-	nodes[1] = daemons[1] = nodes[3] = daemons[3] = false;
-	rcv_membership(m, false, nodes, daemons);
-	rcv_fault_raised(m, &f);
+	eng_members(&fx, false, B(2));
+	rcv_fault_raised(fx.m, &f);
 	/* the partition heals: blade 1 back (its fault cleared), quorum back */
-	rcv_fault_cleared(m, &f);
-	nodes[1] = daemons[1] = nodes[3] = daemons[3] = true;
-	rcv_membership(m, true, nodes, daemons);
-	for (int i = 0; i < 50 && !failed; i++) {
-		json_object *plans;
-
-		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &t);
-		qb_loop_run(g.loop);
-		plans = rcv_plans_json(m, 8);
-		failed = plans != NULL && strstr(json_object_to_json_string(plans),
-		                                 "not fenced: blade 1 is back") != NULL;
-		json_object_put(plans);
-	}
-	ck_assert_uint_eq(g.fences, 0);
-	ck_assert_uint_eq(g.n_orders, 0);
-	ck_assert(failed);
+	rcv_fault_cleared(fx.m, &f);
+	eng_members(&fx, true, B(1) | B(2) | B(3));
+	ck_assert(eng_plan_says(&fx, "not fenced: blade 1 is back", 50));
+	ck_assert_uint_eq(fx.g.fences, 0);
+	ck_assert_uint_eq(fx.g.n_orders, 0);
 	/* cut off again, now with a fatal fault of its own: no partner in
 	 * reach, it plans to fence itself once quorate; quorum back: it does
 	 * not (the quorate others plan for a fault that persists) */
-	nodes[1] = daemons[1] = nodes[3] = daemons[3] = false;
-	rcv_membership(m, false, nodes, daemons);
+	eng_members(&fx, false, B(2));
 	f = fault(AF_LAYER_HARDWARE, AF_SCOPE_BLADE, 2, NULL, AF_RC_FENCE_AND_FAILOVER);
 	f.id = 8;
-	rcv_fault_raised(m, &f);
-	nodes[1] = daemons[1] = nodes[3] = daemons[3] = true;
-	rcv_membership(m, true, nodes, daemons);
-	failed = false;
-	for (int i = 0; i < 50 && !failed; i++) {
-		json_object *plans;
-
-		qb_loop_timer_add(g.loop, QB_LOOP_LOW, 20 * AF_NS_PER_MS, g.loop, rig_stop, &t);
-		qb_loop_run(g.loop);
-		plans = rcv_plans_json(m, 8);
-		failed = plans != NULL && strstr(json_object_to_json_string(plans),
-		                                 "not fenced: blade 2 is this one") != NULL;
-		json_object_put(plans);
-	}
-	ck_assert_uint_eq(g.fences, 0);
-	ck_assert(failed);
-	rcv_fini(m);
-	qb_loop_destroy(g.loop);
-	af_cfg_free(cfg);
-	remove_temp_dir(dir);
-	af_fini();
+	rcv_fault_raised(fx.m, &f);
+	eng_members(&fx, true, B(1) | B(2) | B(3));
+	ck_assert(eng_plan_says(&fx, "not fenced: blade 2 is this one", 50));
+	ck_assert_uint_eq(fx.g.fences, 0);
+	eng_close(&fx);
 }
 END_TEST
 
