@@ -38,6 +38,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "fuzz_scratch.h"
 #include "vft_store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -48,77 +49,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define REDO_TRAILER 16u
 #define DISK_MAX (16ull << 20) /* disks created up to this size (sparse) */
 
-static void expect(int cond)
-{
-	if (!cond)
-		__builtin_trap();
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static char dir[64], disk_dir[64];
-
-static void empty_dir(const char *d)
-{
-	DIR *dd = opendir(d);
-	struct dirent *e;
-	char p[384];
-
-	if (dd == NULL)
-		return;
-	while ((e = readdir(dd)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", d, e->d_name);
-		unlink(p);
-	}
-	closedir(dd);
-}
-
-static void cleanup(void)
-{
-	empty_dir(dir);
-	empty_dir(disk_dir);
-	rmdir(dir);
-	rmdir(disk_dir);
-}
-
-static void put_file(const char *d, const char *name, const uint8_t *p, size_t len, uint64_t trunc)
-{
-	char path[160];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", d, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	expect(fd >= 0);
-	if (len > 0)
-		expect(write(fd, p, len) == (ssize_t)len);
-	if (trunc > 0)
-		expect(ftruncate(fd, (off_t)trunc) == 0);
-	close(fd);
-}
-
-static bool exists(const char *d, const char *name)
-{
-	char path[160];
-
-	snprintf(path, sizeof(path), "%s/%s", d, name);
-	return access(path, F_OK) == 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct vft_store_info info, again;
@@ -128,12 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t *st, *redo;
 	char err[512], name[32];
 	void *dev_copy = NULL;
+	const char *dir, *disk_dir;
 
-	if (dir[0] == '\0') {
-		snprintf(dir, sizeof(dir), "/dev/shm/fuzz-store-%d", (int)getpid());
-		snprintf(disk_dir, sizeof(disk_dir), "/dev/shm/fuzz-store-disk-%d", (int)getpid());
-		atexit(cleanup);
-	}
 	if (size < 2)
 		return 0;
 	n_state = (size_t)data[0] | (size_t)data[1] << 8;
@@ -145,10 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	expect(st != NULL && redo != NULL);
 	memcpy(st, data + 2, n_state);
 	memcpy(redo, data + 2 + n_state, n_redo);
-	empty_dir(dir);
-	empty_dir(disk_dir);
-	mkdir(dir, 0700);
-	mkdir(disk_dir, 0700);
+	dir = fz_dir(0, "store");
+	disk_dir = fz_dir(1, "store-disk");
 
 	/* the state, its RAM file and its disk */
 	if (n_state >= STATE_HDR + 8) {
@@ -157,14 +81,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (le64(st + n_state - 8) == 0)
 			put_le64(st + n_state - 8, XXH3_64bits(st, n_state - 8));
 		snprintf(name, sizeof(name), "ram.%llu", (unsigned long long)gen);
-		put_file(dir, name, NULL, 0, (st[12] & 1) ? RAM_SIZE / 2 : RAM_SIZE);
+		fz_put_file(dir, name, NULL, 0, (st[12] & 1) ? RAM_SIZE / 2 : RAM_SIZE);
 		if (disk > 0 && disk <= DISK_MAX && !(st[12] & 2)) {
 			snprintf(name, sizeof(name), "disk.%llu", (unsigned long long)gen);
-			put_file(disk_dir, name, NULL, 0, disk);
+			fz_put_file(disk_dir, name, NULL, 0, disk);
 		}
 	}
 	if (n_state > 0)
-		put_file(dir, "state", st, n_state, 0);
+		fz_put_file(dir, "state", st, n_state, 0);
 	/* the redo: its checksum covers the records, the events, the device
 	 * state, then the header */
 	if (n_redo >= REDO_HDR + REDO_TRAILER) {
@@ -179,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	if (n_redo > 0)
-		put_file(dir, "redo", redo, n_redo, 0);
+		fz_put_file(dir, "redo", redo, n_redo, 0);
 
 	/* any content opens */
 	err[0] = '\0';
@@ -187,11 +111,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vft_store_info(s, &info);
 	dev = vft_store_devstate(s, &dev_len);
 	expect(info.ram_size == RAM_SIZE && info.devstate_len == dev_len);
-	expect(!exists(dir, "redo") && !exists(dir, "redo.tmp") && !exists(dir, "state.tmp"));
+	expect(!fz_exists(dir, "redo") && !fz_exists(dir, "redo.tmp") &&
+	       !fz_exists(dir, "state.tmp"));
 	if (info.gen != 0) {
 		struct stat sb;
 
-		expect(info.epoch != 0 && exists(dir, "state"));
+		expect(info.epoch != 0 && fz_exists(dir, "state"));
 		expect(stat(info.ram_path, &sb) == 0 && (uint64_t)sb.st_size == RAM_SIZE);
 		expect(n_state >= STATE_HDR + 8 && memcmp(st, "VFTSTAT1", 8) == 0);
 		expect(info.gen == le64(st + 16) && info.session == le64(st + 32));
@@ -206,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			       (dev_len == 0 || memcmp(dev, st + STATE_HDR, dev_len) == 0));
 	} else {
 		expect(info.epoch == 0 && info.session == 0 && dev_len == 0 &&
-		       !exists(dir, "state"));
+		       !fz_exists(dir, "state"));
 	}
 	if (dev_len > 0) {
 		dev_copy = malloc(dev_len);

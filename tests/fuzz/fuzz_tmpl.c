@@ -37,6 +37,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "fuzz_scratch.h"
 #include "vft_tmpl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -46,70 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define UNIT 4096u
 #define REAL_MAX (64ull << 20) /* images created up to this size (sparse) */
 
-static void expect(int cond)
-{
-	if (!cond)
-		__builtin_trap();
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static uint64_t blocks_of(uint64_t disk)
 {
 	return disk / UNIT + (disk % UNIT != 0);
-}
-
-static char dir[64];
-
-static void rm(const char *name)
-{
-	char p[128];
-
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	unlink(p);
-}
-
-static void clean(void)
-{
-	static const char *const names[] = {"meta.0", "meta.1", "ram.0",      "ram.1",
-	                                    "disk.0", "disk.1", "meta.0.tmp", "meta.1.tmp"};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		rm(names[i]);
-}
-
-static void cleanup(void)
-{
-	clean();
-	rmdir(dir);
-}
-
-static void put_file(const char *name, const uint8_t *p, size_t len, uint64_t trunc)
-{
-	char path[128];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	expect(fd >= 0);
-	if (len > 0)
-		expect(write(fd, p, len) == (ssize_t)len);
-	if (trunc > 0)
-		expect(ftruncate(fd, (off_t)trunc) == 0);
-	close(fd);
 }
 
 /* the tables as they are in the file: page hashes, then block hashes */
@@ -134,13 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char why[1024], err[256], name[16];
 	uint8_t *m;
 	int rc;
+	const char *dir = fz_dir(0, "tmpl");
 
-	if (dir[0] == '\0') {
-		snprintf(dir, sizeof(dir), "/dev/shm/fuzz-tmpl-%d", (int)getpid());
-		mkdir(dir, 0700);
-		atexit(cleanup);
-	}
-	clean();
 	m = malloc(size ? size : 1);
 	expect(m != NULL);
 	memcpy(m, data, size);
@@ -160,14 +95,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			put_le64(m + size - SUM, XXH3_64bits(m, size - SUM));
 	}
 	snprintf(name, sizeof(name), "meta.%u", slot);
-	put_file(name, m, size, 0);
+	fz_put_file(dir, name, m, size, 0);
 	if (ram > 0 && ram <= REAL_MAX) {
 		snprintf(name, sizeof(name), "ram.%u", slot);
-		put_file(name, NULL, 0, ram);
+		fz_put_file(dir, name, NULL, 0, ram);
 	}
 	if (disk > 0 && disk <= REAL_MAX && !(m[13] & 1)) {
 		snprintf(name, sizeof(name), "disk.%u", slot);
-		put_file(name, NULL, 0, disk);
+		fz_put_file(dir, name, NULL, 0, disk);
 	}
 
 	/* listed: valid or damaged */
