@@ -297,6 +297,92 @@ START_TEST(test_fence_m7_cannot_confirm)
 }
 END_TEST
 
+/* run_op with the shelf manager's own view of the payload: shelf0 at the
+ * start, shelf1 from at_ms on (-1: never). */
+static struct outcome run_op_shelf(struct blade *b, enum smc_fop_kind kind, int shelf0,
+                                   uint64_t at_ms, int shelf1, uint64_t timeout_ms)
+{
+	struct smc_fop op;
+	struct smc_action act;
+	struct outcome o;
+	uint64_t now = 1000 * AF_NS_PER_MS, start = now;
+	unsigned guard = 0;
+
+	smc_fop_start(&op, kind, "test", 0, 0, now, timeout_ms, &act);
+	smc_fop_shelf_state(&op, shelf0);
+	while (act.type != SMC_ACT_DONE) {
+		ck_assert_uint_lt(++guard, 100000);
+		if (shelf1 >= 0 && now - start >= at_ms * AF_NS_PER_MS)
+			smc_fop_shelf_state(&op, shelf1);
+		if (act.type == SMC_ACT_SEND) {
+			uint8_t rsp[32] = {0};
+			size_t len;
+
+			now += AF_NS_PER_MS;
+			len = answer(b, &act, rsp);
+			smc_fop_reply(&op, 0, rsp, len, now, &act);
+		} else {
+			now += act.wait_ms * AF_NS_PER_MS;
+			smc_fop_timer(&op, now, &act);
+		}
+	}
+	o.result = op.result;
+	af_strlcpy(o.method, op.method, sizeof(o.method));
+	af_strlcpy(o.message, op.message, sizeof(o.message));
+	o.commands = op.commands;
+	o.elapsed_ms = (now - start) / AF_NS_PER_MS;
+	return o;
+}
+
+/* A board pulled out: its IPMC is gone with it, and the shelf manager
+ * reports M7, then M0 (not installed). M0 is fenced; M7 alone never is
+ * (the soak found a primary's blade pulled out left its VM down: the fence
+ * failed at the IPMC's first NAK). */
+START_TEST(test_fence_pulled_out)
+{
+	struct blade b = {.kind = B_NAK, .m = 4, .power = true};
+	struct outcome o;
+
+	/* present (M4) by the shelf manager's account: unreachable, at once */
+	o = run_op_shelf(&b, SMC_FENCE, 4, 0, -1, 5000);
+	ck_assert_int_eq(o.result, -EHOSTUNREACH);
+	ck_assert_uint_eq(o.commands, 1);
+	/* M7 and it stays so: asked again for the grace time, then failed */
+	b = (struct blade){.kind = B_NAK, .m = 4, .power = true};
+	o = run_op_shelf(&b, SMC_FENCE, 7, 0, -1, 5000);
+	ck_assert_int_eq(o.result, -EHOSTUNREACH);
+	ck_assert_uint_ge(o.elapsed_ms, SMC_FENCE_ABSENT_GRACE_MS);
+	ck_assert_uint_lt(o.elapsed_ms, SMC_FENCE_ABSENT_GRACE_MS + 2 * SMC_FENCE_POLL_MS + 2);
+	/* ... unless the fence's own deadline comes first */
+	b = (struct blade){.kind = B_NAK, .m = 4, .power = true};
+	o = run_op_shelf(&b, SMC_FENCE, 7, 0, -1, 500);
+	ck_assert_int_lt(o.result, 0);
+	ck_assert_uint_lt(o.elapsed_ms, 500 + 2 * SMC_FENCE_POLL_MS + 2);
+	/* M7, then M0 300 ms later: fenced */
+	b = (struct blade){.kind = B_NAK, .m = 4, .power = true};
+	o = run_op_shelf(&b, SMC_FENCE, 7, 300, 0, 5000);
+	ck_assert_int_eq(o.result, 0);
+	ck_assert_str_eq(o.method, "none");
+	ck_assert_ptr_nonnull(strstr(o.message, "not installed"));
+	ck_assert_uint_ge(o.elapsed_ms, 300);
+	ck_assert_uint_lt(o.elapsed_ms, 300 + 2 * SMC_FENCE_POLL_MS + 2);
+	/* M0 from the start */
+	b = (struct blade){.kind = B_NAK, .m = 4, .power = true};
+	o = run_op_shelf(&b, SMC_FENCE, 0, 0, -1, 5000);
+	ck_assert_int_eq(o.result, 0);
+	ck_assert_uint_le(o.elapsed_ms, 1);
+	/* pulled out while the fence waits for M1 */
+	b = (struct blade){.kind = B_STUCK, .m = 4, .power = true};
+	o = run_op_shelf(&b, SMC_FENCE, 4, 400, 0, 5000);
+	ck_assert_int_eq(o.result, 0);
+	ck_assert_ptr_nonnull(strstr(o.message, "not installed"));
+	/* an unfence is not helped by a board that is not there */
+	b = (struct blade){.kind = B_NAK, .m = 4, .power = true};
+	o = run_op_shelf(&b, SMC_UNFENCE, 0, 0, -1, 5000);
+	ck_assert_int_eq(o.result, -EHOSTUNREACH);
+}
+END_TEST
+
 START_TEST(test_fence_stuck_times_out)
 {
 	struct blade b = {.kind = B_STUCK, .m = 4, .power = true};
@@ -655,6 +741,7 @@ int main(void)
 	add_tcase(s, test_parse_good_replies, 10);
 	add_tcase(s, test_fence_fsm_table, 10);
 	add_tcase(s, test_fence_unreachable, 10);
+	add_tcase(s, test_fence_pulled_out, 10);
 	add_tcase(s, test_fence_m7_cannot_confirm, 10);
 	add_tcase(s, test_fence_stuck_times_out, 10);
 	add_tcase(s, test_fence_nothing_supported, 10);

@@ -305,6 +305,7 @@ int smc_fence(struct smc *m, int slot, bool unfence, smc_fence_done_fn done, voi
 	          (unsigned long long)m->env.cfg->detection.fence_timeout_ms);
 	smc_fop_start(&b->op, unfence ? SMC_UNFENCE : SMC_FENCE, inst, 0, smc_hotswap_sensor(m, b),
 	              af_mono_ns(), m->env.cfg->detection.fence_timeout_ms, &act);
+	smc_fop_shelf_state(&b->op, b->mstate);
 	/* the first request goes out from the loop, so done never runs inside
 	 * this call even if sending fails at once */
 	b->op_gen = ++m->gen;

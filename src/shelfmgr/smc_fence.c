@@ -58,6 +58,7 @@ static const char *const fevent_names[SMC_FE_COUNT] = {
         [SMC_FE_POWERED_OFF] = "powered-off",
         [SMC_FE_POWERED_ON] = "powered-on",
         [SMC_FE_DEADLINE] = "deadline",
+        [SMC_FE_ABSENT] = "absent",
 };
 
 /* Events a state has no row for change nothing: e.g. "moving" while waiting
@@ -76,6 +77,10 @@ static const struct af_fsm_row frows[] = {
         {SMC_F_CHECK, SMC_FE_LOST, SMC_F_FAILED},
         {SMC_F_CHECK, SMC_FE_NO_ANSWER, SMC_F_FAILED},
         {SMC_F_CHECK, SMC_FE_DEADLINE, SMC_F_FAILED},
+        /* pulled out (the shelf manager says M0): nothing left to power */
+        {SMC_F_CHECK, SMC_FE_ABSENT, SMC_F_DONE},
+        {SMC_F_WAIT_INACTIVE, SMC_FE_ABSENT, SMC_F_DONE},
+        {SMC_F_WAIT_OFF, SMC_FE_ABSENT, SMC_F_DONE},
         /* the lock is best effort: many IPMCs do not implement the policy */
         {SMC_F_LOCK, SMC_FE_OK, SMC_F_DEACTIVATE},
         {SMC_F_LOCK, SMC_FE_UNSUPPORTED, SMC_F_DEACTIVATE},
@@ -330,6 +335,7 @@ void smc_fop_start(struct smc_fop *op, enum smc_fop_kind kind, const char *insta
 	op->start_ns = now_ns;
 	op->deadline_ns = now_ns + timeout_ms * AF_NS_PER_MS;
 	op->mstate_first = op->mstate_last = -1;
+	op->shelf_mstate = -1;
 	af_strlcpy(op->method, "none", sizeof(op->method));
 	fire(op, kind == SMC_FENCE ? SMC_FE_START_FENCE : SMC_FE_START_UNFENCE, act_out);
 }
@@ -337,6 +343,25 @@ void smc_fop_start(struct smc_fop *op, enum smc_fop_kind kind, const char *insta
 bool smc_fop_finished(const struct smc_fop *op)
 {
 	return op->fsm.state == SMC_F_DONE || op->fsm.state == SMC_F_FAILED;
+}
+
+void smc_fop_shelf_state(struct smc_fop *op, int mstate)
+{
+	op->shelf_mstate = mstate;
+}
+
+/* A fence in a state that polls, of a board the shelf manager reports not
+ * installed: done. Returns whether it was. */
+static bool absent(struct smc_fop *op, struct smc_action *a)
+{
+	if (op->kind != SMC_FENCE || op->shelf_mstate != 0 || !af_fsm_has(&op->fsm, SMC_FE_ABSENT))
+		return false;
+	op->result = 0;
+	op->mstate_last = 0;
+	snprintf(op->message, sizeof(op->message), "%s",
+	         "already fenced (M0: the shelf manager reports the board not installed)");
+	fire(op, SMC_FE_ABSENT, a);
+	return true;
 }
 
 static void deadline(struct smc_fop *op, struct smc_action *a)
@@ -369,9 +394,18 @@ void smc_fop_reply(struct smc_fop *op, int err, const uint8_t *rsp, size_t len, 
 		return;
 	}
 	op->commands++;
+	if (absent(op, a))
+		return;
 	if (is_poll_state(s)) {
 		op->polls++;
 		ev = err < 0 ? SMC_FE_NO_ANSWER : classify_read(op, rsp, len);
+		/* the shelf manager lost the IPMC (M7): a board being pulled
+		 * out goes on to M0, so ask again for a while before failing */
+		if (s == SMC_F_CHECK && op->kind == SMC_FENCE && op->shelf_mstate == 7 &&
+		    ev == SMC_FE_NO_ANSWER &&
+		    now_ns < op->start_ns + SMC_FENCE_ABSENT_GRACE_MS * AF_NS_PER_MS &&
+		    now_ns < op->deadline_ns)
+			ev = -1;
 		/* while waiting, a missed poll is not a verdict: the deadline is */
 		if (s != SMC_F_CHECK && s != SMC_F_UCHECK &&
 		    (ev < 0 || ev == SMC_FE_NO_ANSWER || ev == SMC_FE_UNSUPPORTED ||
@@ -435,6 +469,8 @@ void smc_fop_timer(struct smc_fop *op, uint64_t now_ns, struct smc_action *a)
 		finish(op, a);
 		return;
 	}
+	if (absent(op, a))
+		return;
 	if (now_ns >= op->deadline_ns) {
 		deadline(op, a);
 		return;

@@ -101,6 +101,7 @@ enum smc_fevent {
 	SMC_FE_POWERED_OFF,
 	SMC_FE_POWERED_ON,
 	SMC_FE_DEADLINE,
+	SMC_FE_ABSENT, /* the shelf manager reports the FRU not installed (M0) */
 	SMC_FE_COUNT
 };
 extern const struct af_fsm_def smc_fence_fsm;
@@ -122,6 +123,10 @@ struct smc_action {
 };
 
 #define SMC_FENCE_POLL_MS 50
+/* An IPMC that does not answer while the shelf manager reports M7 (lost):
+ * how long a fence waits for the shelf manager to report the board pulled
+ * out (M0: it reports M7 first), asking again, before it fails. */
+#define SMC_FENCE_ABSENT_GRACE_MS 2000
 
 struct smc_fop {
 	struct af_fsm fsm;
@@ -137,6 +142,9 @@ struct smc_fop {
 	char message[160];
 	char method[16]; /* "hot-swap", "chassis", "none" (already there) */
 	uint8_t last_cc;
+	/* the payload's M-state as the shelf manager itself reports it (not
+	 * read from the IPMC), -1 unknown; kept current by the caller */
+	int shelf_mstate;
 };
 
 /* Starts an operation (op->fsm instance names it in logs). */
@@ -150,6 +158,12 @@ void smc_fop_reply(struct smc_fop *op, int err, const uint8_t *rsp, size_t len, 
 void smc_fop_timer(struct smc_fop *op, uint64_t now_ns, struct smc_action *act);
 
 bool smc_fop_finished(const struct smc_fop *op);
+
+/* What the shelf manager reports of the payload now (its own hot-swap
+ * tracking): a fence of a board it reports not installed (M0, pulled
+ * out) is done without its IPMC, which is gone with it; the next reply or
+ * timer acts on it. */
+void smc_fop_shelf_state(struct smc_fop *op, int mstate);
 
 /* ---- OpenIPMI on qb_loop (smc_os.c) --------------------------------------- */
 

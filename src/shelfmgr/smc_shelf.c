@@ -168,6 +168,8 @@ static void set_state(struct smc *m, struct smc_blade *b, struct smc_fru_view *f
 		b->previous = b->mstate;
 		b->mstate = cur;
 		b->mstate_ns = af_mono_ns();
+		if (b->op_active)
+			smc_fop_shelf_state(&b->op, cur);
 	}
 	/* during discovery OpenIPMI replays what it finds: that is the
 	 * initial state, not a transition */
