@@ -9,6 +9,8 @@
 #include "af_common.h"
 #include "af_util.h"
 
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 /* ---- number/duration/size parsing: rejects ----------------------------- */
@@ -401,6 +403,33 @@ START_TEST(test_fd_usage)
 }
 END_TEST
 
+/* Every page of a resident allocation is in memory from the start
+ * (mincore), whatever its size; a product that overflows is refused. */
+START_TEST(test_calloc_resident)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t sizes[] = {1, 4096, 3u << 20}, len;
+	unsigned char *p, vec[1024];
+	uintptr_t start;
+
+	ck_assert_ptr_null(af_calloc_resident(SIZE_MAX / 2, 3));
+	ck_assert_ptr_null(af_calloc_resident(SIZE_MAX, SIZE_MAX));
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		p = af_calloc_resident(1, sizes[i]);
+		ck_assert_ptr_nonnull(p);
+		for (size_t k = 0; k < sizes[i]; k += 997)
+			ck_assert_uint_eq(p[k], 0);
+		start = (uintptr_t)p & ~(uintptr_t)(page - 1);
+		len = (uintptr_t)p + sizes[i] - start;
+		ck_assert_uint_le((len + (size_t)page - 1) / (size_t)page, sizeof(vec));
+		ck_assert_int_eq(mincore((void *)start, len, vec), 0);
+		for (size_t k = 0; k < (len + (size_t)page - 1) / (size_t)page; k++)
+			ck_assert_msg(vec[k] & 1, "size %zu: page %zu not resident", sizes[i], k);
+		free(p);
+	}
+}
+END_TEST
+
 static Suite *common_suite(void)
 {
 	Suite *s = suite_create("common");
@@ -416,6 +445,7 @@ static Suite *common_suite(void)
 	add_tcase(s, test_fault_format, 10);
 	add_tcase(s, test_log_levels_and_targets, 10);
 	add_tcase(s, test_fd_usage, 10);
+	add_tcase(s, test_calloc_resident, 10);
 	return s;
 }
 

@@ -15,6 +15,24 @@
 #include <time.h>
 #include <unistd.h>
 
+void *af_calloc_resident(size_t n, size_t size)
+{
+	volatile unsigned char *p = calloc(n, size);
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (p == NULL)
+		return NULL;
+	if (page <= 0)
+		page = 4096;
+	/* calloc() checked n * size; a write (of 0, which calloc() promised
+	 * anyway) makes each page private and resident */
+	for (size_t off = 0; off < n * size; off += (size_t)page)
+		p[off] = 0;
+	if (n * size > 0)
+		p[n * size - 1] = 0; /* the last page, which the stride may skip */
+	return (void *)p;
+}
+
 size_t af_strlcpy(char *dst, const char *src, size_t size)
 {
 	size_t len = strlen(src);

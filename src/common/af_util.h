@@ -20,6 +20,15 @@
  * callers can detect truncation (result >= size). */
 size_t af_strlcpy(char *dst, const char *src, size_t size);
 
+/* calloc() whose pages are resident from the start. For the fixed tables a
+ * daemon allocates once (rings of events, queues, fault slots): calloc()
+ * hands out untouched zero pages, which become resident one by one as a
+ * ring first goes round, hours later, so the daemon's memory seemed to
+ * grow for good (the soak's leak check saw it). Committed at start, its
+ * footprint is flat from the first minute, and a shortage shows at start,
+ * not in the middle of a recovery. NULL when out of memory. */
+void *af_calloc_resident(size_t n, size_t size);
+
 /* Decimal or 0x-prefixed hexadecimal; no sign, no trailing garbage. */
 int af_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

@@ -123,6 +123,9 @@ struct ftd_ctx {
 	struct ftd_fault_rec faults[FTD_FAULT_RING];
 	unsigned fault_head, fault_len;
 	unsigned ev_head, ev_len;
+	/* housekeeping: memory freed after a burst goes back to the system */
+	qb_loop_timer_handle trim_timer;
+	bool trim_timer_on;
 	char blackbox_path[AF_CFG_PATH_MAX + 32];
 	int pidfile_fd;
 	int ready_fd; /* daemon mode: pipe to the waiting parent, or -1 */

@@ -10,6 +10,7 @@
 #include "ftd.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -855,6 +856,49 @@ static int make_state_dir(const char *dir)
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+/* Every FTD_TRIM_MS the heap's free memory goes back to the system. A
+ * burst (a recovery plan, status queries, a shelf rescan) leaves freed
+ * chunks behind in glibc's arenas that only the next burst would reuse;
+ * a daemon that runs for months would keep its worst moment resident, and
+ * its memory would look like it creeps up (the soak saw it). The fixed
+ * tables are resident from the start (af_calloc_resident): what is left
+ * is what is in use. */
+#define FTD_TRIM_MS 60000
+
+static void trim_fire(void *data)
+{
+	struct ftd_ctx *ctx = data;
+	struct mallinfo2 before = mallinfo2(), after;
+
+	ctx->trim_timer_on = false;
+	malloc_trim(0);
+	after = mallinfo2();
+	af_debug("memory: %zu kB in use, %zu kB free in the heap (%zu kB before returning "
+	         "free pages to the system)",
+	         after.uordblks / 1024, after.fordblks / 1024, before.fordblks / 1024);
+	if (qb_loop_timer_add(ctx->loop, QB_LOOP_LOW, FTD_TRIM_MS * AF_NS_PER_MS, ctx, trim_fire,
+	                      &ctx->trim_timer) == 0)
+		ctx->trim_timer_on = true;
+}
+
+static void trim_start(struct ftd_ctx *ctx)
+{
+	if (ctx->loop == NULL || ctx->trim_timer_on)
+		return;
+	if (qb_loop_timer_add(ctx->loop, QB_LOOP_LOW, FTD_TRIM_MS * AF_NS_PER_MS, ctx, trim_fire,
+	                      &ctx->trim_timer) == 0)
+		ctx->trim_timer_on = true;
+	else
+		af_warn("cannot arm the memory housekeeping timer: freed memory stays in the heap");
+}
+
+static void trim_stop(struct ftd_ctx *ctx)
+{
+	if (ctx->trim_timer_on && ctx->loop != NULL)
+		qb_loop_timer_del(ctx->loop, ctx->trim_timer);
+	ctx->trim_timer_on = false;
+}
+
 int ftd_init(struct ftd_ctx *ctx)
 {
 	struct af_cfg_diag *diag;
@@ -911,6 +955,7 @@ int ftd_init(struct ftd_ctx *ctx)
 			return rc;
 		}
 	}
+	trim_start(ctx);
 	af_notice("atca-ftd %s started (config %s, %u blades, %u pairs, %u VMs)", af_version(),
 	          ctx->cfg->path, ctx->cfg->n_blades, ctx->cfg->n_pairs, ctx->cfg->n_vms);
 	return 0;
@@ -918,6 +963,7 @@ int ftd_init(struct ftd_ctx *ctx)
 
 void ftd_fini(struct ftd_ctx *ctx)
 {
+	trim_stop(ctx);
 	while (ctx->n_started > 0) {
 		ctx->n_started--;
 		ftd_modules[ctx->n_started].fini(ctx);

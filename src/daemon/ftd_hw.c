@@ -22,7 +22,7 @@
 
 int ftd_events_init(struct ftd_ctx *ctx)
 {
-	ctx->ev_ring = calloc(FTD_EVENT_RING, sizeof(*ctx->ev_ring));
+	ctx->ev_ring = af_calloc_resident(FTD_EVENT_RING, sizeof(*ctx->ev_ring));
 	return ctx->ev_ring ? 0 : -ENOMEM;
 }
 

@@ -1173,10 +1173,10 @@ static int alloc_tables(struct fm *m, const struct fm_params *p)
 	m->slot_mask = pow2_at_least(p->max_faults * 2) - 1;
 	m->n_sources = p->max_sources;
 	m->src_mask = pow2_at_least(p->max_sources * 2) - 1;
-	m->slots = calloc(m->n_slots, sizeof(*m->slots));
-	m->open = calloc(m->n_slots, sizeof(*m->open));
+	m->slots = af_calloc_resident(m->n_slots, sizeof(*m->slots));
+	m->open = af_calloc_resident(m->n_slots, sizeof(*m->open));
 	m->slot_heads = malloc((m->slot_mask + 1) * sizeof(uint32_t));
-	m->sources = calloc(m->n_sources, sizeof(*m->sources));
+	m->sources = af_calloc_resident(m->n_sources, sizeof(*m->sources));
 	m->src_heads = malloc((m->src_mask + 1) * sizeof(uint32_t));
 	if (!m->slots || !m->open || !m->slot_heads || !m->sources || !m->src_heads)
 		return -ENOMEM;
@@ -1200,7 +1200,7 @@ int fm_init_rules(struct fm **out, const struct af_config *cfg, struct fm_rules 
 		fm_rules_free(rules);
 		return -EINVAL;
 	}
-	m = calloc(1, sizeof(*m));
+	m = af_calloc_resident(1, sizeof(*m));
 	if (m == NULL) {
 		fm_rules_free(rules);
 		return -ENOMEM;

@@ -316,7 +316,7 @@ int ipd_init_with(struct ipd **out, const struct af_module_env *env,
 
 	if (out == NULL || env == NULL || env->cfg == NULL)
 		return -EINVAL;
-	m = calloc(1, sizeof(*m));
+	m = af_calloc_resident(1, sizeof(*m));
 	if (m == NULL)
 		return -ENOMEM;
 	m->env = *env;
@@ -334,7 +334,7 @@ int ipd_init_with(struct ipd **out, const struct af_module_env *env,
 		pthread_cond_init(&m->wake, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	m->queue = calloc(IPD_QUEUE_MAX, sizeof(*m->queue));
+	m->queue = af_calloc_resident(IPD_QUEUE_MAX, sizeof(*m->queue));
 	if (m->queue == NULL) {
 		rc = -ENOMEM;
 		goto fail;

@@ -801,7 +801,7 @@ static int open_journal(struct rcv *m)
 	char path[AF_CFG_PATH_MAX + 32];
 	int rc;
 
-	m->journal = calloc(1, sizeof(*m->journal));
+	m->journal = af_calloc_resident(1, sizeof(*m->journal));
 	if (m->journal == NULL)
 		return -ENOMEM;
 	snprintf(path, sizeof(path), "%s/recovery.journal", m->env.cfg->daemon.state_dir);
@@ -831,7 +831,7 @@ int rcv_init(struct rcv **out, const struct af_module_env *env)
 
 	if (out == NULL || env == NULL || env->cfg == NULL)
 		return -EINVAL;
-	m = calloc(1, sizeof(*m));
+	m = af_calloc_resident(1, sizeof(*m));
 	if (m == NULL)
 		return -ENOMEM;
 	m->env = *env;

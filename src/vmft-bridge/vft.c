@@ -734,7 +734,7 @@ int vft_init(struct vft **out, const struct af_module_env *env)
 
 	if (out == NULL || env == NULL || env->cfg == NULL)
 		return -EINVAL;
-	m = calloc(1, sizeof(*m));
+	m = af_calloc_resident(1, sizeof(*m));
 	if (m == NULL)
 		return -ENOMEM;
 	m->env = *env;

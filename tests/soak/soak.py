@@ -475,7 +475,9 @@ class Soak:
         return self.t.lab_cmd(*args, **kw)
 
     def setup(self):
-        os.environ["ATCA_FTD"] = self.t.ftd  # the power hooks restart it
+        # the power hooks restart it; $ATCA_FTD, when set, runs it through a
+        # wrapper (a heap profiler, say: README.md, Debugging a run)
+        os.environ.setdefault("ATCA_FTD", self.t.ftd)
         if os.path.exists(labmod.lab_dir(self.a.lab)):
             raise LabError("a lab named %s exists already (not this run's: left alone)"
                            % self.a.lab)
