@@ -1346,6 +1346,7 @@ struct eng_rig {
 	unsigned fences;
 	rcv_fence_done_fn pending_done;
 	void *pending_cookie;
+	bool hold; /* fences begin and are never confirmed */
 };
 
 static void rig_finish(void *data)
@@ -1373,7 +1374,12 @@ static int rig_fence(void *opaque, int blade, rcv_fence_done_fn done, void *cook
 
 	(void)blade;
 	g->fences++;
-	rig_later(g, done, cookie);
+	if (!g->hold) {
+		rig_later(g, done, cookie);
+	} else {
+		g->pending_done = done; /* the test confirms it, or never */
+		g->pending_cookie = cookie;
+	}
 	return 0;
 }
 
@@ -1524,7 +1530,8 @@ static const struct rcv_hooks eng_hooks = {.fence = rig_fence,
                                            .engine_order = rig_engine_order,
                                            .engine_state = rig_engine_state};
 
-static void eng_open(struct eng_fixture *fx, int vm_blade, const char *state)
+static void eng_open_vms(struct eng_fixture *fx, char *dir, int vm_blade, const char *state,
+                         bool with_rg1)
 {
 	char text[1024];
 	struct af_cfg_diag diag;
@@ -1532,15 +1539,16 @@ static void eng_open(struct eng_fixture *fx, int vm_blade, const char *state)
 	int n;
 
 	memset(fx, 0, sizeof(*fx));
-	fx->dir = make_temp_dir();
+	fx->dir = dir != NULL ? dir : make_temp_dir();
 	n = snprintf(text, sizeof(text),
 	             "daemon {\n state_dir: %s\n}\n"
 	             "shelf {\n credentials: /x\n manager {\n  address: 127.0.0.1\n }\n}\n"
 	             "blade {\n slot: 1\n host: b1\n libvirt_uri: test:///default\n}\n"
 	             "blade {\n slot: 2\n host: b2\n libvirt_uri: test:///default\n}\n"
 	             "blade {\n slot: 3\n host: b3\n libvirt_uri: test:///default\n}\n"
-	             "vm {\n name: fg1\n blade: %d\n protection: ft\n disk: /x.img\n}\n",
-	             fx->dir, vm_blade);
+	             "vm {\n name: fg1\n blade: %d\n protection: ft\n disk: /x.img\n}\n%s",
+	             fx->dir, vm_blade,
+	             with_rg1 ? "vm {\n name: rg1\n blade: 1\n protection: restart\n}\n" : "");
 	ck_assert_int_eq(af_init("check_recovery"), 0);
 	ck_assert_int_lt(n, (int)sizeof(text));
 	ck_assert_int_eq(af_cfg_parse_buffer("engine", text, (size_t)n,
@@ -1552,6 +1560,11 @@ static void eng_open(struct eng_fixture *fx, int vm_blade, const char *state)
 	env = (struct af_module_env){.loop = fx->g.loop, .cfg = fx->cfg};
 	ck_assert_int_eq(rcv_init(&fx->m, &env), 0);
 	ck_assert_int_eq(rcv_start(fx->m, 2, &eng_hooks, &fx->g), 0);
+}
+
+static void eng_open(struct eng_fixture *fx, char *dir, int vm_blade, const char *state)
+{
+	eng_open_vms(fx, dir, vm_blade, state, false);
 }
 
 /* The membership: these blades (a bit mask of slots) with their daemons. */
@@ -1591,13 +1604,20 @@ static bool eng_plan_says(struct eng_fixture *fx, const char *what, unsigned rou
 	return false;
 }
 
-static void eng_close(struct eng_fixture *fx)
+/* Stops the module as a daemon stops (its journal stays); returns the
+ * state directory, for eng_open again. */
+static char *eng_stop(struct eng_fixture *fx)
 {
 	rcv_fini(fx->m);
 	qb_loop_destroy(fx->g.loop);
 	af_cfg_free(fx->cfg);
-	remove_temp_dir(fx->dir);
 	af_fini();
+	return fx->dir;
+}
+
+static void eng_close(struct eng_fixture *fx)
+{
+	remove_temp_dir(eng_stop(fx));
 }
 
 #define B(n) (1u << (n))
@@ -1610,7 +1630,7 @@ START_TEST(test_engine_quorum_stop)
 {
 	struct eng_fixture fx;
 
-	eng_open(&fx, 2, "protected");
+	eng_open(&fx, NULL, 2, "protected");
 	eng_members(&fx, true, B(2) | B(3));
 	eng_spin(&fx, 25);
 	ck_assert_uint_eq(fx.g.n_orders, 0);
@@ -1648,7 +1668,7 @@ START_TEST(test_stale_minority_fence)
 	struct af_fault f =
 	        fault(AF_LAYER_HYPERVISOR, AF_SCOPE_BLADE, 1, NULL, AF_RC_FENCE_AND_FAILOVER);
 
-	eng_open(&fx, 1, "standby");
+	eng_open(&fx, NULL, 1, "standby");
 	eng_members(&fx, true, B(1) | B(2) | B(3));
 	eng_spin(&fx, 25);
 	/* blade 2 cut off: alone, no quorum; blade 1 "lost": a plan that
@@ -1675,6 +1695,130 @@ START_TEST(test_stale_minority_fence)
 }
 END_TEST
 
+/* A plan resumed from the journal acts on what an earlier run of the
+ * daemon saw. Its fence of another blade waits until this blade is
+ * quorate, then is refused if that blade is a healthy member (the soak: a
+ * blade cut off planned, 4 ms before it heard of its lost quorum, to fence
+ * its partner, was fenced itself, and after its repair its new daemon
+ * fenced the healthy partner that had carried on), and carried out if it
+ * is still gone (a daemon killed in the middle of a fence). */
+START_TEST(test_resumed_fence)
+{
+	struct af_fault f =
+	        fault(AF_LAYER_HARDWARE, AF_SCOPE_BLADE, 1, NULL, AF_RC_FENCE_AND_FAILOVER);
+
+	for (int back = 1; back >= 0; back--) {
+		struct eng_fixture fx;
+		char *dir;
+
+		eng_open(&fx, NULL, 1, "standby");
+		fx.g.hold = true;
+		eng_members(&fx, true, B(1) | B(2) | B(3));
+		eng_spin(&fx, 5);
+		rcv_fault_raised(fx.m, &f);
+		for (int i = 0; i < 25 && fx.g.fences == 0; i++)
+			eng_spin(&fx, 1);
+		ck_assert_uint_eq(fx.g.fences, 1); /* begun, never confirmed */
+		dir = eng_stop(&fx);
+
+		/* the daemon starts again: no membership known yet */
+		eng_open(&fx, dir, 1, "standby");
+		eng_spin(&fx, 25);
+		ck_assert_uint_eq(fx.g.fences, 0);
+		if (back) {
+			eng_members(&fx, true, B(1) | B(2) | B(3));
+			ck_assert(eng_plan_says(
+			        &fx,
+			        "not fenced: blade 1 is back, a healthy member (planned before",
+			        50));
+			ck_assert_uint_eq(fx.g.fences, 0);
+			ck_assert_uint_eq(fx.g.n_orders, 0);
+		} else {
+			eng_members(&fx, true, B(2) | B(3));
+			for (int i = 0; i < 50 && fx.g.n_orders == 0; i++)
+				eng_spin(&fx, 1);
+			ck_assert_uint_eq(fx.g.fences, 1);
+			ck_assert_uint_eq(fx.g.n_orders, 1);
+			ck_assert_str_eq(fx.g.orders[0], "promote fg1 force");
+		}
+		eng_close(&fx);
+	}
+}
+END_TEST
+
+/* The partner fences a blade and takes its VMs over at once: what the
+ * fenced blade reported before it went (fg1 running there) does not hold
+ * the takeover back, nor do the shelf manager's hot-swap events, which
+ * may come after the IPMC's own sensor confirmed M1 (the soak: "refused:
+ * blade 2 still reports rg1 running" 50 ms after the fence, rg1 left
+ * down). */
+START_TEST(test_fenced_reports_stale)
+{
+	struct eng_fixture fx;
+	struct af_fault f =
+	        fault(AF_LAYER_HARDWARE, AF_SCOPE_BLADE, 1, NULL, AF_RC_FENCE_AND_FAILOVER);
+	static struct rcv_msg msg;
+	struct af_event ev;
+	json_object *v;
+	char buf[8192];
+	bool ended = false;
+	int n;
+
+	eng_open_vms(&fx, NULL, 1, "standby", true);
+	eng_members(&fx, true, B(1) | B(2) | B(3));
+	memset(&msg, 0, sizeof(msg));
+	msg.type = RCV_MSG_STATE;
+	msg.sender = 1;
+	msg.seq = 1;
+	msg.u.state.libvirt_up = true;
+	msg.u.state.n_vms = 2;
+	af_strlcpy(msg.u.state.vms[0].name, "fg1", sizeof(msg.u.state.vms[0].name));
+	af_strlcpy(msg.u.state.vms[0].state, "running", sizeof(msg.u.state.vms[0].state));
+	af_strlcpy(msg.u.state.vms[1].name, "rg1", sizeof(msg.u.state.vms[1].name));
+	af_strlcpy(msg.u.state.vms[1].state, "running", sizeof(msg.u.state.vms[1].state));
+	n = rcv_msg_encode(&msg, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	rcv_deliver(fx.m, 1, buf, (size_t)n);
+	eng_spin(&fx, 5);
+	v = rcv_vms_json(fx.m);
+	ck_assert_ptr_nonnull(strstr(json_object_to_json_string(v), "\"running_on\": 1"));
+	json_object_put(v);
+
+	/* fence blade 1, promote fg1, start rg1; the promotion takes a while */
+	fx.g.hold = true;
+	rcv_fault_raised(fx.m, &f);
+	for (int i = 0; i < 50 && fx.g.fences == 0; i++)
+		eng_spin(&fx, 1);
+	ck_assert_uint_eq(fx.g.fences, 1);
+	ck_assert_ptr_nonnull(fx.g.pending_done);
+	fx.g.pending_done(fx.g.pending_cookie, 0, "M1 confirmed by the hot-swap sensor");
+	for (int i = 0; i < 50 && fx.g.n_orders == 0; i++)
+		eng_spin(&fx, 1);
+	ck_assert_uint_eq(fx.g.n_orders, 1);
+	ck_assert_str_eq(fx.g.orders[0], "promote fg1 force");
+	/* meanwhile the shelf manager's events of the deactivation arrive,
+	 * after the IPMC's sensor confirmed M1 */
+	af_event_init(&ev, AF_SRC_SHELF, AF_EV_HOTSWAP, 1, "payload");
+	af_event_set(&ev, "from", "M5");
+	af_event_set(&ev, "to", "M6");
+	rcv_event(fx.m, &ev);
+	for (int i = 0; i < 100 && !ended; i++) {
+		json_object *plans;
+		const char *text;
+
+		eng_spin(&fx, 1);
+		plans = rcv_plans_json(fx.m, 8);
+		text = json_object_to_json_string(plans);
+		ck_assert_msg(strstr(text, "still reports") == NULL, "%s", text);
+		ended = strstr(text, "start-vm") != NULL &&
+		        (strstr(text, "\"done\"") != NULL || strstr(text, "\"failed\"") != NULL) &&
+		        strstr(text, "\"running\"") == NULL;
+		json_object_put(plans);
+	}
+	eng_close(&fx);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("recovery");
@@ -1693,6 +1837,8 @@ int main(void)
 	add_tcase(s, test_pair_fsm, 10);
 	add_tcase(s, test_engine_quorum_stop, 10);
 	add_tcase(s, test_stale_minority_fence, 10);
+	add_tcase(s, test_resumed_fence, 20);
+	add_tcase(s, test_fenced_reports_stale, 10);
 	add_tcase(s, test_module_plans_dry_run, 10);
 	add_tcase(s, test_module_cluster_view, 10);
 	add_tcase(s, test_plan_switchover, 10);

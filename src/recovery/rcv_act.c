@@ -108,12 +108,29 @@ static const char *domain_of(const struct rcv *m, const char *vm)
 }
 
 /* Another live blade says vm runs there: starting it here would make two. */
-static int running_elsewhere(const struct rcv *m, const char *vm, int here)
+/* Whether r fenced blade b itself, in this process: its payload is
+ * confirmed off, whatever the shelf manager's hot-swap events say yet
+ * (they can lag behind the IPMC's own sensor, or arrive again from the
+ * other manager's SEL) and whatever b reported before it went. A fence
+ * done before a restart is not counted: the blade may be back since. */
+static bool fenced_by(const struct rcv_run *r, int b)
+{
+	for (unsigned k = 0; k < r->plan.n_steps; k++) {
+		if (r->plan.steps[k].kind == RCV_STEP_FENCE && r->plan.steps[k].blade == b &&
+		    r->st[k] == RCV_ST_DONE && r->t_start[k] != 0)
+			return true;
+	}
+	return false;
+}
+
+/* The blade that still reports vm running, other than here and than a
+ * blade known off; 0 if none. */
+static int running_elsewhere(const struct rcv *m, const struct rcv_run *r, const char *vm, int here)
 {
 	int i = rcv_vm_index(m, vm);
 	int on = i >= 0 ? m->vms[i].running_on : 0;
 
-	if (on == 0 || on == here || m->off[on])
+	if (on == 0 || on == here || m->off[on] || fenced_by(r, on))
 		return 0;
 	return on;
 }
@@ -155,7 +172,7 @@ static int act_engine(struct rcv *m, const struct rcv_run *r, unsigned i, enum r
 		return 0;
 	}
 	if (kind != RCV_STEP_STOP_VM && kind != RCV_STEP_RELEASE) {
-		other = running_elsewhere(m, s->vm, s->blade);
+		other = running_elsewhere(m, r, s->vm, s->blade);
 		if (other != 0) {
 			snprintf(msg, sizeof(msg), "refused: blade %d still reports %s running",
 			         other, s->vm);
@@ -273,26 +290,44 @@ static void maybe_started(struct rcv *m, const struct rcv_run *r, unsigned i)
  *   plan from its journal after its repair. Fencing it then would kill a
  *   healthy blade and whatever runs there, the VMs it took over included;
  *   the members that see a fault of it plan their own fence;
- * - a plan resumed from the journal (steps done before this process
- *   started) or made without quorum that would fence this very blade: it
- *   runs, so it was restarted or repaired since, or it is back in the
- *   quorate membership whose other members see and plan for a fault that
- *   persists (a blade cut off with a fault of its own planned its own
- *   fence, waited for quorum, was fenced by its partner meanwhile, and
- *   after its repair resumed that plan and fenced itself again). */
-static bool stale_fence(const struct rcv *m, const struct rcv_run *r, unsigned i, int blade)
-{
-	bool minority = false, resumed = false;
+ * - a plan resumed from the journal acts on what an earlier run of this
+ *   daemon saw, possibly minutes ago: its quorum may have been gone a
+ *   moment later (the soak: a blade cut off planned, 4 ms before it heard
+ *   of its lost quorum, to fence its partner; its own partner fenced it;
+ *   after its repair its new daemon resumed the plan and fenced the healthy
+ *   partner that had carried on). It fences another blade only once it is
+ *   quorate and that blade is not a healthy member (FENCE_WAIT until then:
+ *   the step is tried again within its timeout); the blade a daemon that
+ *   was killed mid-fence was fencing is not in the membership;
+ * - a plan resumed from the journal or made without quorum that would
+ *   fence this very blade: it runs, so it was restarted or repaired since,
+ *   or it is back in the quorate membership whose other members see and
+ *   plan for a fault that persists (a blade cut off with a fault of its own
+ *   planned its own fence, waited for quorum, was fenced by its partner
+ *   meanwhile, and after its repair resumed that plan and fenced itself
+ *   again). */
+enum fence_verdict { FENCE_GO = 0, FENCE_STALE, FENCE_WAIT };
 
-	for (unsigned k = 0; k < r->plan.n_steps; k++) {
+static enum fence_verdict fence_verdict(const struct rcv *m, const struct rcv_run *r, int blade)
+{
+	bool minority = false, healthy_member;
+
+	for (unsigned k = 0; k < r->plan.n_steps; k++)
 		minority |= r->plan.steps[k].kind == RCV_STEP_WAIT_QUORUM;
-		resumed |= k < i && r->st[k] == RCV_ST_DONE && r->t_start[k] == 0;
-	}
 	if (blade <= 0 || blade > AF_MAX_BLADES)
-		return false;
-	if ((resumed || minority) && blade == m->local)
-		return true;
-	return minority && m->node[blade] && !m->off[blade] && m->faulty[blade] == 0;
+		return FENCE_GO;
+	if ((r->from_journal || minority) && blade == m->local)
+		return FENCE_STALE;
+	healthy_member = m->node[blade] && !m->off[blade] && m->faulty[blade] == 0;
+	if (minority && healthy_member)
+		return FENCE_STALE;
+	if (r->from_journal) {
+		if (!m->quorate)
+			return FENCE_WAIT;
+		if (healthy_member)
+			return FENCE_STALE;
+	}
+	return FENCE_GO;
 }
 
 static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_kind kind)
@@ -316,7 +351,11 @@ static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_
 		return 0;
 	}
 	if (kind == RCV_STEP_FENCE) {
-		if (stale_fence(m, r, i, s->blade)) {
+		enum fence_verdict v = fence_verdict(m, r, s->blade);
+
+		if (v == FENCE_WAIT)
+			return -EAGAIN; /* a resumed plan: not before this blade is quorate */
+		if (v == FENCE_STALE) {
 			char msg[96];
 
 			if (s->blade == m->local)
@@ -326,10 +365,12 @@ static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_
 				        "before its restart)",
 				        s->blade);
 			else
-				snprintf(msg, sizeof(msg),
-				         "not fenced: blade %d is back, a healthy member (planned "
-				         "without quorum)",
-				         s->blade);
+				snprintf(
+				        msg, sizeof(msg),
+				        "not fenced: blade %d is back, a healthy member (planned %s)",
+				        s->blade,
+				        r->from_journal ? "before this daemon's restart"
+				                        : "without quorum");
 			rcv_exec_step_done(&m->exec, r->id, i, -ESTALE, msg, af_mono_ns());
 			return 0;
 		}
@@ -361,7 +402,7 @@ static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_
 		return 0;
 	}
 	if (kind == RCV_STEP_START_VM || kind == RCV_STEP_PROMOTE) {
-		other = running_elsewhere(m, s->vm, s->blade);
+		other = running_elsewhere(m, r, s->vm, s->blade);
 		if (other != 0) {
 			char msg[96];
 

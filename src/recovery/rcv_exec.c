@@ -232,7 +232,7 @@ int rcv_exec_init(struct rcv_exec *x, const struct rcv_exec_ops *ops, void *opaq
 		r->plan = jp->plan;
 		memcpy(r->st, jp->state, sizeof(r->st));
 		r->started_ns = now_ns;
-		r->resumed = true;
+		r->resumed = r->from_journal = true;
 		r->state = RCV_RUN_RUNNING;
 		/* a step that was begun may or may not have acted: every action
 		 * is idempotent (a running VM is not started twice, a stopped one

@@ -53,8 +53,9 @@ struct rcv_run {
 	char msg[RCV_MAX_STEPS][96];     /* what the action said */
 	uint64_t deadline_ns;            /* of the current step (or of the quorum wait) */
 	uint64_t started_ns, ended_ns;
-	bool resumed;   /* replayed from the journal */
-	bool escalated; /* the current stop-vm failed: fencing instead */
+	bool resumed;      /* replayed from the journal, not advanced yet */
+	bool from_journal; /* made by an earlier run of the daemon */
+	bool escalated;    /* the current stop-vm failed: fencing instead */
 };
 
 struct rcv_exec;
