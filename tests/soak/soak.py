@@ -91,7 +91,7 @@ TREND_KB = 1024        # heap growth in the second half of a daemon's life
 INVARIANTS = ["single-copy", "availability", "counter", "udp-sequence", "journal", "healed",
               "leaks"]
 
-PROFILES = {"short": dict(duration=100.0), "long": dict(duration=2700.0)}
+PROFILES = {"short": dict(duration=100.0), "long": dict(duration=7200.0)}
 
 RUNNING_STATES = ("booting", "syncing", "protected", "unprotected")
 LINGER = ("temp-nc", "volt-nc", "picmg", "shmc")  # may stay open to a later step
