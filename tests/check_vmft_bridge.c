@@ -480,7 +480,7 @@ static bool respawned_within(struct vft *m, qb_loop_t *loop, const char *marker,
 static bool respawn_phase(const char *events, int ms)
 {
 	struct fake f = {.events = events, .hangup = true};
-	char engine[256], marker[256], script[600];
+	char engine[256], marker[256], script[1024];
 	struct af_config *cfg;
 	struct af_module_env env = {0};
 	struct vft *m = NULL;
@@ -491,7 +491,9 @@ static bool respawn_phase(const char *events, int ms)
 	/* the "engine" only says how it was started */
 	snprintf(engine, sizeof(engine), "%s/engine.sh", f.dir);
 	snprintf(marker, sizeof(marker), "%s/started", f.dir);
-	snprintf(script, sizeof(script), "#!/bin/sh\necho \"$@\" > %s\n", marker);
+	/* written aside and renamed: the test never reads it half written */
+	snprintf(script, sizeof(script), "#!/bin/sh\necho \"$@\" > %s.tmp && mv %s.tmp %s\n",
+	         marker, marker, marker);
 	write_file(engine, script, 0700);
 	cfg = bridge_config_engine(f.dir, engine);
 	env = (struct af_module_env){.loop = loop, .cfg = cfg};
@@ -547,7 +549,7 @@ static void unlock_pidfile(void *data)
 START_TEST(test_order_start)
 {
 	struct fake f = {.events = "", .quits = true};
-	char engine[256], marker[256], script[600], pidfile[256];
+	char engine[256], marker[256], script[1024], pidfile[256];
 	struct af_config *cfg;
 	struct af_module_env env = {0};
 	struct unlock_at u;
@@ -561,7 +563,9 @@ START_TEST(test_order_start)
 	fake_start(&f);
 	snprintf(engine, sizeof(engine), "%s/engine.sh", f.dir);
 	snprintf(marker, sizeof(marker), "%s/started", f.dir);
-	snprintf(script, sizeof(script), "#!/bin/sh\necho \"$@\" > %s\n", marker);
+	/* written aside and renamed: the test never reads it half written */
+	snprintf(script, sizeof(script), "#!/bin/sh\necho \"$@\" > %s.tmp && mv %s.tmp %s\n",
+	         marker, marker, marker);
 	write_file(engine, script, 0700);
 	/* the old engine's pidfile, still locked for 300 ms after its exit */
 	snprintf(pidfile, sizeof(pidfile), "%s/fg1/engine.pid", f.dir);

@@ -1153,8 +1153,12 @@ def crash_point_tests(first, stats):
             # The sender ships while the next epoch is captured: the epoch
             # after it may have been captured before QEMU died, and is
             # shipped too.
+            # A QEMU dead mid-transfer: under load its engine may see the
+            # QMP socket close and quit before the send is through (seen
+            # once in CI): incremental n is then lost like an engine's,
+            # nothing released of it.
             want = {("pause", "engine"): [n], ("pause", "qemu"): [n],
-                    ("transfer", "engine"): [n], ("transfer", "qemu"): [n + 1, n + 2],
+                    ("transfer", "engine"): [n], ("transfer", "qemu"): [n, n + 1, n + 2],
                     ("commit", "engine"): [n, n + 1],
                     ("commit", "qemu"): [n + 1, n + 2]}[(point, who)]
             # ... counted from the session's full copy: a session that
