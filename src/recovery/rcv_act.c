@@ -291,14 +291,14 @@ static void maybe_started(struct rcv *m, const struct rcv_run *r, unsigned i)
  *   healthy blade and whatever runs there, the VMs it took over included;
  *   the members that see a fault of it plan their own fence;
  * - a plan resumed from the journal acts on what an earlier run of this
- *   daemon saw, possibly minutes ago: its quorum may have been gone a
- *   moment later (the soak: a blade cut off planned, 4 ms before it heard
- *   of its lost quorum, to fence its partner; its own partner fenced it;
- *   after its repair its new daemon resumed the plan and fenced the healthy
- *   partner that had carried on). It fences another blade only once it is
- *   quorate and that blade is not a healthy member (FENCE_WAIT until then:
- *   the step is tried again within its timeout); the blade a daemon that
- *   was killed mid-fence was fencing is not in the membership;
+ *   daemon saw. It cannot tell a healthy member from one with a fault its
+ *   new failure model has not seen again (a fatal CPU error whose SEL
+ *   record the old run consumed): a daemon killed mid-fence must finish
+ *   that fence. So a partner that carried on meanwhile is still fenced
+ *   (the soak: a blade cut off planned, 4 ms before it heard of its lost
+ *   quorum, to fence its partner, was fenced itself, and after its repair
+ *   fenced the healthy partner): a known gap until plans carry their
+ *   evidence;
  * - a plan resumed from the journal or made without quorum that would
  *   fence this very blade: it runs, so it was restarted or repaired since,
  *   or it is back in the quorate membership whose other members see and
@@ -306,7 +306,7 @@ static void maybe_started(struct rcv *m, const struct rcv_run *r, unsigned i)
  *   planned its own fence, waited for quorum, was fenced by its partner
  *   meanwhile, and after its repair resumed that plan and fenced itself
  *   again). */
-enum fence_verdict { FENCE_GO = 0, FENCE_STALE, FENCE_WAIT };
+enum fence_verdict { FENCE_GO = 0, FENCE_STALE };
 
 static enum fence_verdict fence_verdict(const struct rcv *m, const struct rcv_run *r, int blade)
 {
@@ -321,12 +321,6 @@ static enum fence_verdict fence_verdict(const struct rcv *m, const struct rcv_ru
 	healthy_member = m->node[blade] && !m->off[blade] && m->faulty[blade] == 0;
 	if (minority && healthy_member)
 		return FENCE_STALE;
-	if (r->from_journal) {
-		if (!m->quorate)
-			return FENCE_WAIT;
-		if (healthy_member)
-			return FENCE_STALE;
-	}
 	return FENCE_GO;
 }
 
@@ -353,8 +347,6 @@ static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_
 	if (kind == RCV_STEP_FENCE) {
 		enum fence_verdict v = fence_verdict(m, r, s->blade);
 
-		if (v == FENCE_WAIT)
-			return -EAGAIN; /* a resumed plan: not before this blade is quorate */
 		if (v == FENCE_STALE) {
 			char msg[96];
 
