@@ -306,22 +306,20 @@ static void maybe_started(struct rcv *m, const struct rcv_run *r, unsigned i)
  *   planned its own fence, waited for quorum, was fenced by its partner
  *   meanwhile, and after its repair resumed that plan and fenced itself
  *   again). */
-enum fence_verdict { FENCE_GO = 0, FENCE_STALE };
-
-static enum fence_verdict fence_verdict(const struct rcv *m, const struct rcv_run *r, int blade)
+static bool stale_fence(const struct rcv *m, const struct rcv_run *r, int blade)
 {
 	bool minority = false, healthy_member;
 
 	for (unsigned k = 0; k < r->plan.n_steps; k++)
 		minority |= r->plan.steps[k].kind == RCV_STEP_WAIT_QUORUM;
 	if (blade <= 0 || blade > AF_MAX_BLADES)
-		return FENCE_GO;
+		return false;
 	if ((r->from_journal || minority) && blade == m->local)
-		return FENCE_STALE;
+		return true;
 	healthy_member = m->node[blade] && !m->off[blade] && m->faulty[blade] == 0;
 	if (minority && healthy_member)
-		return FENCE_STALE;
-	return FENCE_GO;
+		return true;
+	return false;
 }
 
 static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_kind kind)
@@ -345,9 +343,7 @@ static int act(void *opaque, const struct rcv_run *r, unsigned i, enum rcv_step_
 		return 0;
 	}
 	if (kind == RCV_STEP_FENCE) {
-		enum fence_verdict v = fence_verdict(m, r, s->blade);
-
-		if (v == FENCE_STALE) {
+		if (stale_fence(m, r, s->blade)) {
 			char msg[96];
 
 			if (s->blade == m->local)
