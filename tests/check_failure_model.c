@@ -34,6 +34,7 @@ struct seen {
 		enum af_severity sev;
 		enum af_recovery_class rc;
 		unsigned n_causes;
+		bool membership_only;
 	} r[MAX_SEEN];
 	char last_ignored[160];
 };
@@ -49,6 +50,7 @@ static void on_fault(void *opaque, const struct fm_report *r)
 	s->r[s->n].id = r->fault->id;
 	s->r[s->n].merged_into = r->merged_into;
 	s->r[s->n].t = r->now_ns / AF_NS_PER_MS;
+	s->r[s->n].membership_only = r->fault->membership_only;
 	af_strlcpy(s->r[s->n].rule, r->fault->rule, sizeof(s->r[s->n].rule));
 	s->r[s->n].layer = r->fault->layer;
 	s->r[s->n].sev = r->fault->severity;
@@ -552,6 +554,7 @@ START_TEST(test_holds_and_ticks)
 	ck_assert_str_eq(s.r[0].rule, "host-lost");
 	ck_assert_uint_eq(s.r[0].t, 1300); /* at its time, not at the tick's */
 	ck_assert_int_eq(s.r[0].layer, AF_LAYER_HYPERVISOR);
+	ck_assert(s.r[0].membership_only); /* its only evidence: the node left */
 	ck_assert_uint_eq(fm_next_deadline(m), 0);
 
 	/* M7 inside the hold of blade 3: one hardware fault */
@@ -563,6 +566,7 @@ START_TEST(test_holds_and_ticks)
 	ck_assert_uint_eq(s.n, 2);
 	ck_assert_str_eq(s.r[1].rule, "hs-lost");
 	ck_assert_uint_eq(s.r[1].n_causes, 2);
+	ck_assert(!s.r[1].membership_only); /* the shelf manager's word too */
 
 	/* node.join within the hold of blade 4: nothing at all */
 	ev = mk(10000, AF_SRC_CLUSTER, AF_EV_NODE_LEAVE, 4, "node");

@@ -241,6 +241,13 @@ START_TEST(test_plan_migrate_and_notify)
 	f = fault(AF_LAYER_HARDWARE, AF_SCOPE_SHELF, 0, NULL, AF_RC_FENCE_AND_FAILOVER);
 	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
 	ck_assert_str_eq(steps(&p), "notify:0");
+	/* the plan keeps what the fault was raised on */
+	for (int mo = 0; mo <= 1; mo++) {
+		f = fault(AF_LAYER_HYPERVISOR, AF_SCOPE_BLADE, 3, NULL, AF_RC_FENCE_AND_FAILOVER);
+		f.membership_only = mo;
+		ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+		ck_assert_int_eq(p.membership_only, mo);
+	}
 	af_cfg_free(cfg);
 }
 END_TEST
@@ -427,6 +434,59 @@ START_TEST(test_journal_seq_bounds)
 	rcv_journal_close(j);
 	free(j);
 	jcleanup();
+}
+END_TEST
+
+/* A plan keeps what its fault was raised on: a daemon that resumes it
+ * checks evidence that was only the membership again. A journal written
+ * before plans carried it replays as events (not questioned); a value it
+ * does not know is damage. */
+START_TEST(test_journal_evidence)
+{
+	struct rcv_journal *j = calloc(1, sizeof(*j));
+	struct rcv_plan p;
+	char path[128];
+	static const char *const recs[] = {
+	        "rcvj1 1 plan id=5 fault=7 class=failover owner=4 steps=promote:4:vm1:5000:fence",
+	        "rcvj1 2 plan id=6 fault=8 class=failover owner=4 evidence=membership "
+	        "steps=promote:4:vm1:5000:fence",
+	        "rcvj1 3 plan id=7 fault=9 class=failover owner=4 evidence=events "
+	        "steps=promote:4:vm1:5000:fence",
+	        "rcvj1 4 plan id=8 fault=10 class=failover owner=4 evidence=rumour "
+	        "steps=promote:4:vm1:5000:fence",
+	        "rcvj1 5 plan id=9 fault=11 class=failover owner=4 evidence= "
+	        "steps=promote:4:vm1:5000:fence",
+	};
+
+	jpath(path, sizeof(path));
+	jwrite(path, recs, 5);
+	ck_assert_int_eq(rcv_journal_open(j, path), 0);
+	ck_assert_uint_eq(j->bad_lines, 2);
+	ck_assert_uint_eq(j->n_plans, 3);
+	ck_assert(!j->plans[0].plan.membership_only);
+	ck_assert(j->plans[1].plan.membership_only);
+	ck_assert(!j->plans[2].plan.membership_only);
+	rcv_journal_close(j);
+	jcleanup();
+
+	/* written and replayed */
+	for (int mo = 0; mo <= 1; mo++) {
+		a_plan(&p);
+		p.membership_only = mo;
+		memset(j, 0, sizeof(*j));
+		jpath(path, sizeof(path));
+		ck_assert_int_eq(rcv_journal_open(j, path), 0);
+		ck_assert_int_eq(rcv_journal_plan(j, 1, &p), 0);
+		rcv_journal_close(j);
+		memset(j, 0, sizeof(*j));
+		ck_assert_int_eq(rcv_journal_open(j, path), 0);
+		ck_assert_uint_eq(j->bad_lines, 0);
+		ck_assert_uint_eq(j->n_plans, 1);
+		ck_assert_int_eq(j->plans[0].plan.membership_only, mo);
+		rcv_journal_close(j);
+		jcleanup();
+	}
+	free(j);
 }
 END_TEST
 
@@ -1695,27 +1755,75 @@ START_TEST(test_stale_minority_fence)
 }
 END_TEST
 
+/* Blade 2's daemon plans to fence blade 1 for f and take fg1 over, begins
+ * the fence (never confirmed) and is killed; it starts again, alone and
+ * not quorate yet. */
+static void resumed_fence_restart(struct eng_fixture *fx, const struct af_fault *f)
+{
+	char *dir;
+
+	eng_open(fx, NULL, 1, "standby");
+	fx->g.hold = true;
+	eng_members(fx, true, B(1) | B(2) | B(3));
+	eng_spin(fx, 5);
+	rcv_fault_raised(fx->m, f);
+	for (int i = 0; i < 25 && fx->g.fences == 0; i++)
+		eng_spin(fx, 1);
+	ck_assert_uint_eq(fx->g.fences, 1); /* begun, never confirmed */
+	dir = eng_stop(fx);
+	eng_open(fx, dir, 1, "standby");
+}
+
 /* A plan resumed from the journal (a daemon killed in the middle of a
- * fence) finishes its fence. */
+ * fence) finishes its fence when its evidence was a record of the blade
+ * (recovery.sh: a fatal CPU error, whose SEL record the old run consumed):
+ * the blade may well be a member still. */
 START_TEST(test_resumed_fence)
 {
 	struct af_fault f =
 	        fault(AF_LAYER_HARDWARE, AF_SCOPE_BLADE, 1, NULL, AF_RC_FENCE_AND_FAILOVER);
 	struct eng_fixture fx;
-	char *dir;
 
-	eng_open(&fx, NULL, 1, "standby");
-	fx.g.hold = true;
+	for (int member = 0; member <= 1; member++) {
+		resumed_fence_restart(&fx, &f);
+		eng_members(&fx, true, (member ? B(1) : 0) | B(2) | B(3));
+		for (int i = 0; i < 50 && fx.g.n_orders == 0; i++)
+			eng_spin(&fx, 1);
+		ck_assert_uint_eq(fx.g.fences, 1);
+		ck_assert_uint_eq(fx.g.n_orders, 1);
+		ck_assert_str_eq(fx.g.orders[0], "promote fg1 force");
+		eng_close(&fx);
+	}
+}
+END_TEST
+
+/* A resumed plan whose only evidence was blade 1 leaving the membership
+ * waits for quorum, then checks it again (the soak, step 275: blade 2, cut
+ * off, planned to fence its partner just before it heard that its quorum
+ * was gone; fenced itself and repaired, its new daemon fenced the healthy
+ * partner that had taken the VMs over meanwhile). */
+START_TEST(test_resumed_fence_membership)
+{
+	struct af_fault f =
+	        fault(AF_LAYER_HYPERVISOR, AF_SCOPE_BLADE, 1, NULL, AF_RC_FENCE_AND_FAILOVER);
+	struct eng_fixture fx;
+
+	f.membership_only = true;
+	/* blade 1 carried on: a healthy member once quorum is there */
+	resumed_fence_restart(&fx, &f);
+	eng_spin(&fx, 10);
+	ck_assert_uint_eq(fx.g.fences, 0); /* no membership known yet: it waits */
+	ck_assert(eng_plan_says(&fx, "waiting", 1));
 	eng_members(&fx, true, B(1) | B(2) | B(3));
-	eng_spin(&fx, 5);
-	rcv_fault_raised(fx.m, &f);
-	for (int i = 0; i < 25 && fx.g.fences == 0; i++)
-		eng_spin(&fx, 1);
-	ck_assert_uint_eq(fx.g.fences, 1); /* begun, never confirmed */
-	dir = eng_stop(&fx);
+	ck_assert(eng_plan_says(&fx, "not fenced: blade 1 is back", 50));
+	ck_assert_uint_eq(fx.g.fences, 0);
+	ck_assert_uint_eq(fx.g.n_orders, 0);
+	eng_close(&fx);
 
-	/* the daemon starts again */
-	eng_open(&fx, dir, 1, "standby");
+	/* blade 1 is still gone: the evidence holds, the fence goes on */
+	resumed_fence_restart(&fx, &f);
+	eng_spin(&fx, 5);
+	ck_assert_uint_eq(fx.g.fences, 0);
 	eng_members(&fx, true, B(2) | B(3));
 	for (int i = 0; i < 50 && fx.g.n_orders == 0; i++)
 		eng_spin(&fx, 1);
@@ -1799,6 +1907,69 @@ START_TEST(test_fenced_reports_stale)
 }
 END_TEST
 
+static void hotswap(struct eng_fixture *fx, int blade, const char *from, const char *to)
+{
+	struct af_event ev;
+
+	af_event_init(&ev, AF_SRC_SHELF, AF_EV_HOTSWAP, blade, "payload");
+	af_event_set(&ev, "from", "%s", from);
+	af_event_set(&ev, "to", "%s", to);
+	rcv_event(fx->m, &ev);
+}
+
+static bool fg1_on(struct eng_fixture *fx, const char *where)
+{
+	json_object *v = rcv_vms_json(fx->m);
+	bool yes = strstr(json_object_to_json_string(v), where) != NULL;
+
+	json_object_put(v);
+	return yes;
+}
+
+/* The shelf manager's events of a deactivation (M4->M5->M6) can come after
+ * the IPMC's own sensor confirmed M1: news older than what is known. They
+ * do not mark the blade on again, which made every daemon see the fenced
+ * blade's last report (the VM running there) beside the copy that took
+ * over: "TWO COPIES" in the soak's logs. An activation (M1->M2) does. */
+START_TEST(test_late_deactivation)
+{
+	struct eng_fixture fx;
+	static struct rcv_msg msg;
+	char buf[8192];
+	int n;
+
+	eng_open(&fx, NULL, 1, "standby");
+	eng_members(&fx, true, B(1) | B(2) | B(3));
+	memset(&msg, 0, sizeof(msg));
+	msg.type = RCV_MSG_STATE;
+	msg.sender = 1;
+	msg.seq = 1;
+	msg.u.state.libvirt_up = true;
+	msg.u.state.n_vms = 1;
+	af_strlcpy(msg.u.state.vms[0].name, "fg1", sizeof(msg.u.state.vms[0].name));
+	af_strlcpy(msg.u.state.vms[0].state, "running", sizeof(msg.u.state.vms[0].state));
+	n = rcv_msg_encode(&msg, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	rcv_deliver(fx.m, 1, buf, (size_t)n);
+	eng_spin(&fx, 5);
+	ck_assert(fg1_on(&fx, "\"running_on\": 1"));
+	hotswap(&fx, 1, "M4", "M1"); /* the fence, confirmed by the IPMC */
+	ck_assert(!fg1_on(&fx, "\"running_on\": 1"));
+	hotswap(&fx, 1, "M4", "M5"); /* the shelf manager's, late */
+	hotswap(&fx, 1, "M5", "M6");
+	ck_assert(!fg1_on(&fx, "\"running_on\": 1"));
+	hotswap(&fx, 1, "M6", "M1");
+	ck_assert(!fg1_on(&fx, "\"running_on\": 1"));
+	hotswap(&fx, 1, "M1", "M2"); /* unfenced: on again */
+	ck_assert(fg1_on(&fx, "\"running_on\": 1"));
+	/* a blade on goes through M5 and M6 to off as ever */
+	hotswap(&fx, 1, "M4", "M6");
+	hotswap(&fx, 1, "M6", "M1");
+	ck_assert(!fg1_on(&fx, "\"running_on\": 1"));
+	eng_close(&fx);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("recovery");
@@ -1809,6 +1980,7 @@ int main(void)
 	add_tcase(s, test_plan_restart_then_move, 10);
 	add_tcase(s, test_plan_migrate_and_notify, 10);
 	add_tcase(s, test_journal_replay, 10);
+	add_tcase(s, test_journal_evidence, 10);
 	add_tcase(s, test_journal_seq_bounds, 10);
 	add_tcase(s, test_journal_append_failures, 10);
 	add_tcase(s, test_journal_compaction_failures, 10);
@@ -1818,7 +1990,9 @@ int main(void)
 	add_tcase(s, test_engine_quorum_stop, 10);
 	add_tcase(s, test_stale_minority_fence, 10);
 	add_tcase(s, test_resumed_fence, 20);
+	add_tcase(s, test_resumed_fence_membership, 20);
 	add_tcase(s, test_fenced_reports_stale, 10);
+	add_tcase(s, test_late_deactivation, 10);
 	add_tcase(s, test_module_plans_dry_run, 10);
 	add_tcase(s, test_module_cluster_view, 10);
 	add_tcase(s, test_plan_switchover, 10);

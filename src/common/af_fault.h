@@ -7,6 +7,7 @@
 #ifndef AF_FAULT_H
 #define AF_FAULT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,10 @@ struct af_fault {
 	unsigned n_causes;
 	uint64_t causes[AF_FAULT_CAUSES_MAX]; /* event ids, oldest first */
 	unsigned causes_dropped;              /* causes beyond the array, counted */
+	/* raised by the blade leaving the membership (a node.leave rule): the
+	 * evidence lapses once the blade is a member again, unlike a SEL record
+	 * or a sensor reading, which stays true after it was read */
+	bool membership_only;
 };
 
 extern const char *const af_layer_names[AF_LAYER_COUNT];

@@ -777,6 +777,7 @@ static void raise_fault(struct fm *m, int ri, const struct af_event *ev, struct 
 	s->f.scope = scope;
 	s->f.blade = ev->blade;
 	af_strlcpy(s->f.rule, r->name, sizeof(s->f.rule));
+	s->f.membership_only = r->kind == AF_EV_NODE_LEAVE;
 	af_strlcpy(s->f.entity, ev->entity, sizeof(s->f.entity));
 	if (scope == AF_SCOPE_VM)
 		af_strlcpy(s->f.vm, ev->entity, sizeof(s->f.vm));

@@ -538,6 +538,18 @@ void rcv_event(struct rcv *m, const struct af_event *ev)
 		int to = mstate_of(af_event_get(ev, "to"));
 		bool off = to == 0 || to == 1;
 
+		/* M5 and M6 come only from M4 or each other: while the payload
+		 * is known off they are a deactivation reported late (the shelf
+		 * manager's events after the IPMC's own sensor confirmed a
+		 * fence's M1), not a blade on again */
+		if (m->off[ev->blade] && (to == 5 || to == 6)) {
+			af_info("recovery: blade %d %s->%s ignored: its payload is known off, this "
+			        "is a deactivation reported late",
+			        ev->blade,
+			        af_event_get(ev, "from") ? af_event_get(ev, "from") : "?",
+			        af_event_get(ev, "to"));
+			return;
+		}
 		if (to >= 0 && off != m->off[ev->blade]) {
 			m->off[ev->blade] = off;
 			/* placement ignores an off blade's report; the report itself

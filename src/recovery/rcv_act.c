@@ -291,14 +291,15 @@ static void maybe_started(struct rcv *m, const struct rcv_run *r, unsigned i)
  *   healthy blade and whatever runs there, the VMs it took over included;
  *   the members that see a fault of it plan their own fence;
  * - a plan resumed from the journal acts on what an earlier run of this
- *   daemon saw. It cannot tell a healthy member from one with a fault its
- *   new failure model has not seen again (a fatal CPU error whose SEL
- *   record the old run consumed): a daemon killed mid-fence must finish
- *   that fence. So a partner that carried on meanwhile is still fenced
- *   (the soak: a blade cut off planned, 4 ms before it heard of its lost
- *   quorum, to fence its partner, was fenced itself, and after its repair
- *   fenced the healthy partner): a known gap until plans carry their
- *   evidence;
+ *   daemon saw. When that was only the blade leaving the membership, it
+ *   waited for quorum (rcv_exec) and the evidence is checked again: a
+ *   healthy member now carried on meanwhile (the soak: a blade cut off
+ *   planned, 4 ms before it heard of its lost quorum, to fence its partner,
+ *   was fenced itself, and after its repair fenced the healthy partner).
+ *   Other evidence (a SEL record, a sensor) is not questioned: a daemon
+ *   killed mid-fence of a blade with a fatal CPU error must finish that
+ *   fence although the blade is a member and the new failure model has
+ *   not seen the error again (the old run consumed its SEL record);
  * - a plan resumed from the journal or made without quorum that would
  *   fence this very blade: it runs, so it was restarted or repaired since,
  *   or it is back in the quorate membership whose other members see and
@@ -317,7 +318,7 @@ static bool stale_fence(const struct rcv *m, const struct rcv_run *r, int blade)
 	if ((r->from_journal || minority) && blade == m->local)
 		return true;
 	healthy_member = m->node[blade] && !m->off[blade] && m->faulty[blade] == 0;
-	if (minority && healthy_member)
+	if ((minority || (r->from_journal && r->plan.membership_only)) && healthy_member)
 		return true;
 	return false;
 }

@@ -23,6 +23,16 @@ static bool takeover_step(enum rcv_step_kind k)
 	       k == RCV_STEP_WAIT_QUORUM;
 }
 
+/* A fence resumed from the journal whose only evidence was the blade
+ * leaving the membership first waits for quorum: only a quorate daemon
+ * knows the membership well enough to tell whether that still holds (a
+ * daemon just started may not have heard of any member yet). */
+static bool needs_quorum(const struct rcv_run *r, const struct rcv_step *s)
+{
+	return takeover_step(s->kind) ||
+	       (s->kind == RCV_STEP_FENCE && r->from_journal && r->plan.membership_only);
+}
+
 static double ms(uint64_t ns)
 {
 	return (double)ns / 1e6;
@@ -136,16 +146,18 @@ static void advance(struct rcv_exec *x, struct rcv_run *r, uint64_t now)
 		}
 		if (r->st[r->cur] == RCV_ST_STARTED)
 			return; /* in progress */
-		if (takeover_step(s->kind) && !x->ops->quorate(x->opaque)) {
+		if (needs_quorum(r, s) && !x->ops->quorate(x->opaque)) {
 			if (r->state != RCV_RUN_WAITING) {
 				r->state = RCV_RUN_WAITING;
 				r->deadline_ns =
 				        now + (uint64_t)(s->timeout_ms ? s->timeout_ms : 30000) *
 				                      1000000ULL;
-				af_warn("recovery: plan %llu step %u (%s%s%s) waits for quorum: no "
-				        "takeover without it",
+				af_warn("recovery: plan %llu step %u (%s%s%s) waits for quorum: %s",
 				        (unsigned long long)r->id, r->cur + 1,
-				        rcv_step_names[s->kind], s->vm[0] ? " " : "", s->vm);
+				        rcv_step_names[s->kind], s->vm[0] ? " " : "", s->vm,
+				        takeover_step(s->kind)
+				                ? "no takeover without it"
+				                : "the membership that made the plan must be checked");
 			}
 			return;
 		}

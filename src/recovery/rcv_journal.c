@@ -60,9 +60,10 @@ static void drop(struct rcv_journal *j, struct rcv_jplan *p)
 static int encode_plan(char *buf, size_t len, uint64_t id, const struct rcv_plan *p)
 {
 	size_t pos;
-	int n = snprintf(buf, len,
-	                 "plan id=%llu fault=%llu class=%s owner=%d steps=", (unsigned long long)id,
-	                 (unsigned long long)p->fault_id, af_rclass_names[p->rclass], p->owner);
+	int n = snprintf(buf, len, "plan id=%llu fault=%llu class=%s owner=%d evidence=%s steps=",
+	                 (unsigned long long)id, (unsigned long long)p->fault_id,
+	                 af_rclass_names[p->rclass], p->owner,
+	                 p->membership_only ? "membership" : "events");
 
 	if (n < 0 || (size_t)n >= len)
 		return -EMSGSIZE;
@@ -165,6 +166,14 @@ static int apply(struct rcv_journal *j, char *rec)
 		if ((v = val(kv, n, "owner")) == NULL || af_parse_u64(v, 0, AF_MAX_BLADES, &x) < 0)
 			return -EINVAL;
 		plan.owner = (int)x;
+		/* absent in a journal written before plans carried it: events,
+		 * which a resumed plan does not question (the old behaviour) */
+		if ((v = val(kv, n, "evidence")) != NULL) {
+			if (strcmp(v, "membership") == 0)
+				plan.membership_only = true;
+			else if (strcmp(v, "events") != 0)
+				return -EINVAL;
+		}
 		if ((v = val(kv, n, "steps")) == NULL ||
 		    af_strlcpy(steps, v, sizeof(steps)) >= sizeof(steps) ||
 		    decode_steps(steps, &plan) < 0)

@@ -277,6 +277,7 @@ int rcv_plan_fault(const struct rcv_cluster *c, const struct af_fault *f,
 	memset(out, 0, sizeof(*out));
 	out->fault_id = f->id;
 	out->rclass = f->rclass;
+	out->membership_only = f->membership_only;
 	/* the shelf's own faults have no VMs to move: only people can act */
 	if (f->scope == AF_SCOPE_SHELF || f->rclass == AF_RC_NOTIFY_ONLY ||
 	    (f->blade == 0 && f->scope != AF_SCOPE_VM)) {

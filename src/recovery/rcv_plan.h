@@ -50,6 +50,9 @@ struct rcv_plan {
 	uint64_t fault_id;
 	enum af_recovery_class rclass;
 	int owner; /* the blade whose daemon carries the plan out (the partner on takeover) */
+	/* the fault's only evidence was the blade leaving the membership: a
+	 * daemon that resumes the plan after a restart checks it still holds */
+	bool membership_only;
 	unsigned n_steps;
 	struct rcv_step steps[RCV_MAX_STEPS];
 	char summary[160];
