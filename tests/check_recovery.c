@@ -456,6 +456,10 @@ START_TEST(test_journal_evidence)
 	        "steps=promote:4:vm1:5000:fence",
 	        "rcvj1 5 plan id=9 fault=11 class=failover owner=4 evidence= "
 	        "steps=promote:4:vm1:5000:fence",
+	        /* later evidence of the blade's own: events from then on */
+	        "rcvj1 6 evidence id=6 evidence=events",
+	        "rcvj1 7 evidence id=6 evidence=gossip",
+	        "rcvj1 8 evidence id=7",
 	};
 
 	jpath(path, sizeof(path));
@@ -466,6 +470,27 @@ START_TEST(test_journal_evidence)
 	ck_assert(!j->plans[0].plan.membership_only);
 	ck_assert(j->plans[1].plan.membership_only);
 	ck_assert(!j->plans[2].plan.membership_only);
+	rcv_journal_close(j);
+	jwrite(path, recs, 8);
+	memset(j, 0, sizeof(*j));
+	ck_assert_int_eq(rcv_journal_open(j, path), 0);
+	ck_assert_uint_eq(j->bad_lines, 4);
+	ck_assert_uint_eq(j->n_plans, 3);
+	ck_assert_uint_eq(j->plans[1].id, 6);
+	ck_assert(!j->plans[1].plan.membership_only);
+	ck_assert_int_eq(rcv_journal_evidence(j, 99, false), -EINVAL);
+	ck_assert_int_eq(rcv_journal_evidence(j, 6, true), 0);
+	rcv_journal_close(j);
+	memset(j, 0, sizeof(*j));
+	ck_assert_int_eq(rcv_journal_open(j, path), 0);
+	ck_assert_uint_eq(j->bad_lines, 0); /* compacted at the last open */
+	ck_assert(j->plans[1].plan.membership_only);
+	ck_assert_int_eq(rcv_journal_evidence(j, 6, false), 0);
+	rcv_journal_compact(j); /* a compaction keeps it */
+	rcv_journal_close(j);
+	memset(j, 0, sizeof(*j));
+	ck_assert_int_eq(rcv_journal_open(j, path), 0);
+	ck_assert(!j->plans[1].plan.membership_only);
 	rcv_journal_close(j);
 	jcleanup();
 
@@ -1112,6 +1137,7 @@ START_TEST(test_exec_journal_down)
 	snprintf(path, sizeof(path), "%s/j", dir);
 	ck_assert_int_eq(rcv_journal_open(j, path), 0);
 	memset(&p, 0, sizeof(p));
+	p.membership_only = true;
 	plan_add(&p, RCV_STEP_FENCE, 3, NULL, 1000);
 	plan_add(&p, RCV_STEP_START_VM, 4, "web", 1000);
 	plan_add(&p, RCV_STEP_START_VM, 4, "db", 1000);
@@ -1135,6 +1161,10 @@ START_TEST(test_exec_journal_down)
 	ck_assert_uint_eq(x.n_runs, 1);
 	ck_assert_int_eq(rcv_exec_step_done(&x, id, 1, 0, "ok", MS(3)), 0);
 	ck_assert_uint_eq(journal_down_calls, 1);
+	/* the blade's own evidence comes in: kept for the retry too */
+	ck_assert_int_eq(rcv_exec_evidence_found(&x, 999, MS(3)), -ENOENT);
+	ck_assert_int_eq(rcv_exec_evidence_found(&x, id, MS(3)), 0);
+	ck_assert(j->plans[0].plan.membership_only);
 	ck_assert_int_eq(rcv_exec_journal_retry(&x), -ENOSPC);
 	ck_assert(x.journal_down);
 	fi_disarm();
@@ -1145,6 +1175,7 @@ START_TEST(test_exec_journal_down)
 	ck_assert_uint_eq(j->plans[0].state[0], RCV_ST_DONE);
 	ck_assert_uint_eq(j->plans[0].state[1], RCV_ST_DONE);
 	ck_assert_uint_eq(j->plans[0].state[2], RCV_ST_STARTED);
+	ck_assert(!j->plans[0].plan.membership_only);
 	ck_assert_int_eq(rcv_exec_start(&x, &q, MS(4), &id2), 0);
 	ck_assert_uint_eq(x.n_runs, 2);
 
@@ -1175,6 +1206,19 @@ static int enc(const struct rcv_msg *m, char *buf, size_t len)
 
 	ck_assert_int_gt(n, RCV_MSG_HDR);
 	return n;
+}
+
+/* A frame's body changed in place: its checksum made right again. */
+static void reseal(char *buf, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = RCV_MSG_HDR; i < n; i++) {
+		h ^= (uint8_t)buf[i];
+		h *= 16777619u;
+	}
+	h = htonl(h);
+	memcpy(buf + 24, &h, 4);
 }
 
 START_TEST(test_msg_rejects_bad_input)
@@ -1315,6 +1359,30 @@ START_TEST(test_msg_round_trip)
 	ck_assert_int_eq(out.u.plan.plan.rclass, AF_RC_FENCE_AND_FAILOVER);
 	ck_assert_int_eq(out.u.plan.plan.steps[1].on_fail_escalate, RCV_STEP_FENCE);
 	ck_assert_int_eq(out.u.plan.plan.steps[2].on_fail_escalate, RCV_STEP_NOTIFY);
+	ck_assert(!out.u.plan.plan.membership_only);
+	/* what the plan rests on goes along: the blade that carries it out
+	 * checks it again after a restart of its own */
+	m.u.plan.plan.membership_only = true;
+	n = enc(&m, buf, sizeof(buf));
+	ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 0, &out, why, sizeof(why)), 0);
+	ck_assert(out.u.plan.plan.membership_only);
+	/* an unknown value is refused; a daemon that does not send it sends
+	 * events (tested by hand-made bodies in test_msg_rejects_bad_input) */
+	{
+		char *e = memmem(buf + RCV_MSG_HDR, (size_t)n - RCV_MSG_HDR, "membership", 10);
+
+		ck_assert_ptr_nonnull(e);
+		memcpy(e, "membersHip", 10);
+		reseal(buf, (size_t)n);
+		ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 0, &out, why, sizeof(why)),
+		                 -EBADMSG);
+		ck_assert_ptr_nonnull(strstr(why, "evidence"));
+		memcpy(e, "membership", 10);
+		memcpy(e - 11, "evidencX", 8); /* "evidence":" -> an unknown key */
+		reseal(buf, (size_t)n);
+		ck_assert_int_eq(rcv_msg_decode(buf, (size_t)n, 0, &out, why, sizeof(why)), 0);
+		ck_assert(!out.u.plan.plan.membership_only);
+	}
 	/* ... and no other step may claim one */
 	m.u.plan.plan.steps[2].on_fail_escalate = RCV_STEP_FENCE;
 	n = enc(&m, buf, sizeof(buf));
@@ -1758,8 +1826,12 @@ END_TEST
 /* Blade 2's daemon plans to fence blade 1 for f and take fg1 over, begins
  * the fence (never confirmed) and is killed; it starts again, alone and
  * not quorate yet. */
-static void resumed_fence_restart(struct eng_fixture *fx, const struct af_fault *f)
+enum confirm { NO_CONFIRM, CONFIRM_BY_FAULT, CONFIRM_BY_UPDATE };
+
+static void resumed_fence_restart_c(struct eng_fixture *fx, const struct af_fault *f,
+                                    enum confirm how)
 {
+	struct af_fault g = *f;
 	char *dir;
 
 	eng_open(fx, NULL, 1, "standby");
@@ -1770,8 +1842,25 @@ static void resumed_fence_restart(struct eng_fixture *fx, const struct af_fault 
 	for (int i = 0; i < 25 && fx->g.fences == 0; i++)
 		eng_spin(fx, 1);
 	ck_assert_uint_eq(fx->g.fences, 1); /* begun, never confirmed */
+	/* the blade's own evidence comes in while the fence goes on: a fault
+	 * of its own (already handled by the plan) or a cause joining f */
+	g.membership_only = false;
+	if (how == CONFIRM_BY_FAULT) {
+		g.id = f->id + 1;
+		g.layer = AF_LAYER_HARDWARE;
+		af_strlcpy(g.rule, "cpu-fatal", sizeof(g.rule));
+		rcv_fault_raised(fx->m, &g);
+	} else if (how == CONFIRM_BY_UPDATE) {
+		rcv_fault_updated(fx->m, &g);
+	}
+	eng_spin(fx, 2);
 	dir = eng_stop(fx);
 	eng_open(fx, dir, 1, "standby");
+}
+
+static void resumed_fence_restart(struct eng_fixture *fx, const struct af_fault *f)
+{
+	resumed_fence_restart_c(fx, f, NO_CONFIRM);
 }
 
 /* A plan resumed from the journal (a daemon killed in the middle of a
@@ -1831,6 +1920,20 @@ START_TEST(test_resumed_fence_membership)
 	ck_assert_uint_eq(fx.g.n_orders, 1);
 	ck_assert_str_eq(fx.g.orders[0], "promote fg1 force");
 	eng_close(&fx);
+
+	/* blade 1's own fault confirmed the plan before the restart (a fault
+	 * of its own, or a cause joining the first): it is fenced, a member
+	 * or not */
+	for (enum confirm how = CONFIRM_BY_FAULT; how <= CONFIRM_BY_UPDATE; how++) {
+		resumed_fence_restart_c(&fx, &f, how);
+		ck_assert(eng_plan_says(&fx, "\"evidence\": \"events\"", 5));
+		eng_members(&fx, true, B(1) | B(2) | B(3));
+		for (int i = 0; i < 50 && fx.g.n_orders == 0; i++)
+			eng_spin(&fx, 1);
+		ck_assert_uint_eq(fx.g.fences, 1);
+		ck_assert_uint_eq(fx.g.n_orders, 1);
+		eng_close(&fx);
+	}
 }
 END_TEST
 
@@ -1966,6 +2069,21 @@ START_TEST(test_late_deactivation)
 	hotswap(&fx, 1, "M4", "M6");
 	hotswap(&fx, 1, "M6", "M1");
 	ck_assert(!fg1_on(&fx, "\"running_on\": 1"));
+	/* into M5 from M1: what a shelf manager found after a reconnect (the
+	 * blade went on and its handle was opened meanwhile): on */
+	hotswap(&fx, 1, "M1", "M5");
+	ck_assert(fg1_on(&fx, "\"running_on\": 1"));
+	hotswap(&fx, 1, "M6", "M1");
+	ck_assert(!fg1_on(&fx, "\"running_on\": 1"));
+	/* no from at all: nothing says it is old news */
+	{
+		struct af_event ev;
+
+		af_event_init(&ev, AF_SRC_SHELF, AF_EV_HOTSWAP, 1, "payload");
+		af_event_set(&ev, "to", "M6");
+		rcv_event(fx.m, &ev);
+	}
+	ck_assert(fg1_on(&fx, "\"running_on\": 1"));
 	eng_close(&fx);
 }
 END_TEST

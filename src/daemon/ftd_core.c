@@ -139,6 +139,8 @@ static void fm_fault(void *opaque, const struct fm_report *r)
 		rcv_fault_raised(ctx->rcv, r->fault);
 	else if (r->op == FM_OP_CLEAR && ctx->rcv != NULL)
 		rcv_fault_cleared(ctx->rcv, r->fault);
+	else if (r->op == FM_OP_UPDATE && ctx->rcv != NULL)
+		rcv_fault_updated(ctx->rcv, r->fault);
 }
 
 static const struct fm_ops fm_ops = {.fault = fm_fault};

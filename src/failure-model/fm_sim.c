@@ -445,6 +445,9 @@ static void on_fault(void *opaque, const struct fm_report *r)
 		fprintf(s->out, ",\"merged_into\":%" PRIu64, r->merged_into);
 	if (r->escalated)
 		fprintf(s->out, ",\"escalated\":true");
+	/* what a resumed plan checks again (atca-ftd(8), RECOVERY) */
+	if (f->membership_only)
+		fprintf(s->out, ",\"evidence\":\"membership\"");
 	fprintf(s->out, "}\n");
 	if (s->hooks && s->hooks->report)
 		s->hooks->report(s->hooks->opaque, r, s->out);

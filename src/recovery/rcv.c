@@ -215,6 +215,30 @@ static const struct rcv_run *already(const struct rcv *m, const struct rcv_plan 
 	return NULL;
 }
 
+static bool fences(const struct rcv_plan *p, int blade)
+{
+	for (unsigned i = 0; i < p->n_steps; i++) {
+		if (p->steps[i].kind == RCV_STEP_FENCE && p->steps[i].blade == blade)
+			return true;
+	}
+	return false;
+}
+
+/* A plan in progress fences a blade on the membership alone, and p would
+ * fence it on other evidence (a SEL record read after the blade left):
+ * that evidence is the run's too. */
+static void share_evidence(struct rcv *m, const struct rcv_run *busy, const struct rcv_plan *p)
+{
+	if (!busy->plan.membership_only || p->membership_only)
+		return;
+	for (unsigned i = 0; i < p->n_steps; i++) {
+		if (p->steps[i].kind == RCV_STEP_FENCE && fences(&busy->plan, p->steps[i].blade)) {
+			(void)rcv_exec_evidence_found(&m->exec, busy->id, af_mono_ns());
+			return;
+		}
+	}
+}
+
 static int run_plan(struct rcv *m, const struct rcv_plan *p, uint64_t *id)
 {
 	const struct rcv_run *busy = already(m, p);
@@ -222,6 +246,7 @@ static int run_plan(struct rcv *m, const struct rcv_plan *p, uint64_t *id)
 	int rc;
 
 	if (busy != NULL) {
+		share_evidence(m, busy, p);
 		af_notice("recovery: fault %llu is already handled by plan %llu (%s)",
 		          (unsigned long long)p->fault_id, (unsigned long long)busy->id,
 		          busy->plan.summary);
@@ -320,6 +345,18 @@ void rcv_fault_raised(struct rcv *m, const struct af_fault *f)
 		m->faulty[f->blade]++;
 	rcv_view_fault(m, f, true);
 	plan_fault(m, f);
+}
+
+void rcv_fault_updated(struct rcv *m, const struct af_fault *f)
+{
+	if (m == NULL || f == NULL || f->membership_only)
+		return;
+	for (unsigned i = 0; i < m->exec.n_runs; i++) {
+		const struct rcv_run *r = m->exec.runs[i];
+
+		if (r->plan.fault_id == f->id && r->plan.membership_only)
+			(void)rcv_exec_evidence_found(&m->exec, r->id, af_mono_ns());
+	}
 }
 
 void rcv_fault_cleared(struct rcv *m, const struct af_fault *f)
@@ -536,18 +573,18 @@ void rcv_event(struct rcv *m, const struct af_event *ev)
 		return;
 	if (ev->kind == AF_EV_HOTSWAP) {
 		int to = mstate_of(af_event_get(ev, "to"));
+		int from = mstate_of(af_event_get(ev, "from"));
 		bool off = to == 0 || to == 1;
 
-		/* M5 and M6 come only from M4 or each other: while the payload
-		 * is known off they are a deactivation reported late (the shelf
-		 * manager's events after the IPMC's own sensor confirmed a
-		 * fence's M1), not a blade on again */
-		if (m->off[ev->blade] && (to == 5 || to == 6)) {
-			af_info("recovery: blade %d %s->%s ignored: its payload is known off, this "
-			        "is a deactivation reported late",
-			        ev->blade,
-			        af_event_get(ev, "from") ? af_event_get(ev, "from") : "?",
-			        af_event_get(ev, "to"));
+		/* M4->M5, M4->M6, M5->M6 while the payload is known off: a
+		 * deactivation reported late (the shelf manager's events after
+		 * the IPMC's own sensor confirmed a fence's M1), not a blade on
+		 * again. Any other way into M5/M6 (from M1 after a reconnect,
+		 * from M3, no from at all) says the blade went on meanwhile */
+		if (m->off[ev->blade] && (to == 5 || to == 6) && from >= 4 && from <= 6) {
+			af_info("recovery: blade %d M%d->M%d ignored: its payload is known off, "
+			        "this is a deactivation reported late",
+			        ev->blade, from, to);
 			return;
 		}
 		if (to >= 0 && off != m->off[ev->blade]) {

@@ -72,6 +72,10 @@ void rcv_fini(struct rcv *m);
 /* Inputs. */
 void rcv_fault_raised(struct rcv *m, const struct af_fault *f);
 void rcv_fault_cleared(struct rcv *m, const struct af_fault *f);
+/* An open fault gained a cause: evidence of the blade's own (a SEL record,
+ * a sensor) that joined a fault raised when it left the membership makes
+ * the plan for it finish its fence even after a restart. */
+void rcv_fault_updated(struct rcv *m, const struct af_fault *f);
 /* Every event the daemon accepted (hot-swap states tell which blades are
  * off; VM lifecycle events count restarts). */
 void rcv_event(struct rcv *m, const struct af_event *ev);

@@ -295,6 +295,11 @@ int rcv_exec_journal_retry(struct rcv_exec *x)
 		struct rcv_jplan *jp = &j->plans[i];
 		const struct rcv_run *r = find_active(x, jp->id);
 
+		if (r != NULL && r->plan.membership_only != jp->plan.membership_only) {
+			rc = rcv_journal_evidence(j, jp->id, r->plan.membership_only);
+			if (rc < 0)
+				goto fail;
+		}
 		for (unsigned k = 0; r != NULL && k < jp->plan.n_steps; k++) {
 			if (r->st[k] == jp->state[k] || r->st[k] == RCV_ST_PENDING)
 				continue;
@@ -425,6 +430,30 @@ int rcv_exec_step_done(struct rcv_exec *x, uint64_t id, unsigned i, int rc, cons
 	}
 	journal_step(x, r, i, RCV_ST_FAILED, now_ns);
 	end_run(x, r, false, now_ns);
+	return 0;
+}
+
+int rcv_exec_evidence_found(struct rcv_exec *x, uint64_t id, uint64_t now_ns)
+{
+	struct rcv_run *r = x ? find_active(x, id) : NULL;
+	int rc;
+
+	if (r == NULL)
+		return -ENOENT;
+	if (!r->plan.membership_only)
+		return 0;
+	r->plan.membership_only = false;
+	af_notice("recovery: plan %llu: the blade's own fault confirms it: a restart finishes its "
+	          "fence",
+	          (unsigned long long)id);
+	if (x->journal == NULL || x->journal_down)
+		return 0; /* the retry writes it */
+	rc = rcv_journal_evidence(x->journal, id, false);
+	if (rc < 0) {
+		af_err("recovery: plan %llu: its evidence could not be journaled (%s)",
+		       (unsigned long long)id, strerror(-rc));
+		journal_failed(x, rc, now_ns);
+	}
 	return 0;
 }
 

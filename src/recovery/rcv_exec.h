@@ -122,6 +122,11 @@ int rcv_exec_journal_retry(struct rcv_exec *x);
 int rcv_exec_step_done(struct rcv_exec *x, uint64_t id, unsigned i, int rc, const char *msg,
                        uint64_t now_ns);
 
+/* Run id rests on more than the membership now (a fault of the blade's own
+ * joined the one raised when it left): a restart no longer questions its
+ * fence. Journaled. 0, -ENOENT for a run not in progress. */
+int rcv_exec_evidence_found(struct rcv_exec *x, uint64_t id, uint64_t now_ns);
+
 /* Deadlines and quorum waits. Call at rcv_exec_next_deadline() and when
  * quorum changes. */
 void rcv_exec_tick(struct rcv_exec *x, uint64_t now_ns);

@@ -203,6 +203,17 @@ static int apply(struct rcv_journal *j, char *rec)
 		drop(j, p);
 		return 0;
 	}
+	if (strcmp(type, "evidence") == 0) {
+		if ((v = val(kv, n, "evidence")) == NULL)
+			return -EINVAL;
+		if (strcmp(v, "membership") == 0)
+			p->plan.membership_only = true;
+		else if (strcmp(v, "events") == 0)
+			p->plan.membership_only = false;
+		else
+			return -EINVAL;
+		return 0;
+	}
 	return -EINVAL;
 }
 
@@ -328,6 +339,22 @@ int rcv_journal_step(struct rcv_journal *j, uint64_t id, unsigned step, enum rcv
 	rc = append(j, rec);
 	if (rc == 0)
 		p->state[step] = (uint8_t)st;
+	return rc;
+}
+
+int rcv_journal_evidence(struct rcv_journal *j, uint64_t id, bool membership_only)
+{
+	struct rcv_jplan *p = j ? find(j, id) : NULL;
+	char rec[96];
+	int rc;
+
+	if (p == NULL)
+		return -EINVAL;
+	snprintf(rec, sizeof(rec), "evidence id=%llu evidence=%s", (unsigned long long)id,
+	         membership_only ? "membership" : "events");
+	rc = append(j, rec);
+	if (rc == 0)
+		p->plan.membership_only = membership_only;
 	return rc;
 }
 

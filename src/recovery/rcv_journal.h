@@ -67,6 +67,9 @@ void rcv_journal_close(struct rcv_journal *j);
 int rcv_journal_plan(struct rcv_journal *j, uint64_t id, const struct rcv_plan *p);
 int rcv_journal_step(struct rcv_journal *j, uint64_t id, unsigned step, enum rcv_step_state st);
 int rcv_journal_finish(struct rcv_journal *j, uint64_t id);
+/* What plan id rests on changed (evidence of a blade's own fault joined a
+ * fault raised when it left the membership). */
+int rcv_journal_evidence(struct rcv_journal *j, uint64_t id, bool membership_only);
 
 /* Rewrites the journal with the unfinished plans only, atomically: if any
  * part fails the old journal stays as it was, and in use. */

@@ -97,6 +97,7 @@ static json_object *plan_body(const struct rcv_msg_plan *m)
 	json_object_object_add(o, "fault", json_object_new_int64((int64_t)p->fault_id));
 	json_object_object_add(o, "class", jstr(af_rclass_names[p->rclass]));
 	json_object_object_add(o, "owner", json_object_new_int(p->owner));
+	json_object_object_add(o, "evidence", jstr(p->membership_only ? "membership" : "events"));
 	json_object_object_add(o, "summary", jstr(p->summary));
 	for (unsigned i = 0; i < p->n_steps; i++) {
 		const struct rcv_step *s = &p->steps[i];
@@ -355,6 +356,16 @@ static void dec_plan(struct ck *c, json_object *o, struct rcv_msg_plan *m)
 	k = c->bad ? -1 : one_of(c, "class", cls, af_rclass_names, AF_RC_COUNT);
 	p->rclass = k < 0 ? AF_RC_NOTIFY_ONLY : (enum af_recovery_class)k;
 	p->owner = (int)get_int(c, o, "owner", 0, AF_MAX_BLADES);
+	/* absent from a daemon before plans carried it: events, as a journal */
+	if (json_object_object_get_ex(o, "evidence", &a)) {
+		const char *e =
+		        json_object_is_type(a, json_type_string) ? json_object_get_string(a) : "";
+
+		if (strcmp(e, "membership") == 0)
+			p->membership_only = true;
+		else if (strcmp(e, "events") != 0)
+			fail(c, "evidence is not membership or events");
+	}
 	get_str(c, o, "summary", p->summary, sizeof(p->summary));
 	a = array(c, o, "steps", RCV_MAX_STEPS, &n);
 	if (a != NULL && n == 0)

@@ -674,6 +674,9 @@ static json_object *run_json(const struct rcv_run *r, uint64_t now)
 	json_object_object_add(o, "id", json_object_new_int64((int64_t)r->id));
 	json_object_object_add(o, "fault", json_object_new_int64((int64_t)r->plan.fault_id));
 	json_object_object_add(o, "class", json_object_new_string(af_rclass_names[r->plan.rclass]));
+	json_object_object_add(
+	        o, "evidence",
+	        json_object_new_string(r->plan.membership_only ? "membership" : "events"));
 	json_object_object_add(o, "summary", json_object_new_string(r->plan.summary));
 	json_object_object_add(o, "state", json_object_new_string(rcv_run_state_names[r->state]));
 	json_object_object_add(o, "step", json_object_new_int((int)r->cur));
