@@ -1826,7 +1826,7 @@ END_TEST
 /* Blade 2's daemon plans to fence blade 1 for f and take fg1 over, begins
  * the fence (never confirmed) and is killed; it starts again, alone and
  * not quorate yet. */
-enum confirm { NO_CONFIRM, CONFIRM_BY_FAULT, CONFIRM_BY_UPDATE };
+enum confirm { NO_CONFIRM, CONFIRM_BY_FAULT, CONFIRM_BY_UPDATE, UPDATE_OF_ANOTHER_BLADE };
 
 static void resumed_fence_restart_c(struct eng_fixture *fx, const struct af_fault *f,
                                     enum confirm how)
@@ -1851,6 +1851,9 @@ static void resumed_fence_restart_c(struct eng_fixture *fx, const struct af_faul
 		af_strlcpy(g.rule, "cpu-fatal", sizeof(g.rule));
 		rcv_fault_raised(fx->m, &g);
 	} else if (how == CONFIRM_BY_UPDATE) {
+		rcv_fault_updated(fx->m, &g);
+	} else if (how == UPDATE_OF_ANOTHER_BLADE) {
+		g.blade = 3; /* the same number, not the same fault */
 		rcv_fault_updated(fx->m, &g);
 	}
 	eng_spin(fx, 2);
@@ -1898,11 +1901,21 @@ START_TEST(test_resumed_fence_membership)
 	struct eng_fixture fx;
 
 	f.membership_only = true;
-	/* blade 1 carried on: a healthy member once quorum is there */
-	resumed_fence_restart(&fx, &f);
+	/* blade 1 carried on: a healthy member once quorum is there. An update
+	 * of a fault of blade 3 that has the same number did not confirm the
+	 * plan, nor does one of the new process (its numbers start again) */
+	resumed_fence_restart_c(&fx, &f, UPDATE_OF_ANOTHER_BLADE);
 	eng_spin(&fx, 10);
 	ck_assert_uint_eq(fx.g.fences, 0); /* no membership known yet: it waits */
 	ck_assert(eng_plan_says(&fx, "waiting", 1));
+	ck_assert(eng_plan_says(&fx, "\"evidence\": \"membership\"", 1));
+	{
+		struct af_fault g = f;
+
+		g.membership_only = false;
+		rcv_fault_updated(fx.m, &g);
+	}
+	ck_assert(eng_plan_says(&fx, "\"evidence\": \"membership\"", 1));
 	eng_members(&fx, true, B(1) | B(2) | B(3));
 	ck_assert(eng_plan_says(&fx, "not fenced: blade 1 is back", 50));
 	ck_assert_uint_eq(fx.g.fences, 0);

@@ -741,8 +741,11 @@ static void raise_fault(struct fm *m, int ri, const struct af_event *ev, struct 
 		af_fault_add_cause(&a->f, ev->id);
 		a->last_ns = m->now;
 		/* a fence of the blade follows from this event alone: the fault
-		 * no longer rests on the blade leaving the membership */
-		if (r->kind != AF_EV_NODE_LEAVE && r->rclass == AF_RC_FENCE_AND_FAILOVER)
+		 * no longer rests on the blade leaving the membership (an open
+		 * one: a fault that cleared a moment ago and takes in a late
+		 * symptom is over, whatever its plan still does) */
+		if (a->state == SLOT_OPEN && r->kind != AF_EV_NODE_LEAVE &&
+		    r->rclass == AF_RC_FENCE_AND_FAILOVER)
 			a->f.membership_only = false;
 		report(m, FM_OP_UPDATE, FM_WHY_ABSORBED, a, 0, ev->id);
 		return;

@@ -351,10 +351,14 @@ void rcv_fault_updated(struct rcv *m, const struct af_fault *f)
 {
 	if (m == NULL || f == NULL || f->membership_only)
 		return;
+	/* fault ids are this process's own: a run resumed from the journal or
+	 * handed over by another blade numbers its fault elsewhere, and the
+	 * same number here is another fault */
 	for (unsigned i = 0; i < m->exec.n_runs; i++) {
 		const struct rcv_run *r = m->exec.runs[i];
 
-		if (r->plan.fault_id == f->id && r->plan.membership_only)
+		if (r->plan.fault_id == f->id && r->plan.membership_only && !r->from_journal &&
+		    !r->requested && fences(&r->plan, f->blade))
 			(void)rcv_exec_evidence_found(&m->exec, r->id, af_mono_ns());
 	}
 }
@@ -372,6 +376,8 @@ void rcv_fault_cleared(struct rcv *m, const struct af_fault *f)
 /* Another blade hands us a plan (its own evidence, our takeover). */
 void rcv_plan_requested(struct rcv *m, uint32_t from, const struct rcv_plan *p)
 {
+	uint64_t id = 0;
+
 	if (!m->exec_ok || m->env.cfg->recovery.mode == AF_RCV_DRY_RUN) {
 		log_plan(p, "requested by another blade; dry run");
 		return;
@@ -379,7 +385,12 @@ void rcv_plan_requested(struct rcv *m, uint32_t from, const struct rcv_plan *p)
 	af_notice("recovery: blade %u asks this blade to carry out its plan for fault %llu", from,
 	          (unsigned long long)p->fault_id);
 	log_plan(p, "requested by another blade");
-	(void)run_plan(m, p, NULL);
+	if (run_plan(m, p, &id) < 0)
+		return;
+	for (unsigned i = 0; i < m->exec.n_runs; i++) {
+		if (m->exec.runs[i]->id == id)
+			m->exec.runs[i]->requested = true;
+	}
 }
 
 void rcv_deliver(struct rcv *m, uint32_t from_slot, const void *buf, size_t len)

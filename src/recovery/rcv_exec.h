@@ -55,6 +55,7 @@ struct rcv_run {
 	uint64_t started_ns, ended_ns;
 	bool resumed;      /* replayed from the journal, not advanced yet */
 	bool from_journal; /* made by an earlier run of the daemon */
+	bool requested;    /* handed over by another blade: its fault id is that daemon's */
 	bool escalated;    /* the current stop-vm failed: fencing instead */
 };
 
