@@ -203,6 +203,17 @@ START_TEST(test_plan_restart_then_move)
 	ck_assert_int_eq(p.owner, 2);
 	ck_assert_int_eq(p.steps[0].on_fail_escalate, RCV_STEP_FENCE);
 	c.blades[1].hypervisor_down = false;
+	/* a late report from the blade the VM left (a fenced blade's daemon
+	 * telling of its QEMU killed): it runs on blade 2 now, untouched */
+	c.vms[3].blade = 2;
+	c.vms[3].running = true;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "notify:1:app");
+	ck_assert_str_eq(p.summary, "runs elsewhere: notify");
+	c.vms[3].blade = 1;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "restart-vm:1:app");
+	c.vms[3].running = false;
 	/* a guest fault of an ft VM never promotes its backup */
 	f = fault(AF_LAYER_VM, AF_SCOPE_VM, 3, "db", AF_RC_RESTART_VM);
 	c.vms[0].restarts_recent = 3;

@@ -584,6 +584,14 @@ static struct slot *absorber(struct fm *m, const struct fm_rule *r, int blade, s
 	/* the shelf's own faults (fans, PEMs) are nobody's symptoms */
 	if (blade <= 0 || scope_of(r, blade) == AF_SCOPE_SHELF)
 		return NULL;
+	/* a guest failing on a blade that is still a member while the shelf
+	 * manager has only lost its IPMC (M7): the host runs, and its
+	 * hardware fault (whose fence cannot be confirmed through a silent
+	 * IPMC) does not explain the guest, which must be recovered on its own
+	 * (the soak: fg1's QEMU killed on such a blade stayed down) */
+	if (r->kind == AF_EV_VM_LIFECYCLE && m->blades[blade].member == 1 &&
+	    m->blades[blade].mstate == 7)
+		return NULL;
 	for (uint32_t i = 0; i < m->n_open; i++) {
 		struct slot *s = &m->slots[m->open[i]];
 

@@ -198,6 +198,15 @@ static void restart_vm(const struct rcv_cluster *c, const struct af_fault *f,
 		return;
 	}
 	p->owner = v->blade;
+	if (v->running && f->blade > 0 && v->blade != f->blade) {
+		/* a late report of a copy that is gone (a fenced blade's daemon
+		 * telling of its QEMU killed): restarting would touch the copy
+		 * that runs */
+		add(p, RCV_STEP_NOTIFY, f->blade, v->name, 0, "%s runs on blade %d now", v->name,
+		    v->blade);
+		snprintf(p->summary, sizeof(p->summary), "runs elsewhere: notify");
+		return;
+	}
 	if (v->protection == AF_PROT_NONE) {
 		add(p, RCV_STEP_NOTIFY, v->blade, v->name, 0, "%s is not protected", v->name);
 		snprintf(p->summary, sizeof(p->summary), "unprotected: notify");

@@ -1101,7 +1101,7 @@ vm {
         from its disk on a pair blade (a reboot the counter check allows)."""
         for s in PAIR:
             if engine_status(self.t, s):
-                self.t.ctl(s, "--yes", "vm", "stop", FT)
+                self.t.ctl(s, "--yes", "vm", "quit", FT)
         # not drawn from the seed's generator: the heal's path depends on
         # timing, the scenarios drawn after it must not
         lab = self.t.lab()
