@@ -293,7 +293,12 @@ START_TEST(test_events)
 	                         "\"epoch\":8}\n"
 	                         "{\"event\":\"protected\"}\n"
 	                         "{\"event\":\"promoted\",\"detail\":null}\n"
-	                         "{\"event\":\"vm-failed\",\"detail\":\"QEMU exited\"}\n"};
+	                         "{\"event\":\"vm-failed\",\"detail\":\"QEMU exited\"}\n"
+	                         /* restarted: its guest runs again (once) */
+	                         "{\"event\":\"state\",\"state\":\"failed\"}\n"
+	                         "{\"event\":\"state\",\"state\":\"unprotected\"}\n"
+	                         "{\"event\":\"state\",\"state\":\"syncing\"}\n"
+	                         "{\"event\":\"state\",\"state\":\"protected\"}\n"};
 	struct af_config *cfg;
 	struct sink s = {0};
 	struct af_module_env env = {0};
@@ -311,8 +316,8 @@ START_TEST(test_events)
 	ck_assert_int_eq(vft_init(&m, &env), 0);
 	qb_loop_timer_add(s.loop, QB_LOOP_LOW, 5 * AF_NS_PER_S, s.loop, give_up, &t);
 	qb_loop_run(s.loop);
-	ck_assert_uint_eq(s.n, 5);
-	for (unsigned i = 0; i < 5; i++) {
+	ck_assert_uint_eq(s.n, 6);
+	for (unsigned i = 0; i < 6; i++) {
 		ck_assert_int_eq(s.ev[i].source, AF_SRC_ENGINE);
 		ck_assert_int_eq(s.ev[i].blade, 1);
 		ck_assert_str_eq(s.ev[i].entity, "fg1");
@@ -330,9 +335,11 @@ START_TEST(test_events)
 	ck_assert_str_eq(af_event_get(&s.ev[3], "event"), "started");
 	ck_assert_int_eq(s.ev[4].kind, AF_EV_VM_LIFECYCLE);
 	ck_assert_str_eq(af_event_get(&s.ev[4], "event"), "stopped-failed");
+	ck_assert_int_eq(s.ev[5].kind, AF_EV_VM_LIFECYCLE);
+	ck_assert_str_eq(af_event_get(&s.ev[5], "event"), "started");
 	/* the last state it said; a name too long was ignored */
 	ck_assert_int_eq(vft_engine_state(m, "fg1", state, sizeof(state)), 0);
-	ck_assert_str_eq(state, "standby");
+	ck_assert_str_eq(state, "protected");
 	ck_assert_int_eq(vft_engine_state(m, "web", state, sizeof(state)), -ENOENT);
 	ck_assert_int_eq(vft_engine_state(m, "fg1", NULL, 4), -EINVAL);
 	vft_fini(m);

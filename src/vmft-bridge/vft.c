@@ -6,7 +6,8 @@
  * events: backup lost -> engine.health state=backup-lost (vm-unprotected),
  * acknowledgements late -> state=replication-stalled (vm-unprotected too),
  * protected -> state=ok, guest gone -> vm.lifecycle event=stopped-failed,
- * promoted -> vm.lifecycle event=started.
+ * promoted, or a primary's guest running again (a restart) ->
+ * vm.lifecycle event=started.
  *
  * Engines are not children of the daemon: a protected guest must survive a
  * restart of its manager, so they are started detached and found again
@@ -190,7 +191,8 @@ static void engine_event(struct vft *m, const struct af_cfg_vm *v, const char *e
 		af_event_set(&e, "state", "%s", strcmp(ev, "protected") == 0 ? "ok" : ev);
 		if (epoch != 0)
 			af_event_set(&e, "epoch", "%llu", (unsigned long long)epoch);
-	} else if (strcmp(ev, "vm-failed") == 0 || strcmp(ev, "promoted") == 0) {
+	} else if (strcmp(ev, "vm-failed") == 0 || strcmp(ev, "promoted") == 0 ||
+	           strcmp(ev, "guest-up") == 0) {
 		af_event_init(&e, AF_SRC_ENGINE, AF_EV_VM_LIFECYCLE, blade, v->name);
 		af_event_set(&e, "event", "%s", ev[0] == 'v' ? "stopped-failed" : "started");
 	} else {
@@ -259,6 +261,28 @@ static void respawn_due(struct vft *m, unsigned i)
 		       m->env.cfg->vms[i].name, err[0] ? err : strerror(-rc));
 }
 
+static bool in(const char *s, const char *const *set)
+{
+	for (; *set != NULL; set++) {
+		if (strcmp(s, *set) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A primary's guest runs (again): from no state, booting, failed or quit
+ * into one of the primary's running states. Without it a vm-failed fault
+ * of a VM the engine restarted stayed open, and the next failure of that
+ * guest only joined it: no plan (the soak, seed 942394263, step 43). A
+ * backup's promotion says "promoted" itself (promoting -> unprotected). */
+static bool guest_up(const char *was, const char *now)
+{
+	static const char *const down[] = {"", "booting", "failed", "quit", NULL};
+	static const char *const up[] = {"unprotected", "syncing", "protected", NULL};
+
+	return in(was, down) && in(now, up);
+}
+
 static void link_line(struct vft *m, unsigned i, const char *line)
 {
 	const struct af_cfg_vm *v = &m->env.cfg->vms[i];
@@ -272,11 +296,15 @@ static void link_line(struct vft *m, unsigned i, const char *line)
 	    json_object_is_type(st, json_type_string) &&
 	    strlen(json_object_get_string(st)) < sizeof(m->links[i].state) &&
 	    strcmp(m->links[i].state, json_object_get_string(st)) != 0) {
+		bool up = guest_up(m->links[i].state, json_object_get_string(st));
+
 		af_strlcpy(m->links[i].state, json_object_get_string(st),
 		           sizeof(m->links[i].state));
 		af_info("vmft-bridge: engine of vm %s is %s", v->name, m->links[i].state);
 		if (strcmp(m->links[i].state, "standby") == 0)
 			m->links[i].respawn_wait = 0;
+		if (up)
+			engine_event(m, v, "guest-up", "", 0);
 	}
 	if (json_object_object_get_ex(o, "event", &ev) &&
 	    json_object_is_type(ev, json_type_string) &&

@@ -982,8 +982,17 @@ vm {
                 lab2.state.get("faults", {}).pop(key, None)
                 lab2.save()
                 continue
-            r = self.lab_cmd(*args, check_rc=False, timeout=120)
-            self.say("  repair %s %s: %s" % (kind, tgt or "", (r.stdout + r.stderr).strip()[:120]))
+            for attempt in range(3):
+                r = self.lab_cmd(*args, check_rc=False, timeout=120)
+                self.say("  repair %s %s: %s" % (kind, tgt or "",
+                                                 (r.stdout + r.stderr).strip()[:120]))
+                # the shelf manager's console can lose its prompt on a
+                # loaded machine: a repair left undone fails the heal (the
+                # blade fenced again for the fault still there: seed
+                # 942394263, step 39), so it is asked again
+                if r.returncode == 0 or "ipmi_sim console" not in r.stdout + r.stderr:
+                    break
+                time.sleep(2)
         self.lingering = keep
         if keep:
             self.say("  left open: %s" % keep)
