@@ -207,9 +207,19 @@ START_TEST(test_plan_restart_then_move)
 	 * telling of its QEMU killed): it runs on blade 2 now, untouched */
 	c.vms[3].blade = 2;
 	c.vms[3].running = true;
+	c.blades[1].off = true;
 	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
 	ck_assert_str_eq(steps(&p), "notify:1:app");
 	ck_assert_str_eq(p.summary, "runs elsewhere: notify");
+	c.blades[1].off = false;
+	c.blades[1].member = false;
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "notify:1:app");
+	c.blades[1].member = true;
+	/* blade 1 is alive: no guard (blade 2's report may be stale, a
+	 * migration just done): the restart it always was */
+	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
+	ck_assert_str_eq(steps(&p), "restart-vm:2:app");
 	c.vms[3].blade = 1;
 	ck_assert_int_eq(rcv_plan_fault(&c, &f, &t, &p), 0);
 	ck_assert_str_eq(steps(&p), "restart-vm:1:app");

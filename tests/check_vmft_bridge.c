@@ -333,10 +333,12 @@ START_TEST(test_events)
 	ck_assert_str_eq(af_event_get(&s.ev[2], "state"), "ok");
 	ck_assert_int_eq(s.ev[3].kind, AF_EV_VM_LIFECYCLE);
 	ck_assert_str_eq(af_event_get(&s.ev[3], "event"), "started");
+	ck_assert_str_eq(af_event_get(&s.ev[3], "how"), "promoted");
 	ck_assert_int_eq(s.ev[4].kind, AF_EV_VM_LIFECYCLE);
 	ck_assert_str_eq(af_event_get(&s.ev[4], "event"), "stopped-failed");
 	ck_assert_int_eq(s.ev[5].kind, AF_EV_VM_LIFECYCLE);
 	ck_assert_str_eq(af_event_get(&s.ev[5], "event"), "started");
+	ck_assert_str_eq(af_event_get(&s.ev[5], "how"), "running"); /* no trap */
 	/* the last state it said; a name too long was ignored */
 	ck_assert_int_eq(vft_engine_state(m, "fg1", state, sizeof(state)), 0);
 	ck_assert_str_eq(state, "protected");

@@ -783,9 +783,12 @@ static void nt_event(struct ftd_ctx *ctx, const struct af_event *ev)
 			nt_engine_event(ctx, ev, af_event_get(ev, "state"));
 		break;
 	case AF_EV_VM_LIFECYCLE:
-		/* an engine's "started" is its promotion */
+		/* an engine's "started" of a promotion (not of a restart, nor of
+		 * a running primary found again after a reconnect) */
 		if (ev->source == AF_SRC_ENGINE && af_event_get(ev, "event") != NULL &&
-		    strcmp(af_event_get(ev, "event"), "started") == 0)
+		    strcmp(af_event_get(ev, "event"), "started") == 0 &&
+		    (af_event_get(ev, "how") == NULL ||
+		     strcmp(af_event_get(ev, "how"), "promoted") == 0))
 			nt_engine_event(ctx, ev, "promoted");
 		break;
 	default:

@@ -198,10 +198,12 @@ static void restart_vm(const struct rcv_cluster *c, const struct af_fault *f,
 		return;
 	}
 	p->owner = v->blade;
-	if (v->running && f->blade > 0 && v->blade != f->blade) {
+	if (v->running && f->blade > 0 && v->blade != f->blade &&
+	    (c->blades[f->blade].off || !c->blades[f->blade].member)) {
 		/* a late report of a copy that is gone (a fenced blade's daemon
 		 * telling of its QEMU killed): restarting would touch the copy
-		 * that runs */
+		 * that runs. Only then: a live blade's report of its own guest
+		 * beats another blade's report, which may be stale */
 		add(p, RCV_STEP_NOTIFY, f->blade, v->name, 0, "%s runs on blade %d now", v->name,
 		    v->blade);
 		snprintf(p->summary, sizeof(p->summary), "runs elsewhere: notify");

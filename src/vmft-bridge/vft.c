@@ -195,6 +195,9 @@ static void engine_event(struct vft *m, const struct af_cfg_vm *v, const char *e
 	           strcmp(ev, "guest-up") == 0) {
 		af_event_init(&e, AF_SRC_ENGINE, AF_EV_VM_LIFECYCLE, blade, v->name);
 		af_event_set(&e, "event", "%s", ev[0] == 'v' ? "stopped-failed" : "started");
+		/* a promotion is news for the NMS (unprotected); a restart is not */
+		if (ev[0] != 'v')
+			af_event_set(&e, "how", "%s", ev[0] == 'p' ? "promoted" : "running");
 	} else {
 		return;
 	}
