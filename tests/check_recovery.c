@@ -1971,6 +1971,41 @@ START_TEST(test_resumed_fence_membership)
 }
 END_TEST
 
+static void hotswap(struct eng_fixture *fx, int blade, const char *from, const char *to)
+{
+	struct af_event ev;
+
+	af_event_init(&ev, AF_SRC_SHELF, AF_EV_HOTSWAP, blade, "payload");
+	af_event_set(&ev, "from", "%s", from);
+	af_event_set(&ev, "to", "%s", to);
+	rcv_event(fx->m, &ev);
+}
+
+/* Blade `from` reports fg1 (and rg1 with with_rg1) running, as its daemon's
+ * STATE message would. */
+static void peer_reports_running(struct eng_fixture *fx, int from, bool with_rg1)
+{
+	static struct rcv_msg msg;
+	char buf[8192];
+	int n;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.type = RCV_MSG_STATE;
+	msg.sender = (uint32_t)from;
+	msg.seq = 1;
+	msg.u.state.libvirt_up = true;
+	msg.u.state.n_vms = with_rg1 ? 2 : 1;
+	af_strlcpy(msg.u.state.vms[0].name, "fg1", sizeof(msg.u.state.vms[0].name));
+	af_strlcpy(msg.u.state.vms[0].state, "running", sizeof(msg.u.state.vms[0].state));
+	if (with_rg1) {
+		af_strlcpy(msg.u.state.vms[1].name, "rg1", sizeof(msg.u.state.vms[1].name));
+		af_strlcpy(msg.u.state.vms[1].state, "running", sizeof(msg.u.state.vms[1].state));
+	}
+	n = rcv_msg_encode(&msg, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	rcv_deliver(fx->m, (uint32_t)from, buf, (size_t)n);
+}
+
 /* The partner fences a blade and takes its VMs over at once: what the
  * fenced blade reported before it went (fg1 running there) does not hold
  * the takeover back, nor do the shelf manager's hot-swap events, which
@@ -1982,28 +2017,12 @@ START_TEST(test_fenced_reports_stale)
 	struct eng_fixture fx;
 	struct af_fault f =
 	        fault(AF_LAYER_HARDWARE, AF_SCOPE_BLADE, 1, NULL, AF_RC_FENCE_AND_FAILOVER);
-	static struct rcv_msg msg;
-	struct af_event ev;
 	json_object *v;
-	char buf[8192];
 	bool ended = false;
-	int n;
 
 	eng_open_vms(&fx, NULL, 1, "standby", true);
 	eng_members(&fx, true, B(1) | B(2) | B(3));
-	memset(&msg, 0, sizeof(msg));
-	msg.type = RCV_MSG_STATE;
-	msg.sender = 1;
-	msg.seq = 1;
-	msg.u.state.libvirt_up = true;
-	msg.u.state.n_vms = 2;
-	af_strlcpy(msg.u.state.vms[0].name, "fg1", sizeof(msg.u.state.vms[0].name));
-	af_strlcpy(msg.u.state.vms[0].state, "running", sizeof(msg.u.state.vms[0].state));
-	af_strlcpy(msg.u.state.vms[1].name, "rg1", sizeof(msg.u.state.vms[1].name));
-	af_strlcpy(msg.u.state.vms[1].state, "running", sizeof(msg.u.state.vms[1].state));
-	n = rcv_msg_encode(&msg, buf, sizeof(buf));
-	ck_assert_int_gt(n, 0);
-	rcv_deliver(fx.m, 1, buf, (size_t)n);
+	peer_reports_running(&fx, 1, true);
 	eng_spin(&fx, 5);
 	v = rcv_vms_json(fx.m);
 	ck_assert_ptr_nonnull(strstr(json_object_to_json_string(v), "\"running_on\": 1"));
@@ -2023,10 +2042,7 @@ START_TEST(test_fenced_reports_stale)
 	ck_assert_str_eq(fx.g.orders[0], "promote fg1 force");
 	/* meanwhile the shelf manager's events of the deactivation arrive,
 	 * after the IPMC's sensor confirmed M1 */
-	af_event_init(&ev, AF_SRC_SHELF, AF_EV_HOTSWAP, 1, "payload");
-	af_event_set(&ev, "from", "M5");
-	af_event_set(&ev, "to", "M6");
-	rcv_event(fx.m, &ev);
+	hotswap(&fx, 1, "M5", "M6");
 	for (int i = 0; i < 100 && !ended; i++) {
 		json_object *plans;
 		const char *text;
@@ -2043,16 +2059,6 @@ START_TEST(test_fenced_reports_stale)
 	eng_close(&fx);
 }
 END_TEST
-
-static void hotswap(struct eng_fixture *fx, int blade, const char *from, const char *to)
-{
-	struct af_event ev;
-
-	af_event_init(&ev, AF_SRC_SHELF, AF_EV_HOTSWAP, blade, "payload");
-	af_event_set(&ev, "from", "%s", from);
-	af_event_set(&ev, "to", "%s", to);
-	rcv_event(fx->m, &ev);
-}
 
 static bool fg1_on(struct eng_fixture *fx, const char *where)
 {
@@ -2071,23 +2077,10 @@ static bool fg1_on(struct eng_fixture *fx, const char *where)
 START_TEST(test_late_deactivation)
 {
 	struct eng_fixture fx;
-	static struct rcv_msg msg;
-	char buf[8192];
-	int n;
 
 	eng_open(&fx, NULL, 1, "standby");
 	eng_members(&fx, true, B(1) | B(2) | B(3));
-	memset(&msg, 0, sizeof(msg));
-	msg.type = RCV_MSG_STATE;
-	msg.sender = 1;
-	msg.seq = 1;
-	msg.u.state.libvirt_up = true;
-	msg.u.state.n_vms = 1;
-	af_strlcpy(msg.u.state.vms[0].name, "fg1", sizeof(msg.u.state.vms[0].name));
-	af_strlcpy(msg.u.state.vms[0].state, "running", sizeof(msg.u.state.vms[0].state));
-	n = rcv_msg_encode(&msg, buf, sizeof(buf));
-	ck_assert_int_gt(n, 0);
-	rcv_deliver(fx.m, 1, buf, (size_t)n);
+	peer_reports_running(&fx, 1, false);
 	eng_spin(&fx, 5);
 	ck_assert(fg1_on(&fx, "\"running_on\": 1"));
 	hotswap(&fx, 1, "M4", "M1"); /* the fence, confirmed by the IPMC */
