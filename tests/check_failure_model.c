@@ -579,6 +579,76 @@ START_TEST(test_holds_and_ticks)
 }
 END_TEST
 
+static int feed_simple(struct fm *m, uint64_t t, enum af_ev_source src, enum af_ev_kind kind,
+                       int blade)
+{
+	struct af_event ev = mk(t, src, kind, blade, "node");
+
+	return fm_event(m, &ev);
+}
+
+static int feed_fence(struct fm *m, uint64_t t, int blade, const char *result)
+{
+	struct af_event ev = mk(t, AF_SRC_SHELF, AF_EV_FENCE, blade, "payload");
+
+	af_event_set(&ev, "action", "fence");
+	af_event_set(&ev, "result", "%s", result);
+	return fm_event(m, &ev);
+}
+
+/* A fatal blade fault that cleared explains the blade's symptoms of the
+ * next subsume_window only if the blade went away (payload off, a fence
+ * confirmed, out of the membership) while the fault was open. M7 -> M4
+ * with the blade a member throughout, its fence failed: the blade then
+ * leaving the cluster is a fault of its own (the soak, seed 1470415251
+ * step 324: absorbed, its VMs stayed down). */
+START_TEST(test_subsume_only_after_going_away)
+{
+	struct seen s = {0};
+	struct fm *m = NULL;
+
+	ck_assert_int_eq(fm_init(&m, NULL, &ops, &s), 0);
+	for (int b = 2; b <= 4; b++)
+		feed_simple(m, 50, AF_SRC_CLUSTER, AF_EV_NODE_JOIN, b);
+
+	/* blade 2: never away; a failed fence is not "off" */
+	ck_assert_int_eq(feed_hotswap(m, 100, 2, "M4", "M7", "unexpected"), 1);
+	feed_fence(m, 2100, 2, "failed");
+	ck_assert_int_eq(feed_hotswap(m, 3000, 2, "M7", "M4", "unexpected"), 1);
+	ck_assert_int_eq(feed_simple(m, 4000, AF_SRC_CLUSTER, AF_EV_NODE_LEAVE, 2), 0);
+	ck_assert_int_eq(fm_tick(m, 5000 * AF_NS_PER_MS), 1);
+	ck_assert_uint_eq(s.n, 3);
+	ck_assert_int_eq(s.r[2].op, FM_OP_RAISE);
+	ck_assert_str_eq(s.r[2].rule, "host-lost");
+	ck_assert_uint_ne(s.r[2].id, s.r[0].id);
+
+	/* blade 3: a fence confirmed while hs-lost was open: the leave after
+	 * the clear is its late news, absorbed */
+	ck_assert_int_eq(feed_hotswap(m, 10000, 3, "M4", "M7", "unexpected"), 1);
+	feed_fence(m, 10500, 3, "ok");
+	ck_assert_int_eq(feed_hotswap(m, 11000, 3, "M7", "M4", "unexpected"), 1);
+	ck_assert_int_eq(feed_simple(m, 12000, AF_SRC_CLUSTER, AF_EV_NODE_LEAVE, 3), 1);
+	fm_tick(m, 13000 * AF_NS_PER_MS);
+	ck_assert_uint_eq(s.n, 6);
+	ck_assert_int_eq(s.r[5].op, FM_OP_UPDATE);
+	ck_assert_int_eq(s.r[5].why, FM_WHY_ABSORBED);
+	ck_assert_uint_eq(s.r[5].id, s.r[3].id);
+	ck_assert_str_eq(s.r[5].rule, "hs-lost");
+
+	/* blade 4: the fence confirmed only after the clear does not count
+	 * for the cleared fault */
+	ck_assert_int_eq(feed_hotswap(m, 20000, 4, "M4", "M7", "unexpected"), 1);
+	ck_assert_int_eq(feed_hotswap(m, 21000, 4, "M7", "M4", "unexpected"), 1);
+	feed_fence(m, 21500, 4, "ok");
+	ck_assert_int_eq(feed_simple(m, 22000, AF_SRC_CLUSTER, AF_EV_NODE_LEAVE, 4), 0);
+	fm_tick(m, 23000 * AF_NS_PER_MS);
+	ck_assert_uint_eq(s.n, 9);
+	ck_assert_int_eq(s.r[8].op, FM_OP_RAISE);
+	ck_assert_str_eq(s.r[8].rule, "host-lost");
+	fm_fini(m);
+}
+END_TEST
+
 /* Memory is bounded by max_faults and max_sources: a flood of distinct
  * sensors neither crashes nor grows anything; what does not fit is reported
  * as ignored. */
@@ -781,6 +851,7 @@ int main(void)
 	add_tcase(s, test_max_faults_from_rules, 10);
 	add_tcase(s, test_orphan_rebound, 10);
 	add_tcase(s, test_holds_and_ticks, 10);
+	add_tcase(s, test_subsume_only_after_going_away, 10);
 	add_tcase(s, test_bounds, 20);
 	add_tcase(s, test_replace_rules, 10);
 	add_tcase(s, test_two_instances, 10);

@@ -103,6 +103,10 @@ struct blade_state {
 	 * cleared (the slot may have been reused: the id tells) */
 	uint32_t fatal_slot;
 	uint64_t fatal_id;
+	/* while that fault was open, the blade went away: its payload off
+	 * (M0/M1, power lost, a fence confirmed) or out of the membership.
+	 * Only then are its symptoms after the clear late news of that. */
+	bool fatal_down;
 };
 
 struct hold {
@@ -445,6 +449,20 @@ static long long vm_failures(const struct fm *m, const struct blade_state *b)
 	return n;
 }
 
+/* The blade went away (payload off, out of the membership): noted for its
+ * fatal hardware fault if that is still open. After the clear it is news
+ * of its own, not the fault's. */
+static void went_away(struct fm *m, struct blade_state *b)
+{
+	const struct slot *s;
+
+	if (b->fatal_id == 0)
+		return;
+	s = &m->slots[b->fatal_slot];
+	if (s->state == SLOT_OPEN && s->f.id == b->fatal_id)
+		b->fatal_down = true;
+}
+
 static void update_state(struct fm *m, const struct af_event *ev, struct source *src)
 {
 	struct blade_state *b = &m->blades[ev->blade];
@@ -457,7 +475,15 @@ static void update_state(struct fm *m, const struct af_event *ev, struct source 
 			b->mstate = (int8_t)(v[1] - '0');
 			if (b->mstate == 4)
 				b->power = 1; /* active again: powered */
+			if (b->mstate <= 1)
+				went_away(m, b);
 		}
+		break;
+	case AF_EV_FENCE:
+		v = af_event_get(ev, "action");
+		if (v && strcmp(v, "fence") == 0 && af_event_get(ev, "result") &&
+		    strcmp(af_event_get(ev, "result"), "ok") == 0)
+			went_away(m, b);
 		break;
 	case AF_EV_IPMC_UNREACHABLE:
 		b->ipmc = 0;
@@ -467,6 +493,7 @@ static void update_state(struct fm *m, const struct af_event *ev, struct source 
 		break;
 	case AF_EV_NODE_LEAVE:
 		b->member = 0;
+		went_away(m, b);
 		break;
 	case AF_EV_NODE_JOIN:
 		b->member = 1;
@@ -488,6 +515,8 @@ static void update_state(struct fm *m, const struct af_event *ev, struct source 
 
 			if (off)
 				b->power = dir && strcmp(dir, "deassert") == 0 ? 1 : 0;
+			if (b->power == 0)
+				went_away(m, b);
 		}
 		break;
 	case AF_EV_SENSOR_THRESHOLD: {
@@ -606,10 +635,16 @@ static struct slot *absorber(struct fm *m, const struct fm_rule *r, int blade, s
 	if (host != NULL)
 		return host;
 	/* a fatal blade fault that cleared a moment ago (the blade is active
-	 * again) still explains late symptoms of its host and VMs; new
-	 * hardware evidence is a new fault */
+	 * again) still explains late symptoms of its host and VMs, if the
+	 * blade went away while it was open; new hardware evidence is a new
+	 * fault. A fault that cleared with the blade never off nor out of the
+	 * membership (M7 -> M4: the shelf manager lost the IPMC and found it
+	 * again, its fence failed) explains nothing after its clear: the
+	 * blade leaving the cluster then is a loss of its own (the soak,
+	 * seed 1470415251 step 324: a partition 4 s later was absorbed, and
+	 * fg1 and rg1 stayed down until it healed) */
 	b = &m->blades[blade];
-	if (b->fatal_id != 0 && r->layer != AF_LAYER_HARDWARE) {
+	if (b->fatal_id != 0 && b->fatal_down && r->layer != AF_LAYER_HARDWARE) {
 		struct slot *s = &m->slots[b->fatal_slot];
 
 		if (s != self && s->state == SLOT_CLEARED && s->f.id == b->fatal_id &&
@@ -825,8 +860,12 @@ static void raise_fault(struct fm *m, int ri, const struct af_event *ev, struct 
 	s->last_raise_ns = m->now ? m->now : 1;
 	if (s->f.severity == AF_SEV_FATAL && s->f.layer == AF_LAYER_HARDWARE &&
 	    s->f.scope == AF_SCOPE_BLADE) {
-		m->blades[s->blade].fatal_slot = (uint32_t)(s - m->slots);
-		m->blades[s->blade].fatal_id = s->f.id;
+		struct blade_state *b = &m->blades[s->blade];
+
+		b->fatal_slot = (uint32_t)(s - m->slots);
+		b->fatal_id = s->f.id;
+		b->fatal_down =
+		        (b->mstate >= 0 && b->mstate <= 1) || b->power == 0 || b->member == 0;
 	}
 	s->nonmatch = 0;
 	s->ttl_ns = 0;
