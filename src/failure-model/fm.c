@@ -103,10 +103,13 @@ struct blade_state {
 	 * cleared (the slot may have been reused: the id tells) */
 	uint32_t fatal_slot;
 	uint64_t fatal_id;
-	/* while that fault was open, the blade went away: its payload off
-	 * (M0/M1, power lost, a fence confirmed) or out of the membership.
-	 * Only then are its symptoms after the clear late news of that. */
-	bool fatal_down;
+	/* while that fault was open, the blade's payload was seen off (M0/M1,
+	 * power lost, a fence confirmed) / the blade left the membership:
+	 * only then are its symptoms after the clear late news of that */
+	bool fatal_off, fatal_left;
+	/* its last node.leave, news again if the fault clears with the blade
+	 * still out of the membership and never seen off */
+	struct af_event leave;
 };
 
 struct hold {
@@ -449,18 +452,20 @@ static long long vm_failures(const struct fm *m, const struct blade_state *b)
 	return n;
 }
 
-/* The blade went away (payload off, out of the membership): noted for its
+static bool fatal_open(const struct fm *m, const struct blade_state *b)
+{
+	const struct slot *s = &m->slots[b->fatal_slot];
+
+	return b->fatal_id != 0 && s->state == SLOT_OPEN && s->f.id == b->fatal_id;
+}
+
+/* The blade's payload went off, or it left the membership: noted for its
  * fatal hardware fault if that is still open. After the clear it is news
  * of its own, not the fault's. */
-static void went_away(struct fm *m, struct blade_state *b)
+static void went_off(struct fm *m, struct blade_state *b)
 {
-	const struct slot *s;
-
-	if (b->fatal_id == 0)
-		return;
-	s = &m->slots[b->fatal_slot];
-	if (s->state == SLOT_OPEN && s->f.id == b->fatal_id)
-		b->fatal_down = true;
+	if (fatal_open(m, b))
+		b->fatal_off = true;
 }
 
 static void update_state(struct fm *m, const struct af_event *ev, struct source *src)
@@ -476,14 +481,14 @@ static void update_state(struct fm *m, const struct af_event *ev, struct source 
 			if (b->mstate == 4)
 				b->power = 1; /* active again: powered */
 			if (b->mstate <= 1)
-				went_away(m, b);
+				went_off(m, b);
 		}
 		break;
 	case AF_EV_FENCE:
 		v = af_event_get(ev, "action");
 		if (v && strcmp(v, "fence") == 0 && af_event_get(ev, "result") &&
 		    strcmp(af_event_get(ev, "result"), "ok") == 0)
-			went_away(m, b);
+			went_off(m, b);
 		break;
 	case AF_EV_IPMC_UNREACHABLE:
 		b->ipmc = 0;
@@ -493,7 +498,9 @@ static void update_state(struct fm *m, const struct af_event *ev, struct source 
 		break;
 	case AF_EV_NODE_LEAVE:
 		b->member = 0;
-		went_away(m, b);
+		b->leave = *ev;
+		if (fatal_open(m, b))
+			b->fatal_left = true;
 		break;
 	case AF_EV_NODE_JOIN:
 		b->member = 1;
@@ -516,7 +523,7 @@ static void update_state(struct fm *m, const struct af_event *ev, struct source 
 			if (off)
 				b->power = dir && strcmp(dir, "deassert") == 0 ? 1 : 0;
 			if (b->power == 0)
-				went_away(m, b);
+				went_off(m, b);
 		}
 		break;
 	case AF_EV_SENSOR_THRESHOLD: {
@@ -636,15 +643,20 @@ static struct slot *absorber(struct fm *m, const struct fm_rule *r, int blade, s
 		return host;
 	/* a fatal blade fault that cleared a moment ago (the blade is active
 	 * again) still explains late symptoms of its host and VMs, if the
-	 * blade went away while it was open; new hardware evidence is a new
-	 * fault. A fault that cleared with the blade never off nor out of the
-	 * membership (M7 -> M4: the shelf manager lost the IPMC and found it
-	 * again, its fence failed) explains nothing after its clear: the
-	 * blade leaving the cluster then is a loss of its own (the soak,
-	 * seed 1470415251 step 324: a partition 4 s later was absorbed, and
-	 * fg1 and rg1 stayed down until it healed) */
+	 * blade went away (off, or out of the membership) while it was open;
+	 * new hardware evidence is a new fault. A fault that cleared with the
+	 * blade never away (M7 -> M4: the shelf manager lost the IPMC and
+	 * found it again, its fence failed) explains nothing after its clear
+	 * (the soak, seed 1470415251 step 324: a partition 4 s later was
+	 * absorbed, and fg1 and rg1 stayed down until it healed). A node.leave
+	 * is late news only of a blade seen off that had not left yet: one
+	 * that left while the fault was open has rejoined since, and leaves
+	 * anew. */
 	b = &m->blades[blade];
-	if (b->fatal_id != 0 && b->fatal_down && r->layer != AF_LAYER_HARDWARE) {
+	if (b->fatal_id != 0 &&
+	    (r->kind == AF_EV_NODE_LEAVE ? b->fatal_off && !b->fatal_left
+	                                 : b->fatal_off || b->fatal_left) &&
+	    r->layer != AF_LAYER_HARDWARE) {
 		struct slot *s = &m->slots[b->fatal_slot];
 
 		if (s != self && s->state == SLOT_CLEARED && s->f.id == b->fatal_id &&
@@ -864,8 +876,8 @@ static void raise_fault(struct fm *m, int ri, const struct af_event *ev, struct 
 
 		b->fatal_slot = (uint32_t)(s - m->slots);
 		b->fatal_id = s->f.id;
-		b->fatal_down =
-		        (b->mstate >= 0 && b->mstate <= 1) || b->power == 0 || b->member == 0;
+		b->fatal_off = (b->mstate >= 0 && b->mstate <= 1) || b->power == 0;
+		b->fatal_left = b->member == 0;
 	}
 	s->nonmatch = 0;
 	s->ttl_ns = 0;
@@ -989,12 +1001,17 @@ static void classify(struct fm *m, const struct af_event *ev, bool held)
 	raise_fault(m, chosen, ev, chosen_slot, held);
 }
 
-static void apply_clears(struct fm *m, const struct af_event *ev)
+/* Returns true when the event cleared the blade's fatal hardware fault
+ * while the blade is out of the membership and was never seen off: its
+ * departure, explained by that fault until now, is news again. */
+static bool apply_clears(struct fm *m, const struct af_event *ev)
 {
+	const struct blade_state *b = &m->blades[ev->blade];
 	struct fm_blade_view bv;
+	bool left = false;
 
 	if (m->rules->n_clears == 0)
-		return;
+		return false;
 	blade_view(m, ev->blade, ev->kind, &bv);
 	for (unsigned c = 0; c < m->rules->n_clears; c++) {
 		const struct fm_clear *cl = &m->rules->clears[c];
@@ -1007,6 +1024,9 @@ static void apply_clears(struct fm *m, const struct af_event *ev)
 			if (!fm_clear_names(cl, s->f.rule) ||
 			    !same_target(s, ev->blade, ev->entity))
 				continue;
+			if (s->f.id == b->fatal_id && b->member == 0 && !b->fatal_off &&
+			    b->leave.kind == AF_EV_NODE_LEAVE && b->leave.blade == ev->blade)
+				left = true;
 			clear_slot(m, s, FM_WHY_RULE, 0, ev->id);
 		}
 		for (unsigned i = 0; i < MAX_HOLDS; i++) {
@@ -1028,6 +1048,7 @@ static void apply_clears(struct fm *m, const struct af_event *ev)
 			}
 		}
 	}
+	return left;
 }
 
 /* Fires every timer due before t (at or before t when inclusive), each at
@@ -1090,6 +1111,7 @@ int fm_event(struct fm *m, const struct af_event *ev)
 {
 	struct source *src;
 	uint64_t h;
+	bool left;
 
 	if (m == NULL || ev == NULL)
 		return -EINVAL;
@@ -1127,8 +1149,21 @@ int fm_event(struct fm *m, const struct af_event *ev)
 		return m->reports;
 	}
 	update_state(m, ev, src);
-	apply_clears(m, ev);
+	left = apply_clears(m, ev);
 	classify(m, ev, false);
+	if (left) {
+		/* the soak's M7, partition, M4: hs-lost's fence failed on the
+		 * silent IPMC, the blade's leave joined it; with the fault
+		 * cleared, the blade (still gone, never fenced) must be
+		 * recovered as a loss of its own */
+		struct af_event again = m->blades[ev->blade].leave;
+
+		af_info("failure-model: blade %d is active again (event %llu) but still out of "
+		        "the membership, never seen off: its leave (event %llu) is news again",
+		        ev->blade, (unsigned long long)ev->id, (unsigned long long)again.id);
+		again.ts_ns = m->now;
+		classify(m, &again, false);
+	}
 	return m->reports;
 }
 
