@@ -1860,7 +1860,7 @@ static void resumed_fence_restart_c(struct eng_fixture *fx, const struct af_faul
 	eng_members(fx, true, B(1) | B(2) | B(3));
 	eng_spin(fx, 5);
 	rcv_fault_raised(fx->m, f);
-	for (int i = 0; i < 25 && fx->g.fences == 0; i++)
+	for (int i = 0; i < 250 && fx->g.fences == 0; i++)
 		eng_spin(fx, 1);
 	ck_assert_uint_eq(fx->g.fences, 1); /* begun, never confirmed */
 	/* the blade's own evidence comes in while the fence goes on: a fault
@@ -2031,7 +2031,7 @@ START_TEST(test_fenced_reports_stale)
 	/* fence blade 1, promote fg1, start rg1; the promotion takes a while */
 	fx.g.hold = true;
 	rcv_fault_raised(fx.m, &f);
-	for (int i = 0; i < 50 && fx.g.fences == 0; i++)
+	for (int i = 0; i < 250 && fx.g.fences == 0; i++)
 		eng_spin(&fx, 1);
 	ck_assert_uint_eq(fx.g.fences, 1);
 	ck_assert_ptr_nonnull(fx.g.pending_done);
