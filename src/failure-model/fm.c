@@ -459,9 +459,10 @@ static bool fatal_open(const struct fm *m, const struct blade_state *b)
 	return b->fatal_id != 0 && s->state == SLOT_OPEN && s->f.id == b->fatal_id;
 }
 
-/* The blade's payload went off, or it left the membership: noted for its
- * fatal hardware fault if that is still open. After the clear it is news
- * of its own, not the fault's. */
+/* The blade's payload went off (M0/M1, power lost, a fence confirmed):
+ * noted for its fatal hardware fault if that is still open (a leave is
+ * noted in update_state as fatal_left). After the clear it is news of its
+ * own, not the fault's. */
 static void went_off(struct fm *m, struct blade_state *b)
 {
 	if (fatal_open(m, b))
